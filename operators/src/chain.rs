@@ -1,0 +1,205 @@
+//! One worker's operator chain: event in, verdict out.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use spamflow_schemas::Verdict;
+
+use crate::{
+    EventCtx, OperatorWorker, Policy, Signal, StateError, StateUpdate, StatefulOperator,
+    StatelessOperator,
+};
+
+type StatefulFactory = Arc<dyn Fn() -> Box<dyn StatefulOperator> + Send + Sync>;
+
+/// Everything needed to build a [`Chain`] per worker thread. Cheap to clone: compiled
+/// stateless operators are shared, stateful operators are made fresh per worker.
+#[derive(Clone)]
+pub struct ChainBuilder {
+    stateless: Vec<Arc<dyn StatelessOperator>>,
+    stateful: Vec<(&'static str, StatefulFactory)>,
+    policy: Arc<Policy>,
+}
+
+impl std::fmt::Debug for ChainBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainBuilder")
+            .field(
+                "stateless",
+                &self.stateless.iter().map(|o| o.name()).collect::<Vec<_>>(),
+            )
+            .field(
+                "stateful",
+                &self.stateful.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
+            .field("rules_version", &self.rules_version())
+            .finish()
+    }
+}
+
+impl ChainBuilder {
+    /// A chain with no operators: every verdict is `allow` with score 0.
+    pub fn new(policy: Policy) -> Self {
+        ChainBuilder {
+            stateless: Vec::new(),
+            stateful: Vec::new(),
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// Adds a stateless operator (evaluated in the order added).
+    pub fn stateless(mut self, op: Arc<dyn StatelessOperator>) -> Self {
+        self.stateless.push(op);
+        self
+    }
+
+    /// Adds a stateful operator; `make` is called once per worker.
+    pub fn stateful(
+        mut self,
+        name: &'static str,
+        make: impl Fn() -> Box<dyn StatefulOperator> + Send + Sync + 'static,
+    ) -> Self {
+        self.stateful.push((name, Arc::new(make)));
+        self
+    }
+
+    /// Whether any operator keeps state (the runtime then needs the changelog topic).
+    pub fn has_state(&self) -> bool {
+        !self.stateful.is_empty()
+    }
+
+    /// Names of the operators, in evaluation order.
+    pub fn operator_names(&self) -> Vec<&'static str> {
+        self.stateless
+            .iter()
+            .map(|o| o.name())
+            .chain(self.stateful.iter().map(|(n, _)| *n))
+            .collect()
+    }
+
+    /// Content hash of the policy and every operator's rules, tables and config:
+    /// `rules_version` in every verdict.
+    pub fn rules_version(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(self.policy.config()).unwrap_or_default());
+        for op in &self.stateless {
+            h.update(op.name());
+            h.update(op.content_hash());
+        }
+        for (_, make) in &self.stateful {
+            let op = make();
+            h.update(op.name());
+            h.update(op.content_hash());
+        }
+        format!("sha256:{}", &hex::encode(h.finalize())[..16])
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// A chain for one worker thread.
+    pub fn build(&self) -> Chain {
+        Chain {
+            stateless: self.stateless.iter().map(|o| o.worker()).collect(),
+            stateful: self.stateful.iter().map(|(_, make)| make()).collect(),
+            policy: self.policy.clone(),
+            rules_version: self.rules_version(),
+            signals: Vec::with_capacity(16),
+        }
+    }
+}
+
+/// One worker's operator chain. Synchronous and infallible on the hot path.
+pub struct Chain {
+    stateless: Vec<Box<dyn OperatorWorker>>,
+    stateful: Vec<Box<dyn StatefulOperator>>,
+    policy: Arc<Policy>,
+    rules_version: String,
+    signals: Vec<Signal>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("rules_version", &self.rules_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chain {
+    /// Runs every operator on the event and lets the policy decide.
+    pub fn process(&mut self, ctx: &EventCtx<'_>, decided_at: DateTime<Utc>) -> Verdict {
+        self.signals.clear();
+        for op in &mut self.stateless {
+            op.inspect(ctx, &mut self.signals);
+        }
+        for op in &mut self.stateful {
+            op.inspect(ctx, &mut self.signals);
+        }
+        self.policy
+            .decide(ctx.event, &self.signals, &self.rules_version, decided_at)
+    }
+
+    /// The policy (for alerts).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// `rules_version` stamped on this chain's verdicts.
+    pub fn rules_version(&self) -> &str {
+        &self.rules_version
+    }
+
+    /// Whether any operator keeps state.
+    pub fn has_state(&self) -> bool {
+        !self.stateful.is_empty()
+    }
+
+    /// `partition` is now owned by this chain.
+    pub fn assigned(&mut self, partition: i32) {
+        for op in &mut self.stateful {
+            op.assigned(partition);
+        }
+    }
+
+    /// `partition` is no longer owned: drop its state.
+    pub fn revoked(&mut self, partition: i32) {
+        for op in &mut self.stateful {
+            op.revoked(partition);
+        }
+    }
+
+    /// Applies one changelog record to the operator named `operator`. Records of an
+    /// operator that no longer exists are skipped (returns `Ok(false)`).
+    pub fn restore(
+        &mut self,
+        partition: i32,
+        operator: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<bool, StateError> {
+        match self.stateful.iter_mut().find(|op| op.name() == operator) {
+            Some(op) => op.restore(partition, key, value).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Calls `f(operator, update)` for each key of `partition` changed since the last snapshot.
+    pub fn snapshot(
+        &mut self,
+        partition: i32,
+        buf: &mut Vec<StateUpdate>,
+        mut f: impl FnMut(&'static str, &StateUpdate),
+    ) {
+        for op in &mut self.stateful {
+            buf.clear();
+            op.snapshot(partition, buf);
+            for u in buf.iter() {
+                f(op.name(), u);
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! spamflow detection logic, free of Kafka and tokio.
+//!
+//! - [`signal`]: what an operator says about one event ([`Signal`]).
+//! - [`operator`]: the two operator interfaces. A [`StatelessOperator`] (pattern, origin)
+//!   is compiled once and shared through `Arc`; each worker thread asks it for its own
+//!   [`OperatorWorker`] that owns per-thread scratch. A [`StatefulOperator`] (velocity,
+//!   throttle) keeps per-partition keyed state and has hooks for partition assigned
+//!   (restore), revoked (drop) and snapshot (changelog).
+//! - [`policy`]: signals -> [`Verdict`](spamflow_schemas::Verdict): action, score,
+//!   reasons, labels, shadow reasons.
+//! - [`chain`]: one worker's operator chain: event in, verdict out; synchronous and
+//!   infallible on the hot path.
+//!
+//! The runtime (`spamflow-pipeline`) and `spamflow backtest` both run events through
+//! [`Chain`], which is why they give the same verdicts for the same input.
+
+pub mod chain;
+pub mod operator;
+pub mod policy;
+pub mod signal;
+
+pub use chain::{Chain, ChainBuilder};
+pub use operator::{
+    EventCtx, OperatorWorker, StateError, StateUpdate, StatefulOperator, StatelessOperator,
+};
+pub use policy::{Policy, PolicyConfig, PolicyConfigError};
+pub use signal::{ActionHint, Signal};
+
+/// `spamflow/<version>`, stamped on every verdict.
+pub const PIPELINE_ID: &str = concat!("spamflow/", env!("CARGO_PKG_VERSION"));

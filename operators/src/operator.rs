@@ -1,0 +1,86 @@
+//! The operator interfaces.
+//!
+//! Operators are synchronous and infallible on the hot path: an event in, signals out.
+//! They never see Kafka; the runtime and `backtest` drive them through [`crate::Chain`].
+
+use spamflow_schemas::SubmissionEvent;
+
+use crate::Signal;
+
+/// What an operator sees of one event.
+#[derive(Debug, Clone, Copy)]
+pub struct EventCtx<'a> {
+    /// The decoded submission.
+    pub event: &'a SubmissionEvent,
+    /// Input partition (per-partition state lives under it). `backtest` uses the same
+    /// partitioner as the producer guide recommends, so state keys agree.
+    pub partition: i32,
+    /// `submitted_at` in ms since the epoch: the only clock operators may use.
+    pub event_time_ms: i64,
+}
+
+/// A stateless operator (pattern, origin): compiled once per rule-pack version and
+/// shared by all workers through `Arc`.
+pub trait StatelessOperator: Send + Sync + std::fmt::Debug {
+    /// Bounded operator name, used in reasons and metrics.
+    fn name(&self) -> &'static str;
+    /// Content hash of what this operator was built from (rule pack, tables, config);
+    /// it becomes part of `rules_version`.
+    fn content_hash(&self) -> String;
+    /// A per-worker instance that owns its scratch space (never shared between threads).
+    fn worker(&self) -> Box<dyn OperatorWorker>;
+}
+
+/// One worker thread's instance of a stateless operator.
+pub trait OperatorWorker: Send {
+    /// Appends this operator's findings on `ctx` to `out`.
+    fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);
+}
+
+/// One changed key of a stateful operator since the last snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateUpdate {
+    /// Operator-local key (e.g. the normalized sender).
+    pub key: Vec<u8>,
+    /// New value, or `None` when the key was evicted (a changelog tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+/// A changelog record that cannot be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("operator `{operator}`: cannot restore key {key:?}: {detail}")]
+pub struct StateError {
+    /// Operator name.
+    pub operator: &'static str,
+    /// Printable key.
+    pub key: String,
+    /// What is wrong with the value.
+    pub detail: String,
+}
+
+/// A stateful operator (velocity, throttle) with per-partition keyed state.
+///
+/// Input is keyed by sender, so per-sender state of one sender lives in one partition
+/// and one worker owns it: no locking on the hot path.
+pub trait StatefulOperator: Send {
+    /// Bounded operator name; also the changelog key prefix.
+    fn name(&self) -> &'static str;
+    /// Content hash of the operator's configuration (part of `rules_version`).
+    fn content_hash(&self) -> String;
+    /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition`.
+    fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);
+    /// `partition` is now owned by this worker; its state starts empty and is then
+    /// filled by [`StatefulOperator::restore`] calls from the changelog.
+    fn assigned(&mut self, partition: i32);
+    /// Applies one changelog record of `partition` (latest value per key wins).
+    fn restore(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StateError>;
+    /// `partition` is no longer owned: drop its state.
+    fn revoked(&mut self, partition: i32);
+    /// Appends the keys of `partition` changed since the last snapshot and marks them clean.
+    fn snapshot(&mut self, partition: i32, out: &mut Vec<StateUpdate>);
+}

@@ -1,0 +1,169 @@
+//! Kafka client configuration and topic administration.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+
+use crate::config::{Config, Guarantee};
+use crate::metrics::Metrics;
+
+/// Base client config: brokers plus the pass-through `kafka.client` settings.
+pub fn base_config(cfg: &Config, brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    c.set(
+        "client.id",
+        format!("spamflow-{}", env!("CARGO_PKG_VERSION")),
+    );
+    for (k, v) in &cfg.kafka.client {
+        c.set(k, v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// Config of the input consumer (one consumer group, cooperative-sticky, manual commits).
+pub fn consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
+    let mut c = base_config(cfg, brokers);
+    c.set("group.id", &cfg.kafka.group_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            cfg.kafka
+                .client
+                .get("auto.offset.reset")
+                .map_or("earliest", String::as_str),
+        )
+        // Offsets of our own transactions: read only committed input and committed offsets.
+        .set("isolation.level", "read_committed");
+    if let Some(id) = &cfg.kafka.group_instance_id {
+        c.set("group.instance.id", id);
+    }
+    c
+}
+
+/// Config of the output producer; transactional under exactly-once.
+pub fn producer_config(cfg: &Config, brokers: &str) -> ClientConfig {
+    let mut c = base_config(cfg, brokers);
+    c.set("enable.idempotence", "true")
+        .set(
+            "linger.ms",
+            cfg.kafka
+                .client
+                .get("linger.ms")
+                .map_or("2", String::as_str),
+        )
+        .set(
+            "queue.buffering.max.messages",
+            cfg.kafka
+                .client
+                .get("queue.buffering.max.messages")
+                .map_or("1000000", String::as_str),
+        )
+        .set(
+            "message.timeout.ms",
+            cfg.kafka
+                .client
+                .get("message.timeout.ms")
+                .map_or("30000", String::as_str),
+        );
+    if cfg.processing.guarantee == Guarantee::ExactlyOnce {
+        c.set("transactional.id", cfg.transactional_id()).set(
+            "transaction.timeout.ms",
+            cfg.processing.transaction_timeout_ms.to_string(),
+        );
+    }
+    c
+}
+
+/// Producer context: counts failed deliveries (an at-least-once commit is refused while
+/// any output since the last commit failed) and logs client errors.
+#[derive(Debug)]
+pub struct SinkContext {
+    /// Shared counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl ClientContext for SinkContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.metrics.client_errors.fetch_add(1, Relaxed);
+        tracing::warn!(%error, reason, "producer error");
+    }
+}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.metrics.delivery_failures.fetch_add(1, Relaxed);
+            tracing::warn!(error = %e, "delivery failed");
+        }
+    }
+}
+
+/// The output producer type.
+pub type OutProducer = ThreadedProducer<SinkContext>;
+
+/// Topic spec for creation: name, partitions, compacted.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    /// Name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i32,
+    /// `cleanup.policy=compact`.
+    pub compacted: bool,
+}
+
+/// All topics spamflow uses, with `partitions` for the input and changelog.
+pub fn topic_specs(cfg: &Config, partitions: i32) -> Vec<TopicSpec> {
+    let t = &cfg.topics;
+    let spec = |name: &str, partitions: i32, compacted: bool| TopicSpec {
+        name: name.to_owned(),
+        partitions,
+        compacted,
+    };
+    vec![
+        spec(&t.submissions, partitions, false),
+        spec(&t.verdicts, partitions, false),
+        spec(&t.block, partitions, false),
+        spec(&t.alerts, partitions, false),
+        spec(&t.dlq, 1, false),
+        spec(&t.registry, 1, true),
+        // One changelog partition per input partition: state of input partition p lives
+        // in changelog partition p, so restore reads exactly one partition.
+        spec(&t.changelog, partitions, true),
+    ]
+}
+
+/// Creates the topics on a real broker; an existing topic is not an error.
+pub async fn create_topics(brokers: &str, cfg: &Config, specs: &[TopicSpec]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base_config(cfg, brokers).create()?;
+    let new: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|s| {
+            let t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(1));
+            if s.compacted {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin.create_topics(new.iter(), &opts).await? {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}

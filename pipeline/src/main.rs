@@ -1,0 +1,260 @@
+//! `spamflow`: the pipeline binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use spamflow_pipeline::config::{config_path, Config, Guarantee};
+use spamflow_pipeline::embedded::{self, EmbeddedOptions};
+use spamflow_pipeline::metrics::Metrics;
+use spamflow_pipeline::runtime::{self, Stop};
+use spamflow_pipeline::{admin, backtest};
+
+#[derive(Parser)]
+#[command(
+    name = "spamflow",
+    version,
+    about = "Spam-filtering stream pipeline for mobile carriers"
+)]
+struct Cli {
+    /// TOML configuration file (also SPAMFLOW_CONFIG). Layers: defaults < file < SPAMFLOW_* env < flags.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the pipeline. With no brokers configured, on the embedded broker with replayed sample traffic.
+    Run(RunArgs),
+    /// Run the operator chain and policy over SubmissionEvent JSON lines, without Kafka.
+    Backtest {
+        /// Input: SubmissionEvent JSON lines.
+        #[arg(long)]
+        events: PathBuf,
+        /// Output: one Verdict JSON line per event, in event-time order.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write lines that are not valid events here (JSON lines: line, code, error).
+        #[arg(long)]
+        dlq: Option<PathBuf>,
+        /// Write the summary as JSON here.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+    },
+    /// Print the effective configuration (after all layers) as JSON, or the problems with it.
+    Config,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Bootstrap servers (kafka.brokers). Empty: embedded mode.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// exactly_once or at_least_once (processing.guarantee).
+    #[arg(long)]
+    guarantee: Option<String>,
+    /// processing.commit_interval_ms.
+    #[arg(long)]
+    commit_interval_ms: Option<u64>,
+    /// processing.workers (0 = one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// kafka.group_instance_id (static membership; also names the transactional id).
+    #[arg(long)]
+    instance_id: Option<String>,
+    /// Stop after this long (e.g. 20s, 5m). Embedded mode: replay this long, then drain.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Embedded mode: write the summary figures as JSON here.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// Embedded mode: replay rate, events/s (embedded.rate).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Embedded mode: no live line each second.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    fn overrides(&self) -> serde_json::Value {
+        let mut o = json!({});
+        if let Some(b) = &self.brokers {
+            o["kafka"]["brokers"] = json!(b);
+        }
+        if let Some(i) = &self.instance_id {
+            o["kafka"]["group_instance_id"] = json!(i);
+        }
+        if let Some(g) = &self.guarantee {
+            o["processing"]["guarantee"] = json!(g);
+        }
+        if let Some(c) = self.commit_interval_ms {
+            o["processing"]["commit_interval_ms"] = json!(c);
+        }
+        if let Some(w) = self.workers {
+            o["processing"]["workers"] = json!(w);
+        }
+        if let Some(r) = self.rate {
+            o["embedded"]["rate"] = json!(r);
+        }
+        o
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = match &cli.cmd {
+        Cmd::Run(a) => a.overrides(),
+        _ => json!({}),
+    };
+    let cfg = match Config::load(config_path(cli.config.clone()).as_deref(), overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("spamflow: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cfg);
+    let result = match cli.cmd {
+        Cmd::Run(args) => run(&cfg, &args),
+        Cmd::Backtest {
+            events,
+            out,
+            dlq,
+            summary_json,
+        } => run_backtest(&cfg, &events, &out, dlq.as_deref(), summary_json.as_deref()),
+        Cmd::Config => serde_json::to_string_pretty(&cfg)
+            .map(|s| println!("{s}"))
+            .map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spamflow: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
+    let stop = Stop::new();
+    let metrics = Arc::new(Metrics::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("spamflow-io")
+        .build()?;
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received: stopping");
+            stop.trigger();
+        });
+    }
+    if !cfg.admin.listen.is_empty() {
+        let (listen, metrics) = (cfg.admin.listen.clone(), metrics.clone());
+        rt.spawn(async move {
+            if let Err(e) = admin::serve(&listen, metrics).await {
+                tracing::error!(error = %e, listen, "admin endpoint failed (admin.listen)");
+            }
+        });
+    }
+    let chain = spamflow_pipeline::chain(cfg)?;
+    if cfg.is_embedded() {
+        let opts = EmbeddedOptions {
+            duration: args.duration,
+            summary_json: args.summary_json.clone(),
+            live: !args.quiet,
+        };
+        embedded::run(cfg, chain, &opts, stop).map(|_| ())
+    } else {
+        if let Some(d) = args.duration {
+            let stop = stop.clone();
+            rt.spawn(async move {
+                tokio::time::sleep(d).await;
+                stop.trigger();
+            });
+        }
+        let brokers = cfg.kafka.brokers.clone();
+        if cfg.processing.guarantee == Guarantee::ExactlyOnce {
+            tracing::info!(transactional_id = %cfg.transactional_id(), "exactly-once: one transaction per commit interval");
+        }
+        runtime::run(cfg, &brokers, chain, metrics, stop)
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run_backtest(
+    cfg: &Config,
+    events: &std::path::Path,
+    out: &std::path::Path,
+    dlq: Option<&std::path::Path>,
+    summary_json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let input = std::fs::File::open(events)
+        .with_context(|| format!("opening --events {}", events.display()))?;
+    let (evs, bad) = backtest::read_events(std::io::BufReader::new(input))
+        .with_context(|| format!("reading {}", events.display()))?;
+    let chain = spamflow_pipeline::chain(cfg)?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("creating --out {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut summary = backtest::run(&chain, evs, &mut w)?;
+    summary.bad_lines = bad;
+    if let Some(path) = dlq {
+        let mut s = String::new();
+        for b in &summary.bad_lines {
+            s.push_str(&serde_json::to_string(b)?);
+            s.push('\n');
+        }
+        std::fs::write(path, s).with_context(|| format!("writing --dlq {}", path.display()))?;
+    }
+    if let Some(path) = summary_json {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    print!("{}", summary.render());
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! Pipeline counters, aggregated locally by each worker per batch and published here
+//! (never a metric call per message), rendered in the Prometheus text format.
+//!
+//! Labels are bounded: actions, DLQ codes, operator names. Never a phone number or id.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use spamflow_schemas::Action;
+
+/// DLQ error codes (bounded label set).
+pub const DLQ_CODES: &[&str] = &[
+    "empty",
+    "invalid_utf8",
+    "bad_field",
+    "invalid_value",
+    "unsupported_version",
+    "oversized",
+];
+
+/// All counters of one pipeline instance.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records read from the input topic.
+    pub consumed: AtomicU64,
+    /// Verdicts by action (allow, label, throttle, block).
+    pub verdicts: [AtomicU64; 4],
+    /// Alerts produced.
+    pub alerts: AtomicU64,
+    /// DLQ records by code (index into [`DLQ_CODES`]).
+    pub dlq: [AtomicU64; 6],
+    /// Changelog records produced.
+    pub changelog_records: AtomicU64,
+    /// Transactions (or at-least-once commits) that completed.
+    pub commits: AtomicU64,
+    /// Transactions aborted (then rewound to the committed offsets).
+    pub aborts: AtomicU64,
+    /// Producers recreated after a fatal error.
+    pub producer_recreated: AtomicU64,
+    /// Output records whose delivery failed.
+    pub delivery_failures: AtomicU64,
+    /// Rebalances seen (assign or revoke).
+    pub rebalances: AtomicU64,
+    /// Changelog records applied on restore.
+    pub restored_records: AtomicU64,
+    /// Partitions currently assigned.
+    pub assigned_partitions: AtomicI64,
+    /// Errors reported by the Kafka clients (broker down, auth, ...).
+    pub client_errors: AtomicU64,
+    /// Set once the consumer and producer are up and a first assignment was handled.
+    pub ready: AtomicBool,
+    /// Sum of (decided_at - submitted_at) in microseconds, and its count, for the mean age.
+    pub age_us_sum: AtomicU64,
+}
+
+fn action_index(a: Action) -> usize {
+    match a {
+        Action::Allow => 0,
+        Action::Label => 1,
+        Action::Throttle => 2,
+        Action::Block => 3,
+    }
+}
+
+/// A worker's local tally, published with [`LocalTally::flush`].
+#[derive(Debug, Default)]
+pub struct LocalTally {
+    consumed: u64,
+    verdicts: [u64; 4],
+    alerts: u64,
+    dlq: [u64; 6],
+    changelog_records: u64,
+    age_us_sum: u64,
+}
+
+impl LocalTally {
+    /// One input record read.
+    pub fn consumed(&mut self) {
+        self.consumed += 1;
+    }
+    /// One verdict written.
+    pub fn verdict(&mut self, a: Action, age_us: u64) {
+        self.verdicts[action_index(a)] += 1;
+        self.age_us_sum += age_us;
+    }
+    /// One alert written.
+    pub fn alert(&mut self) {
+        self.alerts += 1;
+    }
+    /// One DLQ record written.
+    pub fn dlq(&mut self, code: &str) {
+        let i = DLQ_CODES
+            .iter()
+            .position(|c| *c == code)
+            .unwrap_or(DLQ_CODES.len() - 1);
+        self.dlq[i] += 1;
+    }
+    /// Changelog records written.
+    pub fn changelog(&mut self, n: u64) {
+        self.changelog_records += n;
+    }
+    /// Adds the tally to `m` and resets it.
+    pub fn flush(&mut self, m: &Metrics) {
+        m.consumed.fetch_add(self.consumed, Relaxed);
+        for (i, n) in self.verdicts.iter().enumerate() {
+            m.verdicts[i].fetch_add(*n, Relaxed);
+        }
+        m.alerts.fetch_add(self.alerts, Relaxed);
+        for (i, n) in self.dlq.iter().enumerate() {
+            m.dlq[i].fetch_add(*n, Relaxed);
+        }
+        m.changelog_records
+            .fetch_add(self.changelog_records, Relaxed);
+        m.age_us_sum.fetch_add(self.age_us_sum, Relaxed);
+        *self = LocalTally::default();
+    }
+}
+
+impl Metrics {
+    /// Verdicts of one action so far.
+    pub fn verdicts_of(&self, a: Action) -> u64 {
+        self.verdicts[action_index(a)].load(Relaxed)
+    }
+    /// All verdicts so far.
+    pub fn verdicts_total(&self) -> u64 {
+        self.verdicts.iter().map(|v| v.load(Relaxed)).sum()
+    }
+    /// All DLQ records so far.
+    pub fn dlq_total(&self) -> u64 {
+        self.dlq.iter().map(|v| v.load(Relaxed)).sum()
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(2048);
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter(
+            "spamflow_events_consumed_total",
+            "Records read from the input topic.",
+            self.consumed.load(Relaxed),
+        );
+        counter(
+            "spamflow_alerts_total",
+            "Recipient alerts produced.",
+            self.alerts.load(Relaxed),
+        );
+        counter(
+            "spamflow_changelog_records_total",
+            "State changelog records produced.",
+            self.changelog_records.load(Relaxed),
+        );
+        counter(
+            "spamflow_commits_total",
+            "Transactions or at-least-once commits completed.",
+            self.commits.load(Relaxed),
+        );
+        counter(
+            "spamflow_aborts_total",
+            "Transactions aborted and rewound to committed offsets.",
+            self.aborts.load(Relaxed),
+        );
+        counter(
+            "spamflow_producer_recreated_total",
+            "Producers recreated after a fatal error.",
+            self.producer_recreated.load(Relaxed),
+        );
+        counter(
+            "spamflow_delivery_failures_total",
+            "Output records whose delivery failed.",
+            self.delivery_failures.load(Relaxed),
+        );
+        counter(
+            "spamflow_rebalances_total",
+            "Partition assignments and revocations handled.",
+            self.rebalances.load(Relaxed),
+        );
+        counter(
+            "spamflow_state_restored_records_total",
+            "Changelog records applied on restore.",
+            self.restored_records.load(Relaxed),
+        );
+        counter(
+            "spamflow_client_errors_total",
+            "Errors reported by the Kafka clients.",
+            self.client_errors.load(Relaxed),
+        );
+        counter(
+            "spamflow_decision_age_microseconds_sum",
+            "Sum of decided_at minus submitted_at over all verdicts.",
+            self.age_us_sum.load(Relaxed),
+        );
+        let _ = writeln!(s, "# HELP spamflow_verdicts_total Verdicts by action.\n# TYPE spamflow_verdicts_total counter");
+        for a in [
+            Action::Allow,
+            Action::Label,
+            Action::Throttle,
+            Action::Block,
+        ] {
+            let _ = writeln!(
+                s,
+                "spamflow_verdicts_total{{action=\"{}\"}} {}",
+                a.as_str(),
+                self.verdicts_of(a)
+            );
+        }
+        let _ = writeln!(s, "# HELP spamflow_dlq_total Records sent to the DLQ by error code.\n# TYPE spamflow_dlq_total counter");
+        for (i, code) in DLQ_CODES.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "spamflow_dlq_total{{code=\"{code}\"}} {}",
+                self.dlq[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP spamflow_assigned_partitions Input partitions owned by this instance.\n# TYPE spamflow_assigned_partitions gauge\nspamflow_assigned_partitions {}",
+            self.assigned_partitions.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP spamflow_ready Whether the instance is consuming.\n# TYPE spamflow_ready gauge\nspamflow_ready {}",
+            u8::from(self.ready.load(Relaxed))
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_flush_into_bounded_series() {
+        let m = Metrics::default();
+        let mut t = LocalTally::default();
+        t.consumed();
+        t.verdict(Action::Block, 10);
+        t.dlq("bad_field");
+        t.dlq("something-unknown");
+        t.flush(&m);
+        assert_eq!(m.verdicts_of(Action::Block), 1);
+        assert_eq!(m.dlq_total(), 2);
+        let text = m.render();
+        assert!(text.contains("spamflow_verdicts_total{action=\"block\"} 1"));
+        assert!(text.contains("spamflow_dlq_total{code=\"bad_field\"} 1"));
+        assert!(text.contains("spamflow_dlq_total{code=\"oversized\"} 1"));
+    }
+}

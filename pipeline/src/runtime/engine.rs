@@ -1,0 +1,580 @@
+//! The consumer thread: poll, dispatch, commit, rebalance, recover.
+//!
+//! One `BaseConsumer` polled from one dedicated thread (librdkafka runs rebalance
+//! callbacks inside `poll`, so commit-before-revoke happens on this thread, in order).
+//! The engine state ([`Core`]) lives in the consumer context behind a mutex that is
+//! never held across `poll`, so the loop and the callbacks take turns.
+//!
+//! Per commit interval under exactly-once:
+//! `begin_transaction` (lazily, on the first record) -> records dispatched to workers,
+//! whose outputs join the transaction -> barrier (workers drain and write changed state
+//! to the changelog) -> `send_offsets_to_transaction` -> `commit_transaction`.
+//! Under at-least-once the barrier is followed by a flush and a synchronous offset commit.
+//! Offsets move only after the outputs of every record before them are durable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+use spamflow_operators::ChainBuilder;
+
+use crate::config::{Config, Guarantee};
+use crate::kafka::{consumer_config, producer_config, OutProducer, SinkContext};
+use crate::metrics::Metrics;
+use crate::runtime::changelog;
+use crate::runtime::worker::{
+    self, BarrierAck, InMsg, SharedProducer, Work, WorkerEnv, WorkerHandle,
+};
+use crate::runtime::Stop;
+
+/// Records per dispatch to one worker: large enough to amortise the channel, small
+/// enough to keep latency low.
+const DISPATCH_BATCH: usize = 256;
+
+/// Runs the pipeline against `brokers` until `stop` is triggered, then shuts down
+/// gracefully within `processing.shutdown_timeout_ms`. Returns an error only for what a
+/// restart should handle (state that cannot be restored, a consumer that cannot be made).
+pub fn run(
+    cfg: &Config,
+    brokers: &str,
+    chain: ChainBuilder,
+    metrics: Arc<Metrics>,
+    stop: Stop,
+) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg.clone());
+    let eos = cfg.processing.guarantee == Guarantee::ExactlyOnce;
+    tracing::info!(
+        brokers,
+        guarantee = ?cfg.processing.guarantee,
+        commit_interval_ms = cfg.processing.commit_interval_ms,
+        workers = cfg.worker_count(),
+        operators = ?chain.operator_names(),
+        rules_version = %chain.rules_version(),
+        "starting pipeline"
+    );
+    let Some(producer) = make_producer(&cfg, brokers, &metrics, &stop)? else {
+        return Ok(());
+    };
+    let producer = SharedProducer::new(producer);
+    let has_state = chain.has_state();
+    let env = Arc::new(WorkerEnv {
+        chain,
+        producer: producer.clone(),
+        topics: Arc::new(cfg.topics.clone()),
+        metrics: metrics.clone(),
+        max_message_bytes: cfg.processing.max_message_bytes,
+    });
+    let workers = worker::spawn(cfg.worker_count(), env).context("starting worker threads")?;
+    let n_workers = workers.len();
+    let ctx = Arc::new(EngineContext {
+        core: Mutex::new(Core {
+            cfg: cfg.clone(),
+            brokers: brokers.to_owned(),
+            eos,
+            has_state,
+            producer,
+            workers,
+            batches: vec![Vec::new(); n_workers],
+            pending: BTreeMap::new(),
+            owned: BTreeSet::new(),
+            txn_open: false,
+            dirty: false,
+            last_commit: Instant::now(),
+            delivery_failures_seen: metrics.delivery_failures.load(Relaxed),
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+            fatal: None,
+        }),
+        metrics: metrics.clone(),
+    });
+    let consumer: BaseConsumer<ArcContext> = consumer_config(&cfg, brokers)
+        .create_with_context(ArcContext(ctx.clone()))
+        .context("creating the input consumer")?;
+    consumer
+        .subscribe(&[&cfg.topics.submissions])
+        .with_context(|| format!("subscribing to {}", cfg.topics.submissions))?;
+
+    let commit_every = Duration::from_millis(cfg.processing.commit_interval_ms);
+    let mut result = Ok(());
+    'run: while !stop.is_set() {
+        // Fetch phase: accept records until the commit interval (counted from the end of
+        // the previous commit, so a slow commit cannot starve fetching) has passed.
+        let due = lock(&ctx.core).last_commit + commit_every;
+        loop {
+            let wait = due
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(10));
+            let polled = consumer.poll(wait);
+            let mut core = lock(&ctx.core);
+            match polled {
+                Some(Ok(m)) => core.accept(&consumer, &m),
+                Some(Err(e)) => {
+                    metrics.client_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "consumer error");
+                    core.dispatch();
+                }
+                None => core.dispatch(),
+            }
+            if let Some(f) = core.fatal.take() {
+                result = Err(anyhow::anyhow!(f));
+                break 'run;
+            }
+            if stop.is_set() || Instant::now() >= due {
+                break;
+            }
+        }
+        let mut core = lock(&ctx.core);
+        core.commit(&consumer);
+        core.last_commit = Instant::now();
+    }
+
+    // Graceful shutdown: no more fetching; commit what was processed (or abort it),
+    // leave the group, stop the workers, flush.
+    let deadline = Instant::now() + Duration::from_millis(cfg.processing.shutdown_timeout_ms);
+    tracing::info!("shutting down: committing processed records");
+    lock(&ctx.core).commit(&consumer);
+    consumer.unsubscribe();
+    drop(consumer);
+    let mut core = lock(&ctx.core);
+    for w in std::mem::take(&mut core.workers) {
+        w.stop();
+    }
+    let p = core.producer.get();
+    let left = deadline.saturating_duration_since(Instant::now());
+    if let Err(e) = p.flush(left) {
+        tracing::warn!(error = %e, "outputs not flushed before the shutdown deadline");
+    }
+    metrics.ready.store(false, Relaxed);
+    tracing::info!(
+        consumed = metrics.consumed.load(Relaxed),
+        verdicts = metrics.verdicts_total(),
+        dlq = metrics.dlq_total(),
+        commits = metrics.commits.load(Relaxed),
+        aborts = metrics.aborts.load(Relaxed),
+        "pipeline stopped"
+    );
+    result
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes the output producer; under exactly-once initialises transactions (fencing a
+/// previous incarnation with the same transactional id), retrying with back-off while
+/// the brokers are unreachable. `None` if stopped while waiting.
+fn make_producer(
+    cfg: &Config,
+    brokers: &str,
+    metrics: &Arc<Metrics>,
+    stop: &Stop,
+) -> anyhow::Result<Option<OutProducer>> {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let p: OutProducer = producer_config(cfg, brokers)
+            .create_with_context(SinkContext {
+                metrics: metrics.clone(),
+            })
+            .context("creating the output producer (check kafka.client settings)")?;
+        if cfg.processing.guarantee == Guarantee::AtLeastOnce {
+            return Ok(Some(p));
+        }
+        match p.init_transactions(Duration::from_millis(cfg.processing.kafka_timeout_ms)) {
+            Ok(()) => return Ok(Some(p)),
+            Err(e) => {
+                metrics.client_errors.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, retry_in = ?backoff, transactional_id = %cfg.transactional_id(), "cannot initialise transactions; retrying");
+                if stop.wait(backoff) {
+                    return Ok(None);
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Consumer context: rebalance callbacks drive the engine core.
+pub struct EngineContext {
+    core: Mutex<Core>,
+    metrics: Arc<Metrics>,
+}
+
+/// The context type handed to rdkafka (a cheap handle to [`EngineContext`]).
+#[derive(Clone)]
+pub struct ArcContext(Arc<EngineContext>);
+
+impl ClientContext for ArcContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+            _ => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.metrics.client_errors.fetch_add(1, Relaxed);
+        tracing::warn!(%error, reason, "consumer client error (retrying)");
+    }
+}
+
+impl ConsumerContext for ArcContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let parts = partitions(tpl);
+            let lost = consumer.assignment_lost();
+            tracing::info!(partitions = ?parts, lost, "partitions revoked");
+            let mut core = lock(&self.0.core);
+            core.metrics.rebalances.fetch_add(1, Relaxed);
+            if lost {
+                // Another member may own them already: our offsets would be rejected.
+                core.abort_and_rewind(consumer, "assignment lost");
+            } else {
+                core.commit(consumer);
+            }
+            core.revoke(&parts);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let parts = partitions(tpl);
+                tracing::info!(partitions = ?parts, "partitions assigned");
+                let mut core = lock(&self.0.core);
+                core.metrics.rebalances.fetch_add(1, Relaxed);
+                core.assign(&parts);
+                let _ = consumer;
+                core.metrics.ready.store(true, Relaxed);
+            }
+            Rebalance::Error(e) => {
+                self.0.metrics.client_errors.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "rebalance error");
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// Engine state, shared by the poll loop and the rebalance callbacks.
+struct Core {
+    cfg: Arc<Config>,
+    brokers: String,
+    eos: bool,
+    has_state: bool,
+    producer: SharedProducer,
+    workers: Vec<WorkerHandle>,
+    /// Records not yet handed to each worker.
+    batches: Vec<Vec<InMsg>>,
+    /// Next offset to commit per partition (last dispatched + 1).
+    pending: BTreeMap<i32, i64>,
+    owned: BTreeSet<i32>,
+    txn_open: bool,
+    /// Anything dispatched since the last commit.
+    dirty: bool,
+    last_commit: Instant,
+    delivery_failures_seen: u64,
+    metrics: Arc<Metrics>,
+    stop: Stop,
+    /// Set when the engine cannot go on (state cannot be restored); the loop exits with it.
+    fatal: Option<String>,
+}
+
+impl Core {
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.processing.kafka_timeout_ms)
+    }
+
+    fn worker_of(&self, partition: i32) -> usize {
+        partition.unsigned_abs() as usize % self.workers.len()
+    }
+
+    fn accept<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, m: &BorrowedMessage<'_>) {
+        if self.eos && !self.txn_open {
+            if let Err(e) = self.producer.get().begin_transaction() {
+                // The record at hand is not processed: the rewind seeks back before it.
+                tracing::warn!(error = %e, "cannot begin a transaction; recovering");
+                self.recover(consumer, &e);
+                return;
+            }
+            self.txn_open = true;
+        }
+        let msg = InMsg {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+        };
+        self.pending.insert(msg.partition, msg.offset + 1);
+        self.dirty = true;
+        let w = self.worker_of(msg.partition);
+        self.batches[w].push(msg);
+        if self.batches[w].len() >= DISPATCH_BATCH {
+            let batch = std::mem::take(&mut self.batches[w]);
+            self.send_work(w, Work::Batch(batch));
+        }
+    }
+
+    fn dispatch(&mut self) {
+        for w in 0..self.batches.len() {
+            if !self.batches[w].is_empty() {
+                let batch = std::mem::take(&mut self.batches[w]);
+                self.send_work(w, Work::Batch(batch));
+            }
+        }
+    }
+
+    fn send_work(&mut self, w: usize, work: Work) {
+        if self.workers[w].tx.send(work).is_err() {
+            self.fatal = Some(format!("worker {w} stopped unexpectedly"));
+        }
+    }
+
+    /// Waits until every worker has drained its queue and written its changelog.
+    fn barrier(&mut self) -> BarrierAck {
+        self.dispatch();
+        let (tx, rx) = crossbeam_channel::bounded(self.workers.len());
+        for w in 0..self.workers.len() {
+            self.send_work(w, Work::Barrier(tx.clone()));
+        }
+        drop(tx);
+        let mut ack = BarrierAck::default();
+        for a in rx.iter() {
+            ack.send_errors += a.send_errors;
+        }
+        ack
+    }
+
+    fn offsets(&self) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for (p, o) in &self.pending {
+            // Adding a partition to a fresh list cannot fail.
+            let _ = tpl.add_partition_offset(&self.cfg.topics.submissions, *p, Offset::Offset(*o));
+        }
+        tpl
+    }
+
+    /// Commits everything processed so far: one transaction under exactly-once, flush
+    /// then offset commit under at-least-once. On failure, rewinds instead.
+    fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.last_commit = Instant::now();
+        if !self.dirty && !self.txn_open {
+            return;
+        }
+        let t0 = Instant::now();
+        let ack = self.barrier();
+        let barrier_took = t0.elapsed();
+        let producer = self.producer.get();
+        let tpl = self.offsets();
+        let t = self.timeout();
+        let result: Result<(), KafkaError> = if ack.send_errors > 0 {
+            Err(KafkaError::Canceled)
+        } else if self.eos {
+            match consumer.group_metadata() {
+                None => Err(KafkaError::Canceled),
+                Some(gm) => producer
+                    .send_offsets_to_transaction(&tpl, &gm, t)
+                    .and_then(|()| commit_with_retry(&producer, t)),
+            }
+        } else {
+            let flushed = producer.flush(t);
+            let failures = self.metrics.delivery_failures.load(Relaxed);
+            let failed = failures != self.delivery_failures_seen;
+            self.delivery_failures_seen = failures;
+            match flushed {
+                Err(e) => Err(e),
+                Ok(()) if failed => Err(KafkaError::Canceled),
+                Ok(()) if tpl.count() == 0 => Ok(()),
+                Ok(()) => consumer.commit(&tpl, CommitMode::Sync),
+            }
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(barrier = ?barrier_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");
+                self.metrics.commits.fetch_add(1, Relaxed);
+                self.pending.clear();
+                self.dirty = false;
+                self.txn_open = false;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, send_errors = ack.send_errors, "commit failed; rewinding to the last committed offsets");
+                self.recover(consumer, &e);
+            }
+        }
+    }
+
+    /// Aborts the open transaction (recreating a fatally failed producer) and rewinds.
+    fn recover<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, error: &KafkaError) {
+        self.metrics.aborts.fetch_add(1, Relaxed);
+        if self.eos {
+            let fatal = matches!(error, KafkaError::Transaction(e) if e.is_fatal());
+            let producer = self.producer.get();
+            let aborted = !fatal && producer.abort_transaction(self.timeout()).is_ok();
+            if !aborted {
+                self.recreate_producer();
+            }
+        }
+        self.txn_open = false;
+        self.dirty = false;
+        self.pending.clear();
+        self.rewind(consumer);
+    }
+
+    fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, why: &str) {
+        if !self.dirty && !self.txn_open {
+            return;
+        }
+        tracing::warn!(why, "aborting the open transaction");
+        let _ = self.barrier();
+        self.recover(consumer, &KafkaError::Canceled);
+    }
+
+    fn recreate_producer(&mut self) {
+        // Workers are idle here (after a barrier or before any dispatch).
+        let metrics = self.metrics.clone();
+        match make_producer(&self.cfg, &self.brokers, &metrics, &self.stop) {
+            Ok(Some(p)) => {
+                self.producer.set(p);
+                self.metrics.producer_recreated.fetch_add(1, Relaxed);
+                tracing::warn!("producer recreated after a fatal error");
+            }
+            Ok(None) => {}
+            Err(e) => self.fatal = Some(format!("cannot recreate the producer: {e:#}")),
+        }
+    }
+
+    /// Seeks every owned partition back to its committed offset and rebuilds the state
+    /// of every owned partition from the changelog, undoing what the aborted
+    /// transaction processed.
+    fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        for b in &mut self.batches {
+            b.clear();
+        }
+        let owned: Vec<i32> = self.owned.iter().copied().collect();
+        if owned.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &owned {
+            let _ = tpl.add_partition(&self.cfg.topics.submissions, *p);
+        }
+        let committed = match consumer.committed_offsets(tpl, self.timeout()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.fatal = Some(format!("cannot read committed offsets to rewind: {e}"));
+                return;
+            }
+        };
+        for e in committed.elements() {
+            let to = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            if let Err(err) = consumer.seek(e.topic(), e.partition(), to, self.timeout()) {
+                self.fatal = Some(format!(
+                    "cannot seek {}[{}] back to {to:?}: {err}",
+                    e.topic(),
+                    e.partition()
+                ));
+                return;
+            }
+        }
+        for p in &owned {
+            let w = self.worker_of(*p);
+            self.send_work(w, Work::Revoke { partition: *p });
+        }
+        self.assign(&owned);
+    }
+
+    fn assign(&mut self, parts: &[i32]) {
+        for &p in parts {
+            let records = if self.has_state {
+                let t0 = Instant::now();
+                match self.read_changelog(p) {
+                    Ok(r) => {
+                        tracing::info!(partition = p, records = r.len(), took = ?t0.elapsed(), "state restored");
+                        r
+                    }
+                    Err(e) => {
+                        self.fatal = Some(format!("cannot restore state of partition {p}: {e}"));
+                        return;
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            self.owned.insert(p);
+            let w = self.worker_of(p);
+            self.send_work(
+                w,
+                Work::Assign {
+                    partition: p,
+                    records,
+                },
+            );
+        }
+        self.metrics
+            .assigned_partitions
+            .store(self.owned.len() as i64, Relaxed);
+    }
+
+    fn read_changelog(
+        &self,
+        p: i32,
+    ) -> Result<Vec<changelog::ChangelogRecord>, changelog::RestoreError> {
+        let mut attempt = 0;
+        loop {
+            match changelog::read_partition(&self.cfg, &self.brokers, p, self.timeout()) {
+                Ok(r) => return Ok(r),
+                Err(e) if attempt < 3 && !self.stop.is_set() => {
+                    attempt += 1;
+                    tracing::warn!(partition = p, error = %e, attempt, "restore failed; retrying");
+                    self.stop.wait(Duration::from_millis(500 * attempt));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn revoke(&mut self, parts: &[i32]) {
+        for &p in parts {
+            self.pending.remove(&p);
+            if self.owned.remove(&p) {
+                let w = self.worker_of(p);
+                self.send_work(w, Work::Revoke { partition: p });
+            }
+        }
+        self.metrics
+            .assigned_partitions
+            .store(self.owned.len() as i64, Relaxed);
+    }
+}
+
+/// `commit_transaction`, retried while librdkafka says the error is retriable.
+fn commit_with_retry(producer: &OutProducer, t: Duration) -> Result<(), KafkaError> {
+    let mut attempts = 0;
+    loop {
+        match producer.commit_transaction(t) {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 3 => attempts += 1,
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Worker threads: decode, run the operator chain, produce outputs.
+//!
+//! Each input partition is owned by exactly one worker (`partition % workers`), so the
+//! per-partition state needs no lock and events of one partition stay in offset order.
+//! CPU work runs here, never on the consumer thread or a tokio I/O thread.
+
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::Utc;
+use crossbeam_channel::{Receiver, Sender};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
+use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord};
+
+use crate::config::TopicsConfig;
+use crate::kafka::OutProducer;
+use crate::metrics::{LocalTally, Metrics};
+use crate::runtime::changelog::{self, ChangelogRecord};
+
+/// One input record, detached from the consumer.
+#[derive(Debug, Clone)]
+pub struct InMsg {
+    /// Input partition.
+    pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
+    /// Original key.
+    pub key: Option<Vec<u8>>,
+    /// Original value.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What the engine asks of a worker.
+pub enum Work {
+    /// Process these records of one partition, in order.
+    Batch(Vec<InMsg>),
+    /// The partition is now owned: start empty and apply these changelog records.
+    Assign {
+        partition: i32,
+        records: Vec<ChangelogRecord>,
+    },
+    /// The partition is no longer owned: drop its state.
+    Revoke { partition: i32 },
+    /// Finish everything queued before this, write the changelog of changed state for
+    /// the owned partitions, and reply.
+    Barrier(Sender<BarrierAck>),
+}
+
+/// A worker's answer to a barrier.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BarrierAck {
+    /// Output records that could not be queued (the commit must not proceed).
+    pub send_errors: u64,
+}
+
+/// The shared output producer, swappable when a fatal error forces a new one. Workers
+/// take the current one per batch; the engine swaps only while all workers are idle at
+/// a barrier, so no batch straddles two producers.
+#[derive(Clone)]
+pub struct SharedProducer(Arc<RwLock<Arc<OutProducer>>>);
+
+impl SharedProducer {
+    /// Wraps a producer.
+    pub fn new(p: OutProducer) -> Self {
+        SharedProducer(Arc::new(RwLock::new(Arc::new(p))))
+    }
+    /// The current producer.
+    pub fn get(&self) -> Arc<OutProducer> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Replaces the producer.
+    pub fn set(&self, p: OutProducer) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+    }
+}
+
+/// Handle to one worker thread.
+pub struct WorkerHandle {
+    /// Work queue.
+    pub tx: Sender<Work>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Closes the queue and waits for the thread.
+    pub fn stop(mut self) {
+        drop(self.tx);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Everything a worker needs.
+pub struct WorkerEnv {
+    /// Operator chain builder (each worker builds its own chain).
+    pub chain: ChainBuilder,
+    /// Output producer.
+    pub producer: SharedProducer,
+    /// Topic names.
+    pub topics: Arc<TopicsConfig>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Input records above this size go to the DLQ.
+    pub max_message_bytes: usize,
+}
+
+/// Starts `n` workers.
+pub fn spawn(n: usize, env: Arc<WorkerEnv>) -> std::io::Result<Vec<WorkerHandle>> {
+    (0..n)
+        .map(|i| {
+            // Bounded so a slow worker pushes back on the consumer instead of buffering
+            // without limit.
+            let (tx, rx) = crossbeam_channel::bounded(256);
+            let env = env.clone();
+            let join = std::thread::Builder::new()
+                .name(format!("spamflow-worker-{i}"))
+                .spawn(move || Worker::new(env).run(rx))?;
+            Ok(WorkerHandle {
+                tx,
+                join: Some(join),
+            })
+        })
+        .collect()
+}
+
+struct Worker {
+    env: Arc<WorkerEnv>,
+    chain: Chain,
+    owned: Vec<i32>,
+    tally: LocalTally,
+    buf: Vec<u8>,
+    state_buf: Vec<StateUpdate>,
+    send_errors: u64,
+}
+
+impl Worker {
+    fn new(env: Arc<WorkerEnv>) -> Self {
+        let chain = env.chain.build();
+        Worker {
+            env,
+            chain,
+            owned: Vec::new(),
+            tally: LocalTally::default(),
+            buf: Vec::with_capacity(1024),
+            state_buf: Vec::new(),
+            send_errors: 0,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Work>) {
+        for work in rx {
+            match work {
+                Work::Batch(msgs) => {
+                    let producer = self.env.producer.get();
+                    for m in &msgs {
+                        self.process(&producer, m);
+                    }
+                    self.tally.flush(&self.env.metrics);
+                }
+                Work::Assign { partition, records } => {
+                    self.chain.assigned(partition);
+                    if !self.owned.contains(&partition) {
+                        self.owned.push(partition);
+                    }
+                    let mut applied = 0u64;
+                    for r in &records {
+                        match self
+                            .chain
+                            .restore(partition, &r.operator, &r.key, r.value.as_deref())
+                        {
+                            Ok(true) => applied += 1,
+                            Ok(false) => {}
+                            Err(e) => {
+                                tracing::warn!(partition, error = %e, "skipping changelog record that does not restore")
+                            }
+                        }
+                    }
+                    self.env
+                        .metrics
+                        .restored_records
+                        .fetch_add(applied, std::sync::atomic::Ordering::Relaxed);
+                }
+                Work::Revoke { partition } => {
+                    self.chain.revoked(partition);
+                    self.owned.retain(|p| *p != partition);
+                }
+                Work::Barrier(reply) => {
+                    let producer = self.env.producer.get();
+                    self.write_changelog(&producer);
+                    self.tally.flush(&self.env.metrics);
+                    let _ = reply.send(BarrierAck {
+                        send_errors: std::mem::take(&mut self.send_errors),
+                    });
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, producer: &OutProducer, m: &InMsg) {
+        self.tally.consumed();
+        let payload = m.payload.as_deref().unwrap_or_default();
+        let event = if payload.len() > self.env.max_message_bytes {
+            Err(DlqError {
+                kind: DlqErrorKind::Oversized,
+                code: "oversized",
+                message: format!(
+                    "record is {} bytes, processing.max_message_bytes is {}",
+                    payload.len(),
+                    self.env.max_message_bytes
+                ),
+            })
+        } else {
+            decode_submission(payload).map_err(|e| DlqError {
+                kind: DlqErrorKind::Decode,
+                code: e.code(),
+                message: e.to_string(),
+            })
+        };
+        let event = match event {
+            Ok(ev) => ev,
+            Err(error) => return self.dead_letter(producer, m, error),
+        };
+        let ctx = EventCtx {
+            event: &event,
+            partition: m.partition,
+            event_time_ms: event.event_time_ms(),
+        };
+        let now = Utc::now();
+        let verdict = self.chain.process(&ctx, now);
+        let age_us = (now - event.submitted_at)
+            .num_microseconds()
+            .unwrap_or(0)
+            .max(0) as u64;
+        self.tally.verdict(verdict.action, age_us);
+        self.buf.clear();
+        // Serializing our own types cannot fail.
+        let _ = serde_json::to_writer(&mut self.buf, &verdict);
+        let topics = self.env.topics.clone();
+        let key = verdict.message_id.as_bytes();
+        send(
+            producer,
+            BaseRecord::to(&topics.verdicts).key(key).payload(&self.buf),
+            &mut self.send_errors,
+        );
+        if verdict.action.is_enforced() {
+            send(
+                producer,
+                BaseRecord::to(&topics.block).key(key).payload(&self.buf),
+                &mut self.send_errors,
+            );
+        }
+        if let Some(alert) = self.chain.policy().alert(&verdict) {
+            self.tally.alert();
+            let body = serde_json::to_vec(&alert).unwrap_or_default();
+            send(
+                producer,
+                BaseRecord::to(&topics.alerts)
+                    .key(alert.recipient.as_bytes())
+                    .payload(&body),
+                &mut self.send_errors,
+            );
+        }
+    }
+
+    fn dead_letter(&mut self, producer: &OutProducer, m: &InMsg, error: DlqError) {
+        self.tally.dlq(error.code);
+        // Offsets and error codes only: the payload may be a private message.
+        tracing::debug!(
+            partition = m.partition,
+            offset = m.offset,
+            code = error.code,
+            "record to DLQ"
+        );
+        let rec = DlqRecord {
+            key: m.key.clone(),
+            payload: m.payload.clone(),
+            error,
+            source_topic: self.env.topics.submissions.clone(),
+            source_partition: m.partition,
+            source_offset: m.offset,
+            failed_at: Utc::now(),
+        };
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in rec.headers(spamflow_operators::PIPELINE_ID) {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let topics = self.env.topics.clone();
+        let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topics.dlq).headers(headers);
+        if let Some(k) = &rec.key {
+            r = r.key(k.as_slice());
+        }
+        if let Some(p) = &rec.payload {
+            r = r.payload(p.as_slice());
+        }
+        send(producer, r, &mut self.send_errors);
+    }
+
+    fn write_changelog(&mut self, producer: &OutProducer) {
+        if !self.chain.has_state() {
+            return;
+        }
+        let topics = self.env.topics.clone();
+        let owned = self.owned.clone();
+        let mut buf = std::mem::take(&mut self.state_buf);
+        let mut pending: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for p in owned {
+            self.chain.snapshot(p, &mut buf, |op, u| {
+                pending.push((p, changelog::encode_key(p, op, &u.key), u.value.clone()))
+            });
+        }
+        self.state_buf = buf;
+        self.tally.changelog(pending.len() as u64);
+        for (p, key, value) in &pending {
+            let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topics.changelog)
+                .partition(*p)
+                .key(key.as_slice());
+            if let Some(v) = value {
+                r = r.payload(v.as_slice());
+            }
+            send(producer, r, &mut self.send_errors);
+        }
+    }
+}
+
+/// Queues one record; waits for room when the producer queue is full. Any other
+/// error is counted so that the engine refuses to commit and rewinds instead.
+fn send(producer: &OutProducer, mut rec: BaseRecord<'_, [u8], [u8]>, send_errors: &mut u64) {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                // Serve delivery reports until the queue has room.
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => {
+                *send_errors += 1;
+                tracing::warn!(error = %e, "cannot queue output record; the commit will be refused and input rewound");
+                return;
+            }
+        }
+    }
+}

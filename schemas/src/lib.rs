@@ -1,0 +1,27 @@
+//! spamflow wire types.
+//!
+//! Everything that crosses a Kafka topic is defined here and nowhere else:
+//!
+//! - [`event`]: `SubmissionEvent` v1, read from `sms.submissions`, and its decoder
+//!   ([`decode_submission`]) that names the offending field on failure.
+//! - [`verdict`]: `Verdict` v1 (written to `sms.verdicts` and `sms.block`) and the
+//!   recipient `Alert` v1 (written to `sms.alerts`).
+//! - [`dlq`]: the dead-letter record: original key and bytes plus error headers.
+//!
+//! JSON Schema files for the event and the verdict live in `schemas/json/`; the tests
+//! check that sample documents round-trip through these types and validate against them.
+//!
+//! Versioning: every document carries `schema_version`. Readers accept the versions in
+//! [`SUPPORTED_EVENT_VERSIONS`] and ignore unknown fields, so producers may add fields
+//! without a version bump; removing or retyping a field is a new version.
+
+pub mod dlq;
+pub mod event;
+pub mod verdict;
+
+pub use dlq::{DlqError, DlqErrorKind, DlqRecord};
+pub use event::{
+    decode_submission, DecodeError, MessageKind, Origin, Relay, Route, SubmissionEvent,
+    MAX_TEXT_BYTES, SUPPORTED_EVENT_VERSIONS,
+};
+pub use verdict::{Action, Alert, Reason, Verdict};

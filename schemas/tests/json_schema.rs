@@ -1,0 +1,81 @@
+//! Sample documents round-trip through the Rust types and validate against the JSON
+//! Schemas; documents the Rust types emit validate too.
+
+use spamflow_schemas::{decode_submission, SubmissionEvent, Verdict};
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = format!("{}/json/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&value)
+        .unwrap()
+}
+
+fn lines(name: &str) -> Vec<String> {
+    let path = format!("{}/samples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &serde_json::Value) {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{doc} does not validate: {errors:?}");
+}
+
+#[test]
+fn submission_samples_round_trip_and_validate() {
+    let v = schema("submission-event.v1.schema.json");
+    let samples = lines("events.jsonl");
+    assert!(samples.len() >= 3);
+    for line in samples {
+        let raw: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_valid(&v, &raw);
+        let ev = decode_submission(line.as_bytes()).unwrap();
+        let emitted = serde_json::to_value(&ev).unwrap();
+        assert_valid(&v, &emitted);
+        let again: SubmissionEvent = serde_json::from_value(emitted).unwrap();
+        assert_eq!(again, ev);
+    }
+}
+
+#[test]
+fn verdict_samples_round_trip_and_validate() {
+    let v = schema("verdict.v1.schema.json");
+    for line in lines("verdicts.jsonl") {
+        let raw: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_valid(&v, &raw);
+        let verdict: Verdict = serde_json::from_str(&line).unwrap();
+        let emitted = serde_json::to_value(&verdict).unwrap();
+        assert_valid(&v, &emitted);
+        let again: Verdict = serde_json::from_value(emitted).unwrap();
+        assert_eq!(again, verdict);
+    }
+}
+
+#[test]
+fn schema_rejects_what_the_decoder_rejects() {
+    let v = schema("submission-event.v1.schema.json");
+    let good = &lines("events.jsonl")[0];
+    for (from, to) in [
+        (r#""kind":"sms""#, r#""kind":"fax""#),
+        (r#""schema_version":1"#, r#""schema_version":"1""#),
+        (r#""sender":"+821012345678","#, ""),
+    ] {
+        let bad = good.replace(from, to);
+        assert_ne!(&bad, good);
+        let doc: serde_json::Value = serde_json::from_str(&bad).unwrap();
+        assert!(!v.is_valid(&doc), "schema accepted {bad}");
+        assert!(
+            decode_submission(bad.as_bytes()).is_err(),
+            "decoder accepted {bad}"
+        );
+    }
+}
