@@ -52,6 +52,9 @@ pub struct KafkaConfig {
     /// `sasl.mechanisms`, `sasl.username`, `ssl.ca.location`, ...). Settings that spamflow
     /// manages itself are rejected.
     pub client: BTreeMap<String, String>,
+    /// Extra librdkafka settings for the consumers only (`fetch.wait.max.ms`,
+    /// `session.timeout.ms`, ...), applied after `client`.
+    pub consumer: BTreeMap<String, String>,
 }
 
 impl Default for KafkaConfig {
@@ -62,6 +65,7 @@ impl Default for KafkaConfig {
             group_instance_id: None,
             transactional_id: None,
             client: BTreeMap::new(),
+            consumer: BTreeMap::new(),
         }
     }
 }

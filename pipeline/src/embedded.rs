@@ -31,7 +31,7 @@ use spamflow_operators::ChainBuilder;
 use spamflow_schemas::{SubmissionEvent, Verdict};
 
 use crate::config::Config;
-use crate::kafka::{base_config, topic_specs};
+use crate::kafka::{base_config, base_consumer_config, topic_specs};
 use crate::metrics::Metrics;
 use crate::runtime::{self, Stop};
 use crate::sample;
@@ -440,7 +440,7 @@ fn replay(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow::
 
 /// Reads verdicts and DLQ records (read_committed) and marks each event answered.
 fn observe(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = base_config(cfg, brokers)
+    let consumer: BaseConsumer = base_consumer_config(cfg, brokers)
         .set("group.id", "spamflow-embedded-observer")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")

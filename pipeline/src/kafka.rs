@@ -28,9 +28,18 @@ pub fn base_config(cfg: &Config, brokers: &str) -> ClientConfig {
     c
 }
 
+/// Base config plus the consumer-only pass-through settings (`kafka.consumer`).
+pub fn base_consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
+    let mut c = base_config(cfg, brokers);
+    for (k, v) in &cfg.kafka.consumer {
+        c.set(k, v);
+    }
+    c
+}
+
 /// Config of the input consumer (one consumer group, cooperative-sticky, manual commits).
 pub fn consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
-    let mut c = base_config(cfg, brokers);
+    let mut c = base_consumer_config(cfg, brokers);
     c.set("group.id", &cfg.kafka.group_id)
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.commit", "false")

@@ -49,6 +49,15 @@ enum Cmd {
     },
     /// Print the effective configuration (after all layers) as JSON, or the problems with it.
     Config,
+    /// Create every spamflow topic on the configured brokers (existing topics are kept).
+    CreateTopics {
+        /// Bootstrap servers (kafka.brokers).
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Partitions of the input, output and changelog topics.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -111,6 +120,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let overrides = match &cli.cmd {
         Cmd::Run(a) => a.overrides(),
+        Cmd::CreateTopics {
+            brokers: Some(b), ..
+        } => json!({"kafka": {"brokers": b}}),
         _ => json!({}),
     };
     let cfg = match Config::load(config_path(cli.config.clone()).as_deref(), overrides) {
@@ -129,6 +141,7 @@ fn main() -> ExitCode {
             dlq,
             summary_json,
         } => run_backtest(&cfg, &events, &out, dlq.as_deref(), summary_json.as_deref()),
+        Cmd::CreateTopics { partitions, .. } => create_topics(&cfg, partitions),
         Cmd::Config => serde_json::to_string_pretty(&cfg)
             .map(|s| println!("{s}"))
             .map_err(Into::into),
@@ -256,5 +269,32 @@ fn run_backtest(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     print!("{}", summary.render());
+    Ok(())
+}
+
+fn create_topics(cfg: &Config, partitions: i32) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !cfg.is_embedded(),
+        "kafka.brokers is empty: name the brokers with --brokers or SPAMFLOW_KAFKA__BROKERS"
+    );
+    anyhow::ensure!(
+        (1..=10_000).contains(&partitions),
+        "--partitions {partitions} is outside 1..=10000"
+    );
+    let specs = spamflow_pipeline::kafka::topic_specs(cfg, partitions);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(spamflow_pipeline::kafka::create_topics(
+        &cfg.kafka.brokers,
+        cfg,
+        &specs,
+    ))?;
+    for t in &specs {
+        println!(
+            "{} partitions={} compacted={}",
+            t.name, t.partitions, t.compacted
+        );
+    }
     Ok(())
 }

@@ -14,7 +14,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
-use crate::kafka::base_config;
+use crate::kafka::base_consumer_config;
 
 /// One restored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub fn read_partition(
         partition,
         source,
     };
-    let mut cc = base_config(cfg, brokers);
+    let mut cc = base_consumer_config(cfg, brokers);
     cc.set("group.id", format!("{}-restore", cfg.kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")

@@ -1,0 +1,381 @@
+//! Real-broker integration tests against the Apache Kafka that `make test` starts
+//! (bootstrap address in `SPAMFLOW_TEST_BROKERS`).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use spamflow_pipeline::config::{Config, Guarantee};
+use spamflow_pipeline::kafka::{create_topics, topic_specs};
+
+fn setup(tag: &str, partitions: i32) -> Option<Config> {
+    let brokers = real_brokers()?;
+    let cfg = config(&brokers, tag);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut specs = topic_specs(&cfg, partitions);
+    // Tests that need a missing topic remove it from `specs` themselves.
+    specs.retain(|s| !s.name.starts_with("missing-"));
+    rt.block_on(create_topics(&brokers, &cfg, &specs)).unwrap();
+    Some(cfg)
+}
+
+fn kv(evs: &[(String, Vec<u8>, String)]) -> Vec<(String, Vec<u8>)> {
+    evs.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()
+}
+
+fn ids(evs: &[(String, Vec<u8>, String)]) -> Vec<String> {
+    evs.iter().map(|e| e.2.clone()).collect()
+}
+
+/// Committed offsets of the group equal the end offsets of the input topic.
+fn assert_offsets_committed(cfg: &Config, partitions: i32) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("group.id", &cfg.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(&cfg.topics.submissions, p);
+    }
+    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    for e in committed.elements() {
+        let (_, high) = c
+            .fetch_watermarks(
+                &cfg.topics.submissions,
+                e.partition(),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+        match e.offset() {
+            // A transactional producer's commit marker takes the last offset.
+            Offset::Offset(o) => assert!(
+                o == high || o + 1 == high,
+                "partition {}: committed {o}, end {high}",
+                e.partition()
+            ),
+            Offset::Invalid if high == 0 => {}
+            other => panic!(
+                "partition {}: committed {other:?}, end {high}",
+                e.partition()
+            ),
+        }
+    }
+}
+
+#[test]
+fn exactly_once_end_to_end_with_dlq_and_committed_offsets() {
+    let Some(cfg) = setup("rb-e2e", 4) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let evs = events(2_000, 5);
+    let mut records = kv(&evs);
+    let bad = vec![
+        ("bad-0".to_string(), b"{not json".to_vec()),
+        ("bad-1".to_string(), b"{\"schema_version\":1}".to_vec()),
+    ];
+    records.splice(500..500, bad.clone());
+    produce(&brokers, &cfg.topics.submissions, &records);
+
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(Duration::from_secs(90), "all records", |m| {
+        m.verdicts_total() + m.dlq_total() >= records.len() as u64
+    });
+    let metrics = run.stop();
+    assert!(metrics.commits.load(Relaxed) > 0);
+    assert_eq!(metrics.aborts.load(Relaxed), 0);
+
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        4,
+        evs.len(),
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    ));
+    assert_exactly_once(&got, &ids(&evs));
+    for v in &got {
+        assert_eq!(v.action, spamflow_schemas::Action::Allow);
+        assert!(v.rules_version.starts_with("sha256:"));
+    }
+    let dlq = read_topic(
+        &brokers,
+        &cfg.topics.dlq,
+        1,
+        2,
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    );
+    assert_eq!(dlq.len(), 2);
+    assert!(dlq
+        .iter()
+        .any(|r| r.headers["spamflow.error.message"].contains("missing field `message_id`")));
+    assert_offsets_committed(&cfg, 4);
+}
+
+#[test]
+fn an_aborted_transaction_shows_no_verdict_and_is_redone_after_the_fault_clears() {
+    // The DLQ topic does not exist at first: the transaction that holds a DLQ record
+    // cannot commit, is aborted, and the input is rewound. read_committed readers must
+    // not see the aborted verdicts; once the topic exists, everything is redone once.
+    let Some(mut cfg) = setup("rb-abort", 2) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    cfg.topics.dlq = format!("missing-{}", cfg.topics.dlq);
+    cfg.kafka
+        .client
+        .insert("message.timeout.ms".into(), "3000".into());
+    cfg.processing.transaction_timeout_ms = 10_000;
+    let evs = events(300, 9);
+    let mut records = kv(&evs);
+    records.insert(150, ("bad-0".into(), b"garbage".to_vec()));
+    produce(&brokers, &cfg.topics.submissions, &records);
+
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(Duration::from_secs(90), "an aborted transaction", |m| {
+        m.aborts.load(Relaxed) >= 1
+    });
+    // While the fault lasts, verdicts of aborted transactions stay invisible: whatever a
+    // read_committed reader sees now is a subset with no duplicates.
+    let during = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        2,
+        usize::MAX,
+        Duration::from_millis(500),
+        Duration::from_secs(3),
+    ));
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        during.iter().all(|v| seen.insert(v.message_id.clone())),
+        "duplicate verdict visible during the fault"
+    );
+    assert!(
+        during.len() < evs.len(),
+        "all verdicts visible although a transaction with one of them was aborted"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dlq_spec = spamflow_pipeline::kafka::TopicSpec {
+        name: cfg.topics.dlq.clone(),
+        partitions: 1,
+        compacted: false,
+    };
+    rt.block_on(create_topics(&brokers, &cfg, &[dlq_spec]))
+        .unwrap();
+    run.wait_for(Duration::from_secs(90), "recovery", |m| {
+        m.dlq_total() >= 1 && m.commits.load(Relaxed) >= 1 && m.verdicts_total() >= evs.len() as u64
+    });
+    let metrics = run.stop();
+    assert!(metrics.aborts.load(Relaxed) >= 1);
+
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        2,
+        evs.len(),
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    ));
+    assert_exactly_once(&got, &ids(&evs));
+    let dlq = read_topic(
+        &brokers,
+        &cfg.topics.dlq,
+        1,
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    );
+    assert_eq!(dlq.len(), 1, "the DLQ record is written exactly once");
+}
+
+#[test]
+fn state_after_a_restart_equals_an_uninterrupted_run() {
+    let Some(cfg) = setup("rb-state", 3) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let evs = events(1_500, 21);
+    let (first, second) = evs.split_at(800);
+    produce(&brokers, &cfg.topics.submissions, &kv(first));
+    let run = Running::start(&cfg, counting_chain());
+    run.wait_for(Duration::from_secs(90), "first half", |m| {
+        m.verdicts_total() >= first.len() as u64
+    });
+    run.stop();
+    produce(&brokers, &cfg.topics.submissions, &kv(second));
+    let run = Running::start(&cfg, counting_chain());
+    run.wait_for(Duration::from_secs(90), "second half", |m| {
+        m.verdicts_total() >= second.len() as u64
+    });
+    let m = run.stop();
+    assert!(m.restored_records.load(Relaxed) > 0);
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        3,
+        evs.len(),
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    ));
+    assert_exactly_once(&got, &ids(&evs));
+    // Uninterrupted: count per sender in event order.
+    let mut counts = std::collections::HashMap::<String, u64>::new();
+    let mut expected = std::collections::HashMap::new();
+    for (sender, payload, id) in &evs {
+        let ev = spamflow_schemas::decode_submission(payload).unwrap();
+        assert_eq!(&ev.sender, sender);
+        let n = counts.entry(ev.sender.clone()).or_default();
+        *n += 1;
+        expected.insert(id.clone(), format!("count={n}"));
+    }
+    for v in &got {
+        assert_eq!(
+            v.reasons[0].evidence.as_deref(),
+            Some(expected[&v.message_id].as_str()),
+            "{}",
+            v.message_id
+        );
+    }
+}
+
+fn spawn_pipeline(cfg: &Config, log: &std::path::Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_spamflow"))
+        .args([
+            "run",
+            "--brokers",
+            &cfg.kafka.brokers,
+            "--instance-id",
+            "kill9-1",
+            "--commit-interval-ms",
+            "100",
+        ])
+        .env("SPAMFLOW_KAFKA__GROUP_ID", &cfg.kafka.group_id)
+        .env("SPAMFLOW_TOPICS__SUBMISSIONS", &cfg.topics.submissions)
+        .env("SPAMFLOW_TOPICS__VERDICTS", &cfg.topics.verdicts)
+        .env("SPAMFLOW_TOPICS__BLOCK", &cfg.topics.block)
+        .env("SPAMFLOW_TOPICS__ALERTS", &cfg.topics.alerts)
+        .env("SPAMFLOW_TOPICS__DLQ", &cfg.topics.dlq)
+        .env("SPAMFLOW_TOPICS__REGISTRY", &cfg.topics.registry)
+        .env("SPAMFLOW_TOPICS__CHANGELOG", &cfg.topics.changelog)
+        .env("SPAMFLOW_ADMIN__LISTEN", "")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_verdict() {
+    let Some(cfg) = setup("rb-kill9", 4) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let evs = events(30_000, 33);
+    let dir = tempfile::tempdir().unwrap();
+    let producer = {
+        let (brokers, topic, records) = (brokers.clone(), cfg.topics.submissions.clone(), kv(&evs));
+        std::thread::spawn(move || {
+            // Feed steadily so that the kill lands in the middle of an open transaction.
+            for chunk in records.chunks(1_000) {
+                produce(&brokers, &topic, chunk);
+            }
+        })
+    };
+    let mut child = spawn_pipeline(&cfg, &dir.path().join("first.log"));
+    // Kill once some verdicts are committed, well before the end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = read_topic(
+            &brokers,
+            &cfg.topics.verdicts,
+            4,
+            3_000,
+            Duration::ZERO,
+            Duration::from_secs(2),
+        )
+        .len();
+        if n >= 3_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipeline made no progress; log:\n{}",
+            std::fs::read_to_string(dir.path().join("first.log")).unwrap_or_default()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "pipeline exited early");
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let mut child = spawn_pipeline(&cfg, &dir.path().join("second.log"));
+    producer.join().unwrap();
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        4,
+        evs.len(),
+        Duration::from_secs(2),
+        Duration::from_secs(180),
+    ));
+    // Graceful stop on SIGTERM.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "pipeline did not stop cleanly on SIGTERM: {status}; log:\n{log}"
+    );
+    assert!(
+        log.contains("pipeline stopped"),
+        "no clean shutdown in log:\n{log}"
+    );
+    assert_exactly_once(&got, &ids(&evs));
+    assert_offsets_committed(&cfg, 4);
+}
+
+#[test]
+fn at_least_once_delivers_every_verdict() {
+    let Some(mut cfg) = setup("rb-alo", 2) else {
+        return;
+    };
+    cfg.processing.guarantee = Guarantee::AtLeastOnce;
+    let brokers = cfg.kafka.brokers.clone();
+    let evs = events(1_000, 44);
+    produce(&brokers, &cfg.topics.submissions, &kv(&evs));
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(Duration::from_secs(90), "all records", |m| {
+        m.verdicts_total() >= evs.len() as u64
+    });
+    run.stop();
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        2,
+        evs.len(),
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    ));
+    // A graceful stop commits after flushing: no duplicates even at-least-once.
+    assert_exactly_once(&got, &ids(&evs));
+    assert_offsets_committed(&cfg, 2);
+}
