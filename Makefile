@@ -1,0 +1,51 @@
+# spamflow — the two set-up commands are `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+ARGS ?=
+
+.PHONY: run test deps build test-unit kafka-start kafka-stop bench bench-e2e sample fmt lint
+
+## make run: build and run the pipeline on the embedded broker with replayed sample traffic.
+##   make run ARGS="--duration 20s --summary-json out.json"
+run: deps
+	$(CARGO) build --release -p spamflow-pipeline --bin spamflow
+	./target/release/spamflow run $(ARGS)
+
+## make test: everything, including the real-broker tests against a throwaway
+## single-node Apache Kafka (KRaft) on 127.0.0.1 started from Maven Central jars.
+test: deps
+	scripts/kafka.sh fetch >/dev/null
+	$(CARGO) build --workspace --tests
+	@set -euo pipefail; \
+	trap 'scripts/kafka.sh stop' EXIT; \
+	SPAMFLOW_TEST_BROKERS=$$(scripts/kafka.sh start | tail -n 1); \
+	export SPAMFLOW_TEST_BROKERS; \
+	echo "real broker for tests: $$SPAMFLOW_TEST_BROKERS"; \
+	$(CARGO) test --workspace -- --test-threads 2
+
+deps:
+	@scripts/deps.sh
+
+## Unit and mock-cluster tests only (no real broker; real-broker tests skip outside CI).
+test-unit:
+	$(CARGO) test --workspace
+
+kafka-start:
+	@scripts/kafka.sh start
+kafka-stop:
+	@scripts/kafka.sh stop
+
+## Operator-chain benches (criterion) and the end-to-end pipeline vs passthrough bench.
+bench:
+	$(CARGO) bench -p spamflow-benches --bench chain
+bench-e2e:
+	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-e2e -- $(ARGS)
+
+## Regenerate the bundled sample traffic.
+sample:
+	$(CARGO) run -q -p spamflow-loadtest -- synth --seed 7 --count 2000 > pipeline/data/sample-traffic.jsonl
+
+fmt:
+	$(CARGO) fmt --all
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
