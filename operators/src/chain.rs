@@ -13,12 +13,39 @@ use crate::{
 
 type StatefulFactory = Arc<dyn Fn() -> Box<dyn StatefulOperator> + Send + Sync>;
 
+/// `rules_version`: a content hash of the policy, every stateless operator's rules and
+/// every stateful operator's configuration.
+fn rules_version(
+    policy: &Policy,
+    stateless: &[Arc<dyn StatelessOperator>],
+    stateful: &[(&'static str, String)],
+) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(policy.config()).unwrap_or_default());
+    for op in stateless {
+        h.update(op.name());
+        h.update(op.content_hash());
+    }
+    for (name, hash) in stateful {
+        h.update(name);
+        h.update(hash);
+    }
+    format!("sha256:{}", &hex::encode(h.finalize())[..16])
+}
+
+fn generations(ops: &[Arc<dyn StatelessOperator>]) -> u64 {
+    ops.iter()
+        .map(|o| o.generation())
+        .fold(0u64, u64::wrapping_add)
+}
+
 /// Everything needed to build a [`Chain`] per worker thread. Cheap to clone: compiled
 /// stateless operators are shared, stateful operators are made fresh per worker.
 #[derive(Clone)]
 pub struct ChainBuilder {
     stateless: Vec<Arc<dyn StatelessOperator>>,
     stateful: Vec<(&'static str, StatefulFactory)>,
+    stateful_hashes: Vec<(&'static str, String)>,
     policy: Arc<Policy>,
 }
 
@@ -44,6 +71,7 @@ impl ChainBuilder {
         ChainBuilder {
             stateless: Vec::new(),
             stateful: Vec::new(),
+            stateful_hashes: Vec::new(),
             policy: Arc::new(policy),
         }
     }
@@ -60,6 +88,8 @@ impl ChainBuilder {
         name: &'static str,
         make: impl Fn() -> Box<dyn StatefulOperator> + Send + Sync + 'static,
     ) -> Self {
+        let probe = make();
+        self.stateful_hashes.push((name, probe.content_hash()));
         self.stateful.push((name, Arc::new(make)));
         self
     }
@@ -81,18 +111,7 @@ impl ChainBuilder {
     /// Content hash of the policy and every operator's rules, tables and config:
     /// `rules_version` in every verdict.
     pub fn rules_version(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(self.policy.config()).unwrap_or_default());
-        for op in &self.stateless {
-            h.update(op.name());
-            h.update(op.content_hash());
-        }
-        for (_, make) in &self.stateful {
-            let op = make();
-            h.update(op.name());
-            h.update(op.content_hash());
-        }
-        format!("sha256:{}", &hex::encode(h.finalize())[..16])
+        rules_version(&self.policy, &self.stateless, &self.stateful_hashes)
     }
 
     /// The policy.
@@ -107,6 +126,9 @@ impl ChainBuilder {
             stateful: self.stateful.iter().map(|(_, make)| make()).collect(),
             policy: self.policy.clone(),
             rules_version: self.rules_version(),
+            generation: generations(&self.stateless),
+            ops: self.stateless.clone(),
+            stateful_hashes: self.stateful_hashes.clone(),
             signals: Vec::with_capacity(16),
         }
     }
@@ -118,6 +140,10 @@ pub struct Chain {
     stateful: Vec<Box<dyn StatefulOperator>>,
     policy: Arc<Policy>,
     rules_version: String,
+    /// Sum of the stateless operators' generations when `rules_version` was computed.
+    generation: u64,
+    ops: Vec<Arc<dyn StatelessOperator>>,
+    stateful_hashes: Vec<(&'static str, String)>,
     signals: Vec<Signal>,
 }
 
@@ -132,6 +158,12 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// Runs every operator on the event and lets the policy decide.
     pub fn process(&mut self, ctx: &EventCtx<'_>, decided_at: DateTime<Utc>) -> Verdict {
+        let g = generations(&self.ops);
+        if g != self.generation {
+            // Rules were swapped (hot reload): stamp the new version from now on.
+            self.rules_version = rules_version(&self.policy, &self.ops, &self.stateful_hashes);
+            self.generation = g;
+        }
         self.signals.clear();
         for op in &mut self.stateless {
             op.inspect(ctx, &mut self.signals);

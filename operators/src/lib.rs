@@ -8,6 +8,8 @@
 //!   (restore), revoked (drop) and snapshot (changelog).
 //! - [`policy`]: signals -> [`Verdict`](spamflow_schemas::Verdict): action, score,
 //!   reasons, labels, shadow reasons.
+//! - [`normalize`]: Korean-aware canonical form of text with an offset map.
+//! - [`pattern`]: Hyperscan rule packs (stateless), hot-swappable.
 //! - [`chain`]: one worker's operator chain: event in, verdict out; synchronous and
 //!   infallible on the hot path.
 //!
@@ -15,7 +17,9 @@
 //! [`Chain`], which is why they give the same verdicts for the same input.
 
 pub mod chain;
+pub mod normalize;
 pub mod operator;
+pub mod pattern;
 pub mod policy;
 pub mod signal;
 

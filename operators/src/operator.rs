@@ -29,6 +29,11 @@ pub trait StatelessOperator: Send + Sync + std::fmt::Debug {
     fn content_hash(&self) -> String;
     /// A per-worker instance that owns its scratch space (never shared between threads).
     fn worker(&self) -> Box<dyn OperatorWorker>;
+    /// Bumped whenever the operator's rules change at run time (hot reload), so that
+    /// chains refresh `rules_version`. Operators that never change keep 0.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// One worker thread's instance of a stateless operator.

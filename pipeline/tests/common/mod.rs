@@ -12,7 +12,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use spamflow_operators::{
-    ChainBuilder, EventCtx, PolicyConfig, Signal, StateError, StateUpdate, StatefulOperator,
+    ChainBuilder, EventCtx, Signal, StateError, StateUpdate, StatefulOperator,
 };
 use spamflow_pipeline::config::Config;
 use spamflow_pipeline::metrics::Metrics;
@@ -329,11 +329,20 @@ impl StatefulOperator for CountingOperator {
     }
 }
 
+/// The production chain (default rule pack) plus the counting fixture.
 pub fn counting_chain() -> ChainBuilder {
-    ChainBuilder::new(PolicyConfig::default().build())
-        .stateful("fixture", || Box::new(CountingOperator::default()))
+    plain_chain().stateful("fixture", || Box::new(CountingOperator::default()))
 }
 
+/// The production chain with the default rule pack.
 pub fn plain_chain() -> ChainBuilder {
-    ChainBuilder::new(PolicyConfig::default().build())
+    spamflow_pipeline::chain(&Config::default()).unwrap()
+}
+
+/// The counting fixture's reason in a verdict.
+pub fn fixture_count(v: &Verdict) -> &spamflow_schemas::Reason {
+    v.reasons
+        .iter()
+        .find(|r| r.code == "fixture.count")
+        .expect("fixture reason")
 }

@@ -1,0 +1,383 @@
+//! Korean-aware canonical form of message text, with an offset map back to the original.
+//!
+//! Spammers obfuscate keywords so that a plain pattern misses them: `카.지.노`, `카 지 노`,
+//! `카★지★노`, `ㅋr지노`, `ㄷH박`, circled or compatibility jamo, full-width Latin
+//! (`ｃａｓｉｎｏ`), zero-width characters, Cyrillic look-alikes, `cas1n0`, `hxxp`, `[.]`.
+//! The pattern operator scans the original text *and* this canonical form:
+//!
+//! 1. zero-width characters, soft hyphens and Hangul fillers are removed;
+//! 2. every character is compatibility-decomposed (NFKD: full-width -> ASCII, circled and
+//!    compatibility jamo -> conjoining jamo, Hangul syllables -> jamo), combining marks
+//!    (accents) are dropped, and the result is lower-cased;
+//! 3. Cyrillic and Greek look-alikes become the Latin letter they imitate;
+//! 4. a Latin letter that imitates a vowel right after a lone initial consonant is read as
+//!    that vowel (`ㅋr` -> `카`, `ㄷh` -> `대`);
+//! 5. separators (spaces, punctuation, symbols) between two Hangul characters are removed,
+//!    and jamo are recomposed into syllables;
+//! 6. in a run of Latin letters, digits and `@ $` that imitate letters become the letter
+//!    (`cas1n0` -> `casino`); runs without a letter (phone numbers, amounts) are kept;
+//! 7. URL defanging is undone: `hxxp` -> `http`, `[.]` `(.)` `[dot]` -> `.`.
+//!
+//! Every output byte maps to the byte range of the original character it came from, so a
+//! match in the canonical form becomes a span in the original text. The form is
+//! idempotent: normalizing it again changes nothing.
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+/// The canonical form of one text, reusable across messages (buffers are kept).
+#[derive(Debug, Default, Clone)]
+pub struct Normalized {
+    text: String,
+    /// For each byte of `text`: the original byte range of the character it came from.
+    map: Vec<(u32, u32)>,
+    chars: Vec<(char, u32, u32)>,
+    tmp: Vec<(char, u32, u32)>,
+}
+
+impl Normalized {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The canonical text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Maps a byte range of the canonical text to the byte range of the original text it
+    /// came from. Out-of-range input is clamped; an empty range maps to an empty range.
+    pub fn original_span(&self, start: usize, end: usize) -> (usize, usize) {
+        if self.map.is_empty() {
+            return (0, 0);
+        }
+        let s = start.min(self.map.len() - 1);
+        let e = end.clamp(s + 1, self.map.len()) - 1;
+        let (a, _) = self.map[s];
+        let (_, b) = self.map[e];
+        (a as usize, (b as usize).max(a as usize))
+    }
+
+    /// Normalizes `input` into this buffer.
+    pub fn normalize(&mut self, input: &str) {
+        self.chars.clear();
+        self.tmp.clear();
+        self.text.clear();
+        self.map.clear();
+        decompose(input, &mut self.tmp);
+        read_latin_vowels(&mut self.tmp);
+        drop_separators_between_hangul(&self.tmp, &mut self.chars);
+        self.tmp.clear();
+        compose_jamo(&self.chars, &mut self.tmp);
+        fold_leetspeak(&mut self.tmp);
+        self.chars.clear();
+        undo_url_defanging(&self.tmp, &mut self.chars);
+        for &(c, s, e) in &self.chars {
+            let before = self.text.len();
+            self.text.push(c);
+            for _ in before..self.text.len() {
+                self.map.push((s, e));
+            }
+        }
+    }
+}
+
+/// Normalizes `input` into a fresh buffer.
+pub fn normalize(input: &str) -> Normalized {
+    let mut n = Normalized::new();
+    n.normalize(input);
+    n
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{034F}' | '\u{180E}' | '\u{3164}' | '\u{115F}' | '\u{1160}' | '\u{FFA0}')
+}
+
+fn lookalike(c: char) -> char {
+    match c {
+        'а' => 'a',
+        'в' => 'b',
+        'е' | 'ё' | 'є' => 'e',
+        'к' => 'k',
+        'м' => 'm',
+        'н' => 'h',
+        'о' | 'ο' | 'σ' => 'o',
+        'р' | 'ρ' => 'p',
+        'с' | 'ς' => 'c',
+        'т' | 'τ' => 't',
+        'у' | 'γ' => 'y',
+        'х' | 'χ' => 'x',
+        'і' | 'ι' | 'ı' => 'i',
+        'ј' => 'j',
+        'ѕ' => 's',
+        'α' => 'a',
+        'ν' => 'v',
+        'κ' => 'k',
+        'ℓ' => 'l',
+        _ => c,
+    }
+}
+
+fn decompose(input: &str, out: &mut Vec<(char, u32, u32)>) {
+    for (i, c) in input.char_indices() {
+        if is_invisible(c) {
+            continue;
+        }
+        let (s, e) = (i as u32, (i + c.len_utf8()) as u32);
+        decompose_compatible(c, |d| {
+            if is_combining_mark(d) || is_invisible(d) {
+                return;
+            }
+            if d.is_ascii() {
+                out.push((d.to_ascii_lowercase(), s, e));
+            } else {
+                for l in d.to_lowercase() {
+                    out.push((lookalike(l), s, e));
+                }
+            }
+        });
+    }
+}
+
+const L_BASE: u32 = 0x1100;
+const V_BASE: u32 = 0x1161;
+const T_BASE: u32 = 0x11A7;
+const S_BASE: u32 = 0xAC00;
+
+fn is_l(c: char) -> bool {
+    (0x1100..=0x1112).contains(&(c as u32))
+}
+
+fn is_v(c: char) -> bool {
+    (0x1161..=0x1175).contains(&(c as u32))
+}
+
+fn is_t(c: char) -> bool {
+    (0x11A8..=0x11C2).contains(&(c as u32))
+}
+
+/// Latin letters spammers write in place of a vowel jamo after an initial consonant.
+fn latin_vowel(c: char) -> Option<char> {
+    match c {
+        'r' => Some('\u{1161}'),                   // ㅏ
+        'h' => Some('\u{1162}'),                   // ㅐ (written H)
+        'l' | 'i' | '1' | '|' => Some('\u{1175}'), // ㅣ
+        _ => None,
+    }
+}
+
+/// A Latin letter right after a lone initial consonant, imitating a vowel, becomes it.
+fn read_latin_vowels(chars: &mut [(char, u32, u32)]) {
+    for i in 1..chars.len() {
+        if is_l(chars[i - 1].0) {
+            if let Some(v) = latin_vowel(chars[i].0) {
+                chars[i].0 = v;
+            }
+        }
+    }
+}
+
+fn compose_jamo(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)>) {
+    let mut i = 0;
+    while i < input.len() {
+        let (c, s, e) = input[i];
+        if is_l(c) && i + 1 < input.len() {
+            let (n, _, ne) = input[i + 1];
+            if is_v(n) {
+                let v = n;
+                let mut code = S_BASE + ((c as u32 - L_BASE) * 21 + (v as u32 - V_BASE)) * 28;
+                let mut end = ne;
+                let mut used = 2;
+                // A final consonant belongs to this syllable.
+                if let Some(&(t, _, te)) = input.get(i + 2) {
+                    if is_t(t) {
+                        code += t as u32 - T_BASE;
+                        end = te;
+                        used = 3;
+                    }
+                }
+                out.push((char::from_u32(code).unwrap_or(c), s, end.max(e)));
+                i += used;
+                continue;
+            }
+        }
+        out.push((c, s, e));
+        i += 1;
+    }
+}
+
+fn is_hangul(c: char) -> bool {
+    matches!(c as u32, 0xAC00..=0xD7A3 | 0x1100..=0x11FF)
+}
+
+fn is_separator(c: char) -> bool {
+    !c.is_alphanumeric()
+}
+
+fn drop_separators_between_hangul(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)>) {
+    let mut i = 0;
+    while i < input.len() {
+        let (c, _, _) = input[i];
+        if is_separator(c) {
+            let start = i;
+            while i < input.len() && is_separator(input[i].0) {
+                i += 1;
+            }
+            let prev_hangul = out.last().is_some_and(|p| is_hangul(p.0));
+            let next_hangul = input.get(i).is_some_and(|n| is_hangul(n.0));
+            if !(prev_hangul && next_hangul) {
+                out.extend_from_slice(&input[start..i]);
+            }
+            continue;
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+}
+
+fn leet(c: char) -> Option<char> {
+    match c {
+        '0' => Some('o'),
+        '1' => Some('i'),
+        '3' => Some('e'),
+        '4' => Some('a'),
+        '5' => Some('s'),
+        '7' => Some('t'),
+        '@' => Some('a'),
+        '$' => Some('s'),
+        _ => None,
+    }
+}
+
+fn fold_leetspeak(chars: &mut [(char, u32, u32)]) {
+    let mut i = 0;
+    while i < chars.len() {
+        let in_run = |c: char| c.is_ascii_lowercase() || leet(c).is_some();
+        if !in_run(chars[i].0) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut letters = false;
+        while i < chars.len() && in_run(chars[i].0) {
+            letters |= chars[i].0.is_ascii_lowercase();
+            i += 1;
+        }
+        if letters {
+            for ch in &mut chars[start..i] {
+                if let Some(l) = leet(ch.0) {
+                    ch.0 = l;
+                }
+            }
+        }
+    }
+}
+
+fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)>) {
+    let mut i = 0;
+    let at = |i: usize, pat: &str| {
+        pat.chars()
+            .enumerate()
+            .all(|(k, p)| input.get(i + k).is_some_and(|c| c.0 == p))
+    };
+    while i < input.len() {
+        if at(i, "hxxp") {
+            for (k, c) in "http".chars().enumerate() {
+                let (_, s, e) = input[i + k];
+                out.push((c, s, e));
+            }
+            i += 4;
+            continue;
+        }
+        let mut replaced = false;
+        for pat in ["[.]", "(.)", "{.}", "[dot]", "(dot)"] {
+            if at(i, pat) {
+                let n = pat.chars().count();
+                out.push(('.', input[i].1, input[i + n - 1].2));
+                i += n;
+                replaced = true;
+                break;
+            }
+        }
+        if !replaced {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn canon(s: &str) -> String {
+        normalize(s).as_str().to_owned()
+    }
+
+    #[test]
+    fn hangul_obfuscations_collapse() {
+        for (input, want) in [
+            ("카.지.노", "카지노"),
+            ("카 지 노", "카지노"),
+            ("카★지★노 오픈", "카지노오픈"),
+            ("대♠출", "대출"),
+            ("ㅋr지노", "카지노"),
+            ("ㄷH박", "대박"),
+            ("㉠ㅏ", "가"),
+            ("카\u{200B}지\u{FEFF}노", "카지노"),
+            ("바카라 ㅋㅋ", "바카라ᄏᄏ"),
+        ] {
+            assert_eq!(canon(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn latin_obfuscations_collapse() {
+        for (input, want) in [
+            ("ｃａｓｉｎｏ", "casino"),
+            ("CASINO", "casino"),
+            ("cas1n0", "casino"),
+            ("саsinо", "casino"), // Cyrillic а, о
+            ("cásíno", "casino"),
+            ("hxxp://cj-deliv[.]xyz", "http://cj-deliv.xyz"),
+            ("010-1234-5678", "010-1234-5678"),
+            ("2026년 3월", "2026년 3월"),
+        ] {
+            assert_eq!(canon(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn spans_map_back_to_the_original() {
+        let text = "오늘 카.지.노 OPEN";
+        let n = normalize(text);
+        let c = n.as_str();
+        let at = c.find("카지노").unwrap();
+        let (s, e) = n.original_span(at, at + "카지노".len());
+        assert_eq!(&text[s..e], "카.지.노");
+        let at = c.find("open").unwrap();
+        let (s, e) = n.original_span(at, at + 4);
+        assert_eq!(&text[s..e], "OPEN");
+        let text = "ㅋr지노";
+        let n = normalize(text);
+        let (s, e) = n.original_span(0, n.as_str().len());
+        assert_eq!(&text[s..e], text);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_is_idempotent_and_spans_stay_inside(s in "\\PC{0,80}", t in "[카지노대출ㅋㄷㅏrHl1 .★0-9a-zA-Z\u{200B}ｃａ]{0,40}") {
+            for text in [s.as_str(), t.as_str()] {
+                let n = normalize(text);
+                let once = n.as_str().to_owned();
+                prop_assert_eq!(canon(&once), once.clone());
+                for (a, _) in once.char_indices() {
+                    let (x, y) = n.original_span(a, a + 1);
+                    prop_assert!(x <= y && y <= text.len());
+                    prop_assert!(text.is_char_boundary(x) && text.is_char_boundary(y));
+                }
+            }
+        }
+    }
+}

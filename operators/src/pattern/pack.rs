@@ -1,0 +1,550 @@
+//! Rule packs: TOML files of rules (and plain list files), compiled into one Hyperscan
+//! block database.
+//!
+//! A rule fires when every one of its `patterns` matches the original text or its
+//! canonical form ([`crate::normalize`]): one pattern for a distinctive phrase, two or
+//! more for "a keyword *and* a solicitation" so that legitimate notices that merely
+//! mention a word (a bank's loan notice, a real parcel notice) do not fire. A `[[list]]`
+//! names a plain file of literals (domains, keywords), one per line, `#` comments; each
+//! line is compiled as an escaped literal and any of them satisfies the list's first
+//! pattern slot.
+//!
+//! ```toml
+//! [[rule]]
+//! id = "gambling.casino"
+//! category = "gambling"
+//! score = 70
+//! patterns = ['카지노|바카라|casino', '가입|충전|환전|보너스']
+//! examples = ["카.지.노 가입머니 지급"]
+//! counter_examples = ["카지노 영화 재밌더라"]
+//! ```
+//!
+//! Every pattern of every rule gets its own Hyperscan id; the id maps back to (rule,
+//! slot). The pack's content hash (SHA-256 over file names and bytes) is its version.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hyperscan::prelude::*;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::ActionHint;
+
+/// What a rule asks of the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hint {
+    /// Score only (default).
+    #[default]
+    Score,
+    /// At least a label.
+    Label,
+    /// Block regardless of score.
+    Block,
+}
+
+impl From<Hint> for ActionHint {
+    fn from(h: Hint) -> Self {
+        match h {
+            Hint::Score => ActionHint::Score,
+            Hint::Label => ActionHint::Label,
+            Hint::Block => ActionHint::Block,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    rule: Vec<RuleDef>,
+    #[serde(default)]
+    list: Vec<ListDef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDef {
+    id: toml::Spanned<String>,
+    category: String,
+    #[serde(default)]
+    description: String,
+    patterns: Vec<toml::Spanned<String>>,
+    score: u8,
+    #[serde(default)]
+    hint: Hint,
+    #[serde(default)]
+    shadow: bool,
+    /// Also match the canonical form (default true). False for rules about exact layout.
+    #[serde(default = "yes")]
+    canonical: bool,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    counter_examples: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListDef {
+    id: toml::Spanned<String>,
+    category: String,
+    #[serde(default)]
+    description: String,
+    /// List file, relative to the pack directory.
+    file: String,
+    /// Further patterns that must also match (AND), as in a rule.
+    #[serde(default)]
+    requires: Vec<toml::Spanned<String>>,
+    score: u8,
+    #[serde(default)]
+    hint: Hint,
+    #[serde(default)]
+    shadow: bool,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    counter_examples: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Stable id, e.g. `gambling.casino`.
+    pub id: String,
+    /// Category for statistics.
+    pub category: String,
+    /// What it is for.
+    pub description: String,
+    /// Score 0..=100.
+    pub score: u8,
+    /// Action hint.
+    pub hint: Hint,
+    /// Reported in `shadow[]` only.
+    pub shadow: bool,
+    /// Whether canonical-form matches count.
+    pub canonical: bool,
+    /// Number of pattern slots that must all match.
+    pub slots: u8,
+    /// Examples that must fire the rule.
+    pub examples: Vec<String>,
+    /// Examples that must not fire it.
+    pub counter_examples: Vec<String>,
+    /// Where it is defined (`file:line`).
+    pub origin: String,
+}
+
+/// A problem with a rule pack, naming the rule and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackError {
+    /// A file could not be read.
+    #[error("{file}: {detail}")]
+    Io {
+        /// File.
+        file: String,
+        /// OS error.
+        detail: String,
+    },
+    /// A file is not a valid rule file.
+    #[error("{file}: {detail}")]
+    Syntax {
+        /// File.
+        file: String,
+        /// Parser message (with line and column).
+        detail: String,
+    },
+    /// A rule's pattern does not compile, or a rule is inconsistent.
+    #[error("{file}:{line}: rule {rule}: {detail}")]
+    Rule {
+        /// File.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// Rule id.
+        rule: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The pack has no rules.
+    #[error("the rule pack has no rules")]
+    Empty,
+}
+
+/// Source files of a pack: (file name, contents), plus list files by name.
+#[derive(Debug, Clone, Default)]
+pub struct PackSource {
+    /// Rule files (`*.toml`), sorted by name.
+    pub rule_files: Vec<(String, String)>,
+    /// List files referenced by `[[list]]`, by name.
+    pub list_files: BTreeMap<String, String>,
+}
+
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => { &[$(($name, include_str!(concat!("../../rules/default/", $name)))),*] };
+}
+
+/// The default pack, compiled into the binary.
+const BUILTIN: &[(&str, &str)] = builtin!(
+    "adult.toml",
+    "drugs.toml",
+    "english.toml",
+    "gambling.toml",
+    "loan.toml",
+    "smishing.toml",
+    "stock.toml",
+    "url.toml",
+    "lookalike-domains.txt",
+    "shorteners.txt",
+);
+
+impl PackSource {
+    /// The default pack shipped with spamflow (`operators/rules/default`).
+    pub fn builtin() -> Self {
+        let mut src = PackSource::default();
+        for (name, text) in BUILTIN {
+            src.add(name, text.to_string());
+        }
+        src
+    }
+
+    fn add(&mut self, name: &str, text: String) {
+        if name.ends_with(".toml") {
+            self.rule_files.push((name.to_owned(), text));
+            self.rule_files.sort();
+        } else {
+            self.list_files.insert(name.to_owned(), text);
+        }
+    }
+
+    /// Reads every `*.toml` and `*.txt` file of `dir` (not recursive; files starting with
+    /// `.` are skipped, which also skips Kubernetes ConfigMap `..data` links).
+    pub fn from_dir(dir: &Path) -> Result<Self, PackError> {
+        let io = |file: &Path, e: std::io::Error| PackError::Io {
+            file: file.display().to_string(),
+            detail: e.to_string(),
+        };
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+                !name.starts_with('.') && (name.ends_with(".toml") || name.ends_with(".txt"))
+            })
+            .collect();
+        names.sort();
+        let mut src = PackSource::default();
+        for p in names {
+            let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            src.add(&name, text);
+        }
+        Ok(src)
+    }
+
+    /// Content hash: SHA-256 over every file name and its bytes.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, text) in self
+            .rule_files
+            .iter()
+            .map(|(n, t)| (n, t))
+            .chain(self.list_files.iter())
+        {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update(text.as_bytes());
+            h.update([0]);
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// A compiled pack: rules, the Hyperscan database, and where each pattern id leads.
+pub struct CompiledPack {
+    /// Rules, in file and definition order.
+    pub rules: Vec<Rule>,
+    pub(crate) db: BlockDatabase,
+    /// Hyperscan id -> (rule index, slot).
+    pub(crate) ids: Vec<(u32, u8)>,
+    /// Content hash of the source.
+    pub hash: String,
+    /// Time to parse and compile.
+    pub compile_time: Duration,
+    /// Hyperscan patterns compiled.
+    pub patterns: usize,
+}
+
+impl std::fmt::Debug for CompiledPack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPack")
+            .field("rules", &self.rules.len())
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct PackBuilder {
+    rules: Vec<Rule>,
+    pending: Vec<PendingPattern>,
+    errors: Vec<PackError>,
+    seen_ids: BTreeMap<String, String>,
+}
+
+impl PackBuilder {
+    fn add(&mut self, file: &str, line: usize, rule: Rule, exprs: Vec<(String, usize, u8)>) {
+        let bad = |detail: String| PackError::Rule {
+            file: file.to_owned(),
+            line,
+            rule: rule.id.clone(),
+            detail,
+        };
+        if let Some(prev) = self
+            .seen_ids
+            .insert(rule.id.clone(), format!("{file}:{line}"))
+        {
+            self.errors
+                .push(bad(format!("duplicate id (also at {prev})")));
+            return;
+        }
+        if rule.score > 100 {
+            self.errors
+                .push(bad(format!("score {} is above 100", rule.score)));
+        }
+        if rule.slots == 0 || rule.slots > 8 {
+            self.errors
+                .push(bad(format!("{} patterns; a rule has 1 to 8", rule.slots)));
+            return;
+        }
+        if rule.examples.is_empty() {
+            self.errors
+                .push(bad("has no examples; every rule needs at least one".into()));
+        }
+        let idx = self.rules.len() as u32;
+        for (expr, l, slot) in exprs {
+            self.pending.push(PendingPattern {
+                expr,
+                rule: idx,
+                slot,
+                file: file.to_owned(),
+                line: l,
+            });
+        }
+        self.rules.push(rule);
+    }
+}
+
+struct PendingPattern {
+    expr: String,
+    rule: u32,
+    slot: u8,
+    file: String,
+    line: usize,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// Escapes a literal for a Hyperscan expression.
+fn escape_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if c.is_ascii_punctuation() || c == ' ' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn flags() -> CompileFlags {
+    CompileFlags::CASELESS | CompileFlags::UTF8 | CompileFlags::SOM_LEFTMOST
+}
+
+impl CompiledPack {
+    /// Parses and compiles a pack. Reports every problem it finds, by rule and line.
+    pub fn compile(src: &PackSource) -> Result<CompiledPack, Vec<PackError>> {
+        let t0 = Instant::now();
+        let mut b = PackBuilder::default();
+        for (file, text) in &src.rule_files {
+            let parsed: RuleFile = match toml::from_str(text) {
+                Ok(p) => p,
+                Err(e) => {
+                    b.errors.push(PackError::Syntax {
+                        file: file.clone(),
+                        detail: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            for r in &parsed.rule {
+                let line = line_of(text, r.id.span().start);
+                let exprs = r
+                    .patterns
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, p)| {
+                        (
+                            p.get_ref().clone(),
+                            line_of(text, p.span().start),
+                            slot as u8,
+                        )
+                    })
+                    .collect();
+                let rule = Rule {
+                    id: r.id.get_ref().clone(),
+                    category: r.category.clone(),
+                    description: r.description.clone(),
+                    score: r.score,
+                    hint: r.hint,
+                    shadow: r.shadow,
+                    canonical: r.canonical,
+                    slots: r.patterns.len().min(255) as u8,
+                    examples: r.examples.clone(),
+                    counter_examples: r.counter_examples.clone(),
+                    origin: format!("{file}:{line}"),
+                };
+                b.add(file, line, rule, exprs);
+            }
+            for l in &parsed.list {
+                let line = line_of(text, l.id.span().start);
+                let Some(list_text) = src.list_files.get(&l.file) else {
+                    b.errors.push(PackError::Rule {
+                        file: file.clone(),
+                        line,
+                        rule: l.id.get_ref().clone(),
+                        detail: format!("list file {:?} not found in the pack", l.file),
+                    });
+                    continue;
+                };
+                // Slot 0: any literal of the list; `requires` fill slots 1...
+                let mut exprs: Vec<(String, usize, u8)> = list_text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty() && !x.starts_with('#'))
+                    .map(|lit| (escape_literal(lit), line, 0))
+                    .collect();
+                if exprs.is_empty() {
+                    b.errors.push(PackError::Rule {
+                        file: file.clone(),
+                        line,
+                        rule: l.id.get_ref().clone(),
+                        detail: format!("list file {:?} is empty", l.file),
+                    });
+                    continue;
+                }
+                exprs.extend(l.requires.iter().enumerate().map(|(i, p)| {
+                    (
+                        p.get_ref().clone(),
+                        line_of(text, p.span().start),
+                        i as u8 + 1,
+                    )
+                }));
+                let rule = Rule {
+                    id: l.id.get_ref().clone(),
+                    category: l.category.clone(),
+                    description: l.description.clone(),
+                    score: l.score,
+                    hint: l.hint,
+                    shadow: l.shadow,
+                    canonical: true,
+                    slots: (1 + l.requires.len()).min(255) as u8,
+                    examples: l.examples.clone(),
+                    counter_examples: l.counter_examples.clone(),
+                    origin: format!("{file}:{line}"),
+                };
+                b.add(file, line, rule, exprs);
+            }
+        }
+        let PackBuilder {
+            rules,
+            pending,
+            mut errors,
+            ..
+        } = b;
+        if rules.is_empty() && errors.is_empty() {
+            errors.push(PackError::Empty);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let patterns: Patterns = pending
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Pattern {
+                expression: p.expr.clone(),
+                flags: flags(),
+                id: Some(i),
+                ext: Default::default(),
+                som: None,
+            })
+            .collect();
+        let db: BlockDatabase = match patterns.build() {
+            Ok(db) => db,
+            Err(_) => {
+                // Find every pattern that does not compile on its own, to name its rule.
+                for p in &pending {
+                    let single = Pattern {
+                        expression: p.expr.clone(),
+                        flags: flags(),
+                        id: Some(0),
+                        ext: Default::default(),
+                        som: None,
+                    };
+                    if let Err(e) = single.build::<hyperscan::Block>() {
+                        errors.push(PackError::Rule {
+                            file: p.file.clone(),
+                            line: p.line,
+                            rule: rules[p.rule as usize].id.clone(),
+                            detail: format!("pattern {:?} does not compile: {e}", p.expr),
+                        });
+                    }
+                }
+                if errors.is_empty() {
+                    errors.push(PackError::Rule {
+                        file: "(pack)".into(),
+                        line: 0,
+                        rule: "*".into(),
+                        detail:
+                            "the patterns compile one by one but not together (database too large?)"
+                                .into(),
+                    });
+                }
+                return Err(errors);
+            }
+        };
+        Ok(CompiledPack {
+            rules,
+            db,
+            ids: pending.iter().map(|p| (p.rule, p.slot)).collect(),
+            hash: src.hash(),
+            compile_time: t0.elapsed(),
+            patterns: pending.len(),
+        })
+    }
+
+    /// Size of the compiled database in bytes.
+    pub fn database_size(&self) -> usize {
+        self.db.size().unwrap_or(0)
+    }
+
+    /// Short version for `rules_version`.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..16.min(self.hash.len())]
+    }
+}

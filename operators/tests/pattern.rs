@@ -1,0 +1,258 @@
+//! The pattern operator with the default rule pack: examples, spans, shadow rules,
+//! limits, and detection on a labelled set with obfuscated variants.
+
+use std::sync::Arc;
+
+use spamflow_operators::pattern::{
+    check_examples, CompiledPack, Matcher, PackSource, PatternConfig, PatternOperator,
+};
+use spamflow_operators::{ChainBuilder, EventCtx, PolicyConfig};
+use spamflow_schemas::{Action, MessageKind, Origin, Route, SubmissionEvent, Verdict};
+
+fn pack() -> Arc<CompiledPack> {
+    Arc::new(CompiledPack::compile(&PackSource::builtin()).unwrap())
+}
+
+fn event(text: &str) -> SubmissionEvent {
+    SubmissionEvent {
+        schema_version: 1,
+        message_id: "m".into(),
+        submitted_at: "2026-03-01T09:00:00Z".parse().unwrap(),
+        sender: "+821012345678".into(),
+        recipient: "+821011112222".into(),
+        text: text.into(),
+        kind: MessageKind::Sms,
+        origin: Origin {
+            route: Route::Domestic,
+            gateway: None,
+            smsc: "s".into(),
+            country: None,
+        },
+        relay: None,
+    }
+}
+
+fn verdicts(texts: &[String]) -> Vec<Verdict> {
+    let op = PatternOperator::new(pack(), PatternConfig::default());
+    let mut chain = ChainBuilder::new(PolicyConfig::default().build())
+        .stateless(Arc::new(op))
+        .build();
+    texts
+        .iter()
+        .map(|t| {
+            let ev = event(t);
+            chain.process(
+                &EventCtx {
+                    event: &ev,
+                    partition: 0,
+                    event_time_ms: 0,
+                },
+                ev.submitted_at,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_default_pack_compiles_and_every_example_agrees() {
+    let p = pack();
+    assert!(p.rules.len() >= 20);
+    let failures = check_examples(&p);
+    assert!(failures.is_empty(), "{failures:#?}");
+    for cat in [
+        "gambling", "loan", "stock", "smishing", "drugs", "adult", "en_spam", "url",
+    ] {
+        assert!(p.rules.iter().any(|r| r.category == cat), "no {cat} rule");
+    }
+}
+
+#[test]
+fn reasons_point_into_the_original_text() {
+    let text = "오늘만 카.지.노 첫충 30% 보너스";
+    let v = &verdicts(&[text.to_owned()])[0];
+    let r = v
+        .reasons
+        .iter()
+        .find(|r| r.code == "gambling.casino")
+        .unwrap();
+    let [s, e] = r.span.unwrap();
+    assert_eq!(&text[s..e], "카.지.노");
+    assert_eq!(r.evidence.as_deref(), Some("카.지.노"));
+    assert_eq!(v.action, Action::Block);
+}
+
+#[test]
+fn shadow_rules_are_reported_but_never_act() {
+    let v = &verdicts(&["비트코인 무료방 입장".to_owned()])[0];
+    assert!(
+        v.shadow.iter().any(|r| r.code == "stock.coin_room"),
+        "{v:?}"
+    );
+    assert!(v.reasons.iter().all(|r| r.code != "stock.coin_room"));
+    assert_eq!(v.action, Action::Allow);
+}
+
+#[test]
+fn long_texts_are_cut_at_the_limit_with_a_reason() {
+    let mut m = Matcher::new(
+        pack(),
+        PatternConfig {
+            max_scan_bytes: 8 * 1024,
+        },
+    );
+    let mut text = "가".repeat(40_000); // 120,000 bytes
+    text.push_str(" 카지노 첫충 보너스");
+    let mut out = Vec::new();
+    m.inspect(&text, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].code, "pattern.truncated");
+    assert!(out[0]
+        .evidence
+        .as_deref()
+        .unwrap()
+        .contains("scanned the first 8190"));
+    let mut out = Vec::new();
+    m.inspect(
+        &format!("카지노 첫충 보너스 {}", "가".repeat(40_000)),
+        &mut out,
+    );
+    assert!(out.iter().any(|s| s.code == "gambling.casino"));
+}
+
+const SPAM: &[&str] = &[
+    "신규가입 첫충 30% 카지노 바카라 즉시환전",
+    "스포츠 토토 안전놀이터 가입머니 3만 지급",
+    "무직자 신용불량자 당일 대출 가능 카톡 문의",
+    "정부지원 서민대출 한도 조회 후 즉시 입금 ☎ 070-1234-5678",
+    "주식 리딩방 내일 상한가 종목 무료 추천 수익률 300% 보장",
+    "CJ대한통운 주소지 불일치로 배송 보류 주소 확인 http://cj-deliv.xyz/a3",
+    "미납 과태료 고지서 확인 https://bit.ly/fine24",
+    "재난지원금 신청 대상자 확인 바로가기 http://gov24-help.site",
+    "모바일 청첩장이 도착했습니다 확인하기 http://wedding-card.click/k9",
+    "아이스 작대기 안전 배송 텔레그램 @ice_seoul",
+    "19금 조건 만남 오늘 밤 가능 hot-meet.xyz",
+    "casino first deposit bonus 100%",
+    "Congratulations! You have won a gift card. Claim now: http://bit.ly/win-gc",
+    "Earn 300% with our crypto signals group! Join t.me/moonpump now",
+];
+
+const LEGIT: &[&str] = &[
+    "[Web발신] [KB국민은행] 고객님의 대출 만기일이 2026-04-15 입니다. 고객센터 1588-9999로 문의하세요.",
+    "[Web발신] [하나은행] 주택담보대출 금리 변경 안내: 4.12% -> 3.98%",
+    "[Web발신] [신한은행] 대출 한도 조회 결과는 신한 SOL 앱에서 확인하세요.",
+    "[Web발신] [CJ대한통운] 고객님의 상품이 배송 완료되었습니다. 운송장번호 5512-3344-7788",
+    "[Web발신] [우체국택배] 오늘 14~16시 배달 예정입니다. 부재 시 경비실에 보관합니다.",
+    "[Web발신] [국민건강보험] 2026년 건강검진 대상자입니다. 가까운 검진기관에서 받으세요.",
+    "[Web발신] [경찰청] 보이스피싱 주의! 기관은 절대 돈을 요구하지 않습니다.",
+    "[Web발신] [서울시] 폭염 특보. 야외활동 자제, 충분한 물 섭취 바랍니다.",
+    "[연합뉴스] 불법 카지노 조직 검거, 리딩방 사기 피해 급증",
+    "[뉴스] 금감원, 불법 대출 광고 문자 주의 당부",
+    "오늘 카지노 영화 봤는데 진짜 재밌더라",
+    "주식 얘기는 그만하자 요즘 다 파란불이야",
+    "택배 왔어? 문 앞에 놔달라고 했는데",
+    "다음 주 토요일 결혼식 몇 시였지?",
+    "We won the game! Call me later",
+    "Your Amazon order has shipped and will arrive Tuesday.",
+];
+
+/// Obfuscated variants a spammer would send instead of the plain text.
+fn variants(plain: &str) -> Vec<String> {
+    let hangul = |c: char| ('가'..='힣').contains(&c);
+    let join = |sep: &str| {
+        let mut out = String::new();
+        let chars: Vec<char> = plain.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            out.push(*c);
+            if hangul(*c) && chars.get(i + 1).is_some_and(|n| hangul(*n)) {
+                out.push_str(sep);
+            }
+        }
+        out
+    };
+    let fullwidth: String = plain
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                char::from_u32(c as u32 + 0xFEE0).unwrap()
+            } else {
+                c
+            }
+        })
+        .collect();
+    let cyrillic: String = plain
+        .chars()
+        .map(|c| match c {
+            'a' => 'а',
+            'o' => 'о',
+            'e' => 'е',
+            'c' => 'с',
+            'p' => 'р',
+            _ => c,
+        })
+        .collect();
+    let leet: String = plain
+        .chars()
+        .map(|c| match c {
+            'o' => '0',
+            'i' => '1',
+            'e' => '3',
+            _ => c,
+        })
+        .collect();
+    vec![
+        join("."),
+        join(" "),
+        join("★"),
+        join("\u{200B}"),
+        fullwidth,
+        cyrillic,
+        leet,
+    ]
+}
+
+#[test]
+fn detection_holds_up_under_obfuscation_and_spares_legitimate_notices() {
+    let plain: Vec<String> = SPAM.iter().map(|s| s.to_string()).collect();
+    let obfuscated: Vec<String> = SPAM.iter().flat_map(|s| variants(s)).collect();
+    let caught = |vs: &[Verdict]| {
+        vs.iter().filter(|v| v.action == Action::Block).count() as f64 / vs.len() as f64
+    };
+    let plain_recall = caught(&verdicts(&plain));
+    let obf = verdicts(&obfuscated);
+    let obf_recall = caught(&obf);
+    let legit = verdicts(&LEGIT.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let blocked: Vec<(&str, &Verdict)> = LEGIT
+        .iter()
+        .copied()
+        .zip(legit.iter())
+        .filter(|(_, v)| v.action == Action::Block)
+        .collect();
+    let flagged = legit.iter().filter(|v| v.action != Action::Allow).count();
+    let missed: Vec<&String> = obfuscated
+        .iter()
+        .zip(&obf)
+        .filter(|(_, v)| v.action != Action::Block)
+        .map(|(t, _)| t)
+        .collect();
+    println!(
+        "detection: plain recall {:.3} ({} msgs), obfuscated recall {:.3} ({} variants), ratio {:.3}; legit blocked {}/{}, flagged {}/{}",
+        plain_recall,
+        plain.len(),
+        obf_recall,
+        obfuscated.len(),
+        obf_recall / plain_recall,
+        blocked.len(),
+        legit.len(),
+        flagged,
+        legit.len()
+    );
+    assert_eq!(plain_recall, 1.0);
+    assert!(
+        obf_recall / plain_recall >= 0.9,
+        "obfuscated recall {obf_recall:.3}; missed {missed:#?}"
+    );
+    assert!(
+        blocked.is_empty(),
+        "legitimate messages blocked: {blocked:#?}"
+    );
+}

@@ -1,0 +1,132 @@
+//! The `spamflow` binary: rules check, config errors, backtest golden output.
+
+use std::process::Command;
+
+fn spamflow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spamflow"));
+    c.env_remove("SPAMFLOW_CONFIG").env("RUST_LOG", "warn");
+    c
+}
+
+fn default_pack() -> String {
+    format!("{}/../operators/rules/default", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn rules_check_passes_on_the_default_pack() {
+    let out = spamflow()
+        .args(["rules", "check", &default_pack()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("compiled in")
+            && stdout.contains("database")
+            && stdout.trim_end().ends_with("OK"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn rules_check_names_failing_rules_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[rule]]\nid = \"x.misses\"\ncategory = \"x\"\nscore = 50\npatterns = ['foo']\nexamples = [\"bar\"]\n\n[[rule]]\nid = \"x.broken\"\ncategory = \"x\"\nscore = 50\npatterns = ['(foo']\nexamples = [\"foo\"]\n",
+    )
+    .unwrap();
+    let out = spamflow()
+        .args(["rules", "check", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL bad.toml:12: rule x.broken: pattern \"(foo\" does not compile"),
+        "{stdout}"
+    );
+    std::fs::write(dir.path().join("bad.toml"), "[[rule]]\nid = \"x.misses\"\ncategory = \"x\"\nscore = 50\npatterns = ['foo']\nexamples = [\"bar\"]\n").unwrap();
+    let out = spamflow()
+        .args(["rules", "check", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL x.misses (bad.toml:2): does not fire on example \"bar\""),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_config_stops_start_up_naming_every_key() {
+    let out = spamflow()
+        .arg("config")
+        .env("SPAMFLOW_PROCESSING__COMMIT_INTERVAL_MS", "1")
+        .env("SPAMFLOW_POLICY__LABEL_SCORE", "99")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("processing.commit_interval_ms") && stderr.contains("policy.label_score"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn backtest_matches_the_golden_verdicts() {
+    let golden = format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("verdicts.jsonl");
+    let dlq_path = dir.path().join("bad.jsonl");
+    let out = spamflow()
+        .args([
+            "backtest",
+            "--events",
+            &format!("{golden}/events.jsonl"),
+            "--out",
+            out_path.to_str().unwrap(),
+            "--dlq",
+            dlq_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 bad lines") && stdout.contains("line 304"),
+        "{stdout}"
+    );
+    let got = std::fs::read_to_string(&out_path).unwrap();
+    let expected_path = format!("{golden}/verdicts.jsonl");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &got).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_path)
+        .expect("golden verdicts (run with UPDATE_GOLDEN=1 to create)");
+    for (i, (g, e)) in got.lines().zip(expected.lines()).enumerate() {
+        assert_eq!(g, e, "verdict {} differs from tests/golden/verdicts.jsonl (rules changed? review, then UPDATE_GOLDEN=1)", i + 1);
+    }
+    assert_eq!(got.lines().count(), expected.lines().count());
+    let verdicts: Vec<spamflow_schemas::Verdict> = got
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: &str| verdicts.iter().find(|v| v.message_id == id).unwrap();
+    assert_eq!(by_id("g-obf-1").action, spamflow_schemas::Action::Block);
+    assert_eq!(by_id("g-obf-2").action, spamflow_schemas::Action::Block);
+    assert_eq!(by_id("g-legit-1").action, spamflow_schemas::Action::Allow);
+    assert!(std::fs::read_to_string(&dlq_path)
+        .unwrap()
+        .contains("\"line\":304"));
+}
