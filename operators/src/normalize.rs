@@ -124,7 +124,16 @@ fn decompose(input: &str, out: &mut Vec<(char, u32, u32)>) {
             continue;
         }
         let (s, e) = (i as u32, (i + c.len_utf8()) as u32);
+        if c.is_ascii() {
+            out.push((c.to_ascii_lowercase(), s, e));
+            continue;
+        }
         decompose_compatible(c, |d| {
+            if matches!(d as u32, 0x1100..=0x11FF) {
+                // Conjoining jamo (from a Hangul syllable): nothing else to do.
+                out.push((d, s, e));
+                return;
+            }
             if is_combining_mark(d) || is_invisible(d) {
                 return;
             }
@@ -211,7 +220,14 @@ fn is_hangul(c: char) -> bool {
 }
 
 fn is_separator(c: char) -> bool {
-    !c.is_alphanumeric()
+    // Fast paths first: std's Unicode tables cost ~100 ns a lookup.
+    if c.is_ascii() {
+        !c.is_ascii_alphanumeric()
+    } else if is_hangul(c) {
+        false
+    } else {
+        !c.is_alphanumeric()
+    }
 }
 
 fn drop_separators_between_hangul(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)>) {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hyperscan::prelude::*;
 
-pub use pack::{CompiledPack, Hint, PackError, PackSource, Rule};
+pub use pack::{BareScanner, CompiledPack, Hint, PackError, PackSource, Rule};
 
 use crate::normalize::Normalized;
 use crate::{EventCtx, OperatorWorker, Signal, StatelessOperator};

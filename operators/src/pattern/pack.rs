@@ -548,3 +548,40 @@ impl CompiledPack {
         &self.hash[..16.min(self.hash.len())]
     }
 }
+
+/// A bare `hs_scan` over a pack's database, with no rule logic: the baseline the
+/// pattern operator is benchmarked against.
+pub struct BareScanner {
+    pack: std::sync::Arc<CompiledPack>,
+    scratch: Scratch,
+}
+
+impl std::fmt::Debug for BareScanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BareScanner").finish_non_exhaustive()
+    }
+}
+
+impl BareScanner {
+    /// A scanner with its own scratch.
+    ///
+    /// # Panics
+    /// Only if Hyperscan cannot allocate scratch (out of memory).
+    pub fn new(pack: std::sync::Arc<CompiledPack>) -> Self {
+        let scratch = pack
+            .db
+            .alloc_scratch()
+            .expect("hyperscan scratch allocation (out of memory)");
+        BareScanner { pack, scratch }
+    }
+
+    /// Number of matches of all patterns in `text`.
+    pub fn count(&mut self, text: &[u8]) -> usize {
+        let mut n = 0;
+        let _ = self.pack.db.scan(text, &self.scratch, |_, _, _, _| {
+            n += 1;
+            Matching::Continue
+        });
+        n
+    }
+}
