@@ -211,7 +211,7 @@ pub fn run(
     // arrives as a real broker does; a short wait keeps verdict latency realistic.
     let mut cfg = cfg.clone();
     cfg.kafka
-        .client
+        .consumer
         .entry("fetch.wait.max.ms".into())
         .or_insert_with(|| "5".into());
     let cfg = &cfg;
