@@ -45,7 +45,7 @@ bench-e2e:
 
 ## Regenerate the bundled sample traffic.
 sample:
-	$(CARGO) run -q -p spamflow-loadtest -- synth --seed 7 --count 2000 > pipeline/data/sample-traffic.jsonl
+	$(CARGO) run -q -p spamflow-loadtest -- synth --seed 7 --count 2000 --registry pipeline/data/sample-registry.jsonl > pipeline/data/sample-traffic.jsonl
 
 fmt:
 	$(CARGO) fmt --all

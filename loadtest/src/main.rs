@@ -36,6 +36,9 @@ enum Cmd {
         /// Events per second of event time.
         #[arg(long, default_value_t = 50.0)]
         rate: f64,
+        /// Also write the registration records of the legitimate bulk senders here.
+        #[arg(long)]
+        registry: Option<std::path::PathBuf>,
     },
 }
 
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             count,
             start,
             rate,
+            registry,
         } => {
             let start = start
                 .parse()
@@ -59,6 +63,11 @@ fn main() -> anyhow::Result<()> {
                 out.write_all(b"\n")?;
             }
             out.flush()?;
+            if let Some(path) = registry {
+                let lines: Vec<String> = synth.registry().iter().map(|r| r.to_string()).collect();
+                std::fs::write(&path, lines.join("\n") + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
         }
     }
     Ok(())

@@ -115,12 +115,13 @@ const SPAM: &[(&str, &[&str])] = &[
     ),
 ];
 
-const FOREIGN: &[(&str, &str)] = &[
-    ("+447700900", "GB"),
-    ("+1202555", "US"),
-    ("+8613800", "CN"),
-    ("+8190123", "JP"),
-    ("+63917", "PH"),
+/// Foreign mobile prefixes, country, and how many digits follow the prefix.
+const FOREIGN: &[(&str, &str, u32)] = &[
+    ("+447400", "GB", 6),
+    ("+1202555", "US", 4),
+    ("+86138001", "CN", 5),
+    ("+81901", "JP", 7),
+    ("+63917", "PH", 7),
 ];
 const RELAYS: &[&str] = &["relay-a", "relay-b", "relay-c", "relay-d"];
 const SMSCS: &[&str] = &[
@@ -141,6 +142,8 @@ pub struct Synth {
     clock_ms: f64,
     senders: Vec<String>,
     recipients: Vec<String>,
+    /// Registered business senders and the relay operator each sends through.
+    business: Vec<(String, &'static str)>,
 }
 
 impl Synth {
@@ -152,6 +155,18 @@ impl Synth {
         let recipients = (0..2_000)
             .map(|_| format!("+8210{:08}", rng.random_range(0..100_000_000u32)))
             .collect();
+        let business = (0..40)
+            .map(|i| {
+                (
+                    format!(
+                        "{}{:04}",
+                        ["1588", "1644", "1577", "1600"][i % 4],
+                        rng.random_range(0..10_000)
+                    ),
+                    RELAYS[i % RELAYS.len()],
+                )
+            })
+            .collect();
         Synth {
             rng,
             seq: 0,
@@ -160,6 +175,7 @@ impl Synth {
             clock_ms: 0.0,
             senders,
             recipients,
+            business,
         }
     }
 
@@ -184,8 +200,9 @@ impl Synth {
                 )
             }
             45..=69 => {
-                let sender = format!("1588{:04}", self.rng.random_range(0..10_000));
-                let relay = Some(RELAYS[self.rng.random_range(0..RELAYS.len())]);
+                let (sender, relay) =
+                    self.business[self.rng.random_range(0..self.business.len())].clone();
+                let relay = Some(relay);
                 (
                     Truth::LegitBulk,
                     pick(&mut self.rng, LEGIT_BULK).to_string(),
@@ -215,12 +232,13 @@ impl Synth {
                 )
             }
             _ => {
-                let (prefix, cc) = FOREIGN[self.rng.random_range(0..FOREIGN.len())];
+                let (prefix, cc, digits) = FOREIGN[self.rng.random_range(0..FOREIGN.len())];
                 let spoofed = self.rng.random_bool(0.3);
                 let sender = if spoofed {
                     korean_mobile(&mut self.rng)
                 } else {
-                    format!("{prefix}{:03}", self.rng.random_range(0..1000))
+                    let n = self.rng.random_range(0..10u64.pow(digits));
+                    format!("{prefix}{n:0width$}", width = digits as usize)
                 };
                 let (truth, text) = if self.rng.random_bool(0.7) {
                     let (cat, texts) = SPAM[self.rng.random_range(0..SPAM.len())];
@@ -259,6 +277,15 @@ impl Synth {
             });
         }
         (doc, truth)
+    }
+
+    /// Registration records (JSON) of the business senders legitimate bulk traffic uses,
+    /// each registered to the relay operator it sends through.
+    pub fn registry(&self) -> Vec<Value> {
+        self.business
+            .iter()
+            .map(|(number, relay)| json!({"number": number, "owner": format!("business-{number}"), "relay_operator": relay, "status": "active"}))
+            .collect()
     }
 
     /// A Korean mobile number as an SMSC may present it: E.164, national, or dashed.

@@ -10,6 +10,7 @@
 //!   reasons, labels, shadow reasons.
 //! - [`normalize`]: Korean-aware canonical form of text with an offset map.
 //! - [`pattern`]: Hyperscan rule packs (stateless), hot-swappable.
+//! - [`origin`]: overseas origin, spoofing, invalid senders, sender-number registry.
 //! - [`chain`]: one worker's operator chain: event in, verdict out; synchronous and
 //!   infallible on the hot path.
 //!
@@ -19,6 +20,7 @@
 pub mod chain;
 pub mod normalize;
 pub mod operator;
+pub mod origin;
 pub mod pattern;
 pub mod policy;
 pub mod signal;
@@ -27,7 +29,7 @@ pub use chain::{Chain, ChainBuilder};
 pub use operator::{
     EventCtx, OperatorWorker, StateError, StateUpdate, StatefulOperator, StatelessOperator,
 };
-pub use policy::{Policy, PolicyConfig, PolicyConfigError};
+pub use policy::{Combination, Policy, PolicyConfig, PolicyConfigError};
 pub use signal::{ActionHint, Signal};
 
 /// `spamflow/<version>`, stamped on every verdict.

@@ -24,6 +24,22 @@ pub struct PolicyConfig {
     pub alert_warning: String,
     /// Longest evidence excerpt in characters.
     pub max_evidence_chars: usize,
+    /// Extra evidence when categories occur together (e.g. an overseas message that
+    /// impersonates a Korean institution scores higher than the same text sent
+    /// domestically).
+    pub combinations: Vec<Combination>,
+}
+
+/// A combination of categories that is stronger evidence than its parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Combination {
+    /// Categories that must all be present among the enforcing reasons.
+    pub when: Vec<String>,
+    /// Reason code added when they are.
+    pub code: String,
+    /// Its score.
+    pub score: u8,
 }
 
 impl Default for PolicyConfig {
@@ -36,6 +52,18 @@ impl Default for PolicyConfig {
                 "스팸으로 의심되는 문자입니다. 링크를 누르거나 개인정보·금융정보를 보내지 마세요."
                     .into(),
             max_evidence_chars: 48,
+            combinations: vec![
+                Combination {
+                    when: vec!["overseas".into(), "impersonation".into()],
+                    code: "policy.overseas_impersonation".into(),
+                    score: 60,
+                },
+                Combination {
+                    when: vec!["overseas".into(), "smishing".into()],
+                    code: "policy.overseas_smishing".into(),
+                    score: 40,
+                },
+            ],
         }
     }
 }
@@ -68,6 +96,11 @@ impl PolicyConfig {
                     self.label_score, self.block_score
                 ),
             });
+        }
+        for (i, c) in self.combinations.iter().enumerate() {
+            if c.when.len() < 2 || c.score > 100 || c.code.is_empty() {
+                errs.push(PolicyConfigError { key: "combinations", reason: format!("entry {i} ({:?}) needs two or more categories, a code and a score up to 100", c.code) });
+            }
         }
         if self.max_evidence_chars == 0 || self.max_evidence_chars > 200 {
             errs.push(PolicyConfigError {
@@ -137,6 +170,22 @@ impl Policy {
                 }
             }
             reasons.push(self.reason(s));
+        }
+        for c in &self.cfg.combinations {
+            if c.when
+                .iter()
+                .all(|cat| reasons.iter().any(|r: &Reason| &r.category == cat))
+            {
+                miss *= 1.0 - f64::from(c.score.min(100)) / 100.0;
+                reasons.push(Reason {
+                    operator: "policy".into(),
+                    code: c.code.clone(),
+                    category: "combination".into(),
+                    score: c.score,
+                    evidence: Some(c.when.join(" + ")),
+                    span: None,
+                });
+            }
         }
         let score = ((1.0 - miss) * 100.0).round().clamp(0.0, 100.0) as u8;
         let by_score = if score >= self.cfg.block_score {
@@ -339,6 +388,28 @@ mod tests {
         assert!(p
             .alert(&decide(&[Signal::new("pattern", "a", "b", 95)]))
             .is_none());
+    }
+
+    #[test]
+    fn combinations_add_evidence_when_categories_meet() {
+        let overseas = Signal {
+            hint: ActionHint::Label,
+            ..Signal::new("origin", "origin.international", "overseas", 10)
+        };
+        let imp = Signal::new("pattern", "impersonation.institution", "impersonation", 10);
+        let domestic = decide(&[imp.clone()]);
+        let abroad = decide(&[overseas, imp]);
+        assert!(
+            abroad.score > domestic.score + 40,
+            "{} vs {}",
+            abroad.score,
+            domestic.score
+        );
+        assert!(abroad
+            .reasons
+            .iter()
+            .any(|r| r.code == "policy.overseas_impersonation"));
+        assert!(domestic.reasons.iter().all(|r| r.operator != "policy"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use spamflow_operators::origin::OriginConfig;
 use spamflow_operators::PolicyConfig;
 
 /// The whole configuration.
@@ -27,6 +28,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Rule pack of the pattern operator, hot reload.
     pub rules: RulesConfig,
+    /// Overseas origin, spoofing, invalid senders, sender-number registry.
+    pub origin: OriginConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.
@@ -395,6 +398,9 @@ impl Config {
         }
         if p.kafka_timeout_ms == 0 {
             bad("processing.kafka_timeout_ms", "must be positive".into());
+        }
+        for (key, reason) in self.origin.validate() {
+            bad(&format!("origin.{key}"), reason);
         }
         for e in self.policy.validate() {
             bad(&format!("policy.{}", e.key), e.reason);

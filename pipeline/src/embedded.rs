@@ -27,7 +27,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
-use spamflow_operators::ChainBuilder;
 use spamflow_schemas::{SubmissionEvent, Verdict};
 
 use crate::config::Config;
@@ -35,6 +34,7 @@ use crate::kafka::{base_config, base_consumer_config, topic_specs};
 use crate::metrics::Metrics;
 use crate::runtime::{self, Stop};
 use crate::sample;
+use crate::Operators;
 
 /// Options of an embedded run.
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ impl Ledger {
 /// verdict, or got two.
 pub fn run(
     cfg: &Config,
-    chain: ChainBuilder,
+    ops: Operators,
     opts: &EmbeddedOptions,
     stop: Stop,
 ) -> anyhow::Result<Summary> {
@@ -225,7 +225,29 @@ pub fn run(
 
     let metrics = Arc::new(Metrics::default());
     let ledger = Arc::new(Ledger::new());
+    let chain = ops.chain;
     let rules_version = chain.rules_version();
+
+    // The sample's legitimate bulk senders are registered to their relay operators;
+    // spam sent through relays from unregistered numbers is what the registry catches.
+    let registrations = sample::registry().context("decoding the bundled sample registry")?;
+    let records: Vec<_> = registrations
+        .into_iter()
+        .map(|r| (r.number.clone(), Some(r)))
+        .collect();
+    crate::registry::publish(cfg, &brokers, &records)?;
+    let follower_stop = Stop::new();
+    let follower = crate::registry::follow(
+        cfg,
+        &brokers,
+        ops.registry.clone(),
+        metrics.clone(),
+        follower_stop.clone(),
+    )?;
+    anyhow::ensure!(
+        follower.wait_loaded(&stop, Duration::from_secs(60)),
+        "the sender registry did not load from the embedded broker"
+    );
 
     let pipeline_stop = Stop::new();
     let pipeline = {
@@ -324,6 +346,8 @@ pub fn run(
     let observer_result = observer
         .join()
         .map_err(|_| anyhow::anyhow!("observer thread panicked"))?;
+    follower_stop.trigger();
+    let _ = follower.handle.join();
     drop(mock);
     replay_result.context("replaying sample traffic")?;
     pipeline_result.context("pipeline")?;

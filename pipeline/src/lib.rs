@@ -6,6 +6,7 @@
 //!   changelog and restore; exactly-once transactions or at-least-once commits.
 //! - [`embedded`]: `spamflow run` with no brokers: mock cluster, sample replay, observer.
 //! - [`backtest`]: the same chain over JSON lines, without Kafka.
+//! - [`registry`]: sender-number registry follower, file loading, publishing.
 //! - [`rules`]: rule-pack loading, `rules check`, hot reload.
 //! - [`metrics`], [`admin`]: counters and the `/healthz` `/readyz` `/metrics` endpoint.
 //! - [`sample`]: the bundled sample traffic.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod embedded;
 pub mod kafka;
 pub mod metrics;
+pub mod registry;
 pub mod rules;
 pub mod runtime;
 pub mod sample;
@@ -27,6 +29,7 @@ pub mod sample;
 use std::path::Path;
 use std::sync::Arc;
 
+use spamflow_operators::origin::{OriginOperator, Registry};
 use spamflow_operators::pattern::{PatternConfig, PatternOperator};
 use spamflow_operators::ChainBuilder;
 
@@ -37,6 +40,8 @@ pub struct Operators {
     pub chain: ChainBuilder,
     /// The pattern operator (its pack can be swapped at run time).
     pub pattern: PatternOperator,
+    /// The sender-number registry the origin operator checks (fed by the follower).
+    pub registry: Arc<Registry>,
 }
 
 /// The operators for `cfg`, with the rule pack from `rules_dir` (overriding
@@ -57,8 +62,16 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
             max_scan_bytes: cfg.rules.max_scan_bytes,
         },
     );
-    let chain = ChainBuilder::new(cfg.policy.build()).stateless(Arc::new(pattern.clone()));
-    Ok(Operators { chain, pattern })
+    let registry = Arc::new(Registry::new());
+    let origin = OriginOperator::new(cfg.origin.clone(), registry.clone());
+    let chain = ChainBuilder::new(cfg.policy.build())
+        .stateless(Arc::new(pattern.clone()))
+        .stateless(Arc::new(origin));
+    Ok(Operators {
+        chain,
+        pattern,
+        registry,
+    })
 }
 
 /// The operator chain for `cfg` (see [`operators`]).

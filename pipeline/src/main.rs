@@ -12,7 +12,7 @@ use spamflow_pipeline::config::{config_path, Config, Guarantee};
 use spamflow_pipeline::embedded::{self, EmbeddedOptions};
 use spamflow_pipeline::metrics::Metrics;
 use spamflow_pipeline::runtime::{self, Stop};
-use spamflow_pipeline::{admin, backtest};
+use spamflow_pipeline::{admin, backtest, registry};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,14 @@ enum Cmd {
         /// Candidate rule-pack directory (default: rules.dir, or the built-in pack).
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Sender-number registry: registration records as JSON lines.
+        #[arg(long)]
+        registry: Option<PathBuf>,
+    },
+    /// Publish sender-number registrations to the registry topic.
+    Registry {
+        #[command(subcommand)]
+        cmd: RegistryCmd,
     },
     /// Rule-pack tools.
     Rules {
@@ -74,6 +82,55 @@ enum RulesCmd {
     Check {
         /// Rule-pack directory; default: rules.dir, or the built-in pack.
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryCmd {
+    /// Register (or re-register) one number.
+    Put {
+        /// Bootstrap servers (kafka.brokers).
+        #[arg(long)]
+        brokers: Option<String>,
+        /// The number, in any format (it is normalized to E.164 for the key).
+        #[arg(long)]
+        number: String,
+        /// Owner of the number.
+        #[arg(long)]
+        owner: String,
+        /// Relay operator it may send through.
+        #[arg(long)]
+        relay_operator: String,
+        /// Reseller account, if registration is per reseller.
+        #[arg(long)]
+        reseller: Option<String>,
+        /// active or suspended.
+        #[arg(long, default_value = "active")]
+        status: String,
+        /// Registration start (RFC 3339).
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// Registration end (RFC 3339, exclusive).
+        #[arg(long)]
+        valid_until: Option<String>,
+    },
+    /// Remove a number (publishes a tombstone).
+    Delete {
+        /// Bootstrap servers (kafka.brokers).
+        #[arg(long)]
+        brokers: Option<String>,
+        /// The number, in any format.
+        #[arg(long)]
+        number: String,
+    },
+    /// Publish every registration record of a JSON-lines file.
+    Load {
+        /// Bootstrap servers (kafka.brokers).
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Registration records, one JSON object per line.
+        #[arg(long)]
+        file: PathBuf,
     },
 }
 
@@ -139,6 +196,18 @@ fn main() -> ExitCode {
         Cmd::Run(a) => a.overrides(),
         Cmd::CreateTopics {
             brokers: Some(b), ..
+        }
+        | Cmd::Registry {
+            cmd:
+                RegistryCmd::Put {
+                    brokers: Some(b), ..
+                }
+                | RegistryCmd::Delete {
+                    brokers: Some(b), ..
+                }
+                | RegistryCmd::Load {
+                    brokers: Some(b), ..
+                },
         } => json!({"kafka": {"brokers": b}}),
         _ => json!({}),
     };
@@ -158,6 +227,7 @@ fn main() -> ExitCode {
             dlq,
             summary_json,
             rules,
+            registry,
         } => run_backtest(
             &cfg,
             &events,
@@ -165,7 +235,9 @@ fn main() -> ExitCode {
             dlq.as_deref(),
             summary_json.as_deref(),
             rules.as_deref(),
+            registry.as_deref(),
         ),
+        Cmd::Registry { cmd } => registry_cmd(&cfg, cmd),
         Cmd::Rules {
             cmd: RulesCmd::Check { dir },
         } => rules_check(&cfg, dir.as_deref()),
@@ -222,13 +294,12 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
         });
     }
     let ops = spamflow_pipeline::operators(cfg, None)?;
-    let chain = ops.chain;
     let watcher = match spamflow_pipeline::rules::dir_of(&cfg.rules.dir) {
         Some(dir) if cfg.rules.reload_interval_ms > 0 => {
             Some(spamflow_pipeline::rules::spawn_watcher(
                 dir,
                 Duration::from_millis(cfg.rules.reload_interval_ms),
-                ops.pattern,
+                ops.pattern.clone(),
                 metrics.clone(),
                 stop.clone(),
             )?)
@@ -241,7 +312,7 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             summary_json: args.summary_json.clone(),
             live: !args.quiet,
         };
-        embedded::run(cfg, chain, &opts, stop.clone()).map(|_| ())
+        embedded::run(cfg, ops, &opts, stop.clone()).map(|_| ())
     } else {
         if let Some(d) = args.duration {
             let stop = stop.clone();
@@ -254,7 +325,24 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
         if cfg.processing.guarantee == Guarantee::ExactlyOnce {
             tracing::info!(transactional_id = %cfg.transactional_id(), "exactly-once: one transaction per commit interval");
         }
-        runtime::run(cfg, &brokers, chain, metrics, stop.clone())
+        // Bulk traffic is judged against the registry: load it fully before consuming.
+        let follower = registry::follow(
+            cfg,
+            &brokers,
+            ops.registry.clone(),
+            metrics.clone(),
+            stop.clone(),
+        )?;
+        while !follower.wait_loaded(&stop, Duration::from_secs(10)) {
+            if stop.is_set() || follower.handle.is_finished() {
+                return Ok(());
+            }
+            tracing::warn!(topic = %cfg.topics.registry, "still loading the sender registry before consuming");
+        }
+        let result = runtime::run(cfg, &brokers, ops.chain, metrics, stop.clone());
+        stop.trigger();
+        let _ = follower.handle.join();
+        result
     };
     stop.trigger();
     if let Some(w) = watcher {
@@ -292,12 +380,19 @@ fn run_backtest(
     dlq: Option<&std::path::Path>,
     summary_json: Option<&std::path::Path>,
     rules_dir: Option<&std::path::Path>,
+    registry_file: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let input = std::fs::File::open(events)
         .with_context(|| format!("opening --events {}", events.display()))?;
     let (evs, bad) = backtest::read_events(std::io::BufReader::new(input))
         .with_context(|| format!("reading {}", events.display()))?;
-    let chain = spamflow_pipeline::operators(cfg, rules_dir)?.chain;
+    let ops = spamflow_pipeline::operators(cfg, rules_dir)?;
+    if let Some(path) = registry_file {
+        for p in registry::load_file(path, &ops.registry)? {
+            eprintln!("registry: skipped {p}");
+        }
+    }
+    let chain = ops.chain;
     let file =
         std::fs::File::create(out).with_context(|| format!("creating --out {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
@@ -392,4 +487,71 @@ fn rules_check(cfg: &Config, dir: Option<&std::path::Path>) -> anyhow::Result<()
     } else {
         anyhow::bail!("{} example(s) disagree with their rules", failures.len())
     }
+}
+
+fn registry_cmd(cfg: &Config, cmd: RegistryCmd) -> anyhow::Result<()> {
+    use spamflow_schemas::{RegistrationRecord, RegistrationStatus};
+    anyhow::ensure!(
+        !cfg.is_embedded(),
+        "kafka.brokers is empty: name the brokers with --brokers or SPAMFLOW_KAFKA__BROKERS"
+    );
+    let time =
+        |s: Option<String>, flag: &str| -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+            s.map(|t| {
+                t.parse()
+                    .with_context(|| format!("{flag} {t:?} is not an RFC 3339 timestamp"))
+            })
+            .transpose()
+        };
+    let records = match cmd {
+        RegistryCmd::Put {
+            number,
+            owner,
+            relay_operator,
+            reseller,
+            status,
+            valid_from,
+            valid_until,
+            ..
+        } => {
+            let status = match status.as_str() {
+                "active" => RegistrationStatus::Active,
+                "suspended" => RegistrationStatus::Suspended,
+                other => anyhow::bail!("--status {other:?} is neither active nor suspended"),
+            };
+            let rec = RegistrationRecord {
+                number: number.clone(),
+                owner,
+                relay_operator,
+                reseller,
+                status,
+                valid_from: time(valid_from, "--valid-from")?,
+                valid_until: time(valid_until, "--valid-until")?,
+            };
+            vec![(number, Some(rec))]
+        }
+        RegistryCmd::Delete { number, .. } => vec![(number, None)],
+        RegistryCmd::Load { file, .. } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mut out = Vec::new();
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let rec: RegistrationRecord = serde_json::from_str(line)
+                    .with_context(|| format!("{}:{}", file.display(), i + 1))?;
+                out.push((rec.number.clone(), Some(rec)));
+            }
+            out
+        }
+    };
+    registry::publish(cfg, &cfg.kafka.brokers, &records)?;
+    println!(
+        "published {} record(s) to {}",
+        records.len(),
+        cfg.topics.registry
+    );
+    Ok(())
 }

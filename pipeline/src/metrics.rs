@@ -51,6 +51,12 @@ pub struct Metrics {
     pub rules_reloads: AtomicU64,
     /// Rule packs that failed to compile or whose examples disagreed (the old pack kept serving).
     pub rules_reload_failures: AtomicU64,
+    /// Registry records applied.
+    pub registry_applied: AtomicU64,
+    /// Registry records rejected (malformed; skipped).
+    pub registry_rejected: AtomicU64,
+    /// Numbers in the registry table.
+    pub registry_numbers: AtomicI64,
     /// Set once the consumer and producer are up and a first assignment was handled.
     pub ready: AtomicBool,
     /// Sum of (decided_at - submitted_at) in microseconds, and its count, for the mean age.
@@ -221,6 +227,11 @@ impl Metrics {
             s,
             "# HELP spamflow_assigned_partitions Input partitions owned by this instance.\n# TYPE spamflow_assigned_partitions gauge\nspamflow_assigned_partitions {}",
             self.assigned_partitions.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP spamflow_registry_numbers Numbers in the sender registry.\n# TYPE spamflow_registry_numbers gauge\nspamflow_registry_numbers {}",
+            self.registry_numbers.load(Relaxed)
         );
         let _ = writeln!(
             s,

@@ -6,6 +6,17 @@
 use spamflow_schemas::{decode_submission, DecodeError, SubmissionEvent};
 
 const SAMPLE: &str = include_str!("../data/sample-traffic.jsonl");
+const REGISTRY: &str = include_str!("../data/sample-registry.jsonl");
+
+/// Registration records of the sample's legitimate bulk senders (written by
+/// `spamflow-loadtest synth --registry`).
+pub fn registry() -> Result<Vec<spamflow_schemas::RegistrationRecord>, serde_json::Error> {
+    REGISTRY
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect()
+}
 
 /// The bundled events, decoded.
 pub fn events() -> Result<Vec<SubmissionEvent>, DecodeError> {
@@ -45,6 +56,7 @@ mod tests {
     #[test]
     fn sample_decodes_and_every_malformed_record_fails() {
         assert!(events().unwrap().len() >= 1000);
+        assert!(registry().unwrap().len() >= 10);
         let codes: Vec<&str> = malformed()
             .iter()
             .filter(|b| b.len() < 1024)

@@ -94,6 +94,8 @@ fn backtest_matches_the_golden_verdicts() {
             out_path.to_str().unwrap(),
             "--dlq",
             dlq_path.to_str().unwrap(),
+            "--registry",
+            &format!("{golden}/registry.jsonl"),
         ])
         .output()
         .unwrap();

@@ -46,7 +46,7 @@ fn embedded_run_answers_every_event_including_malformed_ones() {
     cfg.embedded.rate = 2_000;
     cfg.embedded.malformed_every = 101;
     cfg.processing.workers = 2;
-    let chain = spamflow_pipeline::chain(&cfg).unwrap();
+    let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("summary.json");
     let opts = EmbeddedOptions {
@@ -54,7 +54,7 @@ fn embedded_run_answers_every_event_including_malformed_ones() {
         summary_json: Some(json.clone()),
         live: false,
     };
-    let s = embedded::run(&cfg, chain, &opts, Stop::new()).unwrap();
+    let s = embedded::run(&cfg, ops, &opts, Stop::new()).unwrap();
     assert!(s.events_in > 1_000, "replayed only {}", s.events_in);
     assert_eq!(s.missing, 0);
     assert_eq!(s.duplicates, 0);
@@ -226,4 +226,82 @@ fn malformed_records_go_to_the_dlq_with_headers_and_never_stop_the_pipeline() {
         Duration::from_secs(30),
     ));
     assert_exactly_once(&got, &ids);
+}
+
+#[test]
+fn the_registry_follows_its_topic_live_and_skips_malformed_records() {
+    use spamflow_operators::origin::{Lookup, Registry};
+    use spamflow_schemas::{RegistrationRecord, RegistrationStatus};
+    use std::sync::Arc;
+    let (_mock, cfg) = mock_with_topics("mock-registry", 1);
+    let brokers = cfg.kafka.brokers.clone();
+    let rec = |n: &str, op: &str| RegistrationRecord {
+        number: n.into(),
+        owner: "Acme".into(),
+        relay_operator: op.into(),
+        reseller: None,
+        status: RegistrationStatus::Active,
+        valid_from: None,
+        valid_until: None,
+    };
+    spamflow_pipeline::registry::publish(
+        &cfg,
+        &brokers,
+        &[
+            ("1588-1234".into(), Some(rec("1588-1234", "relay-a"))),
+            ("1644-5678".into(), Some(rec("1644-5678", "relay-b"))),
+        ],
+    )
+    .unwrap();
+    produce(
+        &brokers,
+        &cfg.topics.registry,
+        &[("+8215770000".into(), b"{\"not\":\"a record\"}".to_vec())],
+    );
+    let registry = Arc::new(Registry::new());
+    let metrics = Arc::new(spamflow_pipeline::metrics::Metrics::default());
+    let stop = Stop::new();
+    let f = spamflow_pipeline::registry::follow(
+        &cfg,
+        &brokers,
+        registry.clone(),
+        metrics.clone(),
+        stop.clone(),
+    )
+    .unwrap();
+    assert!(f.wait_loaded(&stop, Duration::from_secs(30)));
+    assert_eq!(
+        registry.check("+8215881234", "relay-a", None, 0),
+        Lookup::Ok
+    );
+    assert_eq!(registry.len(), 2);
+    assert_eq!(
+        metrics
+            .registry_rejected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // Live: a tombstone and a re-registration take effect without a restart.
+    spamflow_pipeline::registry::publish(
+        &cfg,
+        &brokers,
+        &[
+            ("15881234".into(), None),
+            ("+82 1644 5678".into(), Some(rec("16445678", "relay-c"))),
+        ],
+    )
+    .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while registry.check("+8215881234", "relay-a", None, 0) != Lookup::Unregistered
+        || registry.check("+8216445678", "relay-c", None, 0) != Lookup::Ok
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "registry did not follow the topic"
+        );
+        stop.wait(Duration::from_millis(20));
+    }
+    stop.trigger();
+    f.handle.join().unwrap();
 }

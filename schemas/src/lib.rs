@@ -6,6 +6,7 @@
 //!   ([`decode_submission`]) that names the offending field on failure.
 //! - [`verdict`]: `Verdict` v1 (written to `sms.verdicts` and `sms.block`) and the
 //!   recipient `Alert` v1 (written to `sms.alerts`).
+//! - [`registry`]: sender-number registration records (`spamflow.sender-registry`).
 //! - [`dlq`]: the dead-letter record: original key and bytes plus error headers.
 //!
 //! JSON Schema files for the event and the verdict live in `schemas/json/`; the tests
@@ -17,6 +18,7 @@
 
 pub mod dlq;
 pub mod event;
+pub mod registry;
 pub mod verdict;
 
 pub use dlq::{DlqError, DlqErrorKind, DlqRecord};
@@ -24,4 +26,5 @@ pub use event::{
     decode_submission, DecodeError, MessageKind, Origin, Relay, Route, SubmissionEvent,
     MAX_TEXT_BYTES, SUPPORTED_EVENT_VERSIONS,
 };
+pub use registry::{RegistrationRecord, RegistrationStatus};
 pub use verdict::{Action, Alert, Reason, Verdict};

@@ -195,6 +195,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "drugs.toml",
     "english.toml",
     "gambling.toml",
+    "impersonation.toml",
     "loan.toml",
     "smishing.toml",
     "stock.toml",

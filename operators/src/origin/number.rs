@@ -1,0 +1,247 @@
+//! Sender identity: every `sender` as presented becomes a normalized key with a kind and
+//! a country, using libphonenumber metadata (the `phonenumber` crate), not hand-written
+//! prefix tables.
+//!
+//! - Numbers parse with Korea as the default region, so `010-1234-5678`, `01012345678`,
+//!   `+82 10 1234 5678` and `0082 10 1234 5678` all become `+821012345678`. (`0082` is
+//!   rewritten to `+82` first: Korean international prefixes include `008`, which would
+//!   otherwise read `00 82...` as prefix `008` and country code 2x.)
+//! - Kinds come from the number's type in the metadata: mobile, fixed line, business
+//!   (UAN / shared-cost: Korea's 15xx/16xx/18xx), toll-free, premium, VoIP, other.
+//! - All-digit senders of 3 to 6 digits that are not valid numbers are short codes,
+//!   keyed `short:<digits>`; senders with letters are alphanumeric, keyed
+//!   `alpha:<UPPER>`; everything else is invalid, keyed `invalid:<digits or text>`.
+//!
+//! The key is also the recommended input-topic key (all per-sender state of one sender
+//! then lives in one partition).
+
+use phonenumber::{Mode, Type};
+
+/// What kind of sender this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SenderKind {
+    /// Mobile subscriber line.
+    Mobile,
+    /// Fixed line.
+    Fixed,
+    /// Business number (Korea's 15xx/16xx/18xx: UAN or shared-cost in the metadata).
+    Business,
+    /// Toll-free (080).
+    TollFree,
+    /// Premium rate.
+    Premium,
+    /// VoIP (070).
+    Voip,
+    /// A valid number of another type (pager, personal, ...).
+    OtherNumber,
+    /// A short code (3 to 6 digits).
+    ShortCode,
+    /// Alphanumeric sender id.
+    Alphanumeric,
+    /// Not a valid, assignable number.
+    Invalid,
+}
+
+impl SenderKind {
+    /// Stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderKind::Mobile => "mobile",
+            SenderKind::Fixed => "fixed",
+            SenderKind::Business => "business",
+            SenderKind::TollFree => "toll_free",
+            SenderKind::Premium => "premium",
+            SenderKind::Voip => "voip",
+            SenderKind::OtherNumber => "other_number",
+            SenderKind::ShortCode => "short_code",
+            SenderKind::Alphanumeric => "alphanumeric",
+            SenderKind::Invalid => "invalid",
+        }
+    }
+
+    /// Whether the sender is a phone number (has an E.164 form).
+    pub fn is_number(self) -> bool {
+        !matches!(
+            self,
+            SenderKind::ShortCode | SenderKind::Alphanumeric | SenderKind::Invalid
+        )
+    }
+}
+
+/// A parsed sender.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SenderId {
+    /// Normalized key: E.164 for numbers, `short:`, `alpha:` or `invalid:` otherwise.
+    pub key: String,
+    /// Kind.
+    pub kind: SenderKind,
+    /// ISO 3166 alpha-2 region of a number, when the metadata knows it.
+    pub country: Option<String>,
+    /// Country calling code of a number (82 for Korea).
+    pub calling_code: Option<u16>,
+}
+
+impl SenderId {
+    /// Whether this is a Korean (+82) number.
+    pub fn is_korean_number(&self) -> bool {
+        self.calling_code == Some(82) && self.kind.is_number()
+    }
+}
+
+/// Longest sender text considered; longer input is invalid without parsing it.
+pub const MAX_SENDER_LEN: usize = 64;
+
+/// Parses a sender as presented.
+pub fn parse_sender(raw: &str) -> SenderId {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || trimmed.len() > MAX_SENDER_LEN {
+        return invalid(trimmed);
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let has_letters = trimmed.chars().any(char::is_alphabetic);
+    if has_letters {
+        let alnum: String = trimmed
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_uppercase)
+            .collect();
+        // Only letters, digits and light punctuation make an alphanumeric sender id.
+        let plausible = !alnum.is_empty()
+            && alnum.chars().count() <= 11
+            && trimmed
+                .chars()
+                .all(|c| c.is_alphanumeric() || " .-_&".contains(c));
+        return if plausible {
+            SenderId {
+                key: format!("alpha:{alnum}"),
+                kind: SenderKind::Alphanumeric,
+                country: None,
+                calling_code: None,
+            }
+        } else {
+            invalid(trimmed)
+        };
+    }
+    if !trimmed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        || digits.is_empty()
+    {
+        return invalid(trimmed);
+    }
+    // Formatting characters go before parsing (the parser misreads `+8210-...`).
+    let text = if trimmed.starts_with('+') {
+        format!("+{digits}")
+    } else if let Some(rest) = digits.strip_prefix("0082") {
+        format!("+82{rest}")
+    } else {
+        digits.clone()
+    };
+    if let Ok(n) = phonenumber::parse(Some(phonenumber::country::Id::KR), &text) {
+        if n.is_valid() {
+            let kind = match n.number_type(&phonenumber::metadata::DATABASE) {
+                Type::Mobile => SenderKind::Mobile,
+                Type::FixedLine | Type::FixedLineOrMobile => SenderKind::Fixed,
+                Type::Uan | Type::SharedCost => SenderKind::Business,
+                Type::TollFree => SenderKind::TollFree,
+                Type::PremiumRate => SenderKind::Premium,
+                Type::Voip => SenderKind::Voip,
+                _ => SenderKind::OtherNumber,
+            };
+            let country = n.country().id().map(|id| id.as_ref().to_owned());
+            return SenderId {
+                key: n.format().mode(Mode::E164).to_string(),
+                kind,
+                country,
+                calling_code: Some(n.code().value()),
+            };
+        }
+    }
+    if !trimmed.starts_with('+') && (3..=6).contains(&digits.len()) && digits.len() == trimmed.len()
+    {
+        return SenderId {
+            key: format!("short:{digits}"),
+            kind: SenderKind::ShortCode,
+            country: None,
+            calling_code: None,
+        };
+    }
+    invalid(if digits.is_empty() { trimmed } else { &digits })
+}
+
+fn invalid(s: &str) -> SenderId {
+    let shown: String = s.chars().take(MAX_SENDER_LEN).collect();
+    SenderId {
+        key: format!("invalid:{shown}"),
+        kind: SenderKind::Invalid,
+        country: None,
+        calling_code: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_of_formats() {
+        use SenderKind::*;
+        let cases: &[(&str, &str, SenderKind, Option<&str>)] = &[
+            // Korean mobile, every way it is written
+            ("010-1234-5678", "+821012345678", Mobile, Some("KR")),
+            ("01012345678", "+821012345678", Mobile, Some("KR")),
+            ("+82 10 1234 5678", "+821012345678", Mobile, Some("KR")),
+            ("+821012345678", "+821012345678", Mobile, Some("KR")),
+            ("0082 10 1234 5678", "+821012345678", Mobile, Some("KR")),
+            ("008210-1234-5678", "+821012345678", Mobile, Some("KR")),
+            (" (010) 1234.5678 ", "+821012345678", Mobile, Some("KR")),
+            // Korean fixed lines
+            ("02-312-3456", "+8223123456", Fixed, Some("KR")),
+            ("031-123-4567", "+82311234567", Fixed, Some("KR")),
+            // Business numbers 15xx/16xx/18xx
+            ("1588-1234", "+8215881234", Business, Some("KR")),
+            ("15881234", "+8215881234", Business, Some("KR")),
+            ("1644-5678", "+8216445678", Business, Some("KR")),
+            // Toll-free and VoIP
+            ("080-123-4567", "+82801234567", TollFree, Some("KR")),
+            ("070-1234-5678", "+827012345678", Voip, Some("KR")),
+            // Foreign
+            ("+44 7400 123456", "+447400123456", Mobile, Some("GB")),
+            ("+44 7700 900123", "invalid:447700900123", Invalid, None), // Ofcom drama range
+            ("+81 90-1234-5678", "+819012345678", Mobile, Some("JP")),
+            ("+8613800138000", "+8613800138000", Mobile, Some("CN")),
+            ("+12025550123", "+12025550123", Fixed, Some("US")),
+            // Short codes and alphanumeric
+            ("#1234", "invalid:#1234", Invalid, None),
+            ("1234", "short:1234", ShortCode, None),
+            ("114", "short:114", ShortCode, None),
+            ("KBBank", "alpha:KBBANK", Alphanumeric, None),
+            ("Coupang", "alpha:COUPANG", Alphanumeric, None),
+            // Garbage
+            ("", "invalid:", Invalid, None),
+            ("010-0000", "invalid:0100000", Invalid, None),
+            ("+82 10 12", "invalid:821012", Invalid, None),
+            ("++--", "invalid:++--", Invalid, None),
+            ("DROP TABLE; --", "invalid:DROP TABLE; --", Invalid, None),
+        ];
+        for (raw, key, kind, country) in cases {
+            let id = parse_sender(raw);
+            assert_eq!(
+                (id.key.as_str(), id.kind, id.country.as_deref()),
+                (*key, *kind, *country),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(parse_sender(&"9".repeat(500)).kind, Invalid);
+        assert!(parse_sender("010-1234-5678").is_korean_number());
+        assert!(!parse_sender("+447400123456").is_korean_number());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,80}") {
+            let id = parse_sender(&s);
+            proptest::prop_assert!(!id.key.is_empty());
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The sender-number registry at run time: follow the compacted topic into the shared
+//! table, load it from a file for `backtest`, publish records from the command line.
+//!
+//! The follower reads every partition of `topics.registry` from the beginning (no
+//! consumer group: every instance needs the whole table), applies each record as it
+//! comes (tombstones remove), and keeps following. The pipeline starts consuming
+//! submissions only once the follower has reached the end of every partition, so no
+//! bulk message is judged against a half-loaded table. A malformed record is logged by
+//! key and offset, counted, and skipped; the table carries on.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use spamflow_operators::origin::{parse_sender, Registry};
+use spamflow_schemas::RegistrationRecord;
+
+use crate::config::Config;
+use crate::kafka::{base_config, base_consumer_config};
+use crate::metrics::Metrics;
+use crate::runtime::Stop;
+
+/// A running follower.
+#[derive(Debug)]
+pub struct Follower {
+    /// Set once every partition was read to its end at least once.
+    pub loaded: Arc<AtomicBool>,
+    /// The thread (ends on stop).
+    pub handle: JoinHandle<()>,
+}
+
+impl Follower {
+    /// Waits until the initial load is complete; false if stopped or timed out first.
+    pub fn wait_loaded(&self, stop: &Stop, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while !self.loaded.load(Relaxed) {
+            if Instant::now() >= until
+                || self.handle.is_finished()
+                || stop.wait(Duration::from_millis(20))
+            {
+                return self.loaded.load(Relaxed);
+            }
+        }
+        true
+    }
+}
+
+/// Starts following `topics.registry` into `registry`.
+pub fn follow(
+    cfg: &Config,
+    brokers: &str,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    stop: Stop,
+) -> anyhow::Result<Follower> {
+    let topic = cfg.topics.registry.clone();
+    let consumer: BaseConsumer = base_consumer_config(cfg, brokers)
+        .set("group.id", format!("{}-registry", cfg.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .context("creating the registry follower")?;
+    let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
+    let loaded = Arc::new(AtomicBool::new(false));
+    let flag = loaded.clone();
+    let handle = std::thread::Builder::new().name("spamflow-registry".into()).spawn(move || {
+        // Partitions: retried until the topic's metadata is available.
+        let partitions = loop {
+            match consumer.fetch_metadata(Some(&topic), timeout) {
+                Ok(md) => match md.topics().first().map(|t| (t.error(), t.partitions().len())) {
+                    Some((None, n)) if n > 0 => break n as i32,
+                    other => tracing::warn!(topic, ?other, "registry topic not available yet; retrying"),
+                },
+                Err(e) => tracing::warn!(topic, error = %e, "cannot read registry topic metadata; retrying"),
+            }
+            if stop.wait(Duration::from_secs(1)) {
+                return;
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            let _ = tpl.add_partition_offset(&topic, p, Offset::Beginning);
+        }
+        if let Err(e) = consumer.assign(&tpl) {
+            tracing::error!(error = %e, "cannot assign the registry topic");
+            return;
+        }
+        let mut at_end = vec![false; partitions as usize];
+        while !stop.is_set() {
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    if let Some(e) = at_end.get_mut(p as usize) {
+                        *e = true;
+                    }
+                    if !flag.load(Relaxed) && at_end.iter().all(|x| *x) {
+                        flag.store(true, Relaxed);
+                        let (applied, rejected) = registry.counts();
+                        tracing::info!(numbers = registry.len(), applied, rejected, "sender registry loaded; following");
+                    }
+                }
+                Some(Err(e)) => {
+                    metrics.client_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "registry follower error");
+                }
+                Some(Ok(m)) => {
+                    let key = m.key().map(String::from_utf8_lossy).unwrap_or_default();
+                    match registry.apply(&key, m.payload()) {
+                        Ok(()) => metrics.registry_applied.fetch_add(1, Relaxed),
+                        Err(e) => {
+                            tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "skipping malformed registry record");
+                            metrics.registry_rejected.fetch_add(1, Relaxed)
+                        }
+                    };
+                    metrics.registry_numbers.store(registry.len() as i64, Relaxed);
+                }
+            }
+        }
+    })?;
+    Ok(Follower { loaded, handle })
+}
+
+/// Loads registration records (JSON lines) from a file; bad lines are reported, not fatal.
+pub fn load_file(path: &Path, registry: &Registry) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading registry file {}", path.display()))?;
+    let mut problems = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let rec: Result<RegistrationRecord, _> = serde_json::from_str(line);
+        match rec {
+            Ok(r) => {
+                if let Err(e) = registry.put(&r) {
+                    problems.push(format!("{}:{}: {e}", path.display(), i + 1));
+                }
+            }
+            Err(e) => problems.push(format!("{}:{}: {e}", path.display(), i + 1)),
+        }
+    }
+    Ok(problems)
+}
+
+/// Publishes registration records (or a tombstone, with `None`) to the registry topic,
+/// keyed by the normalized number.
+pub fn publish(
+    cfg: &Config,
+    brokers: &str,
+    records: &[(String, Option<RegistrationRecord>)],
+) -> anyhow::Result<()> {
+    let producer: ThreadedProducer<DefaultProducerContext> = base_config(cfg, brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .context("creating the registry producer")?;
+    for (number, rec) in records {
+        let id = parse_sender(number);
+        anyhow::ensure!(
+            id.kind.is_number(),
+            "{number:?} is not a valid phone number ({})",
+            id.kind.as_str()
+        );
+        let value = rec.as_ref().map(serde_json::to_vec).transpose()?;
+        let mut r: BaseRecord<'_, str, [u8]> =
+            BaseRecord::to(&cfg.topics.registry).key(id.key.as_str());
+        if let Some(v) = &value {
+            r = r.payload(v.as_slice());
+        }
+        producer
+            .send(r)
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("publishing {number}"))?;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .context("flushing registry records")?;
+    Ok(())
+}
