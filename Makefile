@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules sample fmt lint
+.PHONY: run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry sample fmt lint
 
 ## make run: build and run the pipeline on the embedded broker with replayed sample traffic.
 ##   make run ARGS="--duration 20s --summary-json out.json"
@@ -37,7 +37,9 @@ kafka-stop:
 
 ## Operator-chain benches (criterion) and the end-to-end pipeline vs passthrough bench.
 bench:
-	$(CARGO) bench -p spamflow-benches --bench chain --bench pattern
+	$(CARGO) bench -p spamflow-benches --bench chain --bench pattern --bench origin
+bench-registry:
+	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-registry -- $(ARGS)
 bench-rules:
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-rules -- $(ARGS)
 bench-e2e:

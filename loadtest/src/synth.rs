@@ -299,8 +299,13 @@ impl Synth {
     }
 }
 
+/// A Korean mobile number in an assigned range (+82 10 2XXX-9XXX ...).
 fn korean_mobile(rng: &mut SmallRng) -> String {
-    format!("+8210{:08}", rng.random_range(0..100_000_000u32))
+    format!(
+        "+8210{}{:07}",
+        rng.random_range(2..10u32),
+        rng.random_range(0..10_000_000u32)
+    )
 }
 
 fn pick<'a>(rng: &mut SmallRng, from: &[&'a str]) -> &'a str {

@@ -192,6 +192,26 @@ impl Metrics {
             self.restored_records.load(Relaxed),
         );
         counter(
+            "spamflow_rules_reloads_total",
+            "Rule packs reloaded and swapped in.",
+            self.rules_reloads.load(Relaxed),
+        );
+        counter(
+            "spamflow_rules_reload_failures_total",
+            "Rule packs rejected on reload (the previous pack kept serving).",
+            self.rules_reload_failures.load(Relaxed),
+        );
+        counter(
+            "spamflow_registry_records_applied_total",
+            "Sender-registry records applied.",
+            self.registry_applied.load(Relaxed),
+        );
+        counter(
+            "spamflow_registry_records_rejected_total",
+            "Malformed sender-registry records skipped.",
+            self.registry_rejected.load(Relaxed),
+        );
+        counter(
             "spamflow_client_errors_total",
             "Errors reported by the Kafka clients.",
             self.client_errors.load(Relaxed),
@@ -261,5 +281,13 @@ mod tests {
         assert!(text.contains("spamflow_verdicts_total{action=\"block\"} 1"));
         assert!(text.contains("spamflow_dlq_total{code=\"bad_field\"} 1"));
         assert!(text.contains("spamflow_dlq_total{code=\"oversized\"} 1"));
+        for name in [
+            "spamflow_rules_reloads_total",
+            "spamflow_rules_reload_failures_total",
+            "spamflow_registry_records_applied_total",
+            "spamflow_registry_numbers",
+        ] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} missing");
+        }
     }
 }

@@ -163,6 +163,19 @@ pub fn publish(
         .set("enable.idempotence", "true")
         .create()
         .context("creating the registry producer")?;
+    let topic = &cfg.topics.registry;
+    let md = producer
+        .client()
+        .fetch_metadata(
+            Some(topic),
+            Duration::from_millis(cfg.processing.kafka_timeout_ms),
+        )
+        .with_context(|| format!("reading metadata of {topic} from {brokers}"))?;
+    if let Some(err) = md.topics().first().and_then(|t| t.error()) {
+        anyhow::bail!(
+            "topic {topic} is not available ({err:?}); create it with `spamflow create-topics`"
+        );
+    }
     for (number, rec) in records {
         let id = parse_sender(number);
         anyhow::ensure!(

@@ -163,11 +163,19 @@ impl Registry {
     }
 
     fn apply_inner(&self, key: &str, value: Option<&[u8]>) -> Result<(), RegistryError> {
-        let id = parse_sender(key);
-        let k = if id.kind.is_number() {
-            number_key(&id.key)
+        // Keys on the topic are normalized E.164 already (the publisher normalizes);
+        // anything else goes through the full parser.
+        let normalized =
+            key.len() > 8 && key.starts_with('+') && key[1..].bytes().all(|b| b.is_ascii_digit());
+        let k = if normalized {
+            number_key(key)
         } else {
-            None
+            let id = parse_sender(key);
+            if id.kind.is_number() {
+                number_key(&id.key)
+            } else {
+                None
+            }
         }
         .ok_or_else(|| RegistryError::BadKey(key.chars().take(64).collect()))?;
         let Some(value) = value else {
@@ -176,7 +184,7 @@ impl Registry {
         };
         let rec: RegistrationRecord =
             serde_json::from_slice(value).map_err(|e| RegistryError::BadValue {
-                key: id.key.clone(),
+                key: key.chars().take(64).collect(),
                 detail: e.to_string(),
             })?;
         self.insert(k, &rec);
