@@ -315,10 +315,12 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
         embedded::run(cfg, ops, &opts, stop.clone()).map(|_| ())
     } else {
         if let Some(d) = args.duration {
+            // --duration: stop after `d`, or earlier on a signal.
             let stop = stop.clone();
-            rt.spawn(async move {
-                tokio::time::sleep(d).await;
-                stop.trigger();
+            std::thread::spawn(move || {
+                if !stop.wait(d) {
+                    stop.trigger();
+                }
             });
         }
         let brokers = cfg.kafka.brokers.clone();
@@ -532,19 +534,16 @@ fn registry_cmd(cfg: &Config, cmd: RegistryCmd) -> anyhow::Result<()> {
         }
         RegistryCmd::Delete { number, .. } => vec![(number, None)],
         RegistryCmd::Load { file, .. } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let mut out = Vec::new();
-            for (i, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let rec: RegistrationRecord = serde_json::from_str(line)
-                    .with_context(|| format!("{}:{}", file.display(), i + 1))?;
-                out.push((rec.number.clone(), Some(rec)));
-            }
-            out
+            let (records, problems) = registry::read_file(&file)?;
+            anyhow::ensure!(
+                problems.is_empty(),
+                "nothing published; fix these lines first:\n  {}",
+                problems.join("\n  ")
+            );
+            records
+                .into_iter()
+                .map(|r| (r.number.clone(), Some(r)))
+                .collect()
         }
     };
     registry::publish(cfg, &cfg.kafka.brokers, &records)?;

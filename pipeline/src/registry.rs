@@ -129,24 +129,32 @@ pub fn follow(
     Ok(Follower { loaded, handle })
 }
 
-/// Loads registration records (JSON lines) from a file; bad lines are reported, not fatal.
-pub fn load_file(path: &Path, registry: &Registry) -> anyhow::Result<Vec<String>> {
+/// Reads registration records (JSON lines) from a file: the records, and one problem
+/// (`file:line: error`) per line that is not a record.
+pub fn read_file(path: &Path) -> anyhow::Result<(Vec<RegistrationRecord>, Vec<String>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading registry file {}", path.display()))?;
+    let mut records = Vec::new();
     let mut problems = Vec::new();
     for (i, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let rec: Result<RegistrationRecord, _> = serde_json::from_str(line);
-        match rec {
-            Ok(r) => {
-                if let Err(e) = registry.put(&r) {
-                    problems.push(format!("{}:{}: {e}", path.display(), i + 1));
-                }
-            }
+        match serde_json::from_str::<RegistrationRecord>(line) {
+            Ok(r) => records.push(r),
             Err(e) => problems.push(format!("{}:{}: {e}", path.display(), i + 1)),
+        }
+    }
+    Ok((records, problems))
+}
+
+/// Loads a registry file into `registry`; bad lines and bad numbers are reported, not fatal.
+pub fn load_file(path: &Path, registry: &Registry) -> anyhow::Result<Vec<String>> {
+    let (records, mut problems) = read_file(path)?;
+    for r in &records {
+        if let Err(e) = registry.put(r) {
+            problems.push(format!("{}: {e}", path.display()));
         }
     }
     Ok(problems)

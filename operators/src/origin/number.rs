@@ -142,15 +142,7 @@ pub fn parse_sender(raw: &str) -> SenderId {
     }
     if let Ok(n) = phonenumber::parse(Some(phonenumber::country::Id::KR), &text) {
         if n.is_valid() {
-            let kind = match n.number_type(&phonenumber::metadata::DATABASE) {
-                Type::Mobile => SenderKind::Mobile,
-                Type::FixedLine | Type::FixedLineOrMobile => SenderKind::Fixed,
-                Type::Uan | Type::SharedCost => SenderKind::Business,
-                Type::TollFree => SenderKind::TollFree,
-                Type::PremiumRate => SenderKind::Premium,
-                Type::Voip => SenderKind::Voip,
-                _ => SenderKind::OtherNumber,
-            };
+            let kind = kind_of(n.number_type(&phonenumber::metadata::DATABASE));
             let country = n.country().id().map(|id| id.as_ref().to_owned());
             return SenderId {
                 key: n.format().mode(Mode::E164).to_string(),
@@ -170,6 +162,19 @@ pub fn parse_sender(raw: &str) -> SenderId {
         };
     }
     invalid(if digits.is_empty() { trimmed } else { &digits })
+}
+
+/// Our kind for a libphonenumber number type.
+fn kind_of(t: Type) -> SenderKind {
+    match t {
+        Type::Mobile => SenderKind::Mobile,
+        Type::FixedLine | Type::FixedLineOrMobile => SenderKind::Fixed,
+        Type::Uan | Type::SharedCost => SenderKind::Business,
+        Type::TollFree => SenderKind::TollFree,
+        Type::PremiumRate => SenderKind::Premium,
+        Type::Voip => SenderKind::Voip,
+        _ => SenderKind::OtherNumber,
+    }
 }
 
 /// Korea's number types from the libphonenumber metadata, as anchored regular
@@ -221,8 +226,17 @@ fn korean_fast_path(text: &str) -> Option<SenderId> {
     }
     let k = KOREAN.as_ref()?;
     let len = nsn.len() as u16;
-    let kind = k.types.iter().find(|(_, re, lengths)| (lengths.is_empty() || lengths.contains(&len)) && re.is_match(nsn)).map(|(kind, _, _)| *kind)?;
-    Some(SenderId { key: format!("+82{nsn}"), kind, country: Some("KR".into()), calling_code: Some(82) })
+    let kind = k
+        .types
+        .iter()
+        .find(|(_, re, lengths)| (lengths.is_empty() || lengths.contains(&len)) && re.is_match(nsn))
+        .map(|(kind, _, _)| *kind)?;
+    Some(SenderId {
+        key: format!("+82{nsn}"),
+        kind,
+        country: Some("KR".into()),
+        calling_code: Some(82),
+    })
 }
 
 fn invalid(s: &str) -> SenderId {
@@ -290,27 +304,26 @@ mod tests {
         }
         assert_eq!(parse_sender(&"9".repeat(500)).kind, Invalid);
         assert!(parse_sender("010-1234-5678").is_korean_number());
-        assert!(korean_fast_path("+821012345678").is_some(), "the fast path must serve Korean numbers");
+        assert!(
+            korean_fast_path("+821012345678").is_some(),
+            "the fast path must serve Korean numbers"
+        );
         assert!(!parse_sender("+447400123456").is_korean_number());
     }
 
     /// The same sender through the full libphonenumber parser.
     fn slow(raw: &str) -> Option<(String, SenderKind)> {
         let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
-        let text = if raw.starts_with('+') { format!("+{digits}") } else { digits };
+        let text = if raw.starts_with('+') {
+            format!("+{digits}")
+        } else {
+            digits
+        };
         let n = phonenumber::parse(Some(phonenumber::country::Id::KR), &text).ok()?;
         if !n.is_valid() {
             return None;
         }
-        let kind = match n.number_type(&phonenumber::metadata::DATABASE) {
-            Type::Mobile => SenderKind::Mobile,
-            Type::FixedLine | Type::FixedLineOrMobile => SenderKind::Fixed,
-            Type::Uan | Type::SharedCost => SenderKind::Business,
-            Type::TollFree => SenderKind::TollFree,
-            Type::PremiumRate => SenderKind::Premium,
-            Type::Voip => SenderKind::Voip,
-            _ => SenderKind::OtherNumber,
-        };
+        let kind = kind_of(n.number_type(&phonenumber::metadata::DATABASE));
         Some((n.format().mode(Mode::E164).to_string(), kind))
     }
 
