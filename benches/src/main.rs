@@ -93,7 +93,10 @@ fn main() -> anyhow::Result<()> {
         .map(|_| {
             let (doc, _) = synth.next_event();
             (
-                doc["sender"].as_str().unwrap_or_default().to_owned(),
+                spamflow_operators::origin::parse_sender(
+                    doc["sender"].as_str().unwrap_or_default(),
+                )
+                .key,
                 serde_json::to_vec(&doc).unwrap_or_default(),
             )
         })

@@ -48,6 +48,11 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
     stream.shutdown().await
 }
 
+/// The status line `GET path` would get (for probes in tests and tools).
+pub fn status_line(path: &str, metrics: &Metrics) -> &'static str {
+    respond(&format!("GET {path} HTTP/1.1"), metrics).0
+}
+
 fn respond(request_line: &str, metrics: &Metrics) -> (&'static str, &'static str, String) {
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));

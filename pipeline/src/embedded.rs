@@ -35,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::runtime::{self, Stop};
 use crate::sample;
 use crate::Operators;
+use spamflow_operators::origin::parse_sender;
 
 /// Options of an embedded run.
 #[derive(Debug, Clone)]
@@ -437,7 +438,8 @@ fn replay(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow::
                 ev.submitted_at = Utc::now();
                 body.clear();
                 serde_json::to_writer(&mut body, &ev)?;
-                (ev.sender.clone(), body.clone())
+                // Keyed by the normalized sender, as producers should: one sender, one partition.
+                (parse_sender(&ev.sender).key, body.clone())
             };
             let mut rec = BaseRecord::to(&cfg.topics.submissions)
                 .key(&key)

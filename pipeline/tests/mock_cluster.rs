@@ -305,3 +305,20 @@ fn the_registry_follows_its_topic_live_and_skips_malformed_records() {
     stop.trigger();
     f.handle.join().unwrap();
 }
+
+#[test]
+fn an_unreachable_broker_is_retried_not_fatal_and_readiness_says_so() {
+    // Nothing listens on this port: the producer cannot initialise transactions.
+    let mut cfg = config("127.0.0.1:9", "unreachable");
+    cfg.processing.kafka_timeout_ms = 500;
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(
+        Duration::from_secs(60),
+        "client errors to be reported",
+        |m| m.client_errors.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+    );
+    assert!(!run.metrics.ready.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(spamflow_pipeline::admin::status_line("/readyz", &run.metrics).starts_with("503"));
+    // SIGTERM during the back-off ends it cleanly.
+    run.stop();
+}

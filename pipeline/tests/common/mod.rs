@@ -82,7 +82,7 @@ pub fn events(n: usize, seed: u64) -> Vec<(String, Vec<u8>, String)> {
             let (doc, _) = synth.next_event();
             let id = doc["message_id"].as_str().unwrap().to_owned();
             (
-                doc["sender"].as_str().unwrap().to_owned(),
+                spamflow_operators::origin::parse_sender(doc["sender"].as_str().unwrap()).key,
                 serde_json::to_vec(&doc).unwrap(),
                 id,
             )
