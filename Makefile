@@ -17,11 +17,13 @@ test: deps
 	scripts/kafka.sh fetch >/dev/null
 	$(CARGO) build --workspace --tests
 	@set -euo pipefail; \
-	trap 'scripts/kafka.sh stop' EXIT; \
+	trap 'scripts/kafka.sh stop >/dev/null 2>&1' EXIT; \
 	SPAMFLOW_TEST_BROKERS=$$(scripts/kafka.sh start | tail -n 1); \
 	export SPAMFLOW_TEST_BROKERS; \
 	echo "real broker for tests: $$SPAMFLOW_TEST_BROKERS"; \
-	$(CARGO) test --workspace -- --test-threads 2
+	status=0; $(CARGO) test --workspace -- --test-threads 2 2>&1 | tee target/test.log || status=$$?; \
+	awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log; \
+	exit $$status
 
 deps:
 	@scripts/deps.sh
