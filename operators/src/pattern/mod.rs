@@ -1,5 +1,5 @@
-//! The pattern operator: Hyperscan rule packs over the original text and its canonical
-//! form.
+//! The pattern operator: Hyperscan rule packs over the canonical form of the text (and,
+//! for rules that ask for it, the original text).
 //!
 //! - [`pack`]: rule files, list files, compilation into one block database.
 //! - [`PatternOperator`]: the shared, hot-swappable compiled pack. [`PatternOperator::swap`]
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hyperscan::prelude::*;
 
-pub use pack::{BareScanner, CompiledPack, Hint, PackError, PackSource, Rule};
+pub use pack::{BareScanner, CompiledPack, Hint, PackError, PackSource, Rule, Scan};
 
 use crate::normalize::Normalized;
 use crate::{EventCtx, OperatorWorker, Signal, StatelessOperator};
@@ -157,10 +157,7 @@ impl Matcher {
     /// # Panics
     /// Only if Hyperscan cannot allocate scratch (out of memory).
     pub fn new(pack: Arc<CompiledPack>, cfg: PatternConfig) -> Self {
-        let scratch = pack
-            .db
-            .alloc_scratch()
-            .expect("hyperscan scratch allocation (out of memory)");
+        let scratch = pack.alloc_scratch();
         Matcher {
             pack,
             scratch,
@@ -192,44 +189,45 @@ impl Matcher {
         self.hits.clear();
         let pack = &self.pack;
         let hits = &mut self.hits;
-        // Original text first: its spans need no mapping and win over canonical ones.
-        let _ = pack
-            .db
-            .scan(scanned, &self.scratch, |id: u32, from: u64, to: u64, _| {
-                let (rule, slot) = pack.ids[id as usize];
-                hits.push(Hit {
-                    rule,
-                    slot,
-                    span: (from as usize, to as usize),
-                });
-                if hits.len() >= MAX_HITS {
-                    Matching::Terminate
-                } else {
-                    Matching::Continue
-                }
-            });
-        self.norm.normalize(scanned);
-        let norm = &self.norm;
-        if norm.as_str() != scanned && hits.len() < MAX_HITS {
-            let _ = pack.db.scan(
-                norm.as_str(),
-                &self.scratch,
-                |id: u32, from: u64, to: u64, _| {
-                    let (rule, slot) = pack.ids[id as usize];
-                    if pack.rules[rule as usize].canonical {
-                        hits.push(Hit {
-                            rule,
-                            slot,
-                            span: norm.original_span(from as usize, to as usize),
-                        });
-                    }
+        // Original-text rules first: their spans need no mapping and win over canonical ones.
+        if let Some(d) = &pack.original {
+            let _ =
+                d.db.scan(scanned, &self.scratch, |id: u32, from: u64, to: u64, _| {
+                    let (rule, slot) = d.ids[id as usize];
+                    hits.push(Hit {
+                        rule,
+                        slot,
+                        span: (from as usize, to as usize),
+                    });
                     if hits.len() >= MAX_HITS {
                         Matching::Terminate
                     } else {
                         Matching::Continue
                     }
-                },
-            );
+                });
+        }
+        if let Some(d) = &pack.canonical {
+            self.norm.normalize(scanned);
+            let norm = &self.norm;
+            if hits.len() < MAX_HITS {
+                let _ = d.db.scan(
+                    norm.as_str(),
+                    &self.scratch,
+                    |id: u32, from: u64, to: u64, _| {
+                        let (rule, slot) = d.ids[id as usize];
+                        hits.push(Hit {
+                            rule,
+                            slot,
+                            span: norm.original_span(from as usize, to as usize),
+                        });
+                        if hits.len() >= MAX_HITS {
+                            Matching::Terminate
+                        } else {
+                            Matching::Continue
+                        }
+                    },
+                );
+            }
         }
         // Stable sort keeps, per (rule, slot), the first hit: original before canonical.
         self.hits.sort_by_key(|h| (h.rule, h.slot));

@@ -77,9 +77,9 @@ struct RuleDef {
     hint: Hint,
     #[serde(default)]
     shadow: bool,
-    /// Also match the canonical form (default true). False for rules about exact layout.
-    #[serde(default = "yes")]
-    canonical: bool,
+    /// Which text the patterns are matched against (default: the canonical form).
+    #[serde(default)]
+    scan: Scan,
     #[serde(default)]
     examples: Vec<String>,
     #[serde(default)]
@@ -98,6 +98,9 @@ struct ListDef {
     /// Further patterns that must also match (AND), as in a rule.
     #[serde(default)]
     requires: Vec<toml::Spanned<String>>,
+    /// Which text the literals are matched against (default: the canonical form).
+    #[serde(default)]
+    scan: Scan,
     score: u8,
     #[serde(default)]
     hint: Hint,
@@ -109,8 +112,27 @@ struct ListDef {
     counter_examples: Vec<String>,
 }
 
-fn yes() -> bool {
-    true
+/// Which text a rule's patterns are matched against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scan {
+    /// The canonical form only (default): obfuscations are undone, spans map back.
+    #[default]
+    Canonical,
+    /// The original text only: for rules about exact layout (`hxxp`, `[.]`) or tokens
+    /// the canonical form rewrites (digits inside Latin words: `paypa1`, `150p/min`).
+    Original,
+    /// Both.
+    Both,
+}
+
+impl Scan {
+    fn canonical(self) -> bool {
+        matches!(self, Scan::Canonical | Scan::Both)
+    }
+    fn original(self) -> bool {
+        matches!(self, Scan::Original | Scan::Both)
+    }
 }
 
 /// One compiled rule.
@@ -128,8 +150,8 @@ pub struct Rule {
     pub hint: Hint,
     /// Reported in `shadow[]` only.
     pub shadow: bool,
-    /// Whether canonical-form matches count.
-    pub canonical: bool,
+    /// Which text its patterns are matched against.
+    pub scan: Scan,
     /// Number of pattern slots that must all match.
     pub slots: u8,
     /// Examples that must fire the rule.
@@ -274,9 +296,10 @@ impl PackSource {
 pub struct CompiledPack {
     /// Rules, in file and definition order.
     pub rules: Vec<Rule>,
-    pub(crate) db: BlockDatabase,
-    /// Hyperscan id -> (rule index, slot).
-    pub(crate) ids: Vec<(u32, u8)>,
+    /// Patterns matched against the canonical form.
+    pub(crate) canonical: Option<Database>,
+    /// Patterns matched against the original text.
+    pub(crate) original: Option<Database>,
     /// Content hash of the source.
     pub hash: String,
     /// Time to parse and compile.
@@ -342,6 +365,72 @@ impl PackBuilder {
             });
         }
         self.rules.push(rule);
+    }
+}
+
+/// One compiled database and where each of its pattern ids leads.
+pub(crate) struct Database {
+    pub(crate) db: BlockDatabase,
+    /// Hyperscan id -> (rule index, slot).
+    pub(crate) ids: Vec<(u32, u8)>,
+}
+
+fn build_database(
+    pending: &[&PendingPattern],
+    rules: &[Rule],
+    errors: &mut Vec<PackError>,
+) -> Option<Database> {
+    if pending.is_empty() {
+        return None;
+    }
+    let patterns: Patterns = pending
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Pattern {
+            expression: p.expr.clone(),
+            flags: flags(),
+            id: Some(i),
+            ext: Default::default(),
+            som: None,
+        })
+        .collect();
+    match patterns.build() {
+        Ok(db) => Some(Database {
+            db,
+            ids: pending.iter().map(|p| (p.rule, p.slot)).collect(),
+        }),
+        Err(_) => {
+            // Find every pattern that does not compile on its own, to name its rule.
+            let before = errors.len();
+            for p in pending {
+                let single = Pattern {
+                    expression: p.expr.clone(),
+                    flags: flags(),
+                    id: Some(0),
+                    ext: Default::default(),
+                    som: None,
+                };
+                if let Err(e) = single.build::<hyperscan::Block>() {
+                    errors.push(PackError::Rule {
+                        file: p.file.clone(),
+                        line: p.line,
+                        rule: rules[p.rule as usize].id.clone(),
+                        detail: format!("pattern {:?} does not compile: {e}", p.expr),
+                    });
+                }
+            }
+            if errors.len() == before {
+                errors.push(PackError::Rule {
+                    file: "(pack)".into(),
+                    line: 0,
+                    rule: "*".into(),
+                    detail:
+                        "the patterns compile one by one but not together (database too large?)"
+                            .into(),
+                });
+            }
+            None
+        }
     }
 }
 
@@ -414,7 +503,7 @@ impl CompiledPack {
                     score: r.score,
                     hint: r.hint,
                     shadow: r.shadow,
-                    canonical: r.canonical,
+                    scan: r.scan,
                     slots: r.patterns.len().min(255) as u8,
                     examples: r.examples.clone(),
                     counter_examples: r.counter_examples.clone(),
@@ -463,7 +552,7 @@ impl CompiledPack {
                     score: l.score,
                     hint: l.hint,
                     shadow: l.shadow,
-                    canonical: true,
+                    scan: l.scan,
                     slots: (1 + l.requires.len()).min(255) as u8,
                     examples: l.examples.clone(),
                     counter_examples: l.counter_examples.clone(),
@@ -484,55 +573,25 @@ impl CompiledPack {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let patterns: Patterns = pending
+        let canonical: Vec<&PendingPattern> = pending
             .iter()
-            .enumerate()
-            .map(|(i, p)| Pattern {
-                expression: p.expr.clone(),
-                flags: flags(),
-                id: Some(i),
-                ext: Default::default(),
-                som: None,
-            })
+            .filter(|p| rules[p.rule as usize].scan.canonical())
             .collect();
-        let db: BlockDatabase = match patterns.build() {
-            Ok(db) => db,
-            Err(_) => {
-                // Find every pattern that does not compile on its own, to name its rule.
-                for p in &pending {
-                    let single = Pattern {
-                        expression: p.expr.clone(),
-                        flags: flags(),
-                        id: Some(0),
-                        ext: Default::default(),
-                        som: None,
-                    };
-                    if let Err(e) = single.build::<hyperscan::Block>() {
-                        errors.push(PackError::Rule {
-                            file: p.file.clone(),
-                            line: p.line,
-                            rule: rules[p.rule as usize].id.clone(),
-                            detail: format!("pattern {:?} does not compile: {e}", p.expr),
-                        });
-                    }
-                }
-                if errors.is_empty() {
-                    errors.push(PackError::Rule {
-                        file: "(pack)".into(),
-                        line: 0,
-                        rule: "*".into(),
-                        detail:
-                            "the patterns compile one by one but not together (database too large?)"
-                                .into(),
-                    });
-                }
-                return Err(errors);
-            }
-        };
+        let original: Vec<&PendingPattern> = pending
+            .iter()
+            .filter(|p| rules[p.rule as usize].scan.original())
+            .collect();
+        let canonical = build_database(&canonical, &rules, &mut errors);
+        let original = build_database(&original, &rules, &mut errors);
+        // A pattern of a `both` rule fails in both databases: report it once.
+        errors.dedup();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         Ok(CompiledPack {
             rules,
-            db,
-            ids: pending.iter().map(|p| (p.rule, p.slot)).collect(),
+            canonical,
+            original,
             hash: src.hash(),
             compile_time: t0.elapsed(),
             patterns: pending.len(),
@@ -541,7 +600,30 @@ impl CompiledPack {
 
     /// Size of the compiled database in bytes.
     pub fn database_size(&self) -> usize {
-        self.db.size().unwrap_or(0)
+        [&self.canonical, &self.original]
+            .iter()
+            .filter_map(|d| d.as_ref())
+            .map(|d| d.db.size().unwrap_or(0))
+            .sum()
+    }
+
+    /// A scratch space large enough for both databases.
+    ///
+    /// # Panics
+    /// Only if Hyperscan cannot allocate scratch (out of memory).
+    pub(crate) fn alloc_scratch(&self) -> Scratch {
+        let mut dbs = [&self.canonical, &self.original].into_iter().flatten();
+        // `compile` never yields a pack without a database (it has at least one rule).
+        let first = dbs.next().expect("a compiled pack has a database");
+        let mut scratch = first
+            .db
+            .alloc_scratch()
+            .expect("hyperscan scratch allocation (out of memory)");
+        for d in dbs {
+            d.db.realloc_scratch(&mut scratch)
+                .expect("hyperscan scratch allocation (out of memory)");
+        }
+        scratch
     }
 
     /// Short version for `rules_version`.
@@ -569,17 +651,17 @@ impl BareScanner {
     /// # Panics
     /// Only if Hyperscan cannot allocate scratch (out of memory).
     pub fn new(pack: std::sync::Arc<CompiledPack>) -> Self {
-        let scratch = pack
-            .db
-            .alloc_scratch()
-            .expect("hyperscan scratch allocation (out of memory)");
+        let scratch = pack.alloc_scratch();
         BareScanner { pack, scratch }
     }
 
-    /// Number of matches of all patterns in `text`.
+    /// Number of matches of the (canonical) database's patterns in `text`.
     pub fn count(&mut self, text: &[u8]) -> usize {
         let mut n = 0;
-        let _ = self.pack.db.scan(text, &self.scratch, |_, _, _, _| {
+        let Some(d) = self.pack.canonical.as_ref().or(self.pack.original.as_ref()) else {
+            return 0;
+        };
+        let _ = d.db.scan(text, &self.scratch, |_, _, _, _| {
             n += 1;
             Matching::Continue
         });
