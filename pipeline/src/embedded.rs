@@ -21,7 +21,6 @@ use anyhow::Context as _;
 use chrono::Utc;
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -30,7 +29,7 @@ use serde::Serialize;
 use spamflow_schemas::{SubmissionEvent, Verdict};
 
 use crate::config::Config;
-use crate::kafka::{base_config, base_consumer_config, topic_specs};
+use crate::kafka::{base_config, base_consumer_config, send_with_backpressure, topic_specs};
 use crate::metrics::Metrics;
 use crate::runtime::{self, Stop};
 use crate::sample;
@@ -200,6 +199,26 @@ impl Ledger {
     }
 }
 
+/// Settings for running against librdkafka's mock cluster instead of a real broker
+/// (kept where the user has not set them):
+/// - it answers a fetch only when `fetch.wait.max.ms` expires, not when data arrives as a
+///   real broker does: a short wait keeps verdict latency realistic;
+/// - it neither lets a member leave nor a static member rejoin at once, but waits out
+///   the session: no static membership, and a short session.
+pub fn adapt_to_mock(cfg: &mut Config) {
+    cfg.kafka.group_instance_id = None;
+    for (k, v) in [
+        ("fetch.wait.max.ms", "5"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+    ] {
+        cfg.kafka
+            .consumer
+            .entry(k.into())
+            .or_insert_with(|| v.into());
+    }
+}
+
 /// Runs the embedded pipeline. Returns the summary; an error if any event got no
 /// verdict, or got two.
 pub fn run(
@@ -208,13 +227,8 @@ pub fn run(
     opts: &EmbeddedOptions,
     stop: Stop,
 ) -> anyhow::Result<Summary> {
-    // The mock broker answers a fetch only when fetch.wait.max.ms expires, not when data
-    // arrives as a real broker does; a short wait keeps verdict latency realistic.
     let mut cfg = cfg.clone();
-    cfg.kafka
-        .consumer
-        .entry("fetch.wait.max.ms".into())
-        .or_insert_with(|| "5".into());
+    adapt_to_mock(&mut cfg);
     let cfg = &cfg;
     let mock = MockCluster::new(1).context("starting the in-process Kafka mock cluster")?;
     let brokers = mock.bootstrap_servers();
@@ -441,19 +455,10 @@ fn replay(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow::
                 // Keyed by the normalized sender, as producers should: one sender, one partition.
                 (parse_sender(&ev.sender).key, body.clone())
             };
-            let mut rec = BaseRecord::to(&cfg.topics.submissions)
+            let rec = BaseRecord::to(&cfg.topics.submissions)
                 .key(&key)
                 .payload(&payload);
-            loop {
-                match producer.send(rec) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        rec = back;
-                        producer.poll(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => anyhow::bail!("replay produce failed: {e}"),
-                }
-            }
+            send_with_backpressure(&producer, rec).context("replay produce failed")?;
             seq += 1;
             ledger.produced.store(seq, Relaxed);
         }

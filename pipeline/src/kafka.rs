@@ -8,7 +8,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::util::IntoOpaque;
 
 use crate::config::{Config, Guarantee};
 use crate::metrics::Metrics;
@@ -175,4 +176,28 @@ pub async fn create_topics(brokers: &str, cfg: &Config, specs: &[TopicSpec]) -> 
         }
     }
     Ok(())
+}
+
+/// Queues one record, waiting (serving delivery reports) while the producer's queue is
+/// full. Any other error is returned with nothing queued.
+pub fn send_with_backpressure<C, K, P>(
+    producer: &ThreadedProducer<C>,
+    mut rec: BaseRecord<'_, K, P, C::DeliveryOpaque>,
+) -> Result<(), KafkaError>
+where
+    C: ProducerContext + 'static,
+    C::DeliveryOpaque: IntoOpaque,
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
 }

@@ -20,19 +20,7 @@ fn mock_with_topics(
 ) {
     let mock = MockCluster::new(1).unwrap();
     let mut cfg = config(&mock.bootstrap_servers(), tag);
-    // The mock broker answers fetches only when fetch.wait.max.ms expires.
-    cfg.kafka
-        .consumer
-        .insert("fetch.wait.max.ms".into(), "5".into());
-    // The mock does not let a member leave or a static member rejoin at once; it waits
-    // out the session, so keep the session short.
-    cfg.kafka.group_instance_id = None;
-    cfg.kafka
-        .consumer
-        .insert("session.timeout.ms".into(), "6000".into());
-    cfg.kafka
-        .consumer
-        .insert("heartbeat.interval.ms".into(), "500".into());
+    embedded::adapt_to_mock(&mut cfg);
     for t in topic_specs(&cfg, partitions) {
         mock.create_topic(&t.name, t.partitions, 1).unwrap();
     }

@@ -183,8 +183,8 @@ impl OriginWorker {
 impl OperatorWorker for OriginWorker {
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
         let ev = ctx.event;
-        let cfg = self.op.cfg.clone();
         let sender = self.sender(&ev.sender);
+        let cfg = &*self.op.cfg;
         let via_gateway = ev.origin.gateway.as_deref().is_some_and(|g| {
             cfg.international_gateways
                 .iter()

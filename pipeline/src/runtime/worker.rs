@@ -6,18 +6,16 @@
 
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use chrono::Utc;
 use crossbeam_channel::{Receiver, Sender};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
 use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord};
 
 use crate::config::TopicsConfig;
-use crate::kafka::OutProducer;
+use crate::kafka::{send_with_backpressure, OutProducer};
 use crate::metrics::{LocalTally, Metrics};
 use crate::runtime::changelog::{self, ChangelogRecord};
 
@@ -240,7 +238,7 @@ impl Worker {
         self.buf.clear();
         // Serializing our own types cannot fail.
         let _ = serde_json::to_writer(&mut self.buf, &verdict);
-        let topics = self.env.topics.clone();
+        let topics = &*self.env.topics;
         let key = verdict.message_id.as_bytes();
         send(
             producer,
@@ -292,7 +290,7 @@ impl Worker {
                 value: Some(v.as_bytes()),
             });
         }
-        let topics = self.env.topics.clone();
+        let topics = &*self.env.topics;
         let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topics.dlq).headers(headers);
         if let Some(k) = &rec.key {
             r = r.key(k.as_slice());
@@ -307,7 +305,7 @@ impl Worker {
         if !self.chain.has_state() {
             return;
         }
-        let topics = self.env.topics.clone();
+        let topics = &*self.env.topics;
         let owned = self.owned.clone();
         let mut buf = std::mem::take(&mut self.state_buf);
         let mut pending: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
@@ -332,20 +330,9 @@ impl Worker {
 
 /// Queues one record; waits for room when the producer queue is full. Any other
 /// error is counted so that the engine refuses to commit and rewinds instead.
-fn send(producer: &OutProducer, mut rec: BaseRecord<'_, [u8], [u8]>, send_errors: &mut u64) {
-    loop {
-        match producer.send(rec) {
-            Ok(()) => return,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                rec = back;
-                // Serve delivery reports until the queue has room.
-                producer.poll(Duration::from_millis(5));
-            }
-            Err((e, _)) => {
-                *send_errors += 1;
-                tracing::warn!(error = %e, "cannot queue output record; the commit will be refused and input rewound");
-                return;
-            }
-        }
+fn send(producer: &OutProducer, rec: BaseRecord<'_, [u8], [u8]>, send_errors: &mut u64) {
+    if let Err(e) = send_with_backpressure(producer, rec) {
+        *send_errors += 1;
+        tracing::warn!(error = %e, "cannot queue output record; the commit will be refused and input rewound");
     }
 }
