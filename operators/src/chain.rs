@@ -171,8 +171,13 @@ impl Chain {
         for op in &mut self.stateful {
             op.inspect(ctx, &mut self.signals);
         }
-        self.policy
-            .decide(ctx.event, &self.signals, &self.rules_version, decided_at)
+        let verdict = self
+            .policy
+            .decide(ctx.event, &self.signals, &self.rules_version, decided_at);
+        for op in &mut self.stateful {
+            op.decided(ctx, &verdict);
+        }
+        verdict
     }
 
     /// The policy (for alerts).

@@ -11,6 +11,10 @@
 //! - [`normalize`]: Korean-aware canonical form of text with an offset map.
 //! - [`pattern`]: Hyperscan rule packs (stateless), hot-swappable.
 //! - [`origin`]: overseas origin, spoofing, invalid senders, sender-number registry.
+//! - [`eventtime`]: the event-time clock of a partition (the only clock of stateful
+//!   operators).
+//! - [`velocity`]: per-sender event-time windows and campaigns (stateful).
+//! - [`throttle`]: spam ratios and GCRA quotas per relay operator (stateful).
 //! - [`chain`]: one worker's operator chain: event in, verdict out; synchronous and
 //!   infallible on the hot path.
 //!
@@ -18,12 +22,15 @@
 //! [`Chain`], which is why they give the same verdicts for the same input.
 
 pub mod chain;
+pub mod eventtime;
 pub mod normalize;
 pub mod operator;
 pub mod origin;
 pub mod pattern;
 pub mod policy;
 pub mod signal;
+pub mod throttle;
+pub mod velocity;
 
 pub use chain::{Chain, ChainBuilder};
 pub use operator::{

@@ -3,7 +3,7 @@
 //! Operators are synchronous and infallible on the hot path: an event in, signals out.
 //! They never see Kafka; the runtime and `backtest` drive them through [`crate::Chain`].
 
-use spamflow_schemas::SubmissionEvent;
+use spamflow_schemas::{SubmissionEvent, Verdict};
 
 use crate::Signal;
 
@@ -74,6 +74,9 @@ pub trait StatefulOperator: Send {
     fn content_hash(&self) -> String;
     /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition`.
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);
+    /// The policy's verdict on the event just inspected (feedback, e.g. spam ratios per
+    /// relay operator). Called once after every [`StatefulOperator::inspect`].
+    fn decided(&mut self, _ctx: &EventCtx<'_>, _verdict: &Verdict) {}
     /// `partition` is now owned by this worker; its state starts empty and is then
     /// filled by [`StatefulOperator::restore`] calls from the changelog.
     fn assigned(&mut self, partition: i32);

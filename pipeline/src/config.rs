@@ -12,10 +12,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use spamflow_operators::origin::OriginConfig;
+use spamflow_operators::throttle::ThrottleConfig;
+use spamflow_operators::velocity::VelocityConfig;
 use spamflow_operators::PolicyConfig;
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kafka connection, group and client settings.
@@ -30,6 +32,10 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Overseas origin, spoofing, invalid senders, sender-number registry.
     pub origin: OriginConfig,
+    /// Per-sender event-time windows and campaign detection (stateful).
+    pub velocity: VelocityConfig,
+    /// Spam ratios and quotas per relay operator (stateful).
+    pub throttle: ThrottleConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.
@@ -401,6 +407,12 @@ impl Config {
         }
         for (key, reason) in self.origin.validate() {
             bad(&format!("origin.{key}"), reason);
+        }
+        for (key, reason) in self.velocity.validate() {
+            bad(&format!("velocity.{key}"), reason);
+        }
+        for (key, reason) in self.throttle.validate() {
+            bad(&format!("throttle.{key}"), reason);
         }
         for e in self.policy.validate() {
             bad(&format!("policy.{}", e.key), e.reason);

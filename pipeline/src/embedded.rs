@@ -238,7 +238,7 @@ pub fn run(
     }
     println!("embedded broker at {brokers}; topics created ({} partitions); replaying sample traffic at {}/s", cfg.embedded.partitions, cfg.embedded.rate);
 
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::for_operators(&ops));
     let ledger = Arc::new(Ledger::new());
     let chain = ops.chain;
     let rules_version = chain.rules_version();

@@ -31,7 +31,18 @@ use std::sync::Arc;
 
 use spamflow_operators::origin::{OriginOperator, Registry};
 use spamflow_operators::pattern::{PatternConfig, PatternOperator};
+use spamflow_operators::throttle::{ThrottleFactory, ThrottleStats};
+use spamflow_operators::velocity::{VelocityFactory, VelocityStats};
 use spamflow_operators::ChainBuilder;
+
+/// Counters the stateful operators keep (shown in `/metrics`).
+#[derive(Debug, Clone, Default)]
+pub struct OperatorStats {
+    /// Velocity operator: late, future and stale events, evictions, campaign table.
+    pub velocity: Arc<VelocityStats>,
+    /// Throttle operator: throttled messages, quota step changes.
+    pub throttle: Arc<ThrottleStats>,
+}
 
 /// The operators of one pipeline: the chain builder, and handles for hot reload.
 #[derive(Debug, Clone)]
@@ -42,6 +53,8 @@ pub struct Operators {
     pub pattern: PatternOperator,
     /// The sender-number registry the origin operator checks (fed by the follower).
     pub registry: Arc<Registry>,
+    /// Counters of the stateful operators.
+    pub stats: OperatorStats,
 }
 
 /// The operators for `cfg`, with the rule pack from `rules_dir` (overriding
@@ -64,13 +77,24 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     );
     let registry = Arc::new(Registry::new());
     let origin = OriginOperator::new(cfg.origin.clone(), registry.clone());
-    let chain = ChainBuilder::new(cfg.policy.build())
+    let stats = OperatorStats::default();
+    let mut chain = ChainBuilder::new(cfg.policy.build())
         .stateless(Arc::new(pattern.clone()))
         .stateless(Arc::new(origin));
+    // Velocity before throttle: a throttle verdict's ratio feedback sees the whole chain.
+    if cfg.velocity.enabled {
+        let f = VelocityFactory::new(cfg.velocity.clone(), stats.velocity.clone());
+        chain = chain.stateful("velocity", move || Box::new(f.build()));
+    }
+    if cfg.throttle.enabled {
+        let f = ThrottleFactory::new(cfg.throttle.clone(), stats.throttle.clone());
+        chain = chain.stateful("throttle", move || Box::new(f.build()));
+    }
     Ok(Operators {
         chain,
         pattern,
         registry,
+        stats,
     })
 }
 

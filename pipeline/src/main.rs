@@ -271,7 +271,8 @@ fn init_logging(cfg: &Config) {
 
 fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let stop = Stop::new();
-    let metrics = Arc::new(Metrics::default());
+    let ops = spamflow_pipeline::operators(cfg, None)?;
+    let metrics = Arc::new(Metrics::for_operators(&ops));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -293,7 +294,6 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let ops = spamflow_pipeline::operators(cfg, None)?;
     let watcher = match spamflow_pipeline::rules::dir_of(&cfg.rules.dir) {
         Some(dir) if cfg.rules.reload_interval_ms > 0 => {
             Some(spamflow_pipeline::rules::spawn_watcher(

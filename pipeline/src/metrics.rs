@@ -61,6 +61,18 @@ pub struct Metrics {
     pub ready: AtomicBool,
     /// Sum of (decided_at - submitted_at) in microseconds, and its count, for the mean age.
     pub age_us_sum: AtomicU64,
+    /// Counters of the stateful operators.
+    pub operators: crate::OperatorStats,
+}
+
+impl Metrics {
+    /// Metrics that show the counters of `ops`' stateful operators.
+    pub fn for_operators(ops: &crate::Operators) -> Self {
+        Metrics {
+            operators: ops.stats.clone(),
+            ..Metrics::default()
+        }
+    }
 }
 
 fn action_index(a: Action) -> usize {
@@ -221,6 +233,58 @@ impl Metrics {
             "Sum of decided_at minus submitted_at over all verdicts.",
             self.age_us_sum.load(Relaxed),
         );
+        let v = &self.operators.velocity;
+        counter(
+            "spamflow_velocity_late_events_total",
+            "Events later than the allowed lateness, counted at their sender's latest time.",
+            v.late.load(Relaxed),
+        );
+        counter(
+            "spamflow_velocity_future_events_total",
+            "Events too far ahead of the partition clock, taken at the clock's limit.",
+            v.future.load(Relaxed),
+        );
+        counter(
+            "spamflow_velocity_stale_events_total",
+            "Events older than the velocity horizon, not applied to sender state.",
+            v.stale.load(Relaxed),
+        );
+        counter(
+            "spamflow_velocity_evicted_senders_total",
+            "Idle senders evicted from velocity state.",
+            v.evicted.load(Relaxed),
+        );
+        counter(
+            "spamflow_campaign_table_full_total",
+            "Messages not tracked for campaigns because the fingerprint table was full.",
+            v.campaign_table_full.load(Relaxed),
+        );
+        let t = &self.operators.throttle;
+        counter(
+            "spamflow_throttle_throttled_total",
+            "Messages over their relay operator's quota.",
+            t.throttled.load(Relaxed),
+        );
+        counter(
+            "spamflow_throttle_step_changes_total",
+            "Relay quota steps tightened or relaxed.",
+            t.step_changes.load(Relaxed),
+        );
+        counter(
+            "spamflow_throttle_stale_events_total",
+            "Events older than the spam-ratio window, not counted.",
+            t.stale.load(Relaxed),
+        );
+        counter(
+            "spamflow_throttle_table_full_total",
+            "Relay, reseller or first-sender-code keys not tracked because the table was full.",
+            t.table_full.load(Relaxed),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP spamflow_velocity_senders Senders kept in velocity state (as of each partition's last sweep).\n# TYPE spamflow_velocity_senders gauge\nspamflow_velocity_senders {}",
+            v.senders.load(Relaxed)
+        );
         let _ = writeln!(s, "# HELP spamflow_verdicts_total Verdicts by action.\n# TYPE spamflow_verdicts_total counter");
         for a in [
             Action::Allow,
@@ -286,6 +350,9 @@ mod tests {
             "spamflow_rules_reload_failures_total",
             "spamflow_registry_records_applied_total",
             "spamflow_registry_numbers",
+            "spamflow_velocity_late_events_total",
+            "spamflow_velocity_senders",
+            "spamflow_throttle_throttled_total",
         ] {
             assert!(text.contains(&format!("\n{name} ")), "{name} missing");
         }

@@ -1,0 +1,774 @@
+//! The throttle operator (stateful): slowing down the relay operators that carry spam.
+//!
+//! Per relay operator (중계사), reseller (재판매사) and first-sender code, a sliding spam
+//! ratio over the last `window_secs` of event time: messages blocked / messages decided
+//! (allow, label or block; a throttled message is not counted, it comes back). The
+//! ratio is fed back from the policy's verdict through [`StatefulOperator::decided`].
+//!
+//! Each relay operator has a GCRA quota ([`governor`]) chosen from configurable steps by
+//! its spam ratio: it tightens as soon as the ratio reaches a step and relaxes only when
+//! the ratio falls `relax_margin` below the current step (no flapping at a boundary). A
+//! message over quota gets the hint `throttle` with `retry_after_ms` from the limiter.
+//! Blocked messages give their quota back: the SMSC never sends them.
+//!
+//! **Governor and event time.** governor measures time with a [`Clock`]; here the clock
+//! is the partition's event-time watermark ([`crate::eventtime`]), read through a clock
+//! whose instant is nanoseconds since the Unix epoch (the limiter is made with the clock
+//! at 0, so its theoretical arrival time is absolute event time). The GCRA state (one
+//! `u64`) lives in the relay's own state through a [`StateStore`] over that `u64`, so it is
+//! written to the changelog and restored with the ratio; a limiter is assembled around it
+//! for each check (a few arithmetic operations). Backtest, replay at any speed and a
+//! restart therefore give the same throttle decisions.
+//!
+//! **Partition-local quotas.** Input is keyed by sender, so a relay operator's traffic
+//! is spread over every partition and each partition enforces its own share: the quota
+//! in the configuration is per input partition (a relay's total is `partitions` times
+//! it), and its spam ratio is the one seen in the partition (with many senders per relay,
+//! each partition sees a fair sample).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use foldhash::fast::FixedState;
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{NotKeyed, StateStore};
+use governor::{Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use spamflow_schemas::{Action, Verdict};
+
+use crate::eventtime::{Observed, PartitionClock};
+use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
+
+/// One quota step: from `spam_ratio` on, `per_second` messages per second with bursts
+/// of `burst`, per input partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaStep {
+    /// Spam ratio (0..1) from which this step applies.
+    pub spam_ratio: f64,
+    /// Sustained rate per partition.
+    pub per_second: u32,
+    /// Burst size.
+    pub burst: u32,
+}
+
+/// A score signal for a reseller or first-sender code with a high spam ratio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatioSignal {
+    /// Fires when the spam ratio is above this.
+    pub above: f64,
+    /// Only with at least this many decided messages in the window.
+    pub min_messages: u32,
+    /// Score 0..=100 (0 disables).
+    pub score: u8,
+}
+
+/// `[throttle]` configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Run the throttle operator.
+    pub enabled: bool,
+    /// Spam-ratio window in seconds.
+    pub window_secs: u32,
+    /// Buckets of the spam-ratio window.
+    pub buckets: u32,
+    /// Decided messages a relay needs in the window before its ratio moves its step.
+    pub min_messages: u32,
+    /// Quota steps, by rising `spam_ratio`; the first must start at 0.
+    pub steps: Vec<QuotaStep>,
+    /// A relay goes back to a looser step only when its ratio is this far below the
+    /// current step's.
+    pub relax_margin: f64,
+    /// Resellers with a high spam ratio.
+    pub reseller: RatioSignal,
+    /// First-sender codes with a high spam ratio.
+    pub first_sender_code: RatioSignal,
+    /// Keys of each kind kept per partition.
+    pub max_keys: usize,
+    /// How far ahead of the partition clock an event may be.
+    pub max_future_secs: u32,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let step = |spam_ratio, per_second, burst| QuotaStep {
+            spam_ratio,
+            per_second,
+            burst,
+        };
+        ThrottleConfig {
+            enabled: true,
+            window_secs: 600,
+            buckets: 10,
+            min_messages: 100,
+            steps: vec![
+                step(0.0, 500, 1_000),
+                step(0.05, 100, 200),
+                step(0.2, 20, 40),
+                step(0.5, 2, 4),
+            ],
+            relax_margin: 0.02,
+            reseller: RatioSignal {
+                above: 0.5,
+                min_messages: 50,
+                score: 20,
+            },
+            first_sender_code: RatioSignal {
+                above: 0.5,
+                min_messages: 50,
+                score: 20,
+            },
+            max_keys: 100_000,
+            max_future_secs: 300,
+        }
+    }
+}
+
+impl ThrottleConfig {
+    /// Every problem at once, as (key under `[throttle]`, reason).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errs = Vec::new();
+        if self.window_secs == 0 || self.buckets == 0 || self.buckets > 1_000 {
+            errs.push((
+                "window_secs".into(),
+                "window_secs must be positive and buckets 1..=1000".into(),
+            ));
+        }
+        if self.steps.first().map(|s| s.spam_ratio) != Some(0.0) {
+            errs.push(("steps".into(), "the first step must start at spam_ratio 0".into()));
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            if !(0.0..=1.0).contains(&s.spam_ratio) {
+                errs.push((format!("steps[{i}].spam_ratio"), "must be 0..=1".into()));
+            }
+            if i > 0 && s.spam_ratio <= self.steps[i - 1].spam_ratio {
+                errs.push((format!("steps[{i}].spam_ratio"), "steps must rise".into()));
+            }
+            if s.per_second == 0 || s.burst == 0 {
+                errs.push((format!("steps[{i}]"), "per_second and burst must be positive".into()));
+            }
+        }
+        if self.steps.len() > 255 {
+            errs.push(("steps".into(), "at most 255 steps".into()));
+        }
+        if !(0.0..1.0).contains(&self.relax_margin) {
+            errs.push(("relax_margin".into(), "must be 0..1".into()));
+        }
+        for (k, r) in [
+            ("reseller", &self.reseller),
+            ("first_sender_code", &self.first_sender_code),
+        ] {
+            if !(0.0..1.0).contains(&r.above) {
+                errs.push((format!("{k}.above"), "must be 0..1".into()));
+            }
+            if r.score > 100 {
+                errs.push((format!("{k}.score"), format!("{} is above 100", r.score)));
+            }
+        }
+        if self.max_keys == 0 {
+            errs.push(("max_keys".into(), "must be positive".into()));
+        }
+        errs
+    }
+
+    /// Content hash (part of `rules_version`).
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        hex::encode(&h.finalize()[..8])
+    }
+
+    fn quota(&self, step: usize) -> Quota {
+        let s = &self.steps[step.min(self.steps.len() - 1)];
+        let burst = NonZeroU32::new(s.burst).unwrap_or(NonZeroU32::MIN);
+        Quota::with_period(Duration::from_nanos(1_000_000_000 / u64::from(s.per_second.max(1))))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst)
+    }
+}
+
+/// Counters of the throttle operators of one pipeline (rare events only).
+#[derive(Debug, Default)]
+pub struct ThrottleStats {
+    /// Messages over their relay's quota.
+    pub throttled: AtomicU64,
+    /// Step changes (tighten or relax).
+    pub step_changes: AtomicU64,
+    /// Events beyond the window behind the partition clock, not counted.
+    pub stale: AtomicU64,
+    /// Keys not tracked because the table was full.
+    pub table_full: AtomicU64,
+}
+
+/// The partition clock as governor's clock: nanoseconds since the Unix epoch.
+struct EventClock<'a>(&'a Cell<u64>);
+
+impl Clock for EventClock<'_> {
+    type Instant = Nanos;
+    fn now(&self) -> Nanos {
+        Nanos::new(self.0.get())
+    }
+}
+
+/// A relay's GCRA state (theoretical arrival time, 0 = none) as governor's state store.
+struct TatSlot<'a>(&'a Cell<u64>);
+
+impl StateStore for TatSlot<'_> {
+    type Key = NotKeyed;
+    fn measure_and_replace<T, F, E>(&self, _key: &NotKeyed, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let prev = self.0.get();
+        let (t, next) = f((prev != 0).then(|| Nanos::new(prev)))?;
+        self.0.set(next.as_u64());
+        Ok(t)
+    }
+}
+
+/// Checks one message against `quota` at event time `now_ns`; `tat` is the relay's GCRA
+/// state. `Err(wait)` when over quota.
+fn check(quota: Quota, tat: &mut u64, now_ns: u64) -> Result<(), Duration> {
+    let cell = Cell::new(*tat);
+    let clock_at = Cell::new(0);
+    let limiter: RateLimiter<NotKeyed, TatSlot<'_>, EventClock<'_>, NoOpMiddleware<Nanos>> =
+        RateLimiter::new(quota, TatSlot(&cell), EventClock(&clock_at));
+    clock_at.set(now_ns);
+    let r = limiter.check().map_err(|nu| nu.wait_time_from(Nanos::new(now_ns)));
+    *tat = cell.get();
+    r
+}
+
+/// Blocked / decided over a ring of buckets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ratio {
+    /// Newest bucket number.
+    head: u32,
+    /// [decided, blocked] per bucket.
+    ring: Box<[[u32; 2]]>,
+    totals: [u32; 2],
+}
+
+impl Ratio {
+    fn new(n: u32, head: u32) -> Self {
+        Ratio {
+            head,
+            ring: vec![[0; 2]; n as usize].into_boxed_slice(),
+            totals: [0; 2],
+        }
+    }
+
+    fn advance(&mut self, b: u32) {
+        if b <= self.head {
+            return;
+        }
+        let n = self.ring.len() as u32;
+        for k in 1..=(b - self.head).min(n) {
+            let slot = &mut self.ring[((self.head + k) % n) as usize];
+            self.totals[0] -= slot[0];
+            self.totals[1] -= slot[1];
+            *slot = [0; 2];
+        }
+        self.head = b;
+    }
+
+    fn add(&mut self, b: u32, blocked: bool) {
+        self.advance(b);
+        let n = self.ring.len() as u32;
+        let slot = &mut self.ring[(self.head % n) as usize];
+        slot[0] = slot[0].saturating_add(1);
+        self.totals[0] = self.totals[0].saturating_add(1);
+        if blocked {
+            slot[1] = slot[1].saturating_add(1);
+            self.totals[1] = self.totals[1].saturating_add(1);
+        }
+    }
+
+    /// The ratio, when at least `min` messages were decided.
+    fn value(&self, min: u32) -> Option<f64> {
+        (self.totals[0] >= min.max(1))
+            .then(|| f64::from(self.totals[1]) / f64::from(self.totals[0]))
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.head.to_le_bytes());
+        out.extend_from_slice(&(self.ring.len() as u32).to_le_bytes());
+        for [d, b] in self.ring.iter() {
+            out.extend_from_slice(&d.to_le_bytes());
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+    }
+
+    fn decode(n: u32, b: &mut &[u8]) -> Result<Ratio, String> {
+        let mut word = || -> Result<u32, String> {
+            let (x, rest) = b.split_at_checked(4).ok_or("value is truncated")?;
+            *b = rest;
+            Ok(u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        let head = word()?;
+        let len = word()?;
+        if len != n {
+            return Err(format!(
+                "{len} buckets, the configuration has {n} (configuration changed)"
+            ));
+        }
+        let mut r = Ratio::new(n, head);
+        for i in 0..n as usize {
+            r.ring[i] = [word()?, word()?];
+            r.totals[0] += r.ring[i][0];
+            r.totals[1] += r.ring[i][1];
+        }
+        Ok(r)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Keyed {
+    ratio: Ratio,
+    /// Relay operators only: quota step and GCRA state.
+    step: u8,
+    tat: u64,
+    dirty: bool,
+}
+
+const VERSION: u8 = 1;
+
+impl Keyed {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        out.push(self.step);
+        out.extend_from_slice(&self.tat.to_le_bytes());
+        self.ratio.encode(out);
+    }
+
+    fn decode(n: u32, b: &[u8]) -> Result<Keyed, String> {
+        match b {
+            [VERSION, step, rest @ ..] => {
+                let (tat, mut rest) = rest.split_at_checked(8).ok_or("value is truncated")?;
+                let ratio = Ratio::decode(n, &mut rest)?;
+                if !rest.is_empty() {
+                    return Err(format!("{} trailing bytes", rest.len()));
+                }
+                Ok(Keyed {
+                    ratio,
+                    step: *step,
+                    tat: u64::from_le_bytes(tat.try_into().unwrap_or_default()),
+                    dirty: false,
+                })
+            }
+            _ => Err("unknown throttle state version".into()),
+        }
+    }
+}
+
+/// Kinds of keys (also the changelog key prefix).
+const RELAY: u8 = b'o';
+const RESELLER: u8 = b'r';
+const CODE: u8 = b'f';
+const CLOCK: u8 = b'w';
+const KINDS: [u8; 3] = [RELAY, RESELLER, CODE];
+
+#[derive(Debug, Default)]
+struct Part {
+    clock: PartitionClock,
+    clock_dirty: bool,
+    /// Keyed state per kind (relay, reseller, first-sender code).
+    tables: [HashMap<Box<str>, Keyed, FixedState>; 3],
+    dirty: Vec<(u8, Box<str>)>,
+    next_sweep: u32,
+    /// The event just inspected: not stale, and its relay's GCRA state before a check
+    /// that let it through (given back when the message is blocked).
+    inspected: Option<Option<u64>>,
+}
+
+fn kind_index(kind: u8) -> usize {
+    KINDS.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+impl Part {
+    /// The entry of `name` of `kind`, made when absent and the table has room.
+    fn entry(
+        &mut self,
+        cfg: &ThrottleConfig,
+        stats: &ThrottleStats,
+        kind: u8,
+        name: &str,
+        now_b: u32,
+    ) -> Option<&mut Keyed> {
+        let table = &mut self.tables[kind_index(kind)];
+        if !table.contains_key(name) {
+            if table.len() >= cfg.max_keys {
+                stats.table_full.fetch_add(1, Relaxed);
+                return None;
+            }
+            table.insert(
+                name.into(),
+                Keyed {
+                    ratio: Ratio::new(cfg.buckets, now_b),
+                    step: 0,
+                    tat: 0,
+                    dirty: false,
+                },
+            );
+        }
+        let e = table.get_mut(name)?;
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty.push((kind, name.into()));
+        }
+        Some(e)
+    }
+}
+
+/// Shared, immutable part.
+#[derive(Debug)]
+struct Shared {
+    cfg: ThrottleConfig,
+    quotas: Vec<Quota>,
+    hash: String,
+    stats: Arc<ThrottleStats>,
+}
+
+/// Builds throttle operators for the workers of one pipeline.
+#[derive(Debug, Clone)]
+pub struct ThrottleFactory {
+    shared: Arc<Shared>,
+}
+
+impl ThrottleFactory {
+    /// A factory for `cfg` (validated by the caller).
+    pub fn new(cfg: ThrottleConfig, stats: Arc<ThrottleStats>) -> Self {
+        ThrottleFactory {
+            shared: Arc::new(Shared {
+                quotas: (0..cfg.steps.len()).map(|i| cfg.quota(i)).collect(),
+                hash: cfg.content_hash(),
+                cfg,
+                stats,
+            }),
+        }
+    }
+
+    /// The operator for one worker.
+    pub fn build(&self) -> ThrottleOperator {
+        ThrottleOperator {
+            shared: self.shared.clone(),
+            parts: HashMap::default(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// The throttle operator of one worker.
+#[derive(Debug)]
+pub struct ThrottleOperator {
+    shared: Arc<Shared>,
+    parts: HashMap<i32, Part, FixedState>,
+    buf: Vec<u8>,
+}
+
+fn bucket_width(cfg: &ThrottleConfig) -> u64 {
+    u64::from((cfg.window_secs / cfg.buckets).max(1)) * 1000
+}
+
+fn aligned_next(now_b: u32, every: u32) -> u32 {
+    (now_b / every + 1) * every
+}
+
+impl ThrottleOperator {
+    fn sweep(&mut self, partition: i32, now_b: u32) {
+        let Some(p) = self.parts.get_mut(&partition) else {
+            return;
+        };
+        let now_ns = p.clock.watermark_ms().unwrap_or(0).max(0) as u64 * 1_000_000;
+        let dirty = &mut p.dirty;
+        for (i, table) in p.tables.iter_mut().enumerate() {
+            table.retain(|name, e| {
+                e.ratio.advance(now_b);
+                let keep = e.ratio.totals[0] > 0 || e.tat > now_ns;
+                if !keep {
+                    dirty.push((KINDS[i], name.clone()));
+                }
+                keep
+            });
+        }
+    }
+}
+
+impl StatefulOperator for ThrottleOperator {
+    fn name(&self) -> &'static str {
+        "throttle"
+    }
+
+    fn content_hash(&self) -> String {
+        self.shared.hash.clone()
+    }
+
+    fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
+        let sh = self.shared.clone();
+        let cfg = &sh.cfg;
+        let width = bucket_width(cfg);
+        let p = self.parts.entry(ctx.partition).or_default();
+        p.inspected = None;
+        match p.clock.observe(
+            ctx.event_time_ms,
+            i64::from(cfg.max_future_secs) * 1000,
+            i64::from(cfg.window_secs) * 1000,
+        ) {
+            Observed::Stale => {
+                sh.stats.stale.fetch_add(1, Relaxed);
+                return;
+            }
+            Observed::At { .. } => {}
+        }
+        p.clock_dirty = true;
+        let now_ms = p.clock.watermark_ms().unwrap_or(ctx.event_time_ms).max(0) as u64;
+        let now_b = (now_ms / width) as u32;
+        p.inspected = Some(None);
+        if now_b >= p.next_sweep {
+            p.next_sweep = aligned_next(now_b, cfg.buckets);
+            self.sweep(ctx.partition, now_b);
+        }
+        let p = self.parts.entry(ctx.partition).or_default();
+        let Some(relay) = &ctx.event.relay else {
+            return;
+        };
+        if let Some(op) = relay.operator.as_deref() {
+            if let Some(e) = p.entry(cfg, &sh.stats, RELAY, op, now_b) {
+                e.ratio.advance(now_b);
+                let ratio = e.ratio.value(cfg.min_messages).unwrap_or(0.0);
+                let target = cfg
+                    .steps
+                    .iter()
+                    .rposition(|s| ratio >= s.spam_ratio)
+                    .unwrap_or(0);
+                let cur = usize::from(e.step);
+                let relax = target < cur && ratio < cfg.steps[cur].spam_ratio - cfg.relax_margin;
+                if target > cur || relax {
+                    e.step = target as u8;
+                    sh.stats.step_changes.fetch_add(1, Relaxed);
+                }
+                let step = usize::from(e.step);
+                let before = e.tat;
+                match check(sh.quotas[step], &mut e.tat, now_ms * 1_000_000) {
+                    Ok(()) => p.inspected = Some(Some(before)),
+                    Err(wait) => {
+                        sh.stats.throttled.fetch_add(1, Relaxed);
+                        let s = &cfg.steps[step];
+                        out.push(Signal {
+                            hint: ActionHint::Throttle,
+                            retry_after_ms: Some((wait.as_nanos().div_ceil(1_000_000) as u64).max(1)),
+                            evidence: Some(format!(
+                                "relay quota step {step}: {}/s, burst {} per partition (spam ratio {ratio:.2} over {}s)",
+                                s.per_second, s.burst, cfg.window_secs
+                            )),
+                            ..Signal::new("throttle", "throttle.relay_quota", "relay", 0)
+                        });
+                    }
+                }
+            }
+        }
+        for (kind, name, rs, code) in [
+            (
+                RESELLER,
+                relay.reseller.as_deref(),
+                &cfg.reseller,
+                "throttle.reseller_spam_ratio",
+            ),
+            (
+                CODE,
+                relay.first_sender_code.as_deref(),
+                &cfg.first_sender_code,
+                "throttle.first_sender_code_spam_ratio",
+            ),
+        ] {
+            let Some(name) = name else { continue };
+            if rs.score == 0 {
+                continue;
+            }
+            let Some(e) = p.tables[kind_index(kind)].get_mut(name) else {
+                continue;
+            };
+            e.ratio.advance(now_b);
+            if let Some(r) = e.ratio.value(rs.min_messages).filter(|r| *r > rs.above) {
+                out.push(Signal {
+                    evidence: Some(format!("spam ratio {r:.2} over {}s", cfg.window_secs)),
+                    ..Signal::new("throttle", code, "relay", rs.score)
+                });
+            }
+        }
+    }
+
+    fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
+        let sh = self.shared.clone();
+        let cfg = &sh.cfg;
+        let Some(p) = self.parts.get_mut(&ctx.partition) else {
+            return;
+        };
+        let Some(before) = p.inspected.take() else {
+            return; // stale
+        };
+        let Some(relay) = &ctx.event.relay else {
+            return;
+        };
+        if verdict.action == Action::Throttle {
+            return;
+        }
+        let blocked = verdict.action == Action::Block;
+        let now_ms = p.clock.watermark_ms().unwrap_or(0).max(0) as u64;
+        let now_b = (now_ms / bucket_width(cfg)) as u32;
+        for (kind, name) in [
+            (RELAY, relay.operator.as_deref()),
+            (RESELLER, relay.reseller.as_deref()),
+            (CODE, relay.first_sender_code.as_deref()),
+        ] {
+            let Some(name) = name else { continue };
+            if let Some(e) = p.entry(cfg, &sh.stats, kind, name, now_b) {
+                e.ratio.add(now_b, blocked);
+                if kind == RELAY && blocked {
+                    if let Some(tat) = before {
+                        e.tat = tat;
+                    }
+                }
+            }
+        }
+    }
+
+    fn assigned(&mut self, partition: i32) {
+        self.parts.insert(partition, Part::default());
+    }
+
+    fn restore(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        let err = |detail: String| StateError {
+            operator: "throttle",
+            key: String::from_utf8_lossy(key).into_owned(),
+            detail,
+        };
+        let buckets = self.shared.cfg.buckets;
+        let every = buckets;
+        let width = bucket_width(&self.shared.cfg);
+        let p = self.parts.entry(partition).or_default();
+        match key {
+            [CLOCK] => {
+                let v = value
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .ok_or_else(|| err("clock value is not 8 bytes".into()))?;
+                let wm = i64::from_le_bytes(v);
+                p.clock = PartitionClock::at(wm);
+                p.next_sweep = aligned_next((wm.max(0) as u64 / width) as u32, every);
+            }
+            [kind @ (RELAY | RESELLER | CODE), name @ ..] => {
+                let name = std::str::from_utf8(name).map_err(|e| err(e.to_string()))?;
+                let table = &mut p.tables[kind_index(*kind)];
+                match value {
+                    None => {
+                        table.remove(name);
+                    }
+                    Some(v) => {
+                        table.insert(name.into(), Keyed::decode(buckets, v).map_err(err)?);
+                    }
+                }
+            }
+            _ => return Err(err("unknown key".into())),
+        }
+        Ok(())
+    }
+
+    fn revoked(&mut self, partition: i32) {
+        self.parts.remove(&partition);
+    }
+
+    fn snapshot(&mut self, partition: i32, out: &mut Vec<StateUpdate>) {
+        let Some(p) = self.parts.get_mut(&partition) else {
+            return;
+        };
+        p.dirty.sort_unstable();
+        p.dirty.dedup();
+        for (kind, name) in p.dirty.drain(..) {
+            let mut key = vec![kind];
+            key.extend_from_slice(name.as_bytes());
+            let value = match p.tables[kind_index(kind)].get_mut(&name) {
+                Some(e) if e.dirty => {
+                    e.dirty = false;
+                    self.buf.clear();
+                    e.encode(&mut self.buf);
+                    Some(self.buf.clone())
+                }
+                Some(_) => continue,
+                None => None,
+            };
+            out.push(StateUpdate { key, value });
+        }
+        if p.clock_dirty {
+            p.clock_dirty = false;
+            if let Some(wm) = p.clock.watermark_ms() {
+                out.push(StateUpdate {
+                    key: vec![CLOCK],
+                    value: Some(wm.to_le_bytes().to_vec()),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn governor_on_event_time_allows_the_burst_then_says_when() {
+        let q = ThrottleConfig::default();
+        let quota = QuotaStep {
+            spam_ratio: 0.0,
+            per_second: 2,
+            burst: 4,
+        };
+        let cfg = ThrottleConfig {
+            steps: vec![quota],
+            ..q
+        };
+        let mut tat = 0;
+        let t0 = 1_772_000_000_000u64 * 1_000_000; // 2026, in ns
+        for _ in 0..4 {
+            assert_eq!(check(cfg.quota(0), &mut tat, t0), Ok(()));
+        }
+        let wait = check(cfg.quota(0), &mut tat, t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        // Half a second of event time later, one more fits.
+        assert_eq!(check(cfg.quota(0), &mut tat, t0 + 500_000_000), Ok(()));
+        assert!(check(cfg.quota(0), &mut tat, t0 + 500_000_000).is_err());
+    }
+
+    #[test]
+    fn ratio_slides_by_bucket() {
+        let mut r = Ratio::new(10, 100);
+        for i in 0..10 {
+            r.add(100, i < 3);
+        }
+        assert_eq!(r.value(1), Some(0.3));
+        assert_eq!(r.value(11), None);
+        r.add(109, false);
+        assert_eq!(r.totals, [11, 3]);
+        r.advance(110);
+        assert_eq!(r.totals, [1, 0], "bucket 100 left the window");
+        let mut buf = Vec::new();
+        r.encode(&mut buf);
+        let mut b = &buf[..];
+        assert_eq!(Ratio::decode(10, &mut b).unwrap(), r);
+        let mut b = &buf[..];
+        assert!(Ratio::decode(12, &mut b).unwrap_err().contains("configuration"));
+    }
+}

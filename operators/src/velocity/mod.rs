@@ -1,0 +1,764 @@
+//! The velocity operator (stateful): per-sender event-time windows and campaigns.
+//!
+//! - [`sender`]: one sender's windows (sparse for typical senders, dense and bounded for
+//!   heavy ones) and their exact semantics.
+//! - [`campaign`]: one masked text from many senders (snowshoe spam from SIM farms).
+//! - [`fingerprint`]: masked content fingerprints and stable address keys.
+//!
+//! Input is keyed by sender, so a sender's whole state is in one partition and one
+//! worker owns it: each partition's state is a plain `HashMap` owned by the worker
+//! thread, with no locking (the `velocity` bench compares it with a `DashMap`).
+//!
+//! Time is the partition's event-time clock ([`crate::eventtime`]). Per event:
+//! 1. the clock observes `submitted_at`: an event more than `max_future_secs` ahead is
+//!    taken at the clock + `max_future_secs`; one older than the horizon (longest window
+//!    plus allowed lateness) behind the clock is *stale* and not applied;
+//! 2. the sender's state records it: within `allowed_lateness_secs` of the sender's own
+//!    watermark into its own bucket, later than that at the sender's watermark (a late
+//!    flood is never lost from the counts);
+//! 3. every rule whose scope fits (person-to-person or bulk) compares its metric over its
+//!    window with its threshold, and the campaign table counts distinct senders of the
+//!    masked text.
+//!
+//! State goes to the changelog once per key per commit interval: senders (`s` + key),
+//! campaigns (`c` + fingerprint) and the clock (`w`). Senders idle for longer than the
+//! horizon plus lateness are evicted (tombstones), in a sweep every `sweep_every_secs`
+//! of event time. Eviction never changes a verdict: an evicted sender's state would have
+//! been entirely outside every window by the time its next non-stale event arrives.
+
+pub mod campaign;
+pub mod fingerprint;
+pub mod sender;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::eventtime::{secs, Observed, PartitionClock};
+use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
+use campaign::{Campaign, CampaignTable, Seen};
+use fingerprint::{address_key, fingerprint, fold32};
+use sender::{Counts, Layout, Sender};
+
+/// Most windows a configuration may have.
+pub const MAX_WINDOWS: usize = 8;
+
+/// One window: `buckets` buckets of `bucket_secs` (the window slides by one bucket).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Name rules refer to, e.g. `1m`.
+    pub name: String,
+    /// Bucket width in seconds.
+    pub bucket_secs: u32,
+    /// Buckets in the window (length = bucket_secs * buckets).
+    pub buckets: u32,
+}
+
+/// What a rule measures over its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Messages sent.
+    Sent,
+    /// Distinct recipients.
+    DistinctRecipients,
+    /// Share (0..=1) of messages to first-contact recipients.
+    FirstContactShare,
+    /// Messages repeating one of the sender's recent (masked) contents.
+    RepeatedContent,
+}
+
+impl Metric {
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Sent => "sent",
+            Metric::DistinctRecipients => "distinct_recipients",
+            Metric::FirstContactShare => "first_contact_share",
+            Metric::RepeatedContent => "repeated_content",
+        }
+    }
+
+    fn value(self, c: &Counts) -> f64 {
+        match self {
+            Metric::Sent => f64::from(c.sent),
+            Metric::DistinctRecipients => f64::from(c.distinct_recipients),
+            Metric::FirstContactShare if c.sent == 0 => 0.0,
+            Metric::FirstContactShare => f64::from(c.first_contact) / f64::from(c.sent),
+            Metric::RepeatedContent => f64::from(c.repeated),
+        }
+    }
+}
+
+/// Which senders a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Person-to-person traffic (no `relay.operator`): subscriber lines.
+    Person,
+    /// Bulk traffic through a relay operator.
+    Bulk,
+    /// Both.
+    All,
+}
+
+impl Scope {
+    fn covers(self, bulk: bool) -> bool {
+        match self {
+            Scope::Person => !bulk,
+            Scope::Bulk => bulk,
+            Scope::All => true,
+        }
+    }
+}
+
+/// What a rule that fires asks of the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Adds its score.
+    Score,
+    /// Deliver with a label at least.
+    Label,
+    /// Throttle until the window frees a message (`retry_after_ms`).
+    Throttle,
+    /// Block.
+    Block,
+}
+
+/// One velocity rule: fires when `metric` over `window` is above `above`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VelocityRule {
+    /// Reason code, e.g. `velocity.daily_cap`.
+    pub code: String,
+    /// Window name.
+    pub window: String,
+    /// What is measured.
+    pub metric: Metric,
+    /// Fires when the metric is strictly above this (a count, or a share 0..=1).
+    pub above: f64,
+    /// Only when the window holds at least this many messages (for shares).
+    #[serde(default)]
+    pub min_messages: u32,
+    /// Score contribution 0..=100.
+    pub score: u8,
+    /// What it asks of the policy.
+    pub action: RuleAction,
+    /// Which senders it applies to.
+    pub applies_to: Scope,
+}
+
+/// `[velocity.campaign]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignConfig {
+    /// Detect campaigns.
+    pub enabled: bool,
+    /// Window in seconds.
+    pub window_secs: u32,
+    /// Distinct senders of one masked text within the window, per partition, that make
+    /// a campaign (see docs/velocity.md for choosing it from the partition count).
+    pub min_senders: u32,
+    /// Letters (after masking) a text needs to be tracked.
+    pub min_letters: u32,
+    /// Track only texts with a URL or a phone number.
+    pub require_contact: bool,
+    /// Which traffic: `person` (default) is what SIM farms and rotating caller numbers
+    /// send; registered bulk senders legitimately send one notice from many numbers and
+    /// are covered by the registry and the relay throttle.
+    pub applies_to: Scope,
+    /// Score of `campaign.same_text_many_senders`.
+    pub score: u8,
+    /// Fingerprints tracked per partition.
+    pub max_fingerprints: usize,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        CampaignConfig {
+            enabled: true,
+            window_secs: 600,
+            min_senders: 5,
+            min_letters: 12,
+            require_contact: true,
+            applies_to: Scope::Person,
+            score: 50,
+            max_fingerprints: 200_000,
+        }
+    }
+}
+
+/// `[velocity]` configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VelocityConfig {
+    /// Run the velocity operator.
+    pub enabled: bool,
+    /// Windows, e.g. 1 min, 1 h, 24 h.
+    pub windows: Vec<WindowConfig>,
+    /// How far behind a sender's latest event an event may be and still go into its own
+    /// bucket; later ones count at the sender's latest time.
+    pub allowed_lateness_secs: u32,
+    /// How far ahead of the partition clock an event may be; later ones are taken at the
+    /// clock plus this.
+    pub max_future_secs: u32,
+    /// Recipients remembered per heavy sender (distinct counts saturate here).
+    pub max_recipients: usize,
+    /// Event-time period of the idle-sender sweep.
+    pub sweep_every_secs: u32,
+    /// The rules.
+    pub rules: Vec<VelocityRule>,
+    /// Campaign detection.
+    pub campaign: CampaignConfig,
+}
+
+impl Default for VelocityConfig {
+    fn default() -> Self {
+        let window = |name: &str, bucket_secs, buckets| WindowConfig {
+            name: name.into(),
+            bucket_secs,
+            buckets,
+        };
+        VelocityConfig {
+            enabled: true,
+            windows: vec![
+                window("1m", 10, 6),
+                window("1h", 300, 12),
+                window("24h", 3_600, 24),
+            ],
+            allowed_lateness_secs: 300,
+            max_future_secs: 300,
+            max_recipients: 32,
+            sweep_every_secs: 60,
+            rules: vec![
+                VelocityRule {
+                    // 1일 500건: a subscriber line may send at most 500 messages a day.
+                    code: "velocity.daily_cap".into(),
+                    window: "24h".into(),
+                    metric: Metric::Sent,
+                    above: 500.0,
+                    min_messages: 0,
+                    score: 30,
+                    action: RuleAction::Throttle,
+                    applies_to: Scope::Person,
+                },
+                VelocityRule {
+                    code: "velocity.recipient_burst".into(),
+                    window: "1m".into(),
+                    metric: Metric::DistinctRecipients,
+                    above: 20.0,
+                    min_messages: 0,
+                    score: 50,
+                    action: RuleAction::Score,
+                    applies_to: Scope::Person,
+                },
+                VelocityRule {
+                    code: "velocity.first_contact_spray".into(),
+                    window: "1h".into(),
+                    metric: Metric::FirstContactShare,
+                    above: 0.9,
+                    min_messages: 30,
+                    score: 40,
+                    action: RuleAction::Score,
+                    applies_to: Scope::Person,
+                },
+                VelocityRule {
+                    code: "velocity.repeated_content".into(),
+                    window: "1h".into(),
+                    metric: Metric::RepeatedContent,
+                    above: 20.0,
+                    min_messages: 0,
+                    score: 30,
+                    action: RuleAction::Score,
+                    applies_to: Scope::Person,
+                },
+            ],
+            campaign: CampaignConfig::default(),
+        }
+    }
+}
+
+impl VelocityConfig {
+    /// Every problem at once, as (key under `[velocity]`, reason).
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errs = Vec::new();
+        if self.windows.is_empty() || self.windows.len() > MAX_WINDOWS {
+            errs.push((
+                "windows".into(),
+                format!("{} windows; 1 to {MAX_WINDOWS} are allowed", self.windows.len()),
+            ));
+        }
+        for (i, w) in self.windows.iter().enumerate() {
+            if w.bucket_secs == 0 || w.buckets == 0 || w.buckets > 1_000 {
+                errs.push((
+                    format!("windows[{i}]"),
+                    "bucket_secs must be positive and buckets 1..=1000".into(),
+                ));
+            }
+            if self.windows[..i].iter().any(|o| o.name == w.name) {
+                errs.push((format!("windows[{i}].name"), format!("{:?} is defined twice", w.name)));
+            }
+        }
+        if !(crate::velocity::sender::SPARSE..=255).contains(&self.max_recipients) {
+            errs.push(("max_recipients".into(), "must be 3..=255".into()));
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            let at = |k: &str| format!("rules[{i}].{k}");
+            if !self.windows.iter().any(|w| w.name == r.window) {
+                errs.push((at("window"), format!("no window named {:?}", r.window)));
+            }
+            if r.score > 100 {
+                errs.push((at("score"), format!("{} is above 100", r.score)));
+            }
+            if !r.above.is_finite() || r.above < 0.0 {
+                errs.push((at("above"), "must be a non-negative number".into()));
+            }
+            if r.metric == Metric::FirstContactShare && r.above >= 1.0 {
+                errs.push((at("above"), "a share is below 1".into()));
+            }
+            if r.metric == Metric::DistinctRecipients && r.above >= self.max_recipients as f64 {
+                errs.push((
+                    at("above"),
+                    format!(
+                        "distinct recipients saturate at max_recipients = {}",
+                        self.max_recipients
+                    ),
+                ));
+            }
+            if r.code.is_empty() {
+                errs.push((at("code"), "must not be empty".into()));
+            }
+        }
+        let c = &self.campaign;
+        if c.enabled {
+            if c.window_secs == 0 {
+                errs.push(("campaign.window_secs".into(), "must be positive".into()));
+            }
+            if !(2..=255).contains(&c.min_senders) {
+                errs.push(("campaign.min_senders".into(), "must be 2..=255".into()));
+            }
+            if c.score > 100 {
+                errs.push(("campaign.score".into(), format!("{} is above 100", c.score)));
+            }
+            if c.max_fingerprints == 0 {
+                errs.push(("campaign.max_fingerprints".into(), "must be positive".into()));
+            }
+        }
+        if self.sweep_every_secs == 0 {
+            errs.push(("sweep_every_secs".into(), "must be positive".into()));
+        }
+        errs
+    }
+
+    /// Content hash (part of `rules_version`).
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// Counters of the velocity operators of one pipeline (shared by all workers; touched
+/// only by rare events and by the sweep, never once per message).
+#[derive(Debug, Default)]
+pub struct VelocityStats {
+    /// Events more than the allowed lateness behind their sender, counted at its watermark.
+    pub late: AtomicU64,
+    /// Events too far ahead of the partition clock, taken at the clock's limit.
+    pub future: AtomicU64,
+    /// Events beyond the horizon behind the partition clock, not applied to state.
+    pub stale: AtomicU64,
+    /// Idle senders evicted.
+    pub evicted: AtomicU64,
+    /// Messages not tracked for campaigns because the table was full.
+    pub campaign_table_full: AtomicU64,
+    /// Senders kept, summed over partitions, as of the last sweep of each.
+    pub senders: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    rule: VelocityRule,
+    window: usize,
+    hint: ActionHint,
+}
+
+/// Shared, immutable part of the operator.
+#[derive(Debug)]
+struct Shared {
+    cfg: VelocityConfig,
+    layout: Layout,
+    rules: Vec<CompiledRule>,
+    hash: String,
+    stats: Arc<VelocityStats>,
+}
+
+/// One partition's state.
+#[derive(Debug, Default)]
+struct Part {
+    clock: PartitionClock,
+    clock_dirty: bool,
+    senders: HashMap<u64, Sender, FixedState>,
+    dirty: Vec<u64>,
+    campaigns: CampaignTable,
+    next_sweep: u32,
+    /// Senders counted in `VelocityStats::senders` for this partition.
+    reported: u64,
+}
+
+/// The velocity operator of one worker.
+#[derive(Debug)]
+pub struct VelocityOperator {
+    shared: Arc<Shared>,
+    parts: HashMap<i32, Part, FixedState>,
+    buf: Vec<u8>,
+}
+
+/// Builds velocity operators for the workers of one pipeline.
+#[derive(Debug, Clone)]
+pub struct VelocityFactory {
+    shared: Arc<Shared>,
+}
+
+impl VelocityFactory {
+    /// A factory for `cfg` (validated by the caller).
+    pub fn new(cfg: VelocityConfig, stats: Arc<VelocityStats>) -> Self {
+        let windows: Vec<(u32, u32)> = cfg
+            .windows
+            .iter()
+            .map(|w| (w.bucket_secs, w.buckets))
+            .collect();
+        let layout = Layout::new(&windows, cfg.max_recipients, cfg.allowed_lateness_secs);
+        let rules = cfg
+            .rules
+            .iter()
+            .map(|r| CompiledRule {
+                window: cfg.windows.iter().position(|w| w.name == r.window).unwrap_or(0),
+                hint: match r.action {
+                    RuleAction::Score => ActionHint::Score,
+                    RuleAction::Label => ActionHint::Label,
+                    RuleAction::Throttle => ActionHint::Throttle,
+                    RuleAction::Block => ActionHint::Block,
+                },
+                rule: r.clone(),
+            })
+            .collect();
+        VelocityFactory {
+            shared: Arc::new(Shared {
+                hash: cfg.content_hash(),
+                cfg,
+                layout,
+                rules,
+                stats,
+            }),
+        }
+    }
+
+    /// The operator for one worker.
+    pub fn build(&self) -> VelocityOperator {
+        VelocityOperator {
+            shared: self.shared.clone(),
+            parts: HashMap::default(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+fn next_sweep(now: u32, every: u32) -> u32 {
+    (now / every.max(1)).saturating_add(1).saturating_mul(every.max(1))
+}
+
+const SENDER: u8 = b's';
+const CAMPAIGN: u8 = b'c';
+const CLOCK: u8 = b'w';
+
+fn state_key(kind: u8, k: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9);
+    v.push(kind);
+    v.extend_from_slice(&k.to_be_bytes());
+    v
+}
+
+/// Memory held by one worker's velocity state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Senders kept.
+    pub senders: usize,
+    /// Of which dense.
+    pub dense: usize,
+    /// Bytes: map tables at their capacity plus dense senders' heap.
+    pub bytes: usize,
+}
+
+impl VelocityOperator {
+    /// Memory of the sender tables (campaign tables not included).
+    pub fn footprint(&self) -> Footprint {
+        let mut f = Footprint::default();
+        for p in self.parts.values() {
+            f.senders += p.senders.len();
+            // hashbrown: one control byte per slot plus the entry; capacity() is 7/8 of
+            // the slots.
+            let slots = (p.senders.capacity() * 8).div_ceil(7);
+            f.bytes += slots * (std::mem::size_of::<(u64, Sender)>() + 1);
+            for s in p.senders.values() {
+                f.dense += usize::from(s.is_dense());
+                f.bytes += s.heap_bytes();
+            }
+        }
+        f
+    }
+
+    fn sweep(shared: &Shared, p: &mut Part, now: u32) {
+        let layout = &shared.layout;
+        let before = p.senders.len();
+        let dirty = &mut p.dirty;
+        p.senders.retain(|k, s| {
+            let keep = !s.idle(layout, now);
+            if !keep {
+                dirty.push(*k);
+            }
+            keep
+        });
+        let evicted = (before - p.senders.len()) as u64;
+        if evicted > 0 {
+            shared.stats.evicted.fetch_add(evicted, Relaxed);
+        }
+        if shared.cfg.campaign.enabled {
+            p.campaigns.sweep(now, shared.cfg.campaign.window_secs);
+        }
+        let n = p.senders.len() as u64;
+        shared.stats.senders.fetch_add(n, Relaxed);
+        shared.stats.senders.fetch_sub(p.reported, Relaxed);
+        p.reported = n;
+    }
+}
+
+impl StatefulOperator for VelocityOperator {
+    fn name(&self) -> &'static str {
+        "velocity"
+    }
+
+    fn content_hash(&self) -> String {
+        self.shared.hash.clone()
+    }
+
+    fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
+        let sh = &*self.shared;
+        let cfg = &sh.cfg;
+        let layout = &sh.layout;
+        let p = self.parts.entry(ctx.partition).or_default();
+        let horizon_ms = i64::from(layout.horizon_s + layout.lateness_s) * 1000;
+        let time_ms = match p.clock.observe(
+            ctx.event_time_ms,
+            i64::from(cfg.max_future_secs) * 1000,
+            horizon_ms,
+        ) {
+            Observed::Stale => {
+                sh.stats.stale.fetch_add(1, Relaxed);
+                return;
+            }
+            Observed::At { time_ms, future } => {
+                if future {
+                    sh.stats.future.fetch_add(1, Relaxed);
+                }
+                time_ms
+            }
+        };
+        p.clock_dirty = true;
+        let now = secs(p.clock.watermark_ms().unwrap_or(time_ms));
+        if now >= p.next_sweep {
+            Self::sweep(sh, p, now);
+            // Aligned to the clock, so that a restored partition sweeps when an
+            // uninterrupted one would.
+            p.next_sweep = next_sweep(now, cfg.sweep_every_secs);
+        }
+        let t = secs(time_ms);
+        let ev = ctx.event;
+        let key = address_key(&ev.sender);
+        let fp = fingerprint(&ev.text);
+        let mut new = false;
+        let s = p.senders.entry(key).or_insert_with(|| {
+            new = true;
+            Sender::new(t)
+        });
+        if new || !s.dirty {
+            p.dirty.push(key);
+        }
+        let (_, late) = s.record(layout, t, fold32(address_key(&ev.recipient)), fold32(fp.hash));
+        if late {
+            sh.stats.late.fetch_add(1, Relaxed);
+        }
+        let bulk = ev.relay_operator().is_some();
+        let mut counts: [Option<Counts>; MAX_WINDOWS] = [None; MAX_WINDOWS];
+        for r in &sh.rules {
+            let rule = &r.rule;
+            if !rule.applies_to.covers(bulk) {
+                continue;
+            }
+            let c = *counts[r.window].get_or_insert_with(|| s.counts(layout, r.window));
+            let value = rule.metric.value(&c);
+            if c.sent < rule.min_messages || value <= rule.above {
+                continue;
+            }
+            let window = &cfg.windows[r.window].name;
+            let evidence = match rule.metric {
+                Metric::FirstContactShare => format!(
+                    "{}={value:.2} of {} messages in {window}",
+                    rule.metric.name(),
+                    c.sent
+                ),
+                _ => format!("{}={value} in {window}", rule.metric.name()),
+            };
+            out.push(Signal {
+                hint: r.hint,
+                retry_after_ms: (r.hint == ActionHint::Throttle)
+                    .then(|| u64::from(s.frees_in(layout, r.window).max(1)) * 1000),
+                evidence: Some(evidence),
+                ..Signal::new("velocity", rule.code.clone(), "velocity", rule.score)
+            });
+        }
+        let cc = &cfg.campaign;
+        if cc.enabled
+            && cc.applies_to.covers(bulk)
+            && fp.letters >= cc.min_letters && (fp.contact || !cc.require_contact) {
+            match p.campaigns.observe(
+                fp.hash,
+                fold32(key),
+                now,
+                cc.window_secs,
+                cc.min_senders,
+                cc.max_fingerprints,
+            ) {
+                Seen::Senders(n) if n >= cc.min_senders => out.push(Signal {
+                    evidence: Some(format!(
+                        "{n} senders of one text in {}s (partition {})",
+                        cc.window_secs, ctx.partition
+                    )),
+                    ..Signal::new(
+                        "velocity",
+                        "campaign.same_text_many_senders",
+                        "campaign",
+                        cc.score,
+                    )
+                }),
+                Seen::Senders(_) => {}
+                Seen::TableFull => {
+                    sh.stats.campaign_table_full.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    fn assigned(&mut self, partition: i32) {
+        self.parts.insert(partition, Part::default());
+    }
+
+    fn restore(
+        &mut self,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        let err = |detail: String| StateError {
+            operator: "velocity",
+            key: String::from_utf8_lossy(key).into_owned(),
+            detail,
+        };
+        let p = self.parts.entry(partition).or_default();
+        match key {
+            [CLOCK] => {
+                let v = value
+                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                    .ok_or_else(|| err("clock value is not 8 bytes".into()))?;
+                let wm = i64::from_le_bytes(v);
+                p.clock = PartitionClock::at(wm);
+                p.next_sweep = next_sweep(secs(wm), self.shared.cfg.sweep_every_secs);
+            }
+            [kind @ (SENDER | CAMPAIGN), k @ ..] if k.len() == 8 => {
+                let id = u64::from_be_bytes(k.try_into().unwrap_or_default());
+                match (*kind, value) {
+                    (SENDER, None) => {
+                        p.senders.remove(&id);
+                    }
+                    (SENDER, Some(v)) => {
+                        let s = Sender::decode(&self.shared.layout, v).map_err(err)?;
+                        p.senders.insert(id, s);
+                    }
+                    (_, None) => {
+                        p.campaigns.map.remove(&id);
+                    }
+                    (_, Some(v)) => {
+                        p.campaigns.map.insert(id, Campaign::decode(v).map_err(err)?);
+                    }
+                }
+            }
+            _ => return Err(err("unknown key".into())),
+        }
+        Ok(())
+    }
+
+    fn revoked(&mut self, partition: i32) {
+        if let Some(p) = self.parts.remove(&partition) {
+            self.shared.stats.senders.fetch_sub(p.reported, Relaxed);
+        }
+    }
+
+    fn snapshot(&mut self, partition: i32, out: &mut Vec<StateUpdate>) {
+        let Some(p) = self.parts.get_mut(&partition) else {
+            return;
+        };
+        let layout = &self.shared.layout;
+        let buf = &mut self.buf;
+        p.dirty.sort_unstable();
+        p.dirty.dedup();
+        for k in p.dirty.drain(..) {
+            let value = match p.senders.get_mut(&k) {
+                Some(s) if s.dirty => {
+                    s.dirty = false;
+                    buf.clear();
+                    s.encode(layout, buf);
+                    Some(buf.clone())
+                }
+                Some(_) => continue,
+                None => None,
+            };
+            out.push(StateUpdate {
+                key: state_key(SENDER, k),
+                value,
+            });
+        }
+        let c = &mut p.campaigns;
+        c.dirty.sort_unstable();
+        c.dirty.dedup();
+        for k in c.dirty.drain(..) {
+            let value = match c.map.get_mut(&k) {
+                Some(e) if e.dirty => {
+                    e.dirty = false;
+                    buf.clear();
+                    e.encode(buf);
+                    Some(buf.clone())
+                }
+                Some(_) => continue,
+                None => None,
+            };
+            out.push(StateUpdate {
+                key: state_key(CAMPAIGN, k),
+                value,
+            });
+        }
+        if p.clock_dirty {
+            p.clock_dirty = false;
+            if let Some(wm) = p.clock.watermark_ms() {
+                out.push(StateUpdate {
+                    key: vec![CLOCK],
+                    value: Some(wm.to_le_bytes().to_vec()),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,634 @@
+//! Per-sender velocity state: event-time sliding windows in two representations.
+//!
+//! **Window semantics.** A window of `n` buckets of `width` seconds, evaluated at the
+//! sender's watermark `wm` (its largest event time so far), holds the events whose
+//! bucket `t / width` lies in `[wm / width - n + 1, wm / width]`: the current bucket and
+//! the `n - 1` before it. Counts are exact for that definition. An event that arrives out
+//! of order goes into its own bucket when that bucket is still in the window; one later
+//! than the allowed lateness is counted at the watermark (see the operator docs).
+//!
+//! **Recipients and contents.** A recipient is a *first contact* when the sender has not
+//! messaged it within the horizon (the longest window) among the `max_recipients` most
+//! recently messaged recipients; a message *repeats* content when its masked fingerprint
+//! equals one of the sender's 4 most recent contents within the horizon. Distinct
+//! recipients in a window are exact up to `max_recipients` and saturate there.
+//!
+//! **Representations.** Most senders send a handful of messages a day, so a sender
+//! starts *sparse*: its last three events (time, recipient, content and flags; 12 bytes
+//! each), from which every window is computed exactly. The fourth event within the
+//! horizon promotes it to *dense*: bucket rings with running totals per window, a bounded
+//! recipient table and a 4-entry content table, a few hundred bytes however many messages
+//! it sends. Both give the same numbers for the same events (a property test checks it).
+
+use super::fingerprint::fold32;
+
+/// Events a sparse sender keeps.
+pub const SPARSE: usize = 3;
+/// Recent contents a sender remembers for "repeated content".
+pub const CONTENTS: usize = 4;
+
+const FIRST: u32 = 1 << 31;
+const REPEAT: u32 = 1 << 30;
+const FP_MASK: u32 = REPEAT - 1;
+const EMPTY: u32 = u32::MAX;
+
+const SENT: usize = 0;
+const FIRST_CONTACT: usize = 1;
+const REPEATED: usize = 2;
+
+const VERSION: u8 = 1;
+
+/// One window's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Win {
+    /// Bucket width in seconds.
+    pub width: u32,
+    /// Buckets.
+    pub n: u32,
+    /// First bucket of this window in a dense sender's ring storage.
+    offset: usize,
+}
+
+/// The shape of every sender's state, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Windows in configuration order.
+    pub windows: Vec<Win>,
+    /// Longest window in seconds: nothing older matters.
+    pub horizon_s: u32,
+    /// Recipient table size of a dense sender.
+    pub max_recipients: usize,
+    /// Allowed lateness in seconds.
+    pub lateness_s: u32,
+    buckets: usize,
+    hash: u32,
+}
+
+impl Layout {
+    /// A layout of `(width_s, buckets)` windows.
+    pub fn new(windows: &[(u32, u32)], max_recipients: usize, lateness_s: u32) -> Self {
+        let mut offset = 0;
+        let mut ws = Vec::with_capacity(windows.len());
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for &(width, n) in windows {
+            ws.push(Win {
+                width: width.max(1),
+                n: n.max(1),
+                offset,
+            });
+            offset += n.max(1) as usize;
+            for x in [width, n] {
+                hash = (hash ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        hash = (hash ^ max_recipients as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        Layout {
+            horizon_s: ws.iter().map(|w| w.width * w.n).max().unwrap_or(1),
+            windows: ws,
+            max_recipients: max_recipients.clamp(SPARSE, 255),
+            lateness_s,
+            buckets: offset,
+            hash: fold32(hash),
+        }
+    }
+}
+
+/// One window's numbers at the sender's watermark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages.
+    pub sent: u32,
+    /// Messages to first-contact recipients.
+    pub first_contact: u32,
+    /// Messages repeating one of the sender's recent contents.
+    pub repeated: u32,
+    /// Distinct recipients (saturates at `max_recipients`).
+    pub distinct_recipients: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Ev {
+    t: u32,
+    recipient: u32,
+    /// Content fingerprint (30 bits) with the FIRST and REPEAT flags on top.
+    content: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Dense {
+    /// Ring buckets of all windows: [sent, first contact, repeated], saturating.
+    counts: Box<[[u16; 3]]>,
+    /// Running sums of each window's ring.
+    totals: Box<[[u32; 3]]>,
+    /// (recipient, last seen), at most `max_recipients`.
+    recipients: Vec<(u32, u32)>,
+    /// (content fingerprint, last seen); `EMPTY` fingerprint = free slot.
+    contents: [(u32, u32); CONTENTS],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Track {
+    Sparse { len: u8, ev: [Ev; SPARSE] },
+    Dense(Box<Dense>),
+}
+
+/// One sender's velocity state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// Watermark: largest event time of this sender, in seconds.
+    pub wm: u32,
+    /// Changed since the last changelog snapshot.
+    pub dirty: bool,
+    track: Track,
+}
+
+/// What recording one event found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The recipient was a first contact.
+    pub first_contact: bool,
+    /// The content repeated a recent one.
+    pub repeated: bool,
+}
+
+fn bucket(t: u32, w: &Win) -> u32 {
+    t / w.width
+}
+
+/// Whether an event at `t` is in window `w` evaluated at `wm`.
+fn in_window(t: u32, wm: u32, w: &Win) -> bool {
+    bucket(t, w) + w.n > bucket(wm, w)
+}
+
+fn recent(t: u32, wm: u32, horizon: u32) -> bool {
+    wm.saturating_sub(t) < horizon
+}
+
+impl Sender {
+    /// A sender first seen at `t`.
+    pub fn new(t: u32) -> Self {
+        Sender {
+            wm: t,
+            dirty: true,
+            track: Track::Sparse {
+                len: 0,
+                ev: [Ev::default(); SPARSE],
+            },
+        }
+    }
+
+    /// Whether this sender keeps dense state.
+    pub fn is_dense(&self) -> bool {
+        matches!(self.track, Track::Dense(_))
+    }
+
+    /// Heap bytes owned (besides the map entry itself).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.track {
+            Track::Sparse { .. } => 0,
+            Track::Dense(d) => {
+                std::mem::size_of::<Dense>()
+                    + d.counts.len() * 6
+                    + d.totals.len() * 12
+                    + d.recipients.capacity() * 8
+            }
+        }
+    }
+
+    /// Whether nothing of this sender can matter any more at partition time `now`.
+    pub fn idle(&self, layout: &Layout, now: u32) -> bool {
+        u64::from(self.wm) + u64::from(layout.horizon_s) + u64::from(layout.lateness_s)
+            < u64::from(now)
+    }
+
+    /// Records one event at `t` to `recipient` with content fingerprint `content`.
+    /// An event later than the allowed lateness is counted at the watermark; returns
+    /// whether it was (`true`) besides what the event was.
+    pub fn record(
+        &mut self,
+        layout: &Layout,
+        t: u32,
+        recipient: u32,
+        content: u32,
+    ) -> (Recorded, bool) {
+        let late = t < self.wm.saturating_sub(layout.lateness_s);
+        let t = if late { self.wm } else { t };
+        self.advance(layout, t);
+        let content = content & FP_MASK;
+        let rec = Recorded {
+            first_contact: !self.knows_recipient(layout, recipient),
+            repeated: self.knows_content(layout, content),
+        };
+        let ev = Ev {
+            t,
+            recipient,
+            content: content
+                | if rec.first_contact { FIRST } else { 0 }
+                | if rec.repeated { REPEAT } else { 0 },
+        };
+        self.dirty = true;
+        match &mut self.track {
+            Track::Sparse { len, ev: evs } if usize::from(*len) < SPARSE => {
+                evs[usize::from(*len)] = ev;
+                *len += 1;
+            }
+            Track::Sparse { len, ev: evs } => {
+                let mut d = Dense::new(layout);
+                for e in &evs[..usize::from(*len)] {
+                    d.add(layout, self.wm, *e);
+                }
+                d.add(layout, self.wm, ev);
+                self.track = Track::Dense(Box::new(d));
+            }
+            Track::Dense(d) => d.add(layout, self.wm, ev),
+        }
+        (rec, late)
+    }
+
+    /// Moves the watermark to `t` when later.
+    fn advance(&mut self, layout: &Layout, t: u32) {
+        if t <= self.wm {
+            return;
+        }
+        let old = self.wm;
+        self.wm = t;
+        match &mut self.track {
+            Track::Sparse { len, ev } => {
+                // Forget events older than the horizon: no window holds them any more.
+                let mut keep = 0;
+                for i in 0..usize::from(*len) {
+                    if recent(ev[i].t, t, layout.horizon_s) {
+                        ev[keep] = ev[i];
+                        keep += 1;
+                    }
+                }
+                *len = keep as u8;
+            }
+            Track::Dense(d) => {
+                for (wi, w) in layout.windows.iter().enumerate() {
+                    let (ob, nb) = (bucket(old, w), bucket(t, w));
+                    let steps = (nb - ob).min(w.n);
+                    for k in 1..=steps {
+                        let slot = &mut d.counts[w.offset + ((ob + k) % w.n) as usize];
+                        for m in 0..3 {
+                            d.totals[wi][m] -= u32::from(slot[m]);
+                        }
+                        *slot = [0; 3];
+                    }
+                }
+            }
+        }
+    }
+
+    fn knows_recipient(&self, layout: &Layout, r: u32) -> bool {
+        match &self.track {
+            Track::Sparse { len, ev } => ev[..usize::from(*len)]
+                .iter()
+                .any(|e| e.recipient == r && recent(e.t, self.wm, layout.horizon_s)),
+            Track::Dense(d) => d
+                .recipients
+                .iter()
+                .any(|&(x, last)| x == r && recent(last, self.wm, layout.horizon_s)),
+        }
+    }
+
+    fn knows_content(&self, layout: &Layout, c: u32) -> bool {
+        match &self.track {
+            Track::Sparse { len, ev } => ev[..usize::from(*len)]
+                .iter()
+                .any(|e| e.content & FP_MASK == c && recent(e.t, self.wm, layout.horizon_s)),
+            Track::Dense(d) => d
+                .contents
+                .iter()
+                .any(|&(x, last)| x == c && recent(last, self.wm, layout.horizon_s)),
+        }
+    }
+
+    /// Window `wi`'s numbers at the watermark.
+    pub fn counts(&self, layout: &Layout, wi: usize) -> Counts {
+        let w = &layout.windows[wi];
+        match &self.track {
+            Track::Sparse { len, ev } => {
+                let evs = &ev[..usize::from(*len)];
+                let mut c = Counts::default();
+                for (i, e) in evs.iter().enumerate() {
+                    if !in_window(e.t, self.wm, w) {
+                        continue;
+                    }
+                    c.sent += 1;
+                    c.first_contact += u32::from(e.content & FIRST != 0);
+                    c.repeated += u32::from(e.content & REPEAT != 0);
+                    let seen_before = evs[..i]
+                        .iter()
+                        .any(|p| p.recipient == e.recipient && in_window(p.t, self.wm, w));
+                    c.distinct_recipients += u32::from(!seen_before);
+                }
+                c
+            }
+            Track::Dense(d) => {
+                let [sent, first_contact, repeated] = d.totals[wi];
+                Counts {
+                    sent,
+                    first_contact,
+                    repeated,
+                    distinct_recipients: d
+                        .recipients
+                        .iter()
+                        .filter(|&&(_, last)| in_window(last, self.wm, w))
+                        .count() as u32,
+                }
+            }
+        }
+    }
+
+    /// Seconds until window `wi` loses its oldest message (0 when it is empty).
+    pub fn frees_in(&self, layout: &Layout, wi: usize) -> u32 {
+        let w = &layout.windows[wi];
+        let now = bucket(self.wm, w);
+        let oldest = match &self.track {
+            Track::Sparse { len, ev } => ev[..usize::from(*len)]
+                .iter()
+                .filter(|e| in_window(e.t, self.wm, w))
+                .map(|e| bucket(e.t, w))
+                .min(),
+            Track::Dense(d) => (now.saturating_sub(w.n - 1)..=now)
+                .find(|b| d.counts[w.offset + (b % w.n) as usize][SENT] > 0),
+        };
+        oldest.map_or(0, |b| ((b + w.n) * w.width).saturating_sub(self.wm))
+    }
+
+    /// The changelog value.
+    pub fn encode(&self, layout: &Layout, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        out.extend_from_slice(&layout.hash.to_le_bytes());
+        out.extend_from_slice(&self.wm.to_le_bytes());
+        match &self.track {
+            Track::Sparse { len, ev } => {
+                out.push(0);
+                out.push(*len);
+                for e in &ev[..usize::from(*len)] {
+                    for x in [e.t, e.recipient, e.content] {
+                        out.extend_from_slice(&x.to_le_bytes());
+                    }
+                }
+            }
+            Track::Dense(d) => {
+                out.push(1);
+                for b in d.counts.iter() {
+                    for x in b {
+                        out.extend_from_slice(&x.to_le_bytes());
+                    }
+                }
+                out.push(d.recipients.len() as u8);
+                for &(r, last) in d.recipients.iter().chain(d.contents.iter()) {
+                    out.extend_from_slice(&r.to_le_bytes());
+                    out.extend_from_slice(&last.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    /// Reads a changelog value written by [`Sender::encode`] with the same layout.
+    pub fn decode(layout: &Layout, mut b: &[u8]) -> Result<Sender, String> {
+        fn u8_(b: &mut &[u8]) -> Result<u8, String> {
+            let (x, rest) = b.split_first().ok_or("value is truncated")?;
+            *b = rest;
+            Ok(*x)
+        }
+        fn u16_(b: &mut &[u8]) -> Result<u16, String> {
+            let (x, rest) = b.split_at_checked(2).ok_or("value is truncated")?;
+            *b = rest;
+            Ok(u16::from_le_bytes([x[0], x[1]]))
+        }
+        fn u32_(b: &mut &[u8]) -> Result<u32, String> {
+            let (x, rest) = b.split_at_checked(4).ok_or("value is truncated")?;
+            *b = rest;
+            Ok(u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        }
+        let version = u8_(&mut b)?;
+        if version != VERSION {
+            return Err(format!("state version {version}, this build reads {VERSION}"));
+        }
+        if u32_(&mut b)? != layout.hash {
+            return Err("written with other velocity windows (configuration changed)".into());
+        }
+        let wm = u32_(&mut b)?;
+        let track = match u8_(&mut b)? {
+            0 => {
+                let len = u8_(&mut b)?;
+                if usize::from(len) > SPARSE {
+                    return Err(format!("{len} sparse events, at most {SPARSE}"));
+                }
+                let mut ev = [Ev::default(); SPARSE];
+                for e in ev.iter_mut().take(usize::from(len)) {
+                    *e = Ev {
+                        t: u32_(&mut b)?,
+                        recipient: u32_(&mut b)?,
+                        content: u32_(&mut b)?,
+                    };
+                }
+                Track::Sparse { len, ev }
+            }
+            1 => {
+                let mut d = Dense::new(layout);
+                for slot in d.counts.iter_mut() {
+                    for x in slot.iter_mut() {
+                        *x = u16_(&mut b)?;
+                    }
+                }
+                for (wi, w) in layout.windows.iter().enumerate() {
+                    for slot in &d.counts[w.offset..w.offset + w.n as usize] {
+                        for m in 0..3 {
+                            d.totals[wi][m] += u32::from(slot[m]);
+                        }
+                    }
+                }
+                let n = usize::from(u8_(&mut b)?);
+                if n > layout.max_recipients {
+                    return Err(format!("{n} recipients, at most {}", layout.max_recipients));
+                }
+                for _ in 0..n {
+                    d.recipients.push((u32_(&mut b)?, u32_(&mut b)?));
+                }
+                for c in d.contents.iter_mut() {
+                    *c = (u32_(&mut b)?, u32_(&mut b)?);
+                }
+                Track::Dense(Box::new(d))
+            }
+            tag => return Err(format!("unknown representation {tag}")),
+        };
+        if !b.is_empty() {
+            return Err(format!("{} trailing bytes", b.len()));
+        }
+        Ok(Sender {
+            wm,
+            dirty: false,
+            track,
+        })
+    }
+}
+
+impl Dense {
+    fn new(layout: &Layout) -> Self {
+        Dense {
+            counts: vec![[0u16; 3]; layout.buckets].into_boxed_slice(),
+            totals: vec![[0u32; 3]; layout.windows.len()].into_boxed_slice(),
+            recipients: Vec::new(),
+            contents: [(EMPTY, 0); CONTENTS],
+        }
+    }
+
+    /// Adds one event (already flagged) at `e.t <= wm`.
+    fn add(&mut self, layout: &Layout, wm: u32, e: Ev) {
+        let flags = [true, e.content & FIRST != 0, e.content & REPEAT != 0];
+        for (wi, w) in layout.windows.iter().enumerate() {
+            if !in_window(e.t, wm, w) {
+                continue;
+            }
+            let slot = &mut self.counts[w.offset + (bucket(e.t, w) % w.n) as usize];
+            for m in [SENT, FIRST_CONTACT, REPEATED] {
+                if flags[m] && slot[m] < u16::MAX {
+                    slot[m] += 1;
+                    self.totals[wi][m] += 1;
+                }
+            }
+        }
+        remember(&mut self.recipients, layout.max_recipients, e.recipient, e.t);
+        let c = e.content & FP_MASK;
+        if let Some(slot) = self.contents.iter_mut().find(|(x, _)| *x == c) {
+            slot.1 = slot.1.max(e.t);
+        } else if let Some(slot) = self.contents.iter_mut().find(|(x, _)| *x == EMPTY) {
+            *slot = (c, e.t);
+        } else if let Some(slot) = self.contents.iter_mut().min_by_key(|(_, last)| *last) {
+            *slot = (c, e.t);
+        }
+    }
+}
+
+/// Notes `key` seen at `t` in a table of at most `cap` entries; a full table forgets its
+/// least recently seen entry.
+fn remember(table: &mut Vec<(u32, u32)>, cap: usize, key: u32, t: u32) {
+    if let Some(slot) = table.iter_mut().find(|(x, _)| *x == key) {
+        slot.1 = slot.1.max(t);
+    } else if table.len() < cap {
+        table.push((key, t));
+    } else if let Some(slot) = table.iter_mut().min_by_key(|(_, last)| *last) {
+        *slot = (key, t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn layout() -> Layout {
+        // 1 min of 6 x 10 s, 1 h of 12 x 5 min, 24 h of 24 x 1 h.
+        Layout::new(&[(10, 6), (300, 12), (3600, 24)], 32, 300)
+    }
+
+    #[test]
+    fn counts_follow_the_documented_bucket_semantics() {
+        let l = layout();
+        let mut s = Sender::new(1_000);
+        for (i, t) in [1_000u32, 1_005, 1_030, 1_055, 1_061].iter().enumerate() {
+            s.record(&l, *t, i as u32 % 3, 7);
+        }
+        assert!(s.is_dense());
+        // At wm 1061 the 1-min window holds buckets 101..=106: times >= 1010.
+        let c = s.counts(&l, 0);
+        assert_eq!(c.sent, 3);
+        assert_eq!(c.distinct_recipients, 3);
+        assert_eq!(s.counts(&l, 2).sent, 5);
+        // Identical content from the second message on.
+        assert_eq!(s.counts(&l, 2).repeated, 4);
+        // Recipients 0,1,2,0,1: the first three are first contacts.
+        assert_eq!(s.counts(&l, 2).first_contact, 3);
+        // The oldest message in the 1-min window (bucket 103) leaves it at 1090.
+        assert_eq!(s.frees_in(&l, 0), 1_090 - 1_061);
+    }
+
+    #[test]
+    fn late_events_within_lateness_go_to_their_bucket_and_later_ones_to_the_watermark() {
+        let l = layout();
+        let mut s = Sender::new(10_000);
+        s.record(&l, 10_000, 1, 1);
+        let (_, late) = s.record(&l, 9_900, 2, 2);
+        assert!(!late);
+        assert_eq!(s.counts(&l, 0).sent, 1, "100 s old: outside the 1-min window");
+        assert_eq!(s.counts(&l, 1).sent, 2);
+        let (_, late) = s.record(&l, 1_000, 3, 3);
+        assert!(late, "9000 s behind with 300 s lateness");
+        assert_eq!(s.counts(&l, 0).sent, 2, "counted at the watermark");
+    }
+
+    #[test]
+    fn a_million_messages_do_not_grow_the_state() {
+        let l = layout();
+        let mut s = Sender::new(0);
+        s.record(&l, 0, 0, 0);
+        let small = s.heap_bytes();
+        for i in 0..1_000_000u32 {
+            s.record(&l, i / 10, i, i % 50);
+        }
+        let big = s.heap_bytes();
+        assert!(big < 2_000, "{small} -> {big} bytes");
+        assert_eq!(s.counts(&l, 0).distinct_recipients, 32, "saturates at the table size");
+        assert_eq!(s.counts(&l, 0).sent, 600, "10/s over the 6 buckets of 10 s");
+    }
+
+    #[test]
+    fn encodes_and_decodes_both_representations() {
+        let l = layout();
+        let mut s = Sender::new(50);
+        s.record(&l, 50, 1, 1);
+        let mut buf = Vec::new();
+        s.encode(&l, &mut buf);
+        let mut back = Sender::decode(&l, &buf).unwrap();
+        back.dirty = true;
+        assert_eq!(back, s);
+        for i in 0..10 {
+            s.record(&l, 60 + i, i, 3);
+        }
+        buf.clear();
+        s.encode(&l, &mut buf);
+        let mut back = Sender::decode(&l, &buf).unwrap();
+        back.dirty = true;
+        assert_eq!(back, s);
+        let other = Layout::new(&[(10, 6)], 32, 300);
+        assert!(Sender::decode(&other, &buf).unwrap_err().contains("configuration"));
+        assert!(Sender::decode(&l, &buf[..buf.len() - 1]).is_err());
+        assert!(Sender::decode(&l, &[]).is_err());
+    }
+
+    /// The same sender forced dense from its first event.
+    fn dense_twin(first_t: u32) -> Sender {
+        let mut s = Sender::new(first_t);
+        s.track = Track::Dense(Box::new(Dense::new(&layout())));
+        s
+    }
+
+    proptest! {
+        #[test]
+        fn sparse_and_dense_agree(
+            start in 0u32..100_000,
+            steps in proptest::collection::vec((0u32..4_000, 0u32..400, 0u32..6, 0u32..3), 1..40),
+        ) {
+            let l = layout();
+            let mut a = Sender::new(start);
+            let mut b = dense_twin(start);
+            let mut t = start;
+            for (fwd, back, r, c) in steps {
+                t += fwd;
+                let at = t.saturating_sub(back);
+                let ra = a.record(&l, at, r, c);
+                let rb = b.record(&l, at, r, c);
+                prop_assert_eq!(ra, rb);
+                for wi in 0..l.windows.len() {
+                    prop_assert_eq!(a.counts(&l, wi), b.counts(&l, wi));
+                    prop_assert_eq!(a.frees_in(&l, wi), b.frees_in(&l, wi));
+                }
+            }
+        }
+    }
+}
