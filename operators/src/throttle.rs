@@ -144,7 +144,10 @@ impl ThrottleConfig {
             ));
         }
         if self.steps.first().map(|s| s.spam_ratio) != Some(0.0) {
-            errs.push(("steps".into(), "the first step must start at spam_ratio 0".into()));
+            errs.push((
+                "steps".into(),
+                "the first step must start at spam_ratio 0".into(),
+            ));
         }
         for (i, s) in self.steps.iter().enumerate() {
             if !(0.0..=1.0).contains(&s.spam_ratio) {
@@ -154,7 +157,10 @@ impl ThrottleConfig {
                 errs.push((format!("steps[{i}].spam_ratio"), "steps must rise".into()));
             }
             if s.per_second == 0 || s.burst == 0 {
-                errs.push((format!("steps[{i}]"), "per_second and burst must be positive".into()));
+                errs.push((
+                    format!("steps[{i}]"),
+                    "per_second and burst must be positive".into(),
+                ));
             }
         }
         if self.steps.len() > 255 {
@@ -190,9 +196,11 @@ impl ThrottleConfig {
     fn quota(&self, step: usize) -> Quota {
         let s = &self.steps[step.min(self.steps.len() - 1)];
         let burst = NonZeroU32::new(s.burst).unwrap_or(NonZeroU32::MIN);
-        Quota::with_period(Duration::from_nanos(1_000_000_000 / u64::from(s.per_second.max(1))))
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(burst)
+        Quota::with_period(Duration::from_nanos(
+            1_000_000_000 / u64::from(s.per_second.max(1)),
+        ))
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
     }
 }
 
@@ -243,7 +251,9 @@ fn check(quota: Quota, tat: &mut u64, now_ns: u64) -> Result<(), Duration> {
     let limiter: RateLimiter<NotKeyed, TatSlot<'_>, EventClock<'_>, NoOpMiddleware<Nanos>> =
         RateLimiter::new(quota, TatSlot(&cell), EventClock(&clock_at));
     clock_at.set(now_ns);
-    let r = limiter.check().map_err(|nu| nu.wait_time_from(Nanos::new(now_ns)));
+    let r = limiter
+        .check()
+        .map_err(|nu| nu.wait_time_from(Nanos::new(now_ns)));
     *tat = cell.get();
     r
 }
@@ -293,10 +303,23 @@ impl Ratio {
         }
     }
 
-    /// The ratio, when at least `min` messages were decided.
-    fn value(&self, min: u32) -> Option<f64> {
-        (self.totals[0] >= min.max(1))
-            .then(|| f64::from(self.totals[1]) / f64::from(self.totals[0]))
+    /// [decided, blocked] in the window at bucket `b` (read-only: what `advance(b)`
+    /// would leave).
+    fn totals_at(&self, b: u32) -> [u32; 2] {
+        let n = self.ring.len() as u32;
+        let mut t = self.totals;
+        for k in 1..=b.saturating_sub(self.head).min(n) {
+            let slot = &self.ring[((self.head + k) % n) as usize];
+            t[0] -= slot[0];
+            t[1] -= slot[1];
+        }
+        t
+    }
+
+    /// The ratio at bucket `b`, when at least `min` messages were decided.
+    fn value_at(&self, b: u32, min: u32) -> Option<f64> {
+        let [decided, blocked] = self.totals_at(b);
+        (decided >= min.max(1)).then(|| f64::from(blocked) / f64::from(decided))
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -492,8 +515,7 @@ impl ThrottleOperator {
         let dirty = &mut p.dirty;
         for (i, table) in p.tables.iter_mut().enumerate() {
             table.retain(|name, e| {
-                e.ratio.advance(now_b);
-                let keep = e.ratio.totals[0] > 0 || e.tat > now_ns;
+                let keep = e.ratio.totals_at(now_b)[0] > 0 || e.tat > now_ns;
                 if !keep {
                     dirty.push((KINDS[i], name.clone()));
                 }
@@ -543,8 +565,7 @@ impl StatefulOperator for ThrottleOperator {
         };
         if let Some(op) = relay.operator.as_deref() {
             if let Some(e) = p.entry(cfg, &sh.stats, RELAY, op, now_b) {
-                e.ratio.advance(now_b);
-                let ratio = e.ratio.value(cfg.min_messages).unwrap_or(0.0);
+                let ratio = e.ratio.value_at(now_b, cfg.min_messages).unwrap_or(0.0);
                 let target = cfg
                     .steps
                     .iter()
@@ -594,11 +615,15 @@ impl StatefulOperator for ThrottleOperator {
             if rs.score == 0 {
                 continue;
             }
-            let Some(e) = p.tables[kind_index(kind)].get_mut(name) else {
+            // Read-only: only a change of state marks a key for the changelog.
+            let Some(e) = p.tables[kind_index(kind)].get(name) else {
                 continue;
             };
-            e.ratio.advance(now_b);
-            if let Some(r) = e.ratio.value(rs.min_messages).filter(|r| *r > rs.above) {
+            if let Some(r) = e
+                .ratio
+                .value_at(now_b, rs.min_messages)
+                .filter(|r| *r > rs.above)
+            {
                 out.push(Signal {
                     evidence: Some(format!("spam ratio {r:.2} over {}s", cfg.window_secs)),
                     ..Signal::new("throttle", code, "relay", rs.score)
@@ -758,10 +783,11 @@ mod tests {
         for i in 0..10 {
             r.add(100, i < 3);
         }
-        assert_eq!(r.value(1), Some(0.3));
-        assert_eq!(r.value(11), None);
+        assert_eq!(r.value_at(100, 1), Some(0.3));
+        assert_eq!(r.value_at(100, 11), None);
         r.add(109, false);
         assert_eq!(r.totals, [11, 3]);
+        assert_eq!(r.totals_at(110), [1, 0]);
         r.advance(110);
         assert_eq!(r.totals, [1, 0], "bucket 100 left the window");
         let mut buf = Vec::new();
@@ -769,6 +795,8 @@ mod tests {
         let mut b = &buf[..];
         assert_eq!(Ratio::decode(10, &mut b).unwrap(), r);
         let mut b = &buf[..];
-        assert!(Ratio::decode(12, &mut b).unwrap_err().contains("configuration"));
+        assert!(Ratio::decode(12, &mut b)
+            .unwrap_err()
+            .contains("configuration"));
     }
 }

@@ -20,7 +20,13 @@ fn t0() -> DateTime<Utc> {
     "2026-03-01T00:00:00Z".parse().unwrap()
 }
 
-fn event(i: usize, sender: &str, recipient: &str, text: &str, at: DateTime<Utc>) -> SubmissionEvent {
+fn event(
+    i: usize,
+    sender: &str,
+    recipient: &str,
+    text: &str,
+    at: DateTime<Utc>,
+) -> SubmissionEvent {
     SubmissionEvent {
         schema_version: 1,
         message_id: format!("m{i}"),
@@ -160,7 +166,9 @@ fn a_line_spraying_new_recipients_is_labelled_and_a_normal_one_is_not() {
         let normal = event(1000 + i, "010-8888-0000", "010-9999-0001", "어디야?", at);
         let n = process(&mut chain, &normal);
         assert!(
-            !codes(&n).iter().any(|c| c.starts_with("velocity.recipient")),
+            !codes(&n)
+                .iter()
+                .any(|c| c.starts_with("velocity.recipient")),
             "{:?}",
             codes(&n)
         );
@@ -204,7 +212,13 @@ fn one_masked_text_from_many_senders_is_a_campaign_but_chat_and_bulk_are_not() {
         // Short chat from as many senders is not a campaign.
         let chat = process(
             &mut chain,
-            &event(10 + i, &format!("010-1100-000{i}"), "010-2000-0000", "ㅇㅋ 알겠어", at),
+            &event(
+                10 + i,
+                &format!("010-1100-000{i}"),
+                "010-2000-0000",
+                "ㅇㅋ 알겠어",
+                at,
+            ),
         );
         assert!(codes(&chat).is_empty());
         // Bulk notices through a relay are not campaigns (the registry covers them).
@@ -248,14 +262,36 @@ fn workload(n: usize) -> Vec<SubmissionEvent> {
             let recipient = format!("010-6{:03}-{:04}", (r >> 16) % 3, (r >> 24) % 400);
             match r % 5 {
                 0 => bulk(
-                    event(i, &format!("1588-{:04}", r % 40), &recipient, "SPAM 대박 이벤트 당첨 bit.ly/x", at),
+                    event(
+                        i,
+                        &format!("1588-{:04}", r % 40),
+                        &recipient,
+                        "SPAM 대박 이벤트 당첨 bit.ly/x",
+                        at,
+                    ),
                     "spamrelay",
                 ),
                 1 => bulk(
-                    event(i, &format!("1577-{:04}", r % 40), &recipient, "[택배] 배송 완료 안내 1577-0000", at),
+                    event(
+                        i,
+                        &format!("1577-{:04}", r % 40),
+                        &recipient,
+                        "[택배] 배송 완료 안내 1577-0000",
+                        at,
+                    ),
                     "goodrelay",
                 ),
-                2 => event(i, &sender, &recipient, &format!("{}님 정부지원 저금리 대출 무료 상담 신청 010-9{:03}-1111 bit.ly/q", ["김", "이"][i % 2], r % 999), at),
+                2 => event(
+                    i,
+                    &sender,
+                    &recipient,
+                    &format!(
+                        "{}님 정부지원 저금리 대출 무료 상담 신청 010-9{:03}-1111 bit.ly/q",
+                        ["김", "이"][i % 2],
+                        r % 999
+                    ),
+                    at,
+                ),
                 _ => event(i, &sender, &recipient, "이따 전화할게", at),
             }
         })
@@ -351,7 +387,10 @@ fn a_spamming_relay_is_slowed_down_and_recovers_when_it_cleans_up() {
     let mut i = 0;
     let mut send = |chain: &mut Chain, text: &str, ms: i64| {
         i += 1;
-        process(chain, &bulk(event(i, "1588-1234", "010-1111-2222", text, at(ms)), "R"))
+        process(
+            chain,
+            &bulk(event(i, "1588-1234", "010-1111-2222", text, at(ms)), "R"),
+        )
     };
     // Clean traffic at 4/s is under the base quota (5/s).
     for k in 0..40 {
@@ -360,7 +399,11 @@ fn a_spamming_relay_is_slowed_down_and_recovers_when_it_cleans_up() {
     // Then half of it spam: the ratio passes 0.3 and the quota tightens to 1/s, burst 2.
     let mut throttled = Vec::new();
     for k in 40..120 {
-        let text = if k % 2 == 0 { "SPAM 광고" } else { "정상 안내" };
+        let text = if k % 2 == 0 {
+            "SPAM 광고"
+        } else {
+            "정상 안내"
+        };
         let v = send(&mut chain, text, k * 250);
         if v.action == Action::Throttle {
             throttled.push(v);
@@ -419,15 +462,27 @@ fn events_far_in_the_future_or_past_are_processed_and_counted() {
     chain.assigned(0);
     let s = "010-1234-5678";
     process(&mut chain, &event(0, s, "010-0000-0001", "a", t0()));
-    let v = process(&mut chain, &event(1, s, "010-0000-0001", "a", t0() + Duration::days(3650)));
+    let v = process(
+        &mut chain,
+        &event(1, s, "010-0000-0001", "a", t0() + Duration::days(3650)),
+    );
     assert_eq!(v.action, Action::Allow);
     assert_eq!(stats.future.load(Relaxed), 1);
-    let v = process(&mut chain, &event(2, s, "010-0000-0001", "a", t0() - Duration::days(3650)));
+    let v = process(
+        &mut chain,
+        &event(2, s, "010-0000-0001", "a", t0() - Duration::days(3650)),
+    );
     assert_eq!(v.action, Action::Allow);
     assert_eq!(stats.stale.load(Relaxed), 1);
     // Late but within the horizon, more than the allowed lateness: counted at the watermark.
-    process(&mut chain, &event(3, s, "010-0000-0001", "a", t0() + Duration::seconds(3_600)));
-    process(&mut chain, &event(4, s, "010-0000-0001", "a", t0() + Duration::seconds(60)));
+    process(
+        &mut chain,
+        &event(3, s, "010-0000-0001", "a", t0() + Duration::seconds(3_600)),
+    );
+    process(
+        &mut chain,
+        &event(4, s, "010-0000-0001", "a", t0() + Duration::seconds(60)),
+    );
     assert_eq!(stats.late.load(Relaxed), 1);
     // Senders that are no valid address at all still get a verdict.
     let long = "x".repeat(4_000);
@@ -457,7 +512,10 @@ fn velocity_rules_are_config_not_code() {
             process(&mut chain, &ev).action
         })
         .collect();
-    assert_eq!(acts, [Action::Allow, Action::Allow, Action::Block, Action::Block]);
+    assert_eq!(
+        acts,
+        [Action::Allow, Action::Allow, Action::Block, Action::Block]
+    );
     let bad = VelocityConfig {
         rules: vec![VelocityRule {
             window: "2m".into(),

@@ -3,14 +3,22 @@
 //!
 //! Events are processed in event-time order (a stable sort on `submitted_at`, so equal
 //! times keep file order) through the same [`Chain`](spamflow_operators::Chain) the
-//! pipeline runs, as one partition. `decided_at` is set to `submitted_at`: a backtest has
-//! no wall clock, and its output is byte-for-byte reproducible.
+//! pipeline runs. `decided_at` is set to `submitted_at`: a backtest has no wall clock, and
+//! its output is byte-for-byte reproducible.
+//!
+//! Stateful operators keep state per input partition (campaign counts and relay quotas
+//! are partition-local). With `partitions = 1` everything is one partition; with `P`,
+//! each event goes to the partition a librdkafka producer with the default partitioner
+//! (`consistent_random`: CRC-32 of the key) would give it, the key being the normalized
+//! sender, so the verdicts equal those of a pipeline on a `P`-partition topic whose
+//! records were produced in event-time order.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use spamflow_operators::origin::parse_sender;
 use spamflow_operators::{ChainBuilder, EventCtx};
 use spamflow_schemas::{decode_submission, SubmissionEvent};
 
@@ -112,16 +120,41 @@ pub fn read_events(input: impl BufRead) -> std::io::Result<(Vec<SubmissionEvent>
     Ok((events, bad))
 }
 
-/// Runs `events` through a chain from `builder` in event-time order and writes one
-/// verdict per line to `out`.
+/// CRC-32 (IEEE), as librdkafka's `rd_crc32`.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in data {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The partition librdkafka's default partitioner gives `key` among `partitions`.
+pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
+    (crc32(key) % partitions.max(1) as u32) as i32
+}
+
+/// Runs `events` through a chain from `builder` in event-time order, as `partitions`
+/// input partitions, and writes one verdict per line to `out`.
 pub fn run(
     builder: &ChainBuilder,
     mut events: Vec<SubmissionEvent>,
+    partitions: i32,
     out: &mut impl Write,
 ) -> std::io::Result<Summary> {
     events.sort_by_key(|e| e.submitted_at);
+    let partitions = partitions.max(1);
     let mut chain = builder.build();
-    chain.assigned(0);
+    for p in 0..partitions {
+        chain.assigned(p);
+    }
     let mut summary = Summary {
         rules_version: chain.rules_version().to_owned(),
         ..Summary::default()
@@ -130,7 +163,11 @@ pub fn run(
     for ev in &events {
         let ctx = EventCtx {
             event: ev,
-            partition: 0,
+            partition: if partitions == 1 {
+                0
+            } else {
+                partition_of(parse_sender(&ev.sender).key.as_bytes(), partitions)
+            },
             event_time_ms: ev.event_time_ms(),
         };
         let v = chain.process(&ctx, ev.submitted_at);
@@ -156,6 +193,13 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_like_librdkafka() {
+        // rd_crc32 is CRC-32/ISO-HDLC: the check value of "123456789" is 0xCBF43926.
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(partition_of(b"123456789", 7), (0xCBF4_3926u32 % 7) as i32);
+    }
     use spamflow_operators::PolicyConfig;
     use spamflow_schemas::Verdict;
 
@@ -178,7 +222,7 @@ mod tests {
         assert!(bad[1].error.contains("`sender`"));
         let builder = ChainBuilder::new(PolicyConfig::default().build());
         let mut out = Vec::new();
-        let summary = run(&builder, events, &mut out).unwrap();
+        let summary = run(&builder, events, 1, &mut out).unwrap();
         let ids: Vec<String> = String::from_utf8(out)
             .unwrap()
             .lines()

@@ -33,26 +33,7 @@ enum Cmd {
     /// Run the pipeline. With no brokers configured, on the embedded broker with replayed sample traffic.
     Run(RunArgs),
     /// Run the operator chain and policy over SubmissionEvent JSON lines, without Kafka.
-    Backtest {
-        /// Input: SubmissionEvent JSON lines.
-        #[arg(long)]
-        events: PathBuf,
-        /// Output: one Verdict JSON line per event, in event-time order.
-        #[arg(long)]
-        out: PathBuf,
-        /// Write lines that are not valid events here (JSON lines: line, code, error).
-        #[arg(long)]
-        dlq: Option<PathBuf>,
-        /// Write the summary as JSON here.
-        #[arg(long)]
-        summary_json: Option<PathBuf>,
-        /// Candidate rule-pack directory (default: rules.dir, or the built-in pack).
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// Sender-number registry: registration records as JSON lines.
-        #[arg(long)]
-        registry: Option<PathBuf>,
-    },
+    Backtest(BacktestArgs),
     /// Publish sender-number registrations to the registry topic.
     Registry {
         #[command(subcommand)]
@@ -221,22 +202,7 @@ fn main() -> ExitCode {
     init_logging(&cfg);
     let result = match cli.cmd {
         Cmd::Run(args) => run(&cfg, &args),
-        Cmd::Backtest {
-            events,
-            out,
-            dlq,
-            summary_json,
-            rules,
-            registry,
-        } => run_backtest(
-            &cfg,
-            &events,
-            &out,
-            dlq.as_deref(),
-            summary_json.as_deref(),
-            rules.as_deref(),
-            registry.as_deref(),
-        ),
+        Cmd::Backtest(args) => run_backtest(&cfg, &args),
         Cmd::Registry { cmd } => registry_cmd(&cfg, cmd),
         Cmd::Rules {
             cmd: RulesCmd::Check { dir },
@@ -375,15 +341,44 @@ async fn wait_for_signal() {
     }
 }
 
-fn run_backtest(
-    cfg: &Config,
-    events: &std::path::Path,
-    out: &std::path::Path,
-    dlq: Option<&std::path::Path>,
-    summary_json: Option<&std::path::Path>,
-    rules_dir: Option<&std::path::Path>,
-    registry_file: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+/// `spamflow backtest`.
+#[derive(Debug, clap::Args)]
+struct BacktestArgs {
+    /// Input: SubmissionEvent JSON lines.
+    #[arg(long)]
+    pub events: PathBuf,
+    /// Output: one Verdict JSON line per event, in event-time order.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write lines that are not valid events here (JSON lines: line, code, error).
+    #[arg(long)]
+    pub dlq: Option<PathBuf>,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Candidate rule-pack directory (default: rules.dir, or the built-in pack).
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// Sender-number registry: registration records as JSON lines.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Process as this many input partitions, each event in the partition a librdkafka
+    /// producer (default partitioner, key = normalized sender) would put it in, so that
+    /// partition-local state (campaigns, relay quotas) matches a pipeline on a topic with
+    /// this many partitions.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+}
+
+fn run_backtest(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<()> {
+    let (events, out) = (&args.events, &args.out);
+    let (dlq, summary_json) = (args.dlq.as_deref(), args.summary_json.as_deref());
+    let (rules_dir, registry_file) = (args.rules.as_deref(), args.registry.as_deref());
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.partitions),
+        "--partitions {} is outside 1..=10000",
+        args.partitions
+    );
     let input = std::fs::File::open(events)
         .with_context(|| format!("opening --events {}", events.display()))?;
     let (evs, bad) = backtest::read_events(std::io::BufReader::new(input))
@@ -398,7 +393,7 @@ fn run_backtest(
     let file =
         std::fs::File::create(out).with_context(|| format!("creating --out {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    let mut summary = backtest::run(&chain, evs, &mut w)?;
+    let mut summary = backtest::run(&chain, evs, args.partitions, &mut w)?;
     summary.bad_lines = bad;
     if let Some(path) = dlq {
         let mut s = String::new();

@@ -122,7 +122,7 @@ fn pipeline_gives_the_same_verdicts_as_backtest_and_state_survives_a_restart() {
     let (decoded, bad) = backtest::read_events(all.as_slice()).unwrap();
     assert!(bad.is_empty());
     let mut out = Vec::new();
-    backtest::run(&counting_chain(), decoded, &mut out).unwrap();
+    backtest::run(&counting_chain(), decoded, 3, &mut out).unwrap();
     let expected: std::collections::HashMap<String, spamflow_schemas::Verdict> =
         String::from_utf8(out)
             .unwrap()

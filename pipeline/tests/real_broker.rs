@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use spamflow_pipeline::config::{Config, Guarantee};
 use spamflow_pipeline::kafka::{create_topics, topic_specs};
+use spamflow_schemas::Verdict;
 
 fn setup(tag: &str, partitions: i32) -> Option<Config> {
     let brokers = real_brokers()?;
@@ -272,7 +274,32 @@ fn state_after_a_restart_equals_an_uninterrupted_run() {
     }
 }
 
-fn spawn_pipeline(cfg: &Config, log: &std::path::Path) -> Child {
+/// Tight relay quotas so that the synthetic traffic (200 events/s of event time over 4
+/// partitions) is throttled now and then, and the throttle state matters. No registry is
+/// loaded, so its check is off (or every relayed message would be blocked as unregistered).
+const KILL9_CONFIG: &str = r#"
+[origin]
+check_registry = false
+[throttle]
+min_messages = 20
+window_secs = 60
+buckets = 6
+[[throttle.steps]]
+spam_ratio = 0.0
+per_second = 8
+burst = 8
+[[throttle.steps]]
+spam_ratio = 0.3
+per_second = 2
+burst = 2
+"#;
+
+fn spawn_pipeline(
+    cfg: &Config,
+    instance: &str,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_spamflow"))
         .args([
@@ -280,10 +307,11 @@ fn spawn_pipeline(cfg: &Config, log: &std::path::Path) -> Child {
             "--brokers",
             &cfg.kafka.brokers,
             "--instance-id",
-            "kill9-1",
+            instance,
             "--commit-interval-ms",
             "100",
         ])
+        .env("SPAMFLOW_CONFIG", config)
         .env("SPAMFLOW_KAFKA__GROUP_ID", &cfg.kafka.group_id)
         .env("SPAMFLOW_TOPICS__SUBMISSIONS", &cfg.topics.submissions)
         .env("SPAMFLOW_TOPICS__VERDICTS", &cfg.topics.verdicts)
@@ -300,6 +328,34 @@ fn spawn_pipeline(cfg: &Config, log: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// The latest value per key of a compacted changelog (tombstones remove the key).
+fn final_state(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut state = BTreeMap::new();
+    for r in read_topic(
+        brokers,
+        topic,
+        partitions,
+        1,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    ) {
+        let key = r.key.unwrap();
+        match r.payload {
+            Some(v) => state.insert(key, v),
+            None => state.remove(&key),
+        };
+    }
+    state
+}
+
+/// Verdicts by message id without `decided_at` (the only field a wall clock sets).
+fn decisions(records: &[Record]) -> HashMap<String, Verdict> {
+    verdicts(records)
+        .into_iter()
+        .map(|v| (v.message_id.clone(), v.decision()))
+        .collect()
+}
+
 #[test]
 fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_verdict() {
     let Some(cfg) = setup("rb-kill9", 4) else {
@@ -308,6 +364,8 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     let brokers = cfg.kafka.brokers.clone();
     let evs = events(30_000, 33);
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("spamflow.toml");
+    std::fs::write(&config, KILL9_CONFIG).unwrap();
     let producer = {
         let (brokers, topic, records) = (brokers.clone(), cfg.topics.submissions.clone(), kv(&evs));
         std::thread::spawn(move || {
@@ -317,7 +375,7 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
             }
         })
     };
-    let mut child = spawn_pipeline(&cfg, &dir.path().join("first.log"));
+    let mut child = spawn_pipeline(&cfg, "kill9-1", &config, &dir.path().join("first.log"));
     // Kill once some verdicts are committed, well before the end.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -343,16 +401,17 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
-    let mut child = spawn_pipeline(&cfg, &dir.path().join("second.log"));
+    let mut child = spawn_pipeline(&cfg, "kill9-1", &config, &dir.path().join("second.log"));
     producer.join().unwrap();
-    let got = verdicts(&read_topic(
+    let records = read_topic(
         &brokers,
         &cfg.topics.verdicts,
         4,
         evs.len(),
         Duration::from_secs(2),
         Duration::from_secs(180),
-    ));
+    );
+    let got = verdicts(&records);
     // Graceful stop on SIGTERM.
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -370,6 +429,72 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     );
     assert_exactly_once(&got, &ids(&evs));
     assert_offsets_committed(&cfg, 4);
+
+    // The same input through a pipeline that is never interrupted (own topics and group).
+    let reference = setup("rb-kill9-ref", 4).unwrap();
+    produce(&brokers, &reference.topics.submissions, &kv(&evs));
+    let mut child = spawn_pipeline(
+        &reference,
+        "kill9-ref",
+        &config,
+        &dir.path().join("ref.log"),
+    );
+    let want = decisions(&read_topic(
+        &brokers,
+        &reference.topics.verdicts,
+        4,
+        evs.len(),
+        Duration::from_secs(2),
+        Duration::from_secs(180),
+    ));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let got = decisions(&records);
+    assert_eq!(want.len(), evs.len());
+    let differ: Vec<&String> = want
+        .iter()
+        .filter(|(id, v)| got.get(*id) != Some(v))
+        .map(|(id, _)| id)
+        .take(5)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "verdicts differ from the uninterrupted run: {differ:?}"
+    );
+    // The stateful operators were busy, so the comparison means something.
+    let fired = |code: &str| {
+        want.values()
+            .filter(|v| v.reasons.iter().any(|r| r.code == code))
+            .count()
+    };
+    assert!(fired("throttle.relay_quota") > 0, "no relay was throttled");
+    assert!(
+        fired("campaign.same_text_many_senders") > 0,
+        "no campaign was seen"
+    );
+    // Per-sender counts (and every other piece of operator state) are equal: the final
+    // changelog of both runs, key by key.
+    let a = final_state(&brokers, &cfg.topics.changelog, 4);
+    let b = final_state(&brokers, &reference.topics.changelog, 4);
+    let senders = a
+        .keys()
+        .filter(|k| k.windows(10).any(|w| w == b"/velocity/"))
+        .count();
+    assert!(senders > 1_000, "{senders} velocity keys");
+    assert_eq!(a.len(), b.len());
+    let differ: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .take(5)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "operator state differs from the uninterrupted run: {differ:?}"
+    );
 }
 
 #[test]

@@ -202,6 +202,10 @@ fn missing_field_name(detail: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
+/// Longest sender or recipient accepted (an E.164 number is at most 16 bytes, an
+/// alphanumeric sender id 11 characters; anything near this is garbage).
+pub const MAX_ADDRESS_BYTES: usize = 64;
+
 fn validate(ev: &SubmissionEvent) -> Result<(), DecodeError> {
     if !SUPPORTED_EVENT_VERSIONS.contains(&ev.schema_version) {
         return Err(DecodeError::UnsupportedVersion(ev.schema_version));
@@ -220,6 +224,14 @@ fn validate(ev: &SubmissionEvent) -> Result<(), DecodeError> {
     non_empty("sender", &ev.sender)?;
     non_empty("recipient", &ev.recipient)?;
     non_empty("origin.smsc", &ev.origin.smsc)?;
+    for (field, v) in [("sender", &ev.sender), ("recipient", &ev.recipient)] {
+        if v.len() > MAX_ADDRESS_BYTES {
+            return Err(DecodeError::Invalid {
+                field,
+                detail: format!("{} bytes, limit {MAX_ADDRESS_BYTES}", v.len()),
+            });
+        }
+    }
     if ev.message_id.len() > 256 {
         return Err(DecodeError::Invalid {
             field: "message_id",
@@ -306,6 +318,15 @@ mod tests {
         assert_eq!(
             decode_submission(v2.as_bytes()),
             Err(DecodeError::UnsupportedVersion(2))
+        );
+        let long = "1".repeat(65);
+        let long_sender = GOOD.replace("+821012345678", &long);
+        assert_eq!(
+            decode_submission(long_sender.as_bytes()),
+            Err(DecodeError::Invalid {
+                field: "sender",
+                detail: "65 bytes, limit 64".into()
+            })
         );
         let empty_sender = GOOD.replace("+821012345678", " ");
         assert_eq!(

@@ -149,7 +149,11 @@ mod tests {
         for s in 0..4 {
             assert_eq!(t.observe(7, s, 100, 600, 5, 10), Seen::Senders(s + 1));
         }
-        assert_eq!(t.observe(7, 0, 101, 600, 5, 10), Seen::Senders(4), "same sender again");
+        assert_eq!(
+            t.observe(7, 0, 101, 600, 5, 10),
+            Seen::Senders(4),
+            "same sender again"
+        );
         assert_eq!(t.observe(7, 9, 102, 600, 5, 10), Seen::Senders(5));
         // Ten minutes on, only the sender seen now counts.
         assert_eq!(t.observe(7, 3, 800, 600, 5, 10), Seen::Senders(1));

@@ -71,9 +71,9 @@ fn is_url(token: &str) -> bool {
         && rest
             .iter()
             .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        && rest.last().is_some_and(|tld| {
-            tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic())
-        })
+        && rest
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
 }
 
 const HONORIFICS: [&str; 3] = ["고객님", "님", "씨"];
@@ -207,12 +207,19 @@ mod tests {
     #[test]
     fn masks_numbers_urls_and_names() {
         let a = fingerprint("[Web발신] 홍길동님 고객님 계좌로 300만원 즉시 입금! 문의 010-1234-5678 http://a.example/x");
-        let b = fingerprint("[Web발신] 김철수님 고객님 계좌로 500만원 즉시 입금! 문의 010-9999-0000 bit.ly/zz");
+        let b = fingerprint(
+            "[Web발신] 김철수님 고객님 계좌로 500만원 즉시 입금! 문의 010-9999-0000 bit.ly/zz",
+        );
         assert_eq!(a.hash, b.hash);
         assert!(a.contact);
-        let c = fingerprint("[Web발신] 김철수님 고객님 계좌로 500만원 내일 입금! 문의 010-9999-0000 bit.ly/zz");
+        let c = fingerprint(
+            "[Web발신] 김철수님 고객님 계좌로 500만원 내일 입금! 문의 010-9999-0000 bit.ly/zz",
+        );
         assert_ne!(a.hash, c.hash);
-        assert_eq!(fingerprint("홍길동 고객님 안녕하세요").hash, fingerprint("이영희 고객님 안녕하세요").hash);
+        assert_eq!(
+            fingerprint("홍길동 고객님 안녕하세요").hash,
+            fingerprint("이영희 고객님 안녕하세요").hash
+        );
     }
 
     #[test]

@@ -290,7 +290,10 @@ impl VelocityConfig {
         if self.windows.is_empty() || self.windows.len() > MAX_WINDOWS {
             errs.push((
                 "windows".into(),
-                format!("{} windows; 1 to {MAX_WINDOWS} are allowed", self.windows.len()),
+                format!(
+                    "{} windows; 1 to {MAX_WINDOWS} are allowed",
+                    self.windows.len()
+                ),
             ));
         }
         for (i, w) in self.windows.iter().enumerate() {
@@ -301,7 +304,10 @@ impl VelocityConfig {
                 ));
             }
             if self.windows[..i].iter().any(|o| o.name == w.name) {
-                errs.push((format!("windows[{i}].name"), format!("{:?} is defined twice", w.name)));
+                errs.push((
+                    format!("windows[{i}].name"),
+                    format!("{:?} is defined twice", w.name),
+                ));
             }
         }
         if !(crate::velocity::sender::SPARSE..=255).contains(&self.max_recipients) {
@@ -346,7 +352,10 @@ impl VelocityConfig {
                 errs.push(("campaign.score".into(), format!("{} is above 100", c.score)));
             }
             if c.max_fingerprints == 0 {
-                errs.push(("campaign.max_fingerprints".into(), "must be positive".into()));
+                errs.push((
+                    "campaign.max_fingerprints".into(),
+                    "must be positive".into(),
+                ));
             }
         }
         if self.sweep_every_secs == 0 {
@@ -438,7 +447,11 @@ impl VelocityFactory {
             .rules
             .iter()
             .map(|r| CompiledRule {
-                window: cfg.windows.iter().position(|w| w.name == r.window).unwrap_or(0),
+                window: cfg
+                    .windows
+                    .iter()
+                    .position(|w| w.name == r.window)
+                    .unwrap_or(0),
                 hint: match r.action {
                     RuleAction::Score => ActionHint::Score,
                     RuleAction::Label => ActionHint::Label,
@@ -470,7 +483,9 @@ impl VelocityFactory {
 }
 
 fn next_sweep(now: u32, every: u32) -> u32 {
-    (now / every.max(1)).saturating_add(1).saturating_mul(every.max(1))
+    (now / every.max(1))
+        .saturating_add(1)
+        .saturating_mul(every.max(1))
 }
 
 const SENDER: u8 = b's';
@@ -589,7 +604,12 @@ impl StatefulOperator for VelocityOperator {
         if new || !s.dirty {
             p.dirty.push(key);
         }
-        let (_, late) = s.record(layout, t, fold32(address_key(&ev.recipient)), fold32(fp.hash));
+        let (_, late) = s.record(
+            layout,
+            t,
+            fold32(address_key(&ev.recipient)),
+            fold32(fp.hash),
+        );
         if late {
             sh.stats.late.fetch_add(1, Relaxed);
         }
@@ -625,7 +645,9 @@ impl StatefulOperator for VelocityOperator {
         let cc = &cfg.campaign;
         if cc.enabled
             && cc.applies_to.covers(bulk)
-            && fp.letters >= cc.min_letters && (fp.contact || !cc.require_contact) {
+            && fp.letters >= cc.min_letters
+            && (fp.contact || !cc.require_contact)
+        {
             match p.campaigns.observe(
                 fp.hash,
                 fold32(key),
@@ -693,7 +715,9 @@ impl StatefulOperator for VelocityOperator {
                         p.campaigns.map.remove(&id);
                     }
                     (_, Some(v)) => {
-                        p.campaigns.map.insert(id, Campaign::decode(v).map_err(err)?);
+                        p.campaigns
+                            .map
+                            .insert(id, Campaign::decode(v).map_err(err)?);
                     }
                 }
             }

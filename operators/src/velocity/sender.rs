@@ -270,8 +270,8 @@ impl Sender {
                     let steps = (nb - ob).min(w.n);
                     for k in 1..=steps {
                         let slot = &mut d.counts[w.offset + ((ob + k) % w.n) as usize];
-                        for m in 0..3 {
-                            d.totals[wi][m] -= u32::from(slot[m]);
+                        for (total, x) in d.totals[wi].iter_mut().zip(slot.iter()) {
+                            *total -= u32::from(*x);
                         }
                         *slot = [0; 3];
                     }
@@ -407,7 +407,9 @@ impl Sender {
         }
         let version = u8_(&mut b)?;
         if version != VERSION {
-            return Err(format!("state version {version}, this build reads {VERSION}"));
+            return Err(format!(
+                "state version {version}, this build reads {VERSION}"
+            ));
         }
         if u32_(&mut b)? != layout.hash {
             return Err("written with other velocity windows (configuration changed)".into());
@@ -438,8 +440,8 @@ impl Sender {
                 }
                 for (wi, w) in layout.windows.iter().enumerate() {
                     for slot in &d.counts[w.offset..w.offset + w.n as usize] {
-                        for m in 0..3 {
-                            d.totals[wi][m] += u32::from(slot[m]);
+                        for (total, x) in d.totals[wi].iter_mut().zip(slot.iter()) {
+                            *total += u32::from(*x);
                         }
                     }
                 }
@@ -493,7 +495,12 @@ impl Dense {
                 }
             }
         }
-        remember(&mut self.recipients, layout.max_recipients, e.recipient, e.t);
+        remember(
+            &mut self.recipients,
+            layout.max_recipients,
+            e.recipient,
+            e.t,
+        );
         let c = e.content & FP_MASK;
         if let Some(slot) = self.contents.iter_mut().find(|(x, _)| *x == c) {
             slot.1 = slot.1.max(e.t);
@@ -555,7 +562,11 @@ mod tests {
         s.record(&l, 10_000, 1, 1);
         let (_, late) = s.record(&l, 9_900, 2, 2);
         assert!(!late);
-        assert_eq!(s.counts(&l, 0).sent, 1, "100 s old: outside the 1-min window");
+        assert_eq!(
+            s.counts(&l, 0).sent,
+            1,
+            "100 s old: outside the 1-min window"
+        );
         assert_eq!(s.counts(&l, 1).sent, 2);
         let (_, late) = s.record(&l, 1_000, 3, 3);
         assert!(late, "9000 s behind with 300 s lateness");
@@ -573,7 +584,11 @@ mod tests {
         }
         let big = s.heap_bytes();
         assert!(big < 2_000, "{small} -> {big} bytes");
-        assert_eq!(s.counts(&l, 0).distinct_recipients, 32, "saturates at the table size");
+        assert_eq!(
+            s.counts(&l, 0).distinct_recipients,
+            32,
+            "saturates at the table size"
+        );
         assert_eq!(s.counts(&l, 0).sent, 600, "10/s over the 6 buckets of 10 s");
     }
 
@@ -596,7 +611,9 @@ mod tests {
         back.dirty = true;
         assert_eq!(back, s);
         let other = Layout::new(&[(10, 6)], 32, 300);
-        assert!(Sender::decode(&other, &buf).unwrap_err().contains("configuration"));
+        assert!(Sender::decode(&other, &buf)
+            .unwrap_err()
+            .contains("configuration"));
         assert!(Sender::decode(&l, &buf[..buf.len() - 1]).is_err());
         assert!(Sender::decode(&l, &[]).is_err());
     }
