@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry sample fmt lint
+.PHONY: run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry bench-state sample fmt lint
 
 ## make run: build and run the pipeline on the embedded broker with replayed sample traffic.
 ##   make run ARGS="--duration 20s --summary-json out.json"
@@ -39,13 +39,17 @@ kafka-stop:
 
 ## Operator-chain benches (criterion) and the end-to-end pipeline vs passthrough bench.
 bench:
-	$(CARGO) bench -p spamflow-benches --bench chain --bench pattern --bench origin
+	$(CARGO) bench -p spamflow-benches --bench chain --bench pattern --bench origin --bench velocity
 bench-registry:
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-registry -- $(ARGS)
 bench-rules:
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-rules -- $(ARGS)
 bench-e2e:
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-e2e -- $(ARGS)
+## Stateful stage: 1/2 threads, 10k/1M senders, bytes per sender, HashMap vs DashMap,
+## fingerprints, restore of 1M senders (from the local Kafka that kafka-start runs).
+bench-state: kafka-start
+	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-state -- --brokers 127.0.0.1:$${SPAMFLOW_KAFKA_PORT:-39092} $(ARGS)
 
 ## Regenerate the bundled sample traffic.
 sample:

@@ -506,11 +506,10 @@ fn aligned_next(now_b: u32, every: u32) -> u32 {
     (now_b / every + 1) * every
 }
 
-impl ThrottleOperator {
-    fn sweep(&mut self, partition: i32, now_b: u32) {
-        let Some(p) = self.parts.get_mut(&partition) else {
-            return;
-        };
+impl Part {
+    /// Forgets keys with nothing in the window and no pending quota debt (tombstones).
+    fn sweep(&mut self, now_b: u32) {
+        let p = self;
         let now_ns = p.clock.watermark_ms().unwrap_or(0).max(0) as u64 * 1_000_000;
         let dirty = &mut p.dirty;
         for (i, table) in p.tables.iter_mut().enumerate() {
@@ -535,7 +534,7 @@ impl StatefulOperator for ThrottleOperator {
     }
 
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
-        let sh = self.shared.clone();
+        let sh = &*self.shared;
         let cfg = &sh.cfg;
         let width = bucket_width(cfg);
         let p = self.parts.entry(ctx.partition).or_default();
@@ -557,9 +556,8 @@ impl StatefulOperator for ThrottleOperator {
         p.inspected = Some(None);
         if now_b >= p.next_sweep {
             p.next_sweep = aligned_next(now_b, cfg.buckets);
-            self.sweep(ctx.partition, now_b);
+            p.sweep(now_b);
         }
-        let p = self.parts.entry(ctx.partition).or_default();
         let Some(relay) = &ctx.event.relay else {
             return;
         };
@@ -633,7 +631,7 @@ impl StatefulOperator for ThrottleOperator {
     }
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
-        let sh = self.shared.clone();
+        let sh = &*self.shared;
         let cfg = &sh.cfg;
         let Some(p) = self.parts.get_mut(&ctx.partition) else {
             return;

@@ -9,26 +9,13 @@
 //! template is still one campaign.
 //!
 //! It is one pass over the text, with no allocation: cheap enough to run on every event,
-//! unlike the full normalizer of the pattern operator. Hashes are FNV-1a 64, fixed across
-//! versions and platforms, because keys and fingerprints are stored in the changelog.
+//! unlike the full normalizer of the pattern operator. Hashes are FNV-1a 64 over 32-bit
+//! units (code points and mask markers), fixed across versions and platforms, because
+//! keys and fingerprints are stored in the changelog.
 
 /// FNV-1a 64 offset basis.
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-#[inline]
-fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-#[inline]
-fn fnv_char(h: u64, c: char) -> u64 {
-    fnv(h, &u32::from(c).to_le_bytes())
-}
 
 /// Mixes a 64-bit hash down to 32 bits (for compact per-sender state).
 #[inline]
@@ -50,6 +37,15 @@ pub struct Fingerprint {
     pub contact: bool,
 }
 
+impl Fingerprint {
+    /// The fingerprint of a text that is not looked at.
+    pub const NONE: Fingerprint = Fingerprint {
+        hash: 0,
+        letters: 0,
+        contact: false,
+    };
+}
+
 fn is_hangul_syllable(c: char) -> bool {
     ('\u{AC00}'..='\u{D7A3}').contains(&c)
 }
@@ -57,39 +53,56 @@ fn is_hangul_syllable(c: char) -> bool {
 /// A token that names a web address: a scheme, `www.`, or a dotted name ending in two or
 /// more ASCII letters (`bit.ly`, `abc.co.kr`).
 fn is_url(token: &str) -> bool {
+    let b = token.as_bytes();
+    if !b.contains(&b'.') && !b.contains(&b':') {
+        return false; // most tokens: one scan, no further work
+    }
     if token.contains("://") || token.starts_with("www.") || token.starts_with("WWW.") {
         return true;
     }
     let t = token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '/');
     let host = t.split('/').next().unwrap_or("");
+    let label_ok =
+        |l: &str| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
     let mut labels = host.split('.');
-    let first = labels.next().unwrap_or("");
-    let rest: Vec<&str> = labels.collect();
-    !first.is_empty()
-        && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !rest.is_empty()
-        && rest
-            .iter()
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        && rest
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
+    if !labels.next().is_some_and(label_ok) {
+        return false;
+    }
+    let mut last = None;
+    for l in labels {
+        if !label_ok(l) {
+            return false;
+        }
+        last = Some(l);
+    }
+    last.is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()))
 }
 
 const HONORIFICS: [&str; 3] = ["고객님", "님", "씨"];
 
-/// `name` is 2 to 4 Hangul syllables.
+/// `name` is 2 to 4 Hangul syllables (3 bytes each in UTF-8).
 fn is_name(name: &str) -> bool {
-    let n = name.chars().count();
-    (2..=4).contains(&n) && name.chars().all(is_hangul_syllable)
+    (6..=12).contains(&name.len()) && name.chars().all(is_hangul_syllable)
 }
 
 /// The token is a name with an honorific attached (`홍길동님`).
 fn is_named(token: &str) -> bool {
-    HONORIFICS
-        .iter()
-        .any(|h| token.strip_suffix(h).is_some_and(is_name))
+    (token.ends_with('님') || token.ends_with('씨'))
+        && HONORIFICS
+            .iter()
+            .any(|h| token.strip_suffix(h).is_some_and(is_name))
 }
+
+/// Mixes one unit (a code point or a mask marker) into the hash: FNV-1a over 32-bit
+/// units rather than bytes (one multiplication per character).
+#[inline]
+fn mix(h: u64, unit: u32) -> u64 {
+    (h ^ u64::from(unit)).wrapping_mul(FNV_PRIME)
+}
+
+const MASK_DIGITS: u32 = 0x11_0000;
+const MASK_URL: u32 = 0x11_0001;
+const MASK_NAME: u32 = 0x11_0002;
 
 /// The masked fingerprint of `text`.
 pub fn fingerprint(text: &str) -> Fingerprint {
@@ -99,7 +112,7 @@ pub fn fingerprint(text: &str) -> Fingerprint {
     let mut tokens = text.split_whitespace().peekable();
     while let Some(token) = tokens.next() {
         if is_url(token) {
-            h = fnv(h, b"U");
+            h = mix(h, MASK_URL);
             contact = true;
             continue;
         }
@@ -109,26 +122,33 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                     .peek()
                     .is_some_and(|next| HONORIFICS.iter().any(|hon| next.starts_with(hon))))
         {
-            h = fnv(h, b"N");
+            h = mix(h, MASK_NAME);
             continue;
         }
         let mut in_digits = false;
         let mut digits = 0u32;
         for c in token.chars() {
-            if c.is_numeric() {
+            let (digit, letter) = if c.is_ascii() {
+                (c.is_ascii_digit(), c.is_ascii_alphabetic())
+            } else if is_hangul_syllable(c) || ('\u{3131}'..='\u{318E}').contains(&c) {
+                (false, true)
+            } else {
+                (c.is_numeric(), c.is_alphabetic())
+            };
+            if digit {
                 if !in_digits {
-                    h = fnv(h, b"#");
+                    h = mix(h, MASK_DIGITS);
                     in_digits = true;
                 }
                 digits += 1;
-            } else if c.is_alphabetic() {
+            } else if letter {
                 in_digits = false;
                 letters += 1;
-                if c.is_ascii() {
-                    h = fnv_char(h, c.to_ascii_lowercase());
+                if c.is_ascii() || is_hangul_syllable(c) {
+                    h = mix(h, u32::from(c.to_ascii_lowercase()));
                 } else {
                     for l in c.to_lowercase() {
-                        h = fnv_char(h, l);
+                        h = mix(h, u32::from(l));
                     }
                 }
             }
@@ -193,7 +213,7 @@ pub fn address_key(raw: &str) -> u64 {
     let mut h = FNV_OFFSET;
     for c in t.chars().filter(|c| c.is_alphanumeric()) {
         for u in c.to_uppercase() {
-            h = fnv_char(h, u);
+            h = mix(h, u32::from(u));
         }
     }
     (2 << 62) | (h >> 2)

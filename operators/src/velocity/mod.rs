@@ -18,7 +18,10 @@
 //!    flood is never lost from the counts);
 //! 3. every rule whose scope fits (person-to-person or bulk) compares its metric over its
 //!    window with its threshold, and the campaign table counts distinct senders of the
-//!    masked text.
+//!    masked text. Traffic that no rule and no campaign check covers (by default bulk
+//!    traffic: relay operators are the throttle operator's) is not tracked at all, and the
+//!    text is fingerprinted only when a repeated-content rule or the campaign check needs
+//!    it.
 //!
 //! State goes to the changelog once per key per commit interval: senders (`s` + key),
 //! campaigns (`c` + fingerprint) and the clock (`w`). Senders idle for longer than the
@@ -41,7 +44,7 @@ use sha2::{Digest, Sha256};
 use crate::eventtime::{secs, Observed, PartitionClock};
 use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
 use campaign::{Campaign, CampaignTable, Seen};
-use fingerprint::{address_key, fingerprint, fold32};
+use fingerprint::{address_key, fingerprint, fold32, Fingerprint};
 use sender::{Counts, Layout, Sender};
 
 /// Most windows a configuration may have.
@@ -311,7 +314,10 @@ impl VelocityConfig {
             }
         }
         if !(crate::velocity::sender::SPARSE..=255).contains(&self.max_recipients) {
-            errs.push(("max_recipients".into(), "must be 3..=255".into()));
+            errs.push((
+                "max_recipients".into(),
+                format!("must be {}..=255", crate::velocity::sender::SPARSE),
+            ));
         }
         for (i, r) in self.rules.iter().enumerate() {
             let at = |k: &str| format!("rules[{i}].{k}");
@@ -393,6 +399,9 @@ pub struct VelocityStats {
 #[derive(Debug, Clone)]
 struct CompiledRule {
     rule: VelocityRule,
+    /// `rule.code`, leaked once per factory (a handful of bytes per configuration) so
+    /// that a firing rule's signal borrows it instead of allocating.
+    code: &'static str,
     window: usize,
     hint: ActionHint,
 }
@@ -401,6 +410,12 @@ struct CompiledRule {
 #[derive(Debug)]
 struct Shared {
     cfg: VelocityConfig,
+    /// Whether any rule or the campaign check covers [person-to-person, bulk] traffic;
+    /// traffic no rule looks at is not tracked at all.
+    tracked: [bool; 2],
+    /// Whether [person, bulk] traffic needs the content fingerprint (a repeated-content
+    /// rule or the campaign check covers it).
+    fingerprinted: [bool; 2],
     layout: Layout,
     rules: Vec<CompiledRule>,
     hash: String,
@@ -458,11 +473,19 @@ impl VelocityFactory {
                     RuleAction::Throttle => ActionHint::Throttle,
                     RuleAction::Block => ActionHint::Block,
                 },
+                code: Box::leak(r.code.clone().into_boxed_str()),
                 rule: r.clone(),
             })
             .collect();
+        let covers = |bulk: bool, content_only: bool| {
+            cfg.rules.iter().any(|r| {
+                r.applies_to.covers(bulk) && (!content_only || r.metric == Metric::RepeatedContent)
+            }) || (cfg.campaign.enabled && cfg.campaign.applies_to.covers(bulk))
+        };
         VelocityFactory {
             shared: Arc::new(Shared {
+                tracked: [covers(false, false), covers(true, false)],
+                fingerprinted: [covers(false, true), covers(true, true)],
                 hash: cfg.content_hash(),
                 cfg,
                 layout,
@@ -592,16 +615,24 @@ impl StatefulOperator for VelocityOperator {
             // uninterrupted one would.
             p.next_sweep = next_sweep(now, cfg.sweep_every_secs);
         }
-        let t = secs(time_ms);
         let ev = ctx.event;
+        let bulk = ev.relay_operator().is_some();
+        if !sh.tracked[usize::from(bulk)] {
+            return;
+        }
+        let t = secs(time_ms);
         let key = address_key(&ev.sender);
-        let fp = fingerprint(&ev.text);
+        let fp = if sh.fingerprinted[usize::from(bulk)] {
+            fingerprint(&ev.text)
+        } else {
+            Fingerprint::NONE
+        };
         let mut new = false;
         let s = p.senders.entry(key).or_insert_with(|| {
             new = true;
             Sender::new(t)
         });
-        if new || !s.dirty {
+        if new || !s.dirty() {
             p.dirty.push(key);
         }
         let (_, late) = s.record(
@@ -613,7 +644,6 @@ impl StatefulOperator for VelocityOperator {
         if late {
             sh.stats.late.fetch_add(1, Relaxed);
         }
-        let bulk = ev.relay_operator().is_some();
         let mut counts: [Option<Counts>; MAX_WINDOWS] = [None; MAX_WINDOWS];
         for r in &sh.rules {
             let rule = &r.rule;
@@ -639,7 +669,7 @@ impl StatefulOperator for VelocityOperator {
                 retry_after_ms: (r.hint == ActionHint::Throttle)
                     .then(|| u64::from(s.frees_in(layout, r.window).max(1)) * 1000),
                 evidence: Some(evidence),
-                ..Signal::new("velocity", rule.code.clone(), "velocity", rule.score)
+                ..Signal::new("velocity", r.code, "velocity", rule.score)
             });
         }
         let cc = &cfg.campaign;
@@ -742,8 +772,8 @@ impl StatefulOperator for VelocityOperator {
         p.dirty.dedup();
         for k in p.dirty.drain(..) {
             let value = match p.senders.get_mut(&k) {
-                Some(s) if s.dirty => {
-                    s.dirty = false;
+                Some(s) if s.dirty() => {
+                    s.set_dirty(false);
                     buf.clear();
                     s.encode(layout, buf);
                     Some(buf.clone())

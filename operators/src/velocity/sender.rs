@@ -10,22 +10,26 @@
 //! **Recipients and contents.** A recipient is a *first contact* when the sender has not
 //! messaged it within the horizon (the longest window) among the `max_recipients` most
 //! recently messaged recipients; a message *repeats* content when its masked fingerprint
-//! equals one of the sender's 4 most recent contents within the horizon. Distinct
+//! equals one of the sender's 8 most recent contents within the horizon. Distinct
 //! recipients in a window are exact up to `max_recipients` and saturate there.
 //!
 //! **Representations.** Most senders send a handful of messages a day, so a sender
-//! starts *sparse*: its last three events (time, recipient, content and flags; 12 bytes
-//! each), from which every window is computed exactly. The fourth event within the
-//! horizon promotes it to *dense*: bucket rings with running totals per window, a bounded
-//! recipient table and a 4-entry content table, a few hundred bytes however many messages
-//! it sends. Both give the same numbers for the same events (a property test checks it).
+//! starts *sparse*: its events within the horizon (time, recipient, content and flags;
+//! 12 bytes each), from which every window is computed exactly: up to 2 inside the map
+//! entry itself, up to 8 in a small heap log. The 9th event within the horizon promotes
+//! it to *dense*: bucket rings with running totals per window, a bounded recipient table
+//! and an 8-entry content table, a few hundred bytes however many messages it sends. All
+//! give the same numbers for the same events (a property test checks it).
 
 use super::fingerprint::fold32;
 
-/// Events a sparse sender keeps.
-pub const SPARSE: usize = 3;
-/// Recent contents a sender remembers for "repeated content".
-pub const CONTENTS: usize = 4;
+/// Events kept inside the map entry.
+pub const INLINE: usize = 2;
+/// Events a sparse sender keeps (beyond `INLINE`, in a heap log).
+pub const SPARSE: usize = 8;
+/// Recent contents a sender remembers for "repeated content" (at least `SPARSE`, so
+/// that a sparse sender, which remembers all its events, and a dense one agree).
+pub const CONTENTS: usize = SPARSE;
 
 const FIRST: u32 = 1 << 31;
 const REPEAT: u32 = 1 << 30;
@@ -127,18 +131,68 @@ struct Dense {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+// The watermark and dirty flag live in each variant (not in a struct around the enum),
+// so that they fill the enum's padding: 32 bytes in all, 40 with the map key.
 enum Track {
-    Sparse { len: u8, ev: [Ev; SPARSE] },
-    Dense(Box<Dense>),
+    Inline {
+        wm: u32,
+        dirty: bool,
+        len: u8,
+        ev: [Ev; INLINE],
+    },
+    Log {
+        wm: u32,
+        dirty: bool,
+        ev: Vec<Ev>,
+    },
+    Dense {
+        wm: u32,
+        dirty: bool,
+        d: Box<Dense>,
+    },
+}
+
+impl Track {
+    /// The events of a sparse sender.
+    fn events(&self) -> Option<&[Ev]> {
+        match self {
+            Track::Inline { len, ev, .. } => Some(&ev[..usize::from(*len)]),
+            Track::Log { ev, .. } => Some(ev),
+            Track::Dense { .. } => None,
+        }
+    }
+
+    fn sparse(events: &[Ev], wm: u32, dirty: bool) -> Track {
+        if events.len() <= INLINE {
+            let mut ev = [Ev::default(); INLINE];
+            ev[..events.len()].copy_from_slice(events);
+            Track::Inline {
+                wm,
+                dirty,
+                len: events.len() as u8,
+                ev,
+            }
+        } else {
+            Track::Log {
+                wm,
+                dirty,
+                ev: events.to_vec(),
+            }
+        }
+    }
+
+    fn header(&mut self) -> (&mut u32, &mut bool) {
+        match self {
+            Track::Inline { wm, dirty, .. }
+            | Track::Log { wm, dirty, .. }
+            | Track::Dense { wm, dirty, .. } => (wm, dirty),
+        }
+    }
 }
 
 /// One sender's velocity state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {
-    /// Watermark: largest event time of this sender, in seconds.
-    pub wm: u32,
-    /// Changed since the last changelog snapshot.
-    pub dirty: bool,
     track: Track,
 }
 
@@ -168,25 +222,47 @@ impl Sender {
     /// A sender first seen at `t`.
     pub fn new(t: u32) -> Self {
         Sender {
-            wm: t,
-            dirty: true,
-            track: Track::Sparse {
+            track: Track::Inline {
+                wm: t,
+                dirty: true,
                 len: 0,
-                ev: [Ev::default(); SPARSE],
+                ev: [Ev::default(); INLINE],
             },
         }
     }
 
+    /// Watermark: largest event time of this sender, in seconds.
+    pub fn wm(&self) -> u32 {
+        match &self.track {
+            Track::Inline { wm, .. } | Track::Log { wm, .. } | Track::Dense { wm, .. } => *wm,
+        }
+    }
+
+    /// Changed since the last changelog snapshot.
+    pub fn dirty(&self) -> bool {
+        match &self.track {
+            Track::Inline { dirty, .. } | Track::Log { dirty, .. } | Track::Dense { dirty, .. } => {
+                *dirty
+            }
+        }
+    }
+
+    /// Marks the sender changed (or written).
+    pub fn set_dirty(&mut self, dirty: bool) {
+        *self.track.header().1 = dirty;
+    }
+
     /// Whether this sender keeps dense state.
     pub fn is_dense(&self) -> bool {
-        matches!(self.track, Track::Dense(_))
+        matches!(self.track, Track::Dense { .. })
     }
 
     /// Heap bytes owned (besides the map entry itself).
     pub fn heap_bytes(&self) -> usize {
         match &self.track {
-            Track::Sparse { .. } => 0,
-            Track::Dense(d) => {
+            Track::Inline { .. } => 0,
+            Track::Log { ev, .. } => ev.capacity() * std::mem::size_of::<Ev>(),
+            Track::Dense { d, .. } => {
                 std::mem::size_of::<Dense>()
                     + d.counts.len() * 6
                     + d.totals.len() * 12
@@ -197,7 +273,7 @@ impl Sender {
 
     /// Whether nothing of this sender can matter any more at partition time `now`.
     pub fn idle(&self, layout: &Layout, now: u32) -> bool {
-        u64::from(self.wm) + u64::from(layout.horizon_s) + u64::from(layout.lateness_s)
+        u64::from(self.wm()) + u64::from(layout.horizon_s) + u64::from(layout.lateness_s)
             < u64::from(now)
     }
 
@@ -211,8 +287,8 @@ impl Sender {
         recipient: u32,
         content: u32,
     ) -> (Recorded, bool) {
-        let late = t < self.wm.saturating_sub(layout.lateness_s);
-        let t = if late { self.wm } else { t };
+        let late = t < self.wm().saturating_sub(layout.lateness_s);
+        let t = if late { self.wm() } else { t };
         self.advance(layout, t);
         let content = content & FP_MASK;
         let rec = Recorded {
@@ -226,45 +302,63 @@ impl Sender {
                 | if rec.first_contact { FIRST } else { 0 }
                 | if rec.repeated { REPEAT } else { 0 },
         };
-        self.dirty = true;
+        let wm = self.wm();
+        self.set_dirty(true);
         match &mut self.track {
-            Track::Sparse { len, ev: evs } if usize::from(*len) < SPARSE => {
+            Track::Inline { len, ev: evs, .. } if usize::from(*len) < INLINE => {
                 evs[usize::from(*len)] = ev;
                 *len += 1;
             }
-            Track::Sparse { len, ev: evs } => {
-                let mut d = Dense::new(layout);
-                for e in &evs[..usize::from(*len)] {
-                    d.add(layout, self.wm, *e);
-                }
-                d.add(layout, self.wm, ev);
-                self.track = Track::Dense(Box::new(d));
+            Track::Inline { len, ev: evs, .. } => {
+                let mut log = Vec::with_capacity(INLINE * 2);
+                log.extend_from_slice(&evs[..usize::from(*len)]);
+                log.push(ev);
+                self.track = Track::Log {
+                    wm,
+                    dirty: true,
+                    ev: log,
+                };
             }
-            Track::Dense(d) => d.add(layout, self.wm, ev),
+            Track::Log { ev: log, .. } if log.len() < SPARSE => log.push(ev),
+            Track::Log { ev: log, .. } => {
+                let mut d = Dense::new(layout);
+                for e in log.iter() {
+                    d.add(layout, wm, *e);
+                }
+                d.add(layout, wm, ev);
+                self.track = Track::Dense {
+                    wm,
+                    dirty: true,
+                    d: Box::new(d),
+                };
+            }
+            Track::Dense { d, .. } => d.add(layout, wm, ev),
         }
         (rec, late)
     }
 
     /// Moves the watermark to `t` when later.
     fn advance(&mut self, layout: &Layout, t: u32) {
-        if t <= self.wm {
+        let old = self.wm();
+        if t <= old {
             return;
         }
-        let old = self.wm;
-        self.wm = t;
+        *self.track.header().0 = t;
+        let dirty = self.dirty();
         match &mut self.track {
-            Track::Sparse { len, ev } => {
+            Track::Inline { .. } | Track::Log { .. } => {
                 // Forget events older than the horizon: no window holds them any more.
-                let mut keep = 0;
-                for i in 0..usize::from(*len) {
-                    if recent(ev[i].t, t, layout.horizon_s) {
-                        ev[keep] = ev[i];
-                        keep += 1;
-                    }
+                let events = self.track.events().unwrap_or_default();
+                if events.iter().any(|e| !recent(e.t, t, layout.horizon_s)) {
+                    let kept: Vec<Ev> = events
+                        .iter()
+                        .filter(|e| recent(e.t, t, layout.horizon_s))
+                        .copied()
+                        .collect();
+                    self.track = Track::sparse(&kept, t, dirty);
                 }
-                *len = keep as u8;
             }
-            Track::Dense(d) => {
+            Track::Dense { d, .. } => {
                 for (wi, w) in layout.windows.iter().enumerate() {
                     let (ob, nb) = (bucket(old, w), bucket(t, w));
                     let steps = (nb - ob).min(w.n);
@@ -282,25 +376,31 @@ impl Sender {
 
     fn knows_recipient(&self, layout: &Layout, r: u32) -> bool {
         match &self.track {
-            Track::Sparse { len, ev } => ev[..usize::from(*len)]
+            Track::Inline { .. } | Track::Log { .. } => self
+                .track
+                .events()
+                .unwrap_or_default()
                 .iter()
-                .any(|e| e.recipient == r && recent(e.t, self.wm, layout.horizon_s)),
-            Track::Dense(d) => d
+                .any(|e| e.recipient == r && recent(e.t, self.wm(), layout.horizon_s)),
+            Track::Dense { d, .. } => d
                 .recipients
                 .iter()
-                .any(|&(x, last)| x == r && recent(last, self.wm, layout.horizon_s)),
+                .any(|&(x, last)| x == r && recent(last, self.wm(), layout.horizon_s)),
         }
     }
 
     fn knows_content(&self, layout: &Layout, c: u32) -> bool {
         match &self.track {
-            Track::Sparse { len, ev } => ev[..usize::from(*len)]
+            Track::Inline { .. } | Track::Log { .. } => self
+                .track
+                .events()
+                .unwrap_or_default()
                 .iter()
-                .any(|e| e.content & FP_MASK == c && recent(e.t, self.wm, layout.horizon_s)),
-            Track::Dense(d) => d
+                .any(|e| e.content & FP_MASK == c && recent(e.t, self.wm(), layout.horizon_s)),
+            Track::Dense { d, .. } => d
                 .contents
                 .iter()
-                .any(|&(x, last)| x == c && recent(last, self.wm, layout.horizon_s)),
+                .any(|&(x, last)| x == c && recent(last, self.wm(), layout.horizon_s)),
         }
     }
 
@@ -308,11 +408,11 @@ impl Sender {
     pub fn counts(&self, layout: &Layout, wi: usize) -> Counts {
         let w = &layout.windows[wi];
         match &self.track {
-            Track::Sparse { len, ev } => {
-                let evs = &ev[..usize::from(*len)];
+            Track::Inline { .. } | Track::Log { .. } => {
+                let evs = self.track.events().unwrap_or_default();
                 let mut c = Counts::default();
                 for (i, e) in evs.iter().enumerate() {
-                    if !in_window(e.t, self.wm, w) {
+                    if !in_window(e.t, self.wm(), w) {
                         continue;
                     }
                     c.sent += 1;
@@ -320,12 +420,12 @@ impl Sender {
                     c.repeated += u32::from(e.content & REPEAT != 0);
                     let seen_before = evs[..i]
                         .iter()
-                        .any(|p| p.recipient == e.recipient && in_window(p.t, self.wm, w));
+                        .any(|p| p.recipient == e.recipient && in_window(p.t, self.wm(), w));
                     c.distinct_recipients += u32::from(!seen_before);
                 }
                 c
             }
-            Track::Dense(d) => {
+            Track::Dense { d, .. } => {
                 let [sent, first_contact, repeated] = d.totals[wi];
                 Counts {
                     sent,
@@ -334,7 +434,7 @@ impl Sender {
                     distinct_recipients: d
                         .recipients
                         .iter()
-                        .filter(|&&(_, last)| in_window(last, self.wm, w))
+                        .filter(|&&(_, last)| in_window(last, self.wm(), w))
                         .count() as u32,
                 }
             }
@@ -344,35 +444,39 @@ impl Sender {
     /// Seconds until window `wi` loses its oldest message (0 when it is empty).
     pub fn frees_in(&self, layout: &Layout, wi: usize) -> u32 {
         let w = &layout.windows[wi];
-        let now = bucket(self.wm, w);
+        let now = bucket(self.wm(), w);
         let oldest = match &self.track {
-            Track::Sparse { len, ev } => ev[..usize::from(*len)]
+            Track::Inline { .. } | Track::Log { .. } => self
+                .track
+                .events()
+                .unwrap_or_default()
                 .iter()
-                .filter(|e| in_window(e.t, self.wm, w))
+                .filter(|e| in_window(e.t, self.wm(), w))
                 .map(|e| bucket(e.t, w))
                 .min(),
-            Track::Dense(d) => (now.saturating_sub(w.n - 1)..=now)
+            Track::Dense { d, .. } => (now.saturating_sub(w.n - 1)..=now)
                 .find(|b| d.counts[w.offset + (b % w.n) as usize][SENT] > 0),
         };
-        oldest.map_or(0, |b| ((b + w.n) * w.width).saturating_sub(self.wm))
+        oldest.map_or(0, |b| ((b + w.n) * w.width).saturating_sub(self.wm()))
     }
 
     /// The changelog value.
     pub fn encode(&self, layout: &Layout, out: &mut Vec<u8>) {
         out.push(VERSION);
         out.extend_from_slice(&layout.hash.to_le_bytes());
-        out.extend_from_slice(&self.wm.to_le_bytes());
+        out.extend_from_slice(&self.wm().to_le_bytes());
         match &self.track {
-            Track::Sparse { len, ev } => {
+            Track::Inline { .. } | Track::Log { .. } => {
+                let events = self.track.events().unwrap_or_default();
                 out.push(0);
-                out.push(*len);
-                for e in &ev[..usize::from(*len)] {
+                out.push(events.len() as u8);
+                for e in events {
                     for x in [e.t, e.recipient, e.content] {
                         out.extend_from_slice(&x.to_le_bytes());
                     }
                 }
             }
-            Track::Dense(d) => {
+            Track::Dense { d, .. } => {
                 out.push(1);
                 for b in d.counts.iter() {
                     for x in b {
@@ -421,15 +525,15 @@ impl Sender {
                 if usize::from(len) > SPARSE {
                     return Err(format!("{len} sparse events, at most {SPARSE}"));
                 }
-                let mut ev = [Ev::default(); SPARSE];
-                for e in ev.iter_mut().take(usize::from(len)) {
-                    *e = Ev {
+                let mut ev = Vec::with_capacity(usize::from(len));
+                for _ in 0..len {
+                    ev.push(Ev {
                         t: u32_(&mut b)?,
                         recipient: u32_(&mut b)?,
                         content: u32_(&mut b)?,
-                    };
+                    });
                 }
-                Track::Sparse { len, ev }
+                Track::sparse(&ev, wm, false)
             }
             1 => {
                 let mut d = Dense::new(layout);
@@ -455,18 +559,18 @@ impl Sender {
                 for c in d.contents.iter_mut() {
                     *c = (u32_(&mut b)?, u32_(&mut b)?);
                 }
-                Track::Dense(Box::new(d))
+                Track::Dense {
+                    wm,
+                    dirty: false,
+                    d: Box::new(d),
+                }
             }
             tag => return Err(format!("unknown representation {tag}")),
         };
         if !b.is_empty() {
             return Err(format!("{} trailing bytes", b.len()));
         }
-        Ok(Sender {
-            wm,
-            dirty: false,
-            track,
-        })
+        Ok(Sender { track })
     }
 }
 
@@ -541,7 +645,7 @@ mod tests {
         for (i, t) in [1_000u32, 1_005, 1_030, 1_055, 1_061].iter().enumerate() {
             s.record(&l, *t, i as u32 % 3, 7);
         }
-        assert!(s.is_dense());
+        assert!(!s.is_dense(), "five events: still sparse");
         // At wm 1061 the 1-min window holds buckets 101..=106: times >= 1010.
         let c = s.counts(&l, 0);
         assert_eq!(c.sent, 3);
@@ -574,6 +678,11 @@ mod tests {
     }
 
     #[test]
+    fn a_typical_sender_is_a_40_byte_map_entry() {
+        assert_eq!(std::mem::size_of::<(u64, Sender)>(), 40);
+    }
+
+    #[test]
     fn a_million_messages_do_not_grow_the_state() {
         let l = layout();
         let mut s = Sender::new(0);
@@ -600,7 +709,7 @@ mod tests {
         let mut buf = Vec::new();
         s.encode(&l, &mut buf);
         let mut back = Sender::decode(&l, &buf).unwrap();
-        back.dirty = true;
+        back.set_dirty(true);
         assert_eq!(back, s);
         for i in 0..10 {
             s.record(&l, 60 + i, i, 3);
@@ -608,7 +717,7 @@ mod tests {
         buf.clear();
         s.encode(&l, &mut buf);
         let mut back = Sender::decode(&l, &buf).unwrap();
-        back.dirty = true;
+        back.set_dirty(true);
         assert_eq!(back, s);
         let other = Layout::new(&[(10, 6)], 32, 300);
         assert!(Sender::decode(&other, &buf)
@@ -621,7 +730,11 @@ mod tests {
     /// The same sender forced dense from its first event.
     fn dense_twin(first_t: u32) -> Sender {
         let mut s = Sender::new(first_t);
-        s.track = Track::Dense(Box::new(Dense::new(&layout())));
+        s.track = Track::Dense {
+            wm: first_t,
+            dirty: true,
+            d: Box::new(Dense::new(&layout())),
+        };
         s
     }
 
