@@ -80,6 +80,56 @@ fn bad_config_stops_start_up_naming_every_key() {
 }
 
 #[test]
+fn bad_velocity_and_throttle_settings_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spamflow.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[velocity.rules]]
+code = "velocity.x"
+window = "2m"
+metric = "distinct_recipients"
+above = 500
+score = 10
+action = "score"
+applies_to = "person"
+
+[[throttle.steps]]
+spam_ratio = 0.5
+per_second = 0
+burst = 1
+"#,
+    )
+    .unwrap();
+    let out = spamflow()
+        .arg("config")
+        .env("SPAMFLOW_CONFIG", &file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for key in [
+        "velocity.rules[0].window",
+        "velocity.rules[0].above",
+        "throttle.steps[0]",
+        "throttle.steps",
+    ] {
+        assert!(stderr.contains(key), "{key} not named in:\n{stderr}");
+    }
+    // A typo in a key is named too.
+    std::fs::write(&file, "[velocity]\nmax_recipient = 3\n").unwrap();
+    let out = spamflow()
+        .arg("config")
+        .env("SPAMFLOW_CONFIG", &file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("max_recipient"), "{stderr}");
+}
+
+#[test]
 fn backtest_matches_the_golden_verdicts() {
     let golden = format!("{}/tests/golden", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();

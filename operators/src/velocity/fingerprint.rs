@@ -54,7 +54,7 @@ fn is_hangul_syllable(c: char) -> bool {
 /// more ASCII letters (`bit.ly`, `abc.co.kr`).
 fn is_url(token: &str) -> bool {
     let b = token.as_bytes();
-    if !b.contains(&b'.') && !b.contains(&b':') {
+    if !b.iter().any(|c| *c == b'.' || *c == b':') {
         return false; // most tokens: one scan, no further work
     }
     if token.contains("://") || token.starts_with("www.") || token.starts_with("WWW.") {
@@ -100,19 +100,55 @@ fn mix(h: u64, unit: u32) -> u64 {
     (h ^ u64::from(unit)).wrapping_mul(FNV_PRIME)
 }
 
+/// FNV-1a over groups of three 21-bit units (code points and markers are below 2^21):
+/// one multiplication per three characters.
+struct Units {
+    h: u64,
+    buf: u64,
+    n: u32,
+}
+
+impl Units {
+    fn new() -> Self {
+        Units {
+            h: FNV_OFFSET,
+            buf: 0,
+            n: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, unit: u32) {
+        self.buf = (self.buf << 21) | u64::from(unit);
+        self.n += 1;
+        if self.n == 3 {
+            self.h = (self.h ^ self.buf).wrapping_mul(FNV_PRIME);
+            self.buf = 0;
+            self.n = 0;
+        }
+    }
+
+    fn finish(self) -> u64 {
+        let h = (self.h ^ self.buf).wrapping_mul(FNV_PRIME);
+        mix(h, self.n)
+    }
+}
+
 const MASK_DIGITS: u32 = 0x11_0000;
 const MASK_URL: u32 = 0x11_0001;
 const MASK_NAME: u32 = 0x11_0002;
 
 /// The masked fingerprint of `text`.
 pub fn fingerprint(text: &str) -> Fingerprint {
-    let mut h = FNV_OFFSET;
+    let mut h = Units::new();
     let mut letters = 0u32;
     let mut contact = false;
-    let mut tokens = text.split_whitespace().peekable();
+    // ASCII whitespace separates tokens (byte-wise, the fast way); other whitespace is
+    // dropped like punctuation.
+    let mut tokens = text.split_ascii_whitespace().peekable();
     while let Some(token) = tokens.next() {
         if is_url(token) {
-            h = mix(h, MASK_URL);
+            h.push(MASK_URL);
             contact = true;
             continue;
         }
@@ -122,7 +158,7 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                     .peek()
                     .is_some_and(|next| HONORIFICS.iter().any(|hon| next.starts_with(hon))))
         {
-            h = mix(h, MASK_NAME);
+            h.push(MASK_NAME);
             continue;
         }
         let mut in_digits = false;
@@ -137,7 +173,7 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             };
             if digit {
                 if !in_digits {
-                    h = mix(h, MASK_DIGITS);
+                    h.push(MASK_DIGITS);
                     in_digits = true;
                 }
                 digits += 1;
@@ -145,10 +181,10 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                 in_digits = false;
                 letters += 1;
                 if c.is_ascii() || is_hangul_syllable(c) {
-                    h = mix(h, u32::from(c.to_ascii_lowercase()));
+                    h.push(u32::from(c.to_ascii_lowercase()));
                 } else {
                     for l in c.to_lowercase() {
-                        h = mix(h, u32::from(l));
+                        h.push(u32::from(l));
                     }
                 }
             }
@@ -158,7 +194,7 @@ pub fn fingerprint(text: &str) -> Fingerprint {
         contact |= digits >= 7;
     }
     Fingerprint {
-        hash: h,
+        hash: h.finish(),
         letters,
         contact,
     }

@@ -707,7 +707,10 @@ impl StatefulOperator for VelocityOperator {
     }
 
     fn assigned(&mut self, partition: i32) {
-        self.parts.insert(partition, Part::default());
+        // Also after an abort: the partition is rebuilt from the changelog.
+        if let Some(old) = self.parts.insert(partition, Part::default()) {
+            self.shared.stats.senders.fetch_sub(old.reported, Relaxed);
+        }
     }
 
     fn restore(
