@@ -356,6 +356,7 @@ impl Ratio {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Keyed {
+    name: Box<str>,
     ratio: Ratio,
     /// Relay operators only: quota step and GCRA state.
     step: u8,
@@ -373,7 +374,7 @@ impl Keyed {
         self.ratio.encode(out);
     }
 
-    fn decode(n: u32, b: &[u8]) -> Result<Keyed, String> {
+    fn decode(name: &str, n: u32, b: &[u8]) -> Result<Keyed, String> {
         match b {
             [VERSION, step, rest @ ..] => {
                 let (tat, mut rest) = rest.split_at_checked(8).ok_or("value is truncated")?;
@@ -382,6 +383,7 @@ impl Keyed {
                     return Err(format!("{} trailing bytes", rest.len()));
                 }
                 Ok(Keyed {
+                    name: name.into(),
                     ratio,
                     step: *step,
                     tat: u64::from_le_bytes(tat.try_into().unwrap_or_default()),
@@ -400,17 +402,89 @@ const CODE: u8 = b'f';
 const CLOCK: u8 = b'w';
 const KINDS: [u8; 3] = [RELAY, RESELLER, CODE];
 
+/// Keyed state of one kind (relay operators, resellers or first-sender codes): entries
+/// in a `Vec`, found by name once per event in `inspect`; `decided` reaches them by
+/// index. The sweep, the only removal besides restore, runs before the look-ups.
+#[derive(Debug, Default)]
+struct Table {
+    index: HashMap<Box<str>, u32, FixedState>,
+    entries: Vec<Keyed>,
+}
+
+impl Table {
+    fn find(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    /// The entry of `name`, made with `make` when absent and there is room.
+    fn find_or_insert(
+        &mut self,
+        name: &str,
+        max: usize,
+        make: impl FnOnce() -> Keyed,
+    ) -> Option<u32> {
+        if let Some(id) = self.find(name) {
+            return Some(id);
+        }
+        if self.entries.len() >= max {
+            return None;
+        }
+        let id = self.entries.len() as u32;
+        self.entries.push(make());
+        self.index.insert(name.into(), id);
+        Some(id)
+    }
+
+    /// Sets (restore) or removes (tombstone) the entry of `name`.
+    fn set(&mut self, name: &str, value: Option<Keyed>) {
+        match (self.find(name), value) {
+            (Some(id), Some(v)) => self.entries[id as usize] = v,
+            (None, Some(v)) => {
+                self.index.insert(name.into(), self.entries.len() as u32);
+                self.entries.push(v);
+            }
+            (Some(_), None) => self.retain(|e| &*e.name != name, |_| {}),
+            (None, None) => {}
+        }
+    }
+
+    /// Keeps the entries `keep` says so; `removed` sees the others' names.
+    fn retain(&mut self, mut keep: impl FnMut(&Keyed) -> bool, mut removed: impl FnMut(&str)) {
+        let before = self.entries.len();
+        self.entries.retain(|e| {
+            let k = keep(e);
+            if !k {
+                removed(&e.name);
+            }
+            k
+        });
+        if self.entries.len() != before {
+            self.index.clear();
+            for (i, e) in self.entries.iter().enumerate() {
+                self.index.insert(e.name.clone(), i as u32);
+            }
+        }
+    }
+}
+
+/// What `inspect` found for `decided`: the relay's GCRA state before a check that let
+/// the message through (given back when it is blocked), and the entries of its keys.
+#[derive(Debug, Clone, Copy, Default)]
+struct Inspected {
+    tat_before: Option<u64>,
+    ids: [Option<u32>; 3],
+}
+
 #[derive(Debug, Default)]
 struct Part {
     clock: PartitionClock,
     clock_dirty: bool,
     /// Keyed state per kind (relay, reseller, first-sender code).
-    tables: [HashMap<Box<str>, Keyed, FixedState>; 3],
+    tables: [Table; 3],
     dirty: Vec<(u8, Box<str>)>,
     next_sweep: u32,
-    /// The event just inspected: not stale, and its relay's GCRA state before a check
-    /// that let it through (given back when the message is blocked).
-    inspected: Option<Option<u64>>,
+    /// The event just inspected (`None`: stale, not counted).
+    inspected: Option<Inspected>,
 }
 
 fn kind_index(kind: u8) -> usize {
@@ -418,37 +492,36 @@ fn kind_index(kind: u8) -> usize {
 }
 
 impl Part {
-    /// The entry of `name` of `kind`, made when absent and the table has room.
-    fn entry(
+    /// Entry `id` of table `kind`, marked for the changelog.
+    fn touch(&mut self, kind: usize, id: u32) -> &mut Keyed {
+        let e = &mut self.tables[kind].entries[id as usize];
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty.push((KINDS[kind], e.name.clone()));
+        }
+        e
+    }
+
+    /// The entry of `name` of table `kind`, made when absent and the table has room.
+    fn find_or_insert(
         &mut self,
         cfg: &ThrottleConfig,
         stats: &ThrottleStats,
-        kind: u8,
+        kind: usize,
         name: &str,
         now_b: u32,
-    ) -> Option<&mut Keyed> {
-        let table = &mut self.tables[kind_index(kind)];
-        if !table.contains_key(name) {
-            if table.len() >= cfg.max_keys {
-                stats.table_full.fetch_add(1, Relaxed);
-                return None;
-            }
-            table.insert(
-                name.into(),
-                Keyed {
-                    ratio: Ratio::new(cfg.buckets, now_b),
-                    step: 0,
-                    tat: 0,
-                    dirty: false,
-                },
-            );
+    ) -> Option<u32> {
+        let id = self.tables[kind].find_or_insert(name, cfg.max_keys, || Keyed {
+            name: name.into(),
+            ratio: Ratio::new(cfg.buckets, now_b),
+            step: 0,
+            tat: 0,
+            dirty: false,
+        });
+        if id.is_none() {
+            stats.table_full.fetch_add(1, Relaxed);
         }
-        let e = table.get_mut(name)?;
-        if !e.dirty {
-            e.dirty = true;
-            self.dirty.push((kind, name.into()));
-        }
-        Some(e)
+        id
     }
 }
 
@@ -513,13 +586,10 @@ impl Part {
         let now_ns = p.clock.watermark_ms().unwrap_or(0).max(0) as u64 * 1_000_000;
         let dirty = &mut p.dirty;
         for (i, table) in p.tables.iter_mut().enumerate() {
-            table.retain(|name, e| {
-                let keep = e.ratio.totals_at(now_b)[0] > 0 || e.tat > now_ns;
-                if !keep {
-                    dirty.push((KINDS[i], name.clone()));
-                }
-                keep
-            });
+            table.retain(
+                |e| e.ratio.totals_at(now_b)[0] > 0 || e.tat > now_ns,
+                |name| dirty.push((KINDS[i], name.into())),
+            );
         }
     }
 }
@@ -553,16 +623,19 @@ impl StatefulOperator for ThrottleOperator {
         p.clock_dirty = true;
         let now_ms = p.clock.watermark_ms().unwrap_or(ctx.event_time_ms).max(0) as u64;
         let now_b = (now_ms / width) as u32;
-        p.inspected = Some(None);
+        let mut found = Inspected::default();
         if now_b >= p.next_sweep {
             p.next_sweep = aligned_next(now_b, cfg.buckets);
             p.sweep(now_b);
         }
         let Some(relay) = &ctx.event.relay else {
+            p.inspected = Some(found);
             return;
         };
         if let Some(op) = relay.operator.as_deref() {
-            if let Some(e) = p.entry(cfg, &sh.stats, RELAY, op, now_b) {
+            found.ids[0] = p.find_or_insert(cfg, &sh.stats, 0, op, now_b);
+            if let Some(id) = found.ids[0] {
+                let e = p.touch(0, id);
                 let ratio = e.ratio.value_at(now_b, cfg.min_messages).unwrap_or(0.0);
                 let target = cfg
                     .steps
@@ -578,7 +651,7 @@ impl StatefulOperator for ThrottleOperator {
                 let step = usize::from(e.step);
                 let before = e.tat;
                 match check(sh.quotas[step], &mut e.tat, now_ms * 1_000_000) {
-                    Ok(()) => p.inspected = Some(Some(before)),
+                    Ok(()) => found.tat_before = Some(before),
                     Err(wait) => {
                         sh.stats.throttled.fetch_add(1, Relaxed);
                         let s = &cfg.steps[step];
@@ -597,26 +670,26 @@ impl StatefulOperator for ThrottleOperator {
         }
         for (kind, name, rs, code) in [
             (
-                RESELLER,
+                1,
                 relay.reseller.as_deref(),
                 &cfg.reseller,
                 "throttle.reseller_spam_ratio",
             ),
             (
-                CODE,
+                2,
                 relay.first_sender_code.as_deref(),
                 &cfg.first_sender_code,
                 "throttle.first_sender_code_spam_ratio",
             ),
         ] {
             let Some(name) = name else { continue };
+            // Read-only: only a change of state marks a key for the changelog.
+            found.ids[kind] = p.tables[kind].find(name);
+            let Some(id) = found.ids[kind] else { continue };
             if rs.score == 0 {
                 continue;
             }
-            // Read-only: only a change of state marks a key for the changelog.
-            let Some(e) = p.tables[kind_index(kind)].get(name) else {
-                continue;
-            };
+            let e = &p.tables[kind].entries[id as usize];
             if let Some(r) = e
                 .ratio
                 .value_at(now_b, rs.min_messages)
@@ -628,6 +701,7 @@ impl StatefulOperator for ThrottleOperator {
                 });
             }
         }
+        p.inspected = Some(found);
     }
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
@@ -636,7 +710,7 @@ impl StatefulOperator for ThrottleOperator {
         let Some(p) = self.parts.get_mut(&ctx.partition) else {
             return;
         };
-        let Some(before) = p.inspected.take() else {
+        let Some(found) = p.inspected.take() else {
             return; // stale
         };
         let Some(relay) = &ctx.event.relay else {
@@ -648,18 +722,23 @@ impl StatefulOperator for ThrottleOperator {
         let blocked = verdict.action == Action::Block;
         let now_ms = p.clock.watermark_ms().unwrap_or(0).max(0) as u64;
         let now_b = (now_ms / bucket_width(cfg)) as u32;
-        for (kind, name) in [
-            (RELAY, relay.operator.as_deref()),
-            (RESELLER, relay.reseller.as_deref()),
-            (CODE, relay.first_sender_code.as_deref()),
-        ] {
+        let names = [
+            relay.operator.as_deref(),
+            relay.reseller.as_deref(),
+            relay.first_sender_code.as_deref(),
+        ];
+        for (kind, name) in names.into_iter().enumerate() {
             let Some(name) = name else { continue };
-            if let Some(e) = p.entry(cfg, &sh.stats, kind, name, now_b) {
-                e.ratio.add(now_b, blocked);
-                if kind == RELAY && blocked {
-                    if let Some(tat) = before {
-                        e.tat = tat;
-                    }
+            let id = match found.ids[kind] {
+                Some(id) => Some(id),
+                None => p.find_or_insert(cfg, &sh.stats, kind, name, now_b),
+            };
+            let Some(id) = id else { continue };
+            let e = p.touch(kind, id);
+            e.ratio.add(now_b, blocked);
+            if kind == 0 && blocked {
+                if let Some(tat) = found.tat_before {
+                    e.tat = tat;
                 }
             }
         }
@@ -695,15 +774,10 @@ impl StatefulOperator for ThrottleOperator {
             }
             [kind @ (RELAY | RESELLER | CODE), name @ ..] => {
                 let name = std::str::from_utf8(name).map_err(|e| err(e.to_string()))?;
-                let table = &mut p.tables[kind_index(*kind)];
-                match value {
-                    None => {
-                        table.remove(name);
-                    }
-                    Some(v) => {
-                        table.insert(name.into(), Keyed::decode(buckets, v).map_err(err)?);
-                    }
-                }
+                let value = value
+                    .map(|v| Keyed::decode(name, buckets, v).map_err(err))
+                    .transpose()?;
+                p.tables[kind_index(*kind)].set(name, value);
             }
             _ => return Err(err("unknown key".into())),
         }
@@ -723,7 +797,8 @@ impl StatefulOperator for ThrottleOperator {
         for (kind, name) in p.dirty.drain(..) {
             let mut key = vec![kind];
             key.extend_from_slice(name.as_bytes());
-            let value = match p.tables[kind_index(kind)].get_mut(&name) {
+            let table = &mut p.tables[kind_index(kind)];
+            let value = match table.find(&name).map(|id| &mut table.entries[id as usize]) {
                 Some(e) if e.dirty => {
                     e.dirty = false;
                     self.buf.clear();
