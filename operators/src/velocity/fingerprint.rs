@@ -210,8 +210,8 @@ pub fn fingerprint(text: &str) -> Fingerprint {
 pub fn address_key(raw: &str) -> u64 {
     let t = raw.trim();
     let numberish = !t.is_empty()
-        && t.chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.'));
+        && t.bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b' ' | b'+' | b'-' | b'(' | b')' | b'.'));
     if numberish {
         let plus = t.starts_with('+');
         let mut digits = [0u8; 24];

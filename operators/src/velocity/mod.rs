@@ -662,7 +662,9 @@ impl StatefulOperator for VelocityOperator {
                     rule.metric.name(),
                     c.sent
                 ),
-                _ => format!("{}={value} in {window}", rule.metric.name()),
+                // Counts are whole numbers: integer formatting (float formatting costs
+                // more than the rest of the operator).
+                _ => format!("{}={} in {window}", rule.metric.name(), value as u64),
             };
             out.push(Signal {
                 hint: r.hint,

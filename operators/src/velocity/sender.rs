@@ -454,8 +454,20 @@ impl Sender {
                 .filter(|e| in_window(e.t, self.wm(), w))
                 .map(|e| bucket(e.t, w))
                 .min(),
-            Track::Dense { d, .. } => (now.saturating_sub(w.n - 1)..=now)
-                .find(|b| d.counts[w.offset + (b % w.n) as usize][SENT] > 0),
+            Track::Dense { d, .. } => {
+                // Walk the ring from the oldest bucket in the window, without a division
+                // per step.
+                let first = now.saturating_sub(w.n - 1);
+                let ring = &d.counts[w.offset..w.offset + w.n as usize];
+                let start = (first % w.n) as usize;
+                let len = ring.len();
+                (0..=(now - first) as usize)
+                    .find(|k| {
+                        let i = start + k;
+                        ring[if i >= len { i - len } else { i }][SENT] > 0
+                    })
+                    .map(|k| first + k as u32)
+            }
         };
         oldest.map_or(0, |b| ((b + w.n) * w.width).saturating_sub(self.wm()))
     }
