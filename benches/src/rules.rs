@@ -35,7 +35,7 @@ fn pack_source(n: usize, salt: &str) -> PackSource {
         let c = syll[(i / 196) % syll.len()];
         let word = format!("{a}{b}{c}{i}");
         let pattern = match i % 4 {
-            0 => format!("{word}"),
+            0 => word.to_string(),
             1 => format!("{word}|kw{i}{salt}"),
             2 => format!("{word}.{{0,20}}(입금|가입)"),
             _ => format!("(spam|scam){i}[a-z]{{2,4}}"),

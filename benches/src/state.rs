@@ -186,12 +186,12 @@ fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
                     Stage::Velocity => v.inspect(&ctx, &mut out),
                     Stage::Throttle => {
                         t.inspect(&ctx, &mut out);
-                        t.decided(&ctx, if i % 4 == 0 { &block } else { &allow });
+                        t.decided(&ctx, if i.is_multiple_of(4) { &block } else { &allow });
                     }
                     Stage::Both => {
                         v.inspect(&ctx, &mut out);
                         t.inspect(&ctx, &mut out);
-                        t.decided(&ctx, if i % 4 == 0 { &block } else { &allow });
+                        t.decided(&ctx, if i.is_multiple_of(4) { &block } else { &allow });
                     }
                 }
             }

@@ -73,6 +73,31 @@ impl PartitionClock {
     }
 }
 
+/// Changelog key of a partition clock (under the operator's prefix).
+pub const CLOCK_KEY: u8 = b'w';
+
+impl PartitionClock {
+    /// Appends the clock's changelog record when `dirty` (and clears it).
+    pub fn snapshot(&self, dirty: &mut bool, out: &mut Vec<crate::StateUpdate>) {
+        if std::mem::take(dirty) {
+            if let Some(wm) = self.watermark_ms {
+                out.push(crate::StateUpdate {
+                    key: vec![CLOCK_KEY],
+                    value: Some(wm.to_le_bytes().to_vec()),
+                });
+            }
+        }
+    }
+
+    /// Reads a clock's changelog value.
+    pub fn decode(value: Option<&[u8]>) -> Result<PartitionClock, String> {
+        value
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map(|v| PartitionClock::at(i64::from_le_bytes(v)))
+            .ok_or_else(|| "clock value is not 8 bytes".into())
+    }
+}
+
 /// Event time in whole seconds for compact per-key state (u32 seconds last until 2106;
 /// times before 1970 count as 0).
 pub fn secs(ms: i64) -> u32 {

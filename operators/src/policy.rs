@@ -320,7 +320,7 @@ mod tests {
     fn scores_combine_as_noisy_or_and_thresholds_pick_the_action() {
         let a = Signal::new("pattern", "loan.illegal", "loan", 60);
         let b = Signal::new("pattern", "url.shortener", "url", 50);
-        let v = decide(&[a.clone()]);
+        let v = decide(std::slice::from_ref(&a));
         assert_eq!((v.action, v.score), (Action::Label, 60));
         assert_eq!(v.labels, vec!["[스팸의심]".to_string()]);
         let v = decide(&[a, b]);
@@ -397,7 +397,7 @@ mod tests {
             ..Signal::new("origin", "origin.international", "overseas", 10)
         };
         let imp = Signal::new("pattern", "impersonation.institution", "impersonation", 10);
-        let domestic = decide(&[imp.clone()]);
+        let domestic = decide(std::slice::from_ref(&imp));
         let abroad = decide(&[overseas, imp]);
         assert!(
             abroad.score > domestic.score + 40,

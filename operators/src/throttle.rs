@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spamflow_schemas::{Action, Verdict};
 
-use crate::eventtime::{Observed, PartitionClock};
+use crate::eventtime::{Observed, PartitionClock, CLOCK_KEY};
 use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
 
 /// One quota step: from `spam_ratio` on, `per_second` messages per second with bursts
@@ -399,7 +399,6 @@ impl Keyed {
 const RELAY: u8 = b'o';
 const RESELLER: u8 = b'r';
 const CODE: u8 = b'f';
-const CLOCK: u8 = b'w';
 const KINDS: [u8; 3] = [RELAY, RESELLER, CODE];
 
 /// Keyed state of one kind (relay operators, resellers or first-sender codes): entries
@@ -764,12 +763,9 @@ impl StatefulOperator for ThrottleOperator {
         let width = bucket_width(&self.shared.cfg);
         let p = self.parts.entry(partition).or_default();
         match key {
-            [CLOCK] => {
-                let v = value
-                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                    .ok_or_else(|| err("clock value is not 8 bytes".into()))?;
-                let wm = i64::from_le_bytes(v);
-                p.clock = PartitionClock::at(wm);
+            [CLOCK_KEY] => {
+                p.clock = PartitionClock::decode(value).map_err(err)?;
+                let wm = p.clock.watermark_ms().unwrap_or(0);
                 p.next_sweep = aligned_next((wm.max(0) as u64 / width) as u32, every);
             }
             [kind @ (RELAY | RESELLER | CODE), name @ ..] => {
@@ -810,15 +806,7 @@ impl StatefulOperator for ThrottleOperator {
             };
             out.push(StateUpdate { key, value });
         }
-        if p.clock_dirty {
-            p.clock_dirty = false;
-            if let Some(wm) = p.clock.watermark_ms() {
-                out.push(StateUpdate {
-                    key: vec![CLOCK],
-                    value: Some(wm.to_le_bytes().to_vec()),
-                });
-            }
-        }
+        p.clock.snapshot(&mut p.clock_dirty, out);
     }
 }
 

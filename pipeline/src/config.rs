@@ -528,6 +528,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error type
     fn layers_apply_in_order_file_env_flags() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         writeln!(f, "[processing]\ncommit_interval_ms = 250\nworkers = 3\n[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"").unwrap();

@@ -279,11 +279,12 @@ pub fn run(
     // Replay starts once the pipeline owns its partitions, so that the latency figures
     // measure the pipeline and not the consumer group's first join.
     let ready_by = Instant::now() + Duration::from_secs(60);
-    while !metrics.ready.load(Relaxed)
-        && !pipeline.is_finished()
-        && Instant::now() < ready_by
-        && !stop.wait(Duration::from_millis(20))
-    {}
+    // Each round waits in `stop.wait` (a condition variable with a timeout).
+    while !metrics.ready.load(Relaxed) && !pipeline.is_finished() && Instant::now() < ready_by {
+        if stop.wait(Duration::from_millis(20)) {
+            break;
+        }
+    }
     let observer_stop = Stop::new();
     let observer = {
         let (cfg, brokers, ledger, stop) = (

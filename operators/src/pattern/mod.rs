@@ -341,7 +341,7 @@ pub fn check_examples(pack: &Arc<CompiledPack>) -> Vec<ExampleFailure> {
     for rule in &pack.rules {
         for (list, should_fire) in [(&rule.examples, true), (&rule.counter_examples, false)] {
             for ex in list.iter() {
-                let fired = m.fired(ex).iter().any(|id| *id == rule.id);
+                let fired = m.fired(ex).contains(&rule.id);
                 if fired != should_fire {
                     failures.push(ExampleFailure {
                         rule: rule.id.clone(),

@@ -41,7 +41,7 @@ use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::eventtime::{secs, Observed, PartitionClock};
+use crate::eventtime::{secs, Observed, PartitionClock, CLOCK_KEY};
 use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
 use campaign::{Campaign, CampaignTable, Seen};
 use fingerprint::{address_key, fingerprint, fold32, Fingerprint};
@@ -513,7 +513,6 @@ fn next_sweep(now: u32, every: u32) -> u32 {
 
 const SENDER: u8 = b's';
 const CAMPAIGN: u8 = b'c';
-const CLOCK: u8 = b'w';
 
 fn state_key(kind: u8, k: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(9);
@@ -728,12 +727,9 @@ impl StatefulOperator for VelocityOperator {
         };
         let p = self.parts.entry(partition).or_default();
         match key {
-            [CLOCK] => {
-                let v = value
-                    .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                    .ok_or_else(|| err("clock value is not 8 bytes".into()))?;
-                let wm = i64::from_le_bytes(v);
-                p.clock = PartitionClock::at(wm);
+            [CLOCK_KEY] => {
+                p.clock = PartitionClock::decode(value).map_err(err)?;
+                let wm = p.clock.watermark_ms().unwrap_or(0);
                 p.next_sweep = next_sweep(secs(wm), self.shared.cfg.sweep_every_secs);
             }
             [kind @ (SENDER | CAMPAIGN), k @ ..] if k.len() == 8 => {
@@ -810,14 +806,6 @@ impl StatefulOperator for VelocityOperator {
                 value,
             });
         }
-        if p.clock_dirty {
-            p.clock_dirty = false;
-            if let Some(wm) = p.clock.watermark_ms() {
-                out.push(StateUpdate {
-                    key: vec![CLOCK],
-                    value: Some(wm.to_le_bytes().to_vec()),
-                });
-            }
-        }
+        p.clock.snapshot(&mut p.clock_dirty, out);
     }
 }

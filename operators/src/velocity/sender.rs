@@ -374,33 +374,35 @@ impl Sender {
         }
     }
 
+    /// Whether the sender messaged recipient `r` within the horizon.
     fn knows_recipient(&self, layout: &Layout, r: u32) -> bool {
-        match &self.track {
-            Track::Inline { .. } | Track::Log { .. } => self
-                .track
-                .events()
-                .unwrap_or_default()
-                .iter()
-                .any(|e| e.recipient == r && recent(e.t, self.wm(), layout.horizon_s)),
-            Track::Dense { d, .. } => d
-                .recipients
-                .iter()
-                .any(|&(x, last)| x == r && recent(last, self.wm(), layout.horizon_s)),
-        }
+        self.knows(layout, r, |e| e.recipient, |d| &d.recipients)
     }
 
+    /// Whether the sender sent content `c` within the horizon.
     fn knows_content(&self, layout: &Layout, c: u32) -> bool {
+        self.knows(layout, c, |e| e.content & FP_MASK, |d| &d.contents)
+    }
+
+    /// Whether `x` was seen within the horizon: among a sparse sender's events (`of`
+    /// reads it from one), or in a dense sender's table.
+    fn knows(
+        &self,
+        layout: &Layout,
+        x: u32,
+        of: impl Fn(&Ev) -> u32,
+        table: impl Fn(&Dense) -> &[(u32, u32)],
+    ) -> bool {
+        let wm = self.wm();
         match &self.track {
-            Track::Inline { .. } | Track::Log { .. } => self
-                .track
+            Track::Dense { d, .. } => table(d)
+                .iter()
+                .any(|&(y, last)| y == x && recent(last, wm, layout.horizon_s)),
+            sparse => sparse
                 .events()
                 .unwrap_or_default()
                 .iter()
-                .any(|e| e.content & FP_MASK == c && recent(e.t, self.wm(), layout.horizon_s)),
-            Track::Dense { d, .. } => d
-                .contents
-                .iter()
-                .any(|&(x, last)| x == c && recent(last, self.wm(), layout.horizon_s)),
+                .any(|e| of(e) == x && recent(e.t, wm, layout.horizon_s)),
         }
     }
 

@@ -154,8 +154,8 @@ pub fn read_topic(
         if out.len() >= want && quiet_since.elapsed() >= settle {
             break;
         }
-        match c.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
+            {
                 let mut headers = BTreeMap::new();
                 if let Some(h) = m.headers() {
                     for hdr in h.iter() {
@@ -173,7 +173,6 @@ pub fn read_topic(
                 });
                 quiet_since = Instant::now();
             }
-            Some(Err(_)) | None => {}
         }
     }
     out
