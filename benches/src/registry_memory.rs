@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use clap::Parser;
+use spamflow_benches::rss_bytes;
 use spamflow_operators::origin::{Lookup, Registry};
 
 #[derive(Parser)]
@@ -14,14 +15,6 @@ struct Args {
     numbers: u64,
 }
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
 
 fn main() {
     let args = Args::parse();
