@@ -15,7 +15,6 @@ struct Args {
     numbers: u64,
 }
 
-
 fn main() {
     let args = Args::parse();
     let before = rss_bytes();

@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use spamflow_benches::rss_bytes;
 use dashmap::DashMap;
 use foldhash::fast::FixedState;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
+use spamflow_benches::rss_bytes;
 use spamflow_operators::throttle::{ThrottleConfig, ThrottleFactory, ThrottleStats};
 use spamflow_operators::velocity::fingerprint::{address_key, fingerprint, fold32};
 use spamflow_operators::velocity::sender::{Layout, Sender};
@@ -46,7 +46,6 @@ struct Args {
     #[arg(long)]
     stages_only: bool,
 }
-
 
 struct Rng(u64);
 impl Rng {

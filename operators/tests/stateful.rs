@@ -209,6 +209,12 @@ fn one_masked_text_from_many_senders_is_a_campaign_but_chat_and_bulk_are_not() {
             &event(i, &format!("010-1000-000{i}"), "010-2000-0000", &text, at),
         );
         seen.push(codes(&v).contains(&"campaign.same_text_many_senders"));
+        if i == 4 {
+            assert_eq!(
+                v.reasons[0].evidence.as_deref(),
+                Some("5 senders of one text in 600s (partition 0)")
+            );
+        }
         // Short chat from as many senders is not a campaign.
         let chat = process(
             &mut chain,

@@ -102,6 +102,7 @@ fn mix(h: u64, unit: u32) -> u64 {
 
 /// FNV-1a over groups of three 21-bit units (code points and markers are below 2^21):
 /// one multiplication per three characters.
+#[derive(Clone, Copy)]
 struct Units {
     h: u64,
     buf: u64,
@@ -152,21 +153,20 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             contact = true;
             continue;
         }
-        if is_named(token)
-            || (is_name(token)
-                && tokens
-                    .peek()
-                    .is_some_and(|next| HONORIFICS.iter().any(|hon| next.starts_with(hon))))
-        {
-            h.push(MASK_NAME);
-            continue;
-        }
+        // One pass over the token; when it turns out to be a name, its contribution is
+        // taken back and the name mask goes in instead.
+        let saved = (h, letters);
         let mut in_digits = false;
         let mut digits = 0u32;
+        let mut chars = 0usize;
+        let mut all_hangul = true;
         for c in token.chars() {
+            chars += 1;
+            let hangul = is_hangul_syllable(c);
+            all_hangul &= hangul;
             let (digit, letter) = if c.is_ascii() {
                 (c.is_ascii_digit(), c.is_ascii_alphabetic())
-            } else if is_hangul_syllable(c) || ('\u{3131}'..='\u{318E}').contains(&c) {
+            } else if hangul || ('\u{3131}'..='\u{318E}').contains(&c) {
                 (false, true)
             } else {
                 (c.is_numeric(), c.is_alphabetic())
@@ -180,7 +180,7 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             } else if letter {
                 in_digits = false;
                 letters += 1;
-                if c.is_ascii() || is_hangul_syllable(c) {
+                if c.is_ascii() || hangul {
                     h.push(u32::from(c.to_ascii_lowercase()));
                 } else {
                     for l in c.to_lowercase() {
@@ -190,6 +190,17 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             }
             // Punctuation, symbols and emoji are dropped; they do not end a digit run, so
             // `010-1234-5678` is one `#`.
+        }
+        let named = is_named(token)
+            || (all_hangul
+                && (2..=4).contains(&chars)
+                && tokens
+                    .peek()
+                    .is_some_and(|next| HONORIFICS.iter().any(|hon| next.starts_with(hon))));
+        if named {
+            (h, letters) = saved;
+            h.push(MASK_NAME);
+            continue;
         }
         contact |= digits >= 7;
     }
