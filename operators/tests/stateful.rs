@@ -381,6 +381,66 @@ fn state_restored_from_coalesced_snapshots_continues_exactly_like_an_uninterrupt
 }
 
 #[test]
+fn evicting_idle_senders_never_changes_a_verdict() {
+    // Short windows so that senders go idle within the workload's 15 minutes.
+    let short = |sweep_every_secs| VelocityConfig {
+        windows: vec![spamflow_operators::velocity::WindowConfig {
+            name: "1m".into(),
+            bucket_secs: 10,
+            buckets: 6,
+        }],
+        allowed_lateness_secs: 30,
+        sweep_every_secs,
+        rules: vec![VelocityRule {
+            code: "velocity.busy".into(),
+            window: "1m".into(),
+            metric: Metric::Sent,
+            above: 1.0,
+            min_messages: 0,
+            score: 60,
+            action: RuleAction::Score,
+            applies_to: Scope::All,
+        }],
+        campaign: spamflow_operators::velocity::CampaignConfig {
+            window_secs: 60,
+            ..Default::default()
+        },
+        ..VelocityConfig::default()
+    };
+    let evs = workload(6_000);
+    let run = |sweep_every_secs| {
+        let stats = Arc::new(VelocityStats::default());
+        let f = VelocityFactory::new(short(sweep_every_secs), stats.clone());
+        let mut chain = ChainBuilder::new(PolicyConfig::default().build())
+            .stateful("velocity", move || Box::new(f.build()))
+            .build();
+        chain.assigned(0);
+        let verdicts: Vec<Verdict> = evs
+            .iter()
+            .map(|e| process(&mut chain, e).decision())
+            .collect();
+        (verdicts, stats.evicted.load(Relaxed))
+    };
+    let (often, evicted) = run(1);
+    let (never, none) = run(1_000_000);
+    assert!(evicted > 100, "only {evicted} evictions");
+    assert_eq!(none, 0);
+    assert!(often.iter().any(|v| codes(v).contains(&"velocity.busy")));
+    // The sweep period is configuration, so rules_version differs; nothing else may.
+    let differ: Vec<&str> = often
+        .iter()
+        .zip(&never)
+        .filter(|(a, b)| {
+            (a.action, a.score, &a.reasons, a.retry_after_ms)
+                != (b.action, b.score, &b.reasons, b.retry_after_ms)
+        })
+        .map(|(a, _)| a.message_id.as_str())
+        .take(5)
+        .collect();
+    assert!(differ.is_empty(), "eviction changed verdicts: {differ:?}");
+}
+
+#[test]
 fn a_spamming_relay_is_slowed_down_and_recovers_when_it_cleans_up() {
     let stats = Arc::new(ThrottleStats::default());
     let f = ThrottleFactory::new(tight_throttle(), stats.clone());
