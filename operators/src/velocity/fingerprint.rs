@@ -139,68 +139,144 @@ const MASK_DIGITS: u32 = 0x11_0000;
 const MASK_URL: u32 = 0x11_0001;
 const MASK_NAME: u32 = 0x11_0002;
 
+/// A character's class for the fingerprint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Digit,
+    /// A letter, hashed as this (lower-cased) code point.
+    Letter(u32),
+    /// A letter whose lower case is several code points (rare).
+    Cased(char),
+    Other,
+}
+
+#[inline]
+fn classify(c: char) -> Class {
+    if c.is_numeric() {
+        Class::Digit
+    } else if c.is_alphabetic() {
+        let mut l = c.to_lowercase();
+        match (l.next(), l.next()) {
+            (Some(one), None) => Class::Letter(u32::from(one)),
+            _ => Class::Cased(c),
+        }
+    } else {
+        Class::Other
+    }
+}
+
 /// The masked fingerprint of `text`.
+///
+/// One pass over the bytes: each token (between ASCII whitespace) is hashed as it is
+/// read; when it turns out to be a URL or a name, its contribution is taken back and the
+/// mask goes in instead. A name followed by an honorific token (`홍길동 고객님`) is
+/// taken back when the next token starts.
 pub fn fingerprint(text: &str) -> Fingerprint {
+    let b = text.as_bytes();
     let mut h = Units::new();
     let mut letters = 0u32;
     let mut contact = false;
-    // ASCII whitespace separates tokens (byte-wise, the fast way); other whitespace is
-    // dropped like punctuation.
-    let mut tokens = text.split_ascii_whitespace().peekable();
-    while let Some(token) = tokens.next() {
-        if is_url(token) {
-            h.push(MASK_URL);
-            contact = true;
+    // A 2-4 syllable Hangul token just read: the state before it.
+    let mut pending: Option<(Units, u32)> = None;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
             continue;
         }
-        // One pass over the token; when it turns out to be a name, its contribution is
-        // taken back and the name mask goes in instead.
+        let start = i;
+        if let Some((saved_h, saved_letters)) = pending.take() {
+            let rest = &b[start..];
+            if HONORIFICS
+                .iter()
+                .any(|hon| rest.starts_with(hon.as_bytes()))
+            {
+                h = saved_h;
+                letters = saved_letters;
+                h.push(MASK_NAME);
+            }
+        }
         let saved = (h, letters);
         let mut in_digits = false;
         let mut digits = 0u32;
         let mut chars = 0usize;
         let mut all_hangul = true;
-        for c in token.chars() {
-            chars += 1;
-            let hangul = is_hangul_syllable(c);
-            all_hangul &= hangul;
-            let (digit, letter) = if c.is_ascii() {
-                (c.is_ascii_digit(), c.is_ascii_alphabetic())
-            } else if hangul || ('\u{3131}'..='\u{318E}').contains(&c) {
-                (false, true)
-            } else {
-                (c.is_numeric(), c.is_alphabetic())
-            };
-            if digit {
-                if !in_digits {
-                    h.push(MASK_DIGITS);
-                    in_digits = true;
-                }
-                digits += 1;
-            } else if letter {
-                in_digits = false;
-                letters += 1;
-                if c.is_ascii() || hangul {
-                    h.push(u32::from(c.to_ascii_lowercase()));
+        let mut dotted = false;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            let x = b[i];
+            let class = if x < 0x80 {
+                i += 1;
+                all_hangul = false;
+                dotted |= x == b'.' || x == b':';
+                if x.is_ascii_digit() {
+                    Class::Digit
+                } else if x.is_ascii_alphabetic() {
+                    Class::Letter(u32::from(x.to_ascii_lowercase()))
                 } else {
+                    Class::Other
+                }
+            } else if (0xE0..0xF0).contains(&x) {
+                // Three bytes (all of Hangul): decode by hand.
+                let c = (u32::from(x & 0x0F) << 12)
+                    | (u32::from(b[i + 1] & 0x3F) << 6)
+                    | u32::from(b[i + 2] & 0x3F);
+                i += 3;
+                if (0xAC00..=0xD7A3).contains(&c) {
+                    Class::Letter(c)
+                } else {
+                    all_hangul = false;
+                    if (0x3131..=0x318E).contains(&c) {
+                        Class::Letter(c)
+                    } else {
+                        char::from_u32(c).map_or(Class::Other, classify)
+                    }
+                }
+            } else {
+                let c = text[i..].chars().next().unwrap_or(' ');
+                i += c.len_utf8().max(1);
+                all_hangul = false;
+                classify(c)
+            };
+            chars += 1;
+            match class {
+                Class::Digit => {
+                    if !in_digits {
+                        h.push(MASK_DIGITS);
+                        in_digits = true;
+                    }
+                    digits += 1;
+                }
+                Class::Letter(unit) => {
+                    in_digits = false;
+                    letters += 1;
+                    h.push(unit);
+                }
+                Class::Cased(c) => {
+                    in_digits = false;
+                    letters += 1;
                     for l in c.to_lowercase() {
                         h.push(u32::from(l));
                     }
                 }
+                // Punctuation, symbols and emoji are dropped; they do not end a digit
+                // run, so `010-1234-5678` is one `#`.
+                Class::Other => {}
             }
-            // Punctuation, symbols and emoji are dropped; they do not end a digit run, so
-            // `010-1234-5678` is one `#`.
         }
-        let named = is_named(token)
-            || (all_hangul
-                && (2..=4).contains(&chars)
-                && tokens
-                    .peek()
-                    .is_some_and(|next| HONORIFICS.iter().any(|hon| next.starts_with(hon))));
-        if named {
+        let token = &text[start..i];
+        if dotted && is_url(token) {
+            (h, letters) = saved;
+            h.push(MASK_URL);
+            contact = true;
+            continue;
+        }
+        if is_named(token) {
             (h, letters) = saved;
             h.push(MASK_NAME);
             continue;
+        }
+        if all_hangul && (2..=4).contains(&chars) {
+            pending = Some(saved);
         }
         contact |= digits >= 7;
     }
@@ -271,6 +347,78 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The first, token-iterator implementation: the oracle for the one-pass one.
+    fn reference(text: &str) -> Fingerprint {
+        let mut h = Units::new();
+        let mut letters = 0u32;
+        let mut contact = false;
+        // ASCII whitespace separates tokens (byte-wise, the fast way); other whitespace is
+        // dropped like punctuation.
+        let mut tokens = text.split_ascii_whitespace().peekable();
+        while let Some(token) = tokens.next() {
+            if is_url(token) {
+                h.push(MASK_URL);
+                contact = true;
+                continue;
+            }
+            // One pass over the token; when it turns out to be a name, its contribution is
+            // taken back and the name mask goes in instead.
+            let saved = (h, letters);
+            let mut in_digits = false;
+            let mut digits = 0u32;
+            let mut chars = 0usize;
+            let mut all_hangul = true;
+            for c in token.chars() {
+                chars += 1;
+                let hangul = is_hangul_syllable(c);
+                all_hangul &= hangul;
+                let (digit, letter) = if c.is_ascii() {
+                    (c.is_ascii_digit(), c.is_ascii_alphabetic())
+                } else if hangul || ('\u{3131}'..='\u{318E}').contains(&c) {
+                    (false, true)
+                } else {
+                    (c.is_numeric(), c.is_alphabetic())
+                };
+                if digit {
+                    if !in_digits {
+                        h.push(MASK_DIGITS);
+                        in_digits = true;
+                    }
+                    digits += 1;
+                } else if letter {
+                    in_digits = false;
+                    letters += 1;
+                    if c.is_ascii() || hangul {
+                        h.push(u32::from(c.to_ascii_lowercase()));
+                    } else {
+                        for l in c.to_lowercase() {
+                            h.push(u32::from(l));
+                        }
+                    }
+                }
+                // Punctuation, symbols and emoji are dropped; they do not end a digit run, so
+                // `010-1234-5678` is one `#`.
+            }
+            let named = is_named(token)
+                || (all_hangul
+                    && (2..=4).contains(&chars)
+                    && tokens
+                        .peek()
+                        .is_some_and(|next| HONORIFICS.iter().any(|hon| next.starts_with(hon))));
+            if named {
+                (h, letters) = saved;
+                h.push(MASK_NAME);
+                continue;
+            }
+            contact |= digits >= 7;
+        }
+        Fingerprint {
+            hash: h.finish(),
+            letters,
+            contact,
+        }
+    }
+
     #[test]
     fn masks_numbers_urls_and_names() {
         let a = fingerprint("[Web발신] 홍길동님 고객님 계좌로 300만원 즉시 입금! 문의 010-1234-5678 http://a.example/x");
@@ -323,6 +471,31 @@ mod tests {
             let a = format!("{} {n1}원 {}", words.join(" "), words.join("!"));
             let b = format!("{} {n2}원 {}", words.join(" "), words.join(", "));
             prop_assert_eq!(fingerprint(&a).hash, fingerprint(&b).hash);
+        }
+
+        #[test]
+        fn the_one_pass_fingerprint_equals_the_reference(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    "[가-힣]{1,5}",
+                    Just("님".to_owned()), Just("고객님".to_owned()), Just("씨".to_owned()),
+                    "[a-zA-Z]{1,6}", "[0-9]{1,11}", Just("010-1234-5678".to_owned()),
+                    Just("bit.ly/x".to_owned()), Just("www.a.example".to_owned()),
+                    Just("http://x.y/z".to_owned()), Just("3.14".to_owned()),
+                    Just("니다.".to_owned()), "[ㄱ-ㅎ]{1,3}", Just("Ｃａｓｉｎｏ".to_owned()),
+                    Just("İ".to_owned()), Just("😀".to_owned()), Just("ß".to_owned()),
+                    ".{1,4}",
+                ],
+                0..14,
+            ),
+            seps in proptest::collection::vec(prop_oneof![Just(" "), Just("  "), Just("\n"), Just(""), Just("\u{3000}")], 14),
+        ) {
+            let mut text = String::new();
+            for (k, p) in parts.iter().enumerate() {
+                text.push_str(p);
+                text.push_str(seps[k]);
+            }
+            prop_assert_eq!(fingerprint(&text), reference(&text), "{:?}", text);
         }
 
         #[test]
