@@ -224,17 +224,17 @@ impl Chain {
         }
     }
 
-    /// Calls `f(operator, update)` for each key of `partition` changed since the last snapshot.
+    /// Hands `f(operator, update)` each key of `partition` changed since the last snapshot.
     pub fn snapshot(
         &mut self,
         partition: i32,
         buf: &mut Vec<StateUpdate>,
-        mut f: impl FnMut(&'static str, &StateUpdate),
+        mut f: impl FnMut(&'static str, StateUpdate),
     ) {
         for op in &mut self.stateful {
             buf.clear();
             op.snapshot(partition, buf);
-            for u in buf.iter() {
+            for u in buf.drain(..) {
                 f(op.name(), u);
             }
         }

@@ -51,6 +51,28 @@ pub struct StateUpdate {
     pub value: Option<Vec<u8>>,
 }
 
+/// Turns the keys marked changed since the last snapshot into changelog records, once
+/// per key however often it changed (the list is sorted and deduplicated): `state` gives
+/// `Some(Some(value))` for a key still changed (and marks it clean), `Some(None)` for a
+/// removed key (a tombstone), `None` for a key already written since.
+pub(crate) fn drain_dirty<K: Ord>(
+    dirty: &mut Vec<K>,
+    out: &mut Vec<StateUpdate>,
+    key: impl Fn(&K) -> Vec<u8>,
+    mut state: impl FnMut(&K) -> Option<Option<Vec<u8>>>,
+) {
+    dirty.sort_unstable();
+    dirty.dedup();
+    for k in dirty.drain(..) {
+        if let Some(value) = state(&k) {
+            out.push(StateUpdate {
+                key: key(&k),
+                value,
+            });
+        }
+    }
+}
+
 /// A changelog record that cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("operator `{operator}`: cannot restore key {key:?}: {detail}")]

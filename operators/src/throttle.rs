@@ -44,6 +44,7 @@ use sha2::{Digest, Sha256};
 use spamflow_schemas::{Action, Verdict};
 
 use crate::eventtime::{Observed, PartitionClock, CLOCK_KEY};
+use crate::operator::drain_dirty;
 use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
 
 /// One quota step: from `spam_ratio` on, `per_second` messages per second with bursts
@@ -557,7 +558,6 @@ impl ThrottleFactory {
         ThrottleOperator {
             shared: self.shared.clone(),
             parts: HashMap::default(),
-            buf: Vec::new(),
         }
     }
 }
@@ -567,7 +567,6 @@ impl ThrottleFactory {
 pub struct ThrottleOperator {
     shared: Arc<Shared>,
     parts: HashMap<i32, Part, FixedState>,
-    buf: Vec<u8>,
 }
 
 fn bucket_width(cfg: &ThrottleConfig) -> u64 {
@@ -788,24 +787,25 @@ impl StatefulOperator for ThrottleOperator {
         let Some(p) = self.parts.get_mut(&partition) else {
             return;
         };
-        p.dirty.sort_unstable();
-        p.dirty.dedup();
-        for (kind, name) in p.dirty.drain(..) {
-            let mut key = vec![kind];
-            key.extend_from_slice(name.as_bytes());
-            let table = &mut p.tables[kind_index(kind)];
-            let value = match table.find(&name).map(|id| &mut table.entries[id as usize]) {
-                Some(e) if e.dirty => {
-                    e.dirty = false;
-                    self.buf.clear();
-                    e.encode(&mut self.buf);
-                    Some(self.buf.clone())
+        let tables = &mut p.tables;
+        drain_dirty(
+            &mut p.dirty,
+            out,
+            |(kind, name)| [&[*kind], name.as_bytes()].concat(),
+            |(kind, name)| {
+                let table = &mut tables[kind_index(*kind)];
+                match table.find(name).map(|id| &mut table.entries[id as usize]) {
+                    Some(e) if e.dirty => {
+                        e.dirty = false;
+                        let mut v = Vec::with_capacity(96);
+                        e.encode(&mut v);
+                        Some(Some(v))
+                    }
+                    Some(_) => None,
+                    None => Some(None),
                 }
-                Some(_) => continue,
-                None => None,
-            };
-            out.push(StateUpdate { key, value });
-        }
+            },
+        );
         p.clock.snapshot(&mut p.clock_dirty, out);
     }
 }

@@ -356,7 +356,7 @@ fn state_restored_from_coalesced_snapshots_continues_exactly_like_an_uninterrupt
             chain.snapshot(0, &mut buf, |op, u| {
                 n += 1;
                 keys.insert((op, u.key.clone()));
-                log.insert((op.to_owned(), u.key.clone()), u.value.clone());
+                log.insert((op.to_owned(), u.key), u.value);
             });
             assert_eq!(n, keys.len(), "one record per changed key per snapshot");
             assert!(n < 500, "coalesced: {n} records for 500 events");

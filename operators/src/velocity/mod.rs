@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::eventtime::{secs, Observed, PartitionClock, CLOCK_KEY};
+use crate::operator::drain_dirty;
 use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
 use campaign::{Campaign, CampaignTable, Seen};
 use fingerprint::{address_key, fingerprint, fold32, Fingerprint};
@@ -440,7 +441,6 @@ struct Part {
 pub struct VelocityOperator {
     shared: Arc<Shared>,
     parts: HashMap<i32, Part, FixedState>,
-    buf: Vec<u8>,
 }
 
 /// Builds velocity operators for the workers of one pipeline.
@@ -500,26 +500,13 @@ impl VelocityFactory {
         VelocityOperator {
             shared: self.shared.clone(),
             parts: HashMap::default(),
-            buf: Vec::new(),
         }
     }
 }
 
 /// Appends `n` in decimal.
-fn push_number(s: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[i..] {
-        s.push(char::from(*d));
-    }
+fn push_number(s: &mut String, n: u64) {
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
 fn next_sweep(now: u32, every: u32) -> u32 {
@@ -799,44 +786,39 @@ impl StatefulOperator for VelocityOperator {
             return;
         };
         let layout = &self.shared.layout;
-        let buf = &mut self.buf;
-        p.dirty.sort_unstable();
-        p.dirty.dedup();
-        for k in p.dirty.drain(..) {
-            let value = match p.senders.get_mut(&k) {
+        let senders = &mut p.senders;
+        drain_dirty(
+            &mut p.dirty,
+            out,
+            |k| state_key(SENDER, *k),
+            |k| match senders.get_mut(k) {
                 Some(s) if s.dirty() => {
                     s.set_dirty(false);
-                    buf.clear();
-                    s.encode(layout, buf);
-                    Some(buf.clone())
+                    let mut v = Vec::with_capacity(64);
+                    s.encode(layout, &mut v);
+                    Some(Some(v))
                 }
-                Some(_) => continue,
-                None => None,
-            };
-            out.push(StateUpdate {
-                key: state_key(SENDER, k),
-                value,
-            });
-        }
+                Some(_) => None,
+                None => Some(None),
+            },
+        );
         let c = &mut p.campaigns;
-        c.dirty.sort_unstable();
-        c.dirty.dedup();
-        for k in c.dirty.drain(..) {
-            let value = match c.map.get_mut(&k) {
+        let map = &mut c.map;
+        drain_dirty(
+            &mut c.dirty,
+            out,
+            |k| state_key(CAMPAIGN, *k),
+            |k| match map.get_mut(k) {
                 Some(e) if e.dirty => {
                     e.dirty = false;
-                    buf.clear();
-                    e.encode(buf);
-                    Some(buf.clone())
+                    let mut v = Vec::with_capacity(16);
+                    e.encode(&mut v);
+                    Some(Some(v))
                 }
-                Some(_) => continue,
-                None => None,
-            };
-            out.push(StateUpdate {
-                key: state_key(CAMPAIGN, k),
-                value,
-            });
-        }
+                Some(_) => None,
+                None => Some(None),
+            },
+        );
         p.clock.snapshot(&mut p.clock_dirty, out);
     }
 }

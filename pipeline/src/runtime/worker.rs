@@ -311,7 +311,7 @@ impl Worker {
         let mut pending: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         for p in owned {
             self.chain.snapshot(p, &mut buf, |op, u| {
-                pending.push((p, changelog::encode_key(p, op, &u.key), u.value.clone()))
+                pending.push((p, changelog::encode_key(p, op, &u.key), u.value))
             });
         }
         self.state_buf = buf;
