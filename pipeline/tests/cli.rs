@@ -8,22 +8,39 @@ fn spamflow() -> Command {
     c
 }
 
+/// Runs `cmd`, asserts it succeeded, returns its standard output.
+fn succeeded(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs `spamflow config` with `env`, asserts it refused to start (exit 2), returns its
+/// standard error.
+fn config_refused(env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let mut cmd = spamflow();
+    cmd.arg("config");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 fn default_pack() -> String {
     format!("{}/../operators/rules/default", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
 fn rules_check_passes_on_the_default_pack() {
-    let out = spamflow()
-        .args(["rules", "check", &default_pack()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(spamflow().args(["rules", "check", &default_pack()]));
     assert!(
         stdout.contains("compiled in")
             && stdout.contains("database")
@@ -65,14 +82,10 @@ fn rules_check_names_failing_rules_and_exits_1() {
 
 #[test]
 fn bad_config_stops_start_up_naming_every_key() {
-    let out = spamflow()
-        .arg("config")
-        .env("SPAMFLOW_PROCESSING__COMMIT_INTERVAL_MS", "1")
-        .env("SPAMFLOW_POLICY__LABEL_SCORE", "99")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = config_refused(&[
+        ("SPAMFLOW_PROCESSING__COMMIT_INTERVAL_MS", "1".as_ref()),
+        ("SPAMFLOW_POLICY__LABEL_SCORE", "99".as_ref()),
+    ]);
     assert!(
         stderr.contains("processing.commit_interval_ms") && stderr.contains("policy.label_score"),
         "{stderr}"
@@ -102,13 +115,7 @@ burst = 1
 "#,
     )
     .unwrap();
-    let out = spamflow()
-        .arg("config")
-        .env("SPAMFLOW_CONFIG", &file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = config_refused(&[("SPAMFLOW_CONFIG", file.as_os_str())]);
     for key in [
         "velocity.rules[0].window",
         "velocity.rules[0].above",
@@ -119,13 +126,7 @@ burst = 1
     }
     // A typo in a key is named too.
     std::fs::write(&file, "[velocity]\nmax_recipient = 3\n").unwrap();
-    let out = spamflow()
-        .arg("config")
-        .env("SPAMFLOW_CONFIG", &file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = config_refused(&[("SPAMFLOW_CONFIG", file.as_os_str())]);
     assert!(stderr.contains("max_recipient"), "{stderr}");
 }
 
@@ -135,26 +136,17 @@ fn backtest_matches_the_golden_verdicts() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("verdicts.jsonl");
     let dlq_path = dir.path().join("bad.jsonl");
-    let out = spamflow()
-        .args([
-            "backtest",
-            "--events",
-            &format!("{golden}/events.jsonl"),
-            "--out",
-            out_path.to_str().unwrap(),
-            "--dlq",
-            dlq_path.to_str().unwrap(),
-            "--registry",
-            &format!("{golden}/registry.jsonl"),
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(spamflow().args([
+        "backtest",
+        "--events",
+        &format!("{golden}/events.jsonl"),
+        "--out",
+        out_path.to_str().unwrap(),
+        "--dlq",
+        dlq_path.to_str().unwrap(),
+        "--registry",
+        &format!("{golden}/registry.jsonl"),
+    ]));
     assert!(
         stdout.contains("1 bad lines") && stdout.contains("line 304"),
         "{stdout}"
