@@ -45,6 +45,15 @@ struct Args {
     /// Only the per-event stage table (for profiling).
     #[arg(long)]
     stages_only: bool,
+    /// Only these sender counts in the stage table (default 10,000 and 1,000,000).
+    #[arg(long, value_delimiter = ',')]
+    senders: Vec<u64>,
+    /// Only this stage (baseline, velocity, throttle, both) and one thread (for profiling).
+    #[arg(long)]
+    stage: Option<String>,
+    /// Runs per figure (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
 }
 
 struct Rng(u64);
@@ -233,10 +242,15 @@ fn main() {
         memory();
     }
     println!(
-        "\nstateful stage: {} events per pass, median of 3 runs",
-        args.events
+        "\nstateful stage: {} events per pass, median of {} runs",
+        args.events, args.runs
     );
-    for senders in [10_000u64, 1_000_000] {
+    let senders = if args.senders.is_empty() {
+        vec![10_000u64, 1_000_000]
+    } else {
+        args.senders.clone()
+    };
+    for senders in senders {
         let evs = events(args.events, senders, 7);
         println!("\n{senders} distinct senders:");
         println!(
@@ -249,8 +263,16 @@ fn main() {
             ("throttle", Stage::Throttle),
             ("both", Stage::Both),
         ] {
-            let one = median((0..3).map(|_| per_event(stage, 1, &evs)).collect());
-            let two = median((0..3).map(|_| per_event(stage, 2, &evs)).collect());
+            if let Some(only) = &args.stage {
+                if only != name {
+                    continue;
+                }
+                let one = median((0..args.runs).map(|_| per_event(stage, 1, &evs)).collect());
+                println!("  {name:<10} {one:>18.0}");
+                continue;
+            }
+            let one = median((0..args.runs).map(|_| per_event(stage, 1, &evs)).collect());
+            let two = median((0..args.runs).map(|_| per_event(stage, 2, &evs)).collect());
             if stage == Stage::Baseline {
                 base = one;
             }

@@ -28,6 +28,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::{NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spamflow_schemas::{Action, Verdict};
@@ -259,32 +261,34 @@ fn check(quota: Quota, tat: &mut u64, now_ns: u64) -> Result<(), Duration> {
     r
 }
 
-/// Blocked / decided over a ring of buckets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Blocked / decided over a ring of buckets. The ring itself lives in its table's
+/// bucket arena ([`Table`]), next to the other keys' rings, not behind a pointer per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ratio {
     /// Newest bucket number.
     head: u32,
-    /// [decided, blocked] per bucket.
-    ring: Box<[[u32; 2]]>,
+    /// [decided, blocked] in the ring.
     totals: [u32; 2],
 }
 
+/// [decided, blocked] per bucket.
+type Ring = [[u32; 2]];
+
 impl Ratio {
-    fn new(n: u32, head: u32) -> Self {
+    fn new(head: u32) -> Self {
         Ratio {
             head,
-            ring: vec![[0; 2]; n as usize].into_boxed_slice(),
             totals: [0; 2],
         }
     }
 
-    fn advance(&mut self, b: u32) {
+    fn advance(&mut self, ring: &mut Ring, b: u32) {
         if b <= self.head {
             return;
         }
-        let n = self.ring.len() as u32;
+        let n = ring.len() as u32;
         for k in 1..=(b - self.head).min(n) {
-            let slot = &mut self.ring[((self.head + k) % n) as usize];
+            let slot = &mut ring[((self.head + k) % n) as usize];
             self.totals[0] -= slot[0];
             self.totals[1] -= slot[1];
             *slot = [0; 2];
@@ -292,10 +296,10 @@ impl Ratio {
         self.head = b;
     }
 
-    fn add(&mut self, b: u32, blocked: bool) {
-        self.advance(b);
-        let n = self.ring.len() as u32;
-        let slot = &mut self.ring[(self.head % n) as usize];
+    fn add(&mut self, ring: &mut Ring, b: u32, blocked: bool) {
+        self.advance(ring, b);
+        let n = ring.len() as u32;
+        let slot = &mut ring[(self.head % n) as usize];
         slot[0] = slot[0].saturating_add(1);
         self.totals[0] = self.totals[0].saturating_add(1);
         if blocked {
@@ -305,12 +309,12 @@ impl Ratio {
     }
 
     /// [decided, blocked] in the window at bucket `b` (read-only: what `advance(b)`
-    /// would leave).
-    fn totals_at(&self, b: u32) -> [u32; 2] {
-        let n = self.ring.len() as u32;
+    /// would leave; the ring is only read when `b` is past the newest bucket).
+    fn totals_at(&self, ring: &Ring, b: u32) -> [u32; 2] {
+        let n = ring.len() as u32;
         let mut t = self.totals;
         for k in 1..=b.saturating_sub(self.head).min(n) {
-            let slot = &self.ring[((self.head + k) % n) as usize];
+            let slot = &ring[((self.head + k) % n) as usize];
             t[0] -= slot[0];
             t[1] -= slot[1];
         }
@@ -318,21 +322,22 @@ impl Ratio {
     }
 
     /// The ratio at bucket `b`, when at least `min` messages were decided.
-    fn value_at(&self, b: u32, min: u32) -> Option<f64> {
-        let [decided, blocked] = self.totals_at(b);
+    fn value_at(&self, ring: &Ring, b: u32, min: u32) -> Option<f64> {
+        let [decided, blocked] = self.totals_at(ring, b);
         (decided >= min.max(1)).then(|| f64::from(blocked) / f64::from(decided))
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, ring: &Ring, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.head.to_le_bytes());
-        out.extend_from_slice(&(self.ring.len() as u32).to_le_bytes());
-        for [d, b] in self.ring.iter() {
+        out.extend_from_slice(&(ring.len() as u32).to_le_bytes());
+        for [d, b] in ring {
             out.extend_from_slice(&d.to_le_bytes());
             out.extend_from_slice(&b.to_le_bytes());
         }
     }
 
-    fn decode(n: u32, b: &mut &[u8]) -> Result<Ratio, String> {
+    /// Reads [`Ratio::encode`]'s output into `ring` (of the configured length).
+    fn decode(b: &mut &[u8], ring: &mut Ring) -> Result<Ratio, String> {
         let mut word = || -> Result<u32, String> {
             let (x, rest) = b.split_at_checked(4).ok_or("value is truncated")?;
             *b = rest;
@@ -340,24 +345,59 @@ impl Ratio {
         };
         let head = word()?;
         let len = word()?;
-        if len != n {
+        if len as usize != ring.len() {
             return Err(format!(
-                "{len} buckets, the configuration has {n} (configuration changed)"
+                "{len} buckets, the configuration has {} (configuration changed)",
+                ring.len()
             ));
         }
-        let mut r = Ratio::new(n, head);
-        for i in 0..n as usize {
-            r.ring[i] = [word()?, word()?];
-            r.totals[0] += r.ring[i][0];
-            r.totals[1] += r.ring[i][1];
+        let mut r = Ratio::new(head);
+        for slot in ring.iter_mut() {
+            *slot = [word()?, word()?];
+            r.totals[0] += slot[0];
+            r.totals[1] += slot[1];
         }
         Ok(r)
     }
 }
 
+/// Bytes of a name kept inside its entry.
+const NAME_INLINE: usize = 22;
+
+/// A key's name: inside the entry when it fits (relay operator, reseller and
+/// first-sender code names are short), so that finding a key compares bytes next to its
+/// state instead of following a pointer to them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Name {
+    Inline { len: u8, bytes: [u8; NAME_INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Name {
+    fn new(name: &[u8]) -> Name {
+        if name.len() <= NAME_INLINE {
+            let mut bytes = [0; NAME_INLINE];
+            bytes[..name.len()].copy_from_slice(name);
+            Name::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(name.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Name::Heap(b) => b,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Keyed {
-    name: Box<str>,
+    name: Name,
     ratio: Ratio,
     /// Relay operators only: quota step and GCRA state.
     step: u8,
@@ -368,27 +408,37 @@ struct Keyed {
 const VERSION: u8 = 1;
 
 impl Keyed {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn new(name: &[u8], head: u32) -> Self {
+        Keyed {
+            name: Name::new(name),
+            ratio: Ratio::new(head),
+            step: 0,
+            tat: 0,
+            dirty: false,
+        }
+    }
+
+    fn encode(&self, ring: &Ring, out: &mut Vec<u8>) {
         out.push(VERSION);
         out.push(self.step);
         out.extend_from_slice(&self.tat.to_le_bytes());
-        self.ratio.encode(out);
+        self.ratio.encode(ring, out);
     }
 
-    fn decode(name: &str, n: u32, b: &[u8]) -> Result<Keyed, String> {
+    /// Reads [`Keyed::encode`]'s output, its ratio buckets into `ring`.
+    fn decode(name: &[u8], b: &[u8], ring: &mut Ring) -> Result<Keyed, String> {
         match b {
             [VERSION, step, rest @ ..] => {
                 let (tat, mut rest) = rest.split_at_checked(8).ok_or("value is truncated")?;
-                let ratio = Ratio::decode(n, &mut rest)?;
+                let ratio = Ratio::decode(&mut rest, ring)?;
                 if !rest.is_empty() {
                     return Err(format!("{} trailing bytes", rest.len()));
                 }
                 Ok(Keyed {
-                    name: name.into(),
                     ratio,
                     step: *step,
                     tat: u64::from_le_bytes(tat.try_into().unwrap_or_default()),
-                    dirty: false,
+                    ..Keyed::new(name, 0)
                 })
             }
             _ => Err("unknown throttle state version".into()),
@@ -402,66 +452,129 @@ const RESELLER: u8 = b'r';
 const CODE: u8 = b'f';
 const KINDS: [u8; 3] = [RELAY, RESELLER, CODE];
 
+fn name_hash(name: &[u8]) -> u64 {
+    FixedState::default().hash_one(name)
+}
+
 /// Keyed state of one kind (relay operators, resellers or first-sender codes): entries
-/// in a `Vec`, found by name once per event in `inspect`; `decided` reaches them by
-/// index. The sweep, the only removal besides restore, runs before the look-ups.
-#[derive(Debug, Default)]
+/// in a `Vec` and their ratio rings in one arena (`buckets` per entry, in entry order),
+/// found by name through a hash index of entry numbers, once per event in `inspect`;
+/// `decided` reaches them by number. The sweep, the only removal besides restore, runs
+/// before the look-ups.
+#[derive(Debug)]
 struct Table {
-    index: HashMap<Box<str>, u32, FixedState>,
+    index: HashTable<u32>,
     entries: Vec<Keyed>,
+    rings: Vec<[u32; 2]>,
+    buckets: usize,
 }
 
 impl Table {
-    fn find(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
+    fn new(buckets: u32) -> Self {
+        Table {
+            index: HashTable::new(),
+            entries: Vec::new(),
+            rings: Vec::new(),
+            buckets: buckets.max(1) as usize,
+        }
     }
 
-    /// The entry of `name`, made with `make` when absent and there is room.
-    fn find_or_insert(
-        &mut self,
-        name: &str,
-        max: usize,
-        make: impl FnOnce() -> Keyed,
-    ) -> Option<u32> {
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        let entries = &self.entries;
+        self.index
+            .find(name_hash(name), |&id| {
+                entries[id as usize].name.as_bytes() == name
+            })
+            .copied()
+    }
+
+    fn ring(&self, id: u32) -> &Ring {
+        &self.rings[id as usize * self.buckets..][..self.buckets]
+    }
+
+    /// Entry `id` and its ring.
+    fn get_mut(&mut self, id: u32) -> (&mut Keyed, &mut Ring) {
+        (
+            &mut self.entries[id as usize],
+            &mut self.rings[id as usize * self.buckets..][..self.buckets],
+        )
+    }
+
+    /// Appends `e` with an empty ring; returns its number.
+    fn push(&mut self, e: Keyed) -> u32 {
+        let id = self.entries.len() as u32;
+        let hash = name_hash(e.name.as_bytes());
+        self.entries.push(e);
+        self.rings.resize(self.entries.len() * self.buckets, [0; 2]);
+        let entries = &self.entries;
+        self.index.insert_unique(hash, id, |&i| {
+            name_hash(entries[i as usize].name.as_bytes())
+        });
+        id
+    }
+
+    /// The entry of `name`, made (empty, newest bucket `head`) when absent and there is
+    /// room.
+    fn find_or_insert(&mut self, name: &[u8], max: usize, head: u32) -> Option<u32> {
         if let Some(id) = self.find(name) {
             return Some(id);
         }
         if self.entries.len() >= max {
             return None;
         }
-        let id = self.entries.len() as u32;
-        self.entries.push(make());
-        self.index.insert(name.into(), id);
-        Some(id)
+        Some(self.push(Keyed::new(name, head)))
     }
 
-    /// Sets (restore) or removes (tombstone) the entry of `name`.
-    fn set(&mut self, name: &str, value: Option<Keyed>) {
-        match (self.find(name), value) {
-            (Some(id), Some(v)) => self.entries[id as usize] = v,
-            (None, Some(v)) => {
-                self.index.insert(name.into(), self.entries.len() as u32);
-                self.entries.push(v);
+    /// Sets (restore) or removes (tombstone) the entry of `name` from its changelog
+    /// value.
+    fn restore(&mut self, name: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        let Some(value) = value else {
+            if self.find(name).is_some() {
+                self.retain(|e, _| e.name.as_bytes() != name, |_| {});
             }
-            (Some(_), None) => self.retain(|e| &*e.name != name, |_| {}),
-            (None, None) => {}
-        }
+            return Ok(());
+        };
+        let mut ring = vec![[0; 2]; self.buckets];
+        let e = Keyed::decode(name, value, &mut ring)?;
+        let id = match self.find(name) {
+            Some(id) => id,
+            None => self.push(Keyed::new(name, 0)),
+        };
+        let (slot, slot_ring) = self.get_mut(id);
+        *slot = e;
+        slot_ring.copy_from_slice(&ring);
+        Ok(())
     }
 
     /// Keeps the entries `keep` says so; `removed` sees the others' names.
-    fn retain(&mut self, mut keep: impl FnMut(&Keyed) -> bool, mut removed: impl FnMut(&str)) {
-        let before = self.entries.len();
-        self.entries.retain(|e| {
-            let k = keep(e);
-            if !k {
-                removed(&e.name);
+    fn retain(
+        &mut self,
+        mut keep: impl FnMut(&Keyed, &Ring) -> bool,
+        mut removed: impl FnMut(&Name),
+    ) {
+        let n = self.buckets;
+        let mut kept = 0;
+        for i in 0..self.entries.len() {
+            if keep(&self.entries[i], &self.rings[i * n..][..n]) {
+                if kept != i {
+                    self.entries.swap(kept, i);
+                    self.rings.copy_within(i * n..(i + 1) * n, kept * n);
+                }
+                kept += 1;
+            } else {
+                removed(&self.entries[i].name);
             }
-            k
-        });
-        if self.entries.len() != before {
+        }
+        if kept != self.entries.len() {
+            self.entries.truncate(kept);
+            self.rings.truncate(kept * n);
             self.index.clear();
-            for (i, e) in self.entries.iter().enumerate() {
-                self.index.insert(e.name.clone(), i as u32);
+            let entries = &self.entries;
+            for (i, e) in entries.iter().enumerate() {
+                self.index
+                    .insert_unique(name_hash(e.name.as_bytes()), i as u32, |&j| {
+                        name_hash(entries[j as usize].name.as_bytes())
+                    });
             }
         }
     }
@@ -475,13 +588,13 @@ struct Inspected {
     ids: [Option<u32>; 3],
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Part {
     clock: PartitionClock,
     clock_dirty: bool,
     /// Keyed state per kind (relay, reseller, first-sender code).
     tables: [Table; 3],
-    dirty: Vec<(u8, Box<str>)>,
+    dirty: Vec<(u8, Name)>,
     next_sweep: u32,
     /// The event just inspected (`None`: stale, not counted).
     inspected: Option<Inspected>,
@@ -492,14 +605,25 @@ fn kind_index(kind: u8) -> usize {
 }
 
 impl Part {
-    /// Entry `id` of table `kind`, marked for the changelog.
-    fn touch(&mut self, kind: usize, id: u32) -> &mut Keyed {
-        let e = &mut self.tables[kind].entries[id as usize];
+    fn new(buckets: u32) -> Self {
+        Part {
+            clock: PartitionClock::default(),
+            clock_dirty: false,
+            tables: [(); 3].map(|()| Table::new(buckets)),
+            dirty: Vec::new(),
+            next_sweep: 0,
+            inspected: None,
+        }
+    }
+
+    /// Entry `id` of table `kind` and its ring, marked for the changelog.
+    fn touch(&mut self, kind: usize, id: u32) -> (&mut Keyed, &mut Ring) {
+        let (e, ring) = self.tables[kind].get_mut(id);
         if !e.dirty {
             e.dirty = true;
             self.dirty.push((KINDS[kind], e.name.clone()));
         }
-        e
+        (e, ring)
     }
 
     /// The entry of `name` of table `kind`, made when absent and the table has room.
@@ -508,16 +632,10 @@ impl Part {
         cfg: &ThrottleConfig,
         stats: &ThrottleStats,
         kind: usize,
-        name: &str,
+        name: &[u8],
         now_b: u32,
     ) -> Option<u32> {
-        let id = self.tables[kind].find_or_insert(name, cfg.max_keys, || Keyed {
-            name: name.into(),
-            ratio: Ratio::new(cfg.buckets, now_b),
-            step: 0,
-            tat: 0,
-            dirty: false,
-        });
+        let id = self.tables[kind].find_or_insert(name, cfg.max_keys, now_b);
         if id.is_none() {
             stats.table_full.fetch_add(1, Relaxed);
         }
@@ -585,8 +703,8 @@ impl Part {
         let dirty = &mut p.dirty;
         for (i, table) in p.tables.iter_mut().enumerate() {
             table.retain(
-                |e| e.ratio.totals_at(now_b)[0] > 0 || e.tat > now_ns,
-                |name| dirty.push((KINDS[i], name.into())),
+                |e, ring| e.ratio.totals_at(ring, now_b)[0] > 0 || e.tat > now_ns,
+                |name| dirty.push((KINDS[i], name.clone())),
             );
         }
     }
@@ -605,7 +723,10 @@ impl StatefulOperator for ThrottleOperator {
         let sh = &*self.shared;
         let cfg = &sh.cfg;
         let width = bucket_width(cfg);
-        let p = self.parts.entry(ctx.partition).or_default();
+        let p = self
+            .parts
+            .entry(ctx.partition)
+            .or_insert_with(|| Part::new(cfg.buckets));
         p.inspected = None;
         match p.clock.observe(
             ctx.event_time_ms,
@@ -631,10 +752,13 @@ impl StatefulOperator for ThrottleOperator {
             return;
         };
         if let Some(op) = relay.operator.as_deref() {
-            found.ids[0] = p.find_or_insert(cfg, &sh.stats, 0, op, now_b);
+            found.ids[0] = p.find_or_insert(cfg, &sh.stats, 0, op.as_bytes(), now_b);
             if let Some(id) = found.ids[0] {
-                let e = p.touch(0, id);
-                let ratio = e.ratio.value_at(now_b, cfg.min_messages).unwrap_or(0.0);
+                let (e, ring) = p.touch(0, id);
+                let ratio = e
+                    .ratio
+                    .value_at(ring, now_b, cfg.min_messages)
+                    .unwrap_or(0.0);
                 let target = cfg
                     .steps
                     .iter()
@@ -682,15 +806,15 @@ impl StatefulOperator for ThrottleOperator {
         ] {
             let Some(name) = name else { continue };
             // Read-only: only a change of state marks a key for the changelog.
-            found.ids[kind] = p.tables[kind].find(name);
+            let table = &p.tables[kind];
+            found.ids[kind] = table.find(name.as_bytes());
             let Some(id) = found.ids[kind] else { continue };
             if rs.score == 0 {
                 continue;
             }
-            let e = &p.tables[kind].entries[id as usize];
-            if let Some(r) = e
+            if let Some(r) = table.entries[id as usize]
                 .ratio
-                .value_at(now_b, rs.min_messages)
+                .value_at(table.ring(id), now_b, rs.min_messages)
                 .filter(|r| *r > rs.above)
             {
                 out.push(Signal {
@@ -729,11 +853,11 @@ impl StatefulOperator for ThrottleOperator {
             let Some(name) = name else { continue };
             let id = match found.ids[kind] {
                 Some(id) => Some(id),
-                None => p.find_or_insert(cfg, &sh.stats, kind, name, now_b),
+                None => p.find_or_insert(cfg, &sh.stats, kind, name.as_bytes(), now_b),
             };
             let Some(id) = id else { continue };
-            let e = p.touch(kind, id);
-            e.ratio.add(now_b, blocked);
+            let (e, ring) = p.touch(kind, id);
+            e.ratio.add(ring, now_b, blocked);
             if kind == 0 && blocked {
                 if let Some(tat) = found.tat_before {
                     e.tat = tat;
@@ -743,7 +867,8 @@ impl StatefulOperator for ThrottleOperator {
     }
 
     fn assigned(&mut self, partition: i32) {
-        self.parts.insert(partition, Part::default());
+        self.parts
+            .insert(partition, Part::new(self.shared.cfg.buckets));
     }
 
     fn restore(
@@ -760,7 +885,10 @@ impl StatefulOperator for ThrottleOperator {
         let buckets = self.shared.cfg.buckets;
         let every = buckets;
         let width = bucket_width(&self.shared.cfg);
-        let p = self.parts.entry(partition).or_default();
+        let p = self
+            .parts
+            .entry(partition)
+            .or_insert_with(|| Part::new(buckets));
         match key {
             [CLOCK_KEY] => {
                 p.clock = PartitionClock::decode(value).map_err(err)?;
@@ -768,11 +896,10 @@ impl StatefulOperator for ThrottleOperator {
                 p.next_sweep = aligned_next((wm.max(0) as u64 / width) as u32, every);
             }
             [kind @ (RELAY | RESELLER | CODE), name @ ..] => {
-                let name = std::str::from_utf8(name).map_err(|e| err(e.to_string()))?;
-                let value = value
-                    .map(|v| Keyed::decode(name, buckets, v).map_err(err))
-                    .transpose()?;
-                p.tables[kind_index(*kind)].set(name, value);
+                std::str::from_utf8(name).map_err(|e| err(e.to_string()))?;
+                p.tables[kind_index(*kind)]
+                    .restore(name, value)
+                    .map_err(err)?;
             }
             _ => return Err(err("unknown key".into())),
         }
@@ -794,11 +921,11 @@ impl StatefulOperator for ThrottleOperator {
             |(kind, name)| [&[*kind], name.as_bytes()].concat(),
             |(kind, name)| {
                 let table = &mut tables[kind_index(*kind)];
-                match table.find(name).map(|id| &mut table.entries[id as usize]) {
-                    Some(e) if e.dirty => {
+                match table.find(name.as_bytes()).map(|id| table.get_mut(id)) {
+                    Some((e, ring)) if e.dirty => {
                         e.dirty = false;
                         let mut v = Vec::with_capacity(96);
-                        e.encode(&mut v);
+                        e.encode(ring, &mut v);
                         Some(Some(v))
                     }
                     Some(_) => None,
@@ -840,23 +967,26 @@ mod tests {
 
     #[test]
     fn ratio_slides_by_bucket() {
-        let mut r = Ratio::new(10, 100);
+        let mut ring = [[0; 2]; 10];
+        let mut r = Ratio::new(100);
         for i in 0..10 {
-            r.add(100, i < 3);
+            r.add(&mut ring, 100, i < 3);
         }
-        assert_eq!(r.value_at(100, 1), Some(0.3));
-        assert_eq!(r.value_at(100, 11), None);
-        r.add(109, false);
+        assert_eq!(r.value_at(&ring, 100, 1), Some(0.3));
+        assert_eq!(r.value_at(&ring, 100, 11), None);
+        r.add(&mut ring, 109, false);
         assert_eq!(r.totals, [11, 3]);
-        assert_eq!(r.totals_at(110), [1, 0]);
-        r.advance(110);
+        assert_eq!(r.totals_at(&ring, 110), [1, 0]);
+        r.advance(&mut ring, 110);
         assert_eq!(r.totals, [1, 0], "bucket 100 left the window");
         let mut buf = Vec::new();
-        r.encode(&mut buf);
+        r.encode(&ring, &mut buf);
         let mut b = &buf[..];
-        assert_eq!(Ratio::decode(10, &mut b).unwrap(), r);
+        let mut back = [[0; 2]; 10];
+        assert_eq!(Ratio::decode(&mut b, &mut back).unwrap(), r);
+        assert_eq!(back, ring);
         let mut b = &buf[..];
-        assert!(Ratio::decode(12, &mut b)
+        assert!(Ratio::decode(&mut b, &mut [[0; 2]; 12])
             .unwrap_err()
             .contains("configuration"));
     }
