@@ -209,9 +209,13 @@ fn bucket(t: u32, w: &Win) -> u32 {
     t / w.width
 }
 
-/// Whether an event at `t` is in window `w` evaluated at `wm`.
-fn in_window(t: u32, wm: u32, w: &Win) -> bool {
-    bucket(t, w) + w.n > bucket(wm, w)
+impl Win {
+    /// The first second of this window evaluated at `wm`: an event at `t` is in it when
+    /// `t >= start` (its bucket is one of the `n` up to `wm`'s). One division, instead
+    /// of one per event looked at.
+    fn start(&self, wm: u32) -> u32 {
+        (bucket(wm, self) + 1).saturating_sub(self.n) * self.width
+    }
 }
 
 fn recent(t: u32, wm: u32, horizon: u32) -> bool {
@@ -412,9 +416,10 @@ impl Sender {
         match &self.track {
             Track::Inline { .. } | Track::Log { .. } => {
                 let evs = self.track.events().unwrap_or_default();
+                let start = w.start(self.wm());
                 let mut c = Counts::default();
                 for (i, e) in evs.iter().enumerate() {
-                    if !in_window(e.t, self.wm(), w) {
+                    if e.t < start {
                         continue;
                     }
                     c.sent += 1;
@@ -422,12 +427,13 @@ impl Sender {
                     c.repeated += u32::from(e.content & REPEAT != 0);
                     let seen_before = evs[..i]
                         .iter()
-                        .any(|p| p.recipient == e.recipient && in_window(p.t, self.wm(), w));
+                        .any(|p| p.recipient == e.recipient && p.t >= start);
                     c.distinct_recipients += u32::from(!seen_before);
                 }
                 c
             }
             Track::Dense { d, .. } => {
+                let start = w.start(self.wm());
                 let [sent, first_contact, repeated] = d.totals[wi];
                 Counts {
                     sent,
@@ -436,7 +442,7 @@ impl Sender {
                     distinct_recipients: d
                         .recipients
                         .iter()
-                        .filter(|&&(_, last)| in_window(last, self.wm(), w))
+                        .filter(|&&(_, last)| last >= start)
                         .count() as u32,
                 }
             }
@@ -453,7 +459,7 @@ impl Sender {
                 .events()
                 .unwrap_or_default()
                 .iter()
-                .filter(|e| in_window(e.t, self.wm(), w))
+                .filter(|e| e.t >= w.start(self.wm()))
                 .map(|e| bucket(e.t, w))
                 .min(),
             Track::Dense { d, .. } => {
@@ -602,7 +608,7 @@ impl Dense {
     fn add(&mut self, layout: &Layout, wm: u32, e: Ev) {
         let flags = [true, e.content & FIRST != 0, e.content & REPEAT != 0];
         for (wi, w) in layout.windows.iter().enumerate() {
-            if !in_window(e.t, wm, w) {
+            if e.t < w.start(wm) {
                 continue;
             }
             let slot = &mut self.counts[w.offset + (bucket(e.t, w) % w.n) as usize];
