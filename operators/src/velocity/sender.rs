@@ -66,6 +66,43 @@ pub struct Layout {
     pub lateness_s: u32,
     buckets: usize,
     hash: u32,
+    slab: Slab,
+}
+
+/// Where a dense sender's parts are in its one allocation (offsets in `u32` words): the
+/// running totals of each window, the content table (fingerprints, then when each was
+/// last sent), the recipient table (its length, recipients, when each was last
+/// messaged) and the bucket rings of all windows (three `u16` counts per bucket, two to
+/// a word). Keys and times are separate arrays so that a look-up scans keys only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slab {
+    content_keys: usize,
+    content_last: usize,
+    recipients_len: usize,
+    recipient_keys: usize,
+    recipient_last: usize,
+    counts: usize,
+    words: usize,
+}
+
+impl Slab {
+    fn new(windows: usize, max_recipients: usize, buckets: usize) -> Slab {
+        let content_keys = windows * 3;
+        let content_last = content_keys + CONTENTS;
+        let recipients_len = content_last + CONTENTS;
+        let recipient_keys = recipients_len + 1;
+        let recipient_last = recipient_keys + max_recipients;
+        let counts = recipient_last + max_recipients;
+        Slab {
+            content_keys,
+            content_last,
+            recipients_len,
+            recipient_keys,
+            recipient_last,
+            counts,
+            words: counts + (buckets * 3).div_ceil(2),
+        }
+    }
 }
 
 impl Layout {
@@ -86,10 +123,12 @@ impl Layout {
             }
         }
         hash = (hash ^ max_recipients as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        let max_recipients = max_recipients.clamp(SPARSE, 255);
         Layout {
             horizon_s: ws.iter().map(|w| w.width * w.n).max().unwrap_or(1),
+            slab: Slab::new(ws.len(), max_recipients, offset),
             windows: ws,
-            max_recipients: max_recipients.clamp(SPARSE, 255),
+            max_recipients,
             lateness_s,
             buckets: offset,
             hash: fold32(hash),
@@ -118,17 +157,12 @@ struct Ev {
     content: u32,
 }
 
+/// A dense sender's windows, recipients and contents in one allocation laid out by
+/// [`Slab`]: ring buckets of all windows ([sent, first contact, repeated], saturating
+/// `u16`s) with running totals per window, at most `max_recipients` (recipient, last
+/// seen) and [`CONTENTS`] (content fingerprint, last seen; `EMPTY` = free slot).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Dense {
-    /// Ring buckets of all windows: [sent, first contact, repeated], saturating.
-    counts: Box<[[u16; 3]]>,
-    /// Running sums of each window's ring.
-    totals: Box<[[u32; 3]]>,
-    /// (recipient, last seen), at most `max_recipients`.
-    recipients: Vec<(u32, u32)>,
-    /// (content fingerprint, last seen); `EMPTY` fingerprint = free slot.
-    contents: [(u32, u32); CONTENTS],
-}
+struct Dense(Box<[u32]>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 // The watermark and dirty flag live in each variant (not in a struct around the enum),
@@ -148,7 +182,7 @@ enum Track {
     Dense {
         wm: u32,
         dirty: bool,
-        d: Box<Dense>,
+        d: Dense,
     },
 }
 
@@ -266,12 +300,7 @@ impl Sender {
         match &self.track {
             Track::Inline { .. } => 0,
             Track::Log { ev, .. } => ev.capacity() * std::mem::size_of::<Ev>(),
-            Track::Dense { d, .. } => {
-                std::mem::size_of::<Dense>()
-                    + d.counts.len() * 6
-                    + d.totals.len() * 12
-                    + d.recipients.capacity() * 8
-            }
+            Track::Dense { d, .. } => d.0.len() * 4,
         }
     }
 
@@ -330,11 +359,7 @@ impl Sender {
                     d.add(layout, wm, *e);
                 }
                 d.add(layout, wm, ev);
-                self.track = Track::Dense {
-                    wm,
-                    dirty: true,
-                    d: Box::new(d),
-                };
+                self.track = Track::Dense { wm, dirty: true, d };
             }
             Track::Dense { d, .. } => d.add(layout, wm, ev),
         }
@@ -366,12 +391,25 @@ impl Sender {
                 for (wi, w) in layout.windows.iter().enumerate() {
                     let (ob, nb) = (bucket(old, w), bucket(t, w));
                     let steps = (nb - ob).min(w.n);
-                    for k in 1..=steps {
-                        let slot = &mut d.counts[w.offset + ((ob + k) % w.n) as usize];
-                        for (total, x) in d.totals[wi].iter_mut().zip(slot.iter()) {
-                            *total -= u32::from(*x);
+                    if steps == 0 {
+                        continue;
+                    }
+                    // Empty the buckets that leave the window: one division, then the
+                    // ring index wraps by hand.
+                    let mut i = ((ob + 1) % w.n) as usize;
+                    for _ in 0..steps {
+                        let slot = w.offset + i;
+                        for m in [SENT, FIRST_CONTACT, REPEATED] {
+                            let x = d.count(layout, slot, m);
+                            if x > 0 {
+                                d.0[wi * 3 + m] -= u32::from(x);
+                                d.set_count(layout, slot, m, 0);
+                            }
                         }
-                        *slot = [0; 3];
+                        i += 1;
+                        if i == w.n as usize {
+                            i = 0;
+                        }
                     }
                 }
             }
@@ -380,12 +418,12 @@ impl Sender {
 
     /// Whether the sender messaged recipient `r` within the horizon.
     fn knows_recipient(&self, layout: &Layout, r: u32) -> bool {
-        self.knows(layout, r, |e| e.recipient, |d| &d.recipients)
+        self.knows(layout, r, |e| e.recipient, |d| d.recipients(layout))
     }
 
     /// Whether the sender sent content `c` within the horizon.
     fn knows_content(&self, layout: &Layout, c: u32) -> bool {
-        self.knows(layout, c, |e| e.content & FP_MASK, |d| &d.contents)
+        self.knows(layout, c, |e| e.content & FP_MASK, |d| d.contents(layout))
     }
 
     /// Whether `x` was seen within the horizon: among a sparse sender's events (`of`
@@ -395,13 +433,16 @@ impl Sender {
         layout: &Layout,
         x: u32,
         of: impl Fn(&Ev) -> u32,
-        table: impl Fn(&Dense) -> &[(u32, u32)],
+        table: impl Fn(&Dense) -> (&[u32], &[u32]),
     ) -> bool {
         let wm = self.wm();
         match &self.track {
-            Track::Dense { d, .. } => table(d)
-                .iter()
-                .any(|&(y, last)| y == x && recent(last, wm, layout.horizon_s)),
+            Track::Dense { d, .. } => {
+                let (keys, last) = table(d);
+                keys.iter()
+                    .position(|&y| y == x)
+                    .is_some_and(|i| recent(last[i], wm, layout.horizon_s))
+            }
             sparse => sparse
                 .events()
                 .unwrap_or_default()
@@ -434,16 +475,17 @@ impl Sender {
             }
             Track::Dense { d, .. } => {
                 let start = w.start(self.wm());
-                let [sent, first_contact, repeated] = d.totals[wi];
+                let [sent, first_contact, repeated] = d.totals(wi);
                 Counts {
                     sent,
                     first_contact,
                     repeated,
                     distinct_recipients: d
-                        .recipients
+                        .recipients(layout)
+                        .1
                         .iter()
-                        .filter(|&&(_, last)| last >= start)
-                        .count() as u32,
+                        .map(|&last| u32::from(last >= start))
+                        .sum(),
                 }
             }
         }
@@ -466,13 +508,12 @@ impl Sender {
                 // Walk the ring from the oldest bucket in the window, without a division
                 // per step.
                 let first = now.saturating_sub(w.n - 1);
-                let ring = &d.counts[w.offset..w.offset + w.n as usize];
                 let start = (first % w.n) as usize;
-                let len = ring.len();
+                let len = w.n as usize;
                 (0..=(now - first) as usize)
                     .find(|k| {
                         let i = start + k;
-                        ring[if i >= len { i - len } else { i }][SENT] > 0
+                        d.count(layout, w.offset + if i >= len { i - len } else { i }, SENT) > 0
                     })
                     .map(|k| first + k as u32)
             }
@@ -498,13 +539,15 @@ impl Sender {
             }
             Track::Dense { d, .. } => {
                 out.push(1);
-                for b in d.counts.iter() {
-                    for x in b {
-                        out.extend_from_slice(&x.to_le_bytes());
+                for slot in 0..layout.buckets {
+                    for m in [SENT, FIRST_CONTACT, REPEATED] {
+                        out.extend_from_slice(&d.count(layout, slot, m).to_le_bytes());
                     }
                 }
-                out.push(d.recipients.len() as u8);
-                for &(r, last) in d.recipients.iter().chain(d.contents.iter()) {
+                let (rk, rl) = d.recipients(layout);
+                let (ck, cl) = d.contents(layout);
+                out.push(rk.len() as u8);
+                for (r, last) in rk.iter().zip(rl).chain(ck.iter().zip(cl)) {
                     out.extend_from_slice(&r.to_le_bytes());
                     out.extend_from_slice(&last.to_le_bytes());
                 }
@@ -557,15 +600,12 @@ impl Sender {
             }
             1 => {
                 let mut d = Dense::new(layout);
-                for slot in d.counts.iter_mut() {
-                    for x in slot.iter_mut() {
-                        *x = u16_(&mut b)?;
-                    }
-                }
                 for (wi, w) in layout.windows.iter().enumerate() {
-                    for slot in &d.counts[w.offset..w.offset + w.n as usize] {
-                        for (total, x) in d.totals[wi].iter_mut().zip(slot.iter()) {
-                            *total += u32::from(*x);
+                    for slot in w.offset..w.offset + w.n as usize {
+                        for m in [SENT, FIRST_CONTACT, REPEATED] {
+                            let x = u16_(&mut b)?;
+                            d.set_count(layout, slot, m, x);
+                            d.0[wi * 3 + m] += u32::from(x);
                         }
                     }
                 }
@@ -573,16 +613,20 @@ impl Sender {
                 if n > layout.max_recipients {
                     return Err(format!("{n} recipients, at most {}", layout.max_recipients));
                 }
-                for _ in 0..n {
-                    d.recipients.push((u32_(&mut b)?, u32_(&mut b)?));
+                let sl = &layout.slab;
+                d.0[sl.recipients_len] = n as u32;
+                for i in 0..n {
+                    d.0[sl.recipient_keys + i] = u32_(&mut b)?;
+                    d.0[sl.recipient_last + i] = u32_(&mut b)?;
                 }
-                for c in d.contents.iter_mut() {
-                    *c = (u32_(&mut b)?, u32_(&mut b)?);
+                for i in 0..CONTENTS {
+                    d.0[sl.content_keys + i] = u32_(&mut b)?;
+                    d.0[sl.content_last + i] = u32_(&mut b)?;
                 }
                 Track::Dense {
                     wm,
                     dirty: false,
-                    d: Box::new(d),
+                    d,
                 }
             }
             tag => return Err(format!("unknown representation {tag}")),
@@ -596,12 +640,47 @@ impl Sender {
 
 impl Dense {
     fn new(layout: &Layout) -> Self {
-        Dense {
-            counts: vec![[0u16; 3]; layout.buckets].into_boxed_slice(),
-            totals: vec![[0u32; 3]; layout.windows.len()].into_boxed_slice(),
-            recipients: Vec::new(),
-            contents: [(EMPTY, 0); CONTENTS],
-        }
+        let sl = &layout.slab;
+        let mut words = vec![0u32; sl.words].into_boxed_slice();
+        words[sl.content_keys..sl.content_keys + CONTENTS].fill(EMPTY);
+        Dense(words)
+    }
+
+    /// Window `wi`'s running totals.
+    fn totals(&self, wi: usize) -> [u32; 3] {
+        [self.0[wi * 3], self.0[wi * 3 + 1], self.0[wi * 3 + 2]]
+    }
+
+    /// Count `m` of ring bucket `slot` (over all windows' rings).
+    fn count(&self, layout: &Layout, slot: usize, m: usize) -> u16 {
+        let i = slot * 3 + m;
+        (self.0[layout.slab.counts + i / 2] >> ((i & 1) * 16)) as u16
+    }
+
+    fn set_count(&mut self, layout: &Layout, slot: usize, m: usize, x: u16) {
+        let i = slot * 3 + m;
+        let shift = (i & 1) * 16;
+        let w = &mut self.0[layout.slab.counts + i / 2];
+        *w = (*w & !(0xFFFF << shift)) | (u32::from(x) << shift);
+    }
+
+    /// The recipient table: recipients and when each was last messaged.
+    fn recipients(&self, layout: &Layout) -> (&[u32], &[u32]) {
+        let sl = &layout.slab;
+        let n = self.0[sl.recipients_len] as usize;
+        (
+            &self.0[sl.recipient_keys..][..n],
+            &self.0[sl.recipient_last..][..n],
+        )
+    }
+
+    /// The content table: fingerprints (`EMPTY` = free) and when each was last sent.
+    fn contents(&self, layout: &Layout) -> (&[u32], &[u32]) {
+        let sl = &layout.slab;
+        (
+            &self.0[sl.content_keys..][..CONTENTS],
+            &self.0[sl.content_last..][..CONTENTS],
+        )
     }
 
     /// Adds one event (already flagged) at `e.t <= wm`.
@@ -611,40 +690,57 @@ impl Dense {
             if e.t < w.start(wm) {
                 continue;
             }
-            let slot = &mut self.counts[w.offset + (bucket(e.t, w) % w.n) as usize];
+            let slot = w.offset + (bucket(e.t, w) % w.n) as usize;
             for m in [SENT, FIRST_CONTACT, REPEATED] {
-                if flags[m] && slot[m] < u16::MAX {
-                    slot[m] += 1;
-                    self.totals[wi][m] += 1;
+                let x = self.count(layout, slot, m);
+                if flags[m] && x < u16::MAX {
+                    self.set_count(layout, slot, m, x + 1);
+                    self.0[wi * 3 + m] += 1;
                 }
             }
         }
-        remember(
-            &mut self.recipients,
+        let sl = &layout.slab;
+        let n = self.0[sl.recipients_len] as usize;
+        let (keys, rest) = self.0[sl.recipient_keys..].split_at_mut(layout.max_recipients);
+        let added = remember(
+            &mut keys[..n],
+            &mut rest[..n],
             layout.max_recipients,
             e.recipient,
             e.t,
         );
+        if added {
+            keys[n] = e.recipient;
+            rest[n] = e.t;
+            self.0[sl.recipients_len] += 1;
+        }
         let c = e.content & FP_MASK;
-        if let Some(slot) = self.contents.iter_mut().find(|(x, _)| *x == c) {
-            slot.1 = slot.1.max(e.t);
-        } else if let Some(slot) = self.contents.iter_mut().find(|(x, _)| *x == EMPTY) {
-            *slot = (c, e.t);
-        } else if let Some(slot) = self.contents.iter_mut().min_by_key(|(_, last)| *last) {
-            *slot = (c, e.t);
+        let (keys, rest) = self.0[sl.content_keys..].split_at_mut(CONTENTS);
+        let last = &mut rest[..CONTENTS];
+        if let Some(i) = keys.iter().position(|x| *x == c) {
+            last[i] = last[i].max(e.t);
+        } else if let Some(i) = keys.iter().position(|x| *x == EMPTY) {
+            (keys[i], last[i]) = (c, e.t);
+        } else if let Some(i) = (0..CONTENTS).min_by_key(|&i| last[i]) {
+            (keys[i], last[i]) = (c, e.t);
         }
     }
 }
 
-/// Notes `key` seen at `t` in a table of at most `cap` entries; a full table forgets its
-/// least recently seen entry.
-fn remember(table: &mut Vec<(u32, u32)>, cap: usize, key: u32, t: u32) {
-    if let Some(slot) = table.iter_mut().find(|(x, _)| *x == key) {
-        slot.1 = slot.1.max(t);
-    } else if table.len() < cap {
-        table.push((key, t));
-    } else if let Some(slot) = table.iter_mut().min_by_key(|(_, last)| *last) {
-        *slot = (key, t);
+/// Notes `key` seen at `t` in a table (`keys`, `last` seen) of at most `cap` entries: a
+/// full table forgets its least recently seen entry. Returns `true` when `key` is new
+/// and the table has room: the caller appends it.
+fn remember(keys: &mut [u32], last: &mut [u32], cap: usize, key: u32, t: u32) -> bool {
+    if let Some(i) = keys.iter().position(|x| *x == key) {
+        last[i] = last[i].max(t);
+        false
+    } else if keys.len() < cap {
+        true
+    } else {
+        if let Some(i) = (0..keys.len()).min_by_key(|&i| last[i]) {
+            (keys[i], last[i]) = (key, t);
+        }
+        false
     }
 }
 
@@ -753,7 +849,7 @@ mod tests {
         s.track = Track::Dense {
             wm: first_t,
             dirty: true,
-            d: Box::new(Dense::new(&layout())),
+            d: Dense::new(&layout()),
         };
         s
     }
