@@ -662,24 +662,20 @@ impl StatefulOperator for VelocityOperator {
                 continue;
             }
             let window = &cfg.windows[r.window].name;
-            let evidence = match rule.metric {
-                Metric::FirstContactShare => format!(
-                    "{}={value:.2} of {} messages in {window}",
-                    rule.metric.name(),
-                    c.sent
-                ),
-                // Counts are whole numbers, written without the formatting machinery
-                // (which cost more than the rest of the operator on a busy sender).
-                _ => {
-                    let mut e = String::with_capacity(40);
-                    e.push_str(rule.metric.name());
-                    e.push('=');
-                    push_number(&mut e, value as u64);
-                    e.push_str(" in ");
-                    e.push_str(window);
-                    e
-                }
-            };
+            // Whole numbers (a share as its two counts), written without the formatting
+            // machinery, which cost more than the rest of the operator on a busy sender.
+            let mut evidence = String::with_capacity(40);
+            evidence.push_str(rule.metric.name());
+            evidence.push('=');
+            if rule.metric == Metric::FirstContactShare {
+                push_number(&mut evidence, u64::from(c.first_contact));
+                evidence.push('/');
+                push_number(&mut evidence, u64::from(c.sent));
+            } else {
+                push_number(&mut evidence, value as u64);
+            }
+            evidence.push_str(" in ");
+            evidence.push_str(window);
             out.push(Signal {
                 hint: r.hint,
                 retry_after_ms: (r.hint == ActionHint::Throttle)
