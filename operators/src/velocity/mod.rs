@@ -213,7 +213,10 @@ pub struct VelocityConfig {
     pub max_future_secs: u32,
     /// Recipients remembered per heavy sender (distinct counts saturate here).
     pub max_recipients: usize,
-    /// Event-time period of the idle-sender sweep.
+    /// Event-time period of the idle-sender sweep. A sweep visits every sender of the
+    /// partition, so its cost per event is senders / (events per second x period); idle
+    /// senders stay up to one period past the horizon (10 minutes on 24 hours: under 1 %
+    /// more memory).
     pub sweep_every_secs: u32,
     /// The rules.
     pub rules: Vec<VelocityRule>,
@@ -238,7 +241,7 @@ impl Default for VelocityConfig {
             allowed_lateness_secs: 300,
             max_future_secs: 300,
             max_recipients: 32,
-            sweep_every_secs: 60,
+            sweep_every_secs: 600,
             rules: vec![
                 VelocityRule {
                     // 1일 500건: a subscriber line may send at most 500 messages a day.
