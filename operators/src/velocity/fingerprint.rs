@@ -101,37 +101,35 @@ fn mix(h: u64, unit: u32) -> u64 {
 }
 
 /// FNV-1a over groups of three 21-bit units (code points and markers are below 2^21):
-/// one multiplication per three characters.
+/// one multiplication per three characters. The units wait in `buf` above a marker bit
+/// that tells how many there are (the third push moves it to bit 63).
 #[derive(Clone, Copy)]
 struct Units {
     h: u64,
     buf: u64,
-    n: u32,
 }
 
 impl Units {
     fn new() -> Self {
         Units {
             h: FNV_OFFSET,
-            buf: 0,
-            n: 0,
+            buf: 1,
         }
     }
 
     #[inline]
     fn push(&mut self, unit: u32) {
         self.buf = (self.buf << 21) | u64::from(unit);
-        self.n += 1;
-        if self.n == 3 {
-            self.h = (self.h ^ self.buf).wrapping_mul(FNV_PRIME);
-            self.buf = 0;
-            self.n = 0;
+        if self.buf >> 63 != 0 {
+            self.h = (self.h ^ (self.buf & !(1 << 63))).wrapping_mul(FNV_PRIME);
+            self.buf = 1;
         }
     }
 
     fn finish(self) -> u64 {
-        let h = (self.h ^ self.buf).wrapping_mul(FNV_PRIME);
-        mix(h, self.n)
+        let marker = 63 - self.buf.leading_zeros();
+        let h = (self.h ^ (self.buf & !(1 << marker))).wrapping_mul(FNV_PRIME);
+        mix(h, marker / 21)
     }
 }
 
@@ -165,21 +163,28 @@ fn classify(c: char) -> Class {
     }
 }
 
+/// In a token: a character that is not a Hangul syllable was read.
+const NOT_HANGUL: u8 = 1;
+/// In a token: a `.` or `:` was read (it may be a URL).
+const DOTTED: u8 = 2;
+
 /// The masked fingerprint of `text`.
 ///
 /// One pass over the bytes: each token (between ASCII whitespace) is hashed as it is
 /// read; when it turns out to be a URL or a name, its contribution is taken back and the
 /// mask goes in instead. A name followed by an honorific token (`홍길동 고객님`) is
-/// taken back when the next token starts.
+/// taken back when the next token starts. Hangul syllables and ASCII, nearly all of a
+/// Korean message, each take one short path; the state of a token is a few integers.
 pub fn fingerprint(text: &str) -> Fingerprint {
     let b = text.as_bytes();
+    let n = b.len();
     let mut h = Units::new();
     let mut letters = 0u32;
     let mut contact = false;
     // A 2-4 syllable Hangul token just read: the state before it.
     let mut pending: Option<(Units, u32)> = None;
     let mut i = 0;
-    while i < b.len() {
+    while i < n {
         if b[i].is_ascii_whitespace() {
             i += 1;
             continue;
@@ -199,45 +204,53 @@ pub fn fingerprint(text: &str) -> Fingerprint {
         let saved = (h, letters);
         let mut in_digits = false;
         let mut digits = 0u32;
-        let mut chars = 0usize;
-        let mut all_hangul = true;
-        let mut dotted = false;
-        while i < b.len() && !b[i].is_ascii_whitespace() {
+        let mut flags = 0u8;
+        while i < n {
             let x = b[i];
-            let class = if x < 0x80 {
-                i += 1;
-                all_hangul = false;
-                dotted |= x == b'.' || x == b':';
-                if x.is_ascii_digit() {
-                    Class::Digit
-                } else if x.is_ascii_alphabetic() {
-                    Class::Letter(u32::from(x.to_ascii_lowercase()))
-                } else {
-                    Class::Other
+            if x < 0x80 {
+                if x.is_ascii_whitespace() {
+                    break;
                 }
-            } else if (0xE0..0xF0).contains(&x) {
-                // Three bytes (all of Hangul): decode by hand.
+                i += 1;
+                flags |= NOT_HANGUL;
+                if x.is_ascii_digit() {
+                    if !in_digits {
+                        h.push(MASK_DIGITS);
+                        in_digits = true;
+                    }
+                    digits += 1;
+                } else if x.is_ascii_alphabetic() {
+                    in_digits = false;
+                    letters += 1;
+                    h.push(u32::from(x | 0x20));
+                } else if x == b'.' || x == b':' {
+                    flags |= DOTTED;
+                }
+                // Other punctuation is dropped; it does not end a digit run, so
+                // `010-1234-5678` is one `#`.
+                continue;
+            }
+            if (0xEA..=0xED).contains(&x) {
+                // Three bytes (Hangul syllables are U+AC00..=U+D7A3): decode by hand.
                 let c = (u32::from(x & 0x0F) << 12)
                     | (u32::from(b[i + 1] & 0x3F) << 6)
                     | u32::from(b[i + 2] & 0x3F);
-                i += 3;
                 if (0xAC00..=0xD7A3).contains(&c) {
-                    Class::Letter(c)
-                } else {
-                    all_hangul = false;
-                    if (0x3131..=0x318E).contains(&c) {
-                        Class::Letter(c)
-                    } else {
-                        char::from_u32(c).map_or(Class::Other, classify)
-                    }
+                    i += 3;
+                    in_digits = false;
+                    letters += 1;
+                    h.push(c);
+                    continue;
                 }
+            }
+            flags |= NOT_HANGUL;
+            let c = text[i..].chars().next().unwrap_or(' ');
+            i += c.len_utf8();
+            let class = if ('\u{3131}'..='\u{318E}').contains(&c) {
+                Class::Letter(u32::from(c))
             } else {
-                let c = text[i..].chars().next().unwrap_or(' ');
-                i += c.len_utf8().max(1);
-                all_hangul = false;
                 classify(c)
             };
-            chars += 1;
             match class {
                 Class::Digit => {
                     if !in_digits {
@@ -258,13 +271,12 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                         h.push(u32::from(l));
                     }
                 }
-                // Punctuation, symbols and emoji are dropped; they do not end a digit
-                // run, so `010-1234-5678` is one `#`.
+                // Punctuation, symbols and emoji are dropped (and keep a digit run).
                 Class::Other => {}
             }
         }
         let token = &text[start..i];
-        if dotted && is_url(token) {
+        if flags & DOTTED != 0 && is_url(token) {
             (h, letters) = saved;
             h.push(MASK_URL);
             contact = true;
@@ -275,7 +287,8 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             h.push(MASK_NAME);
             continue;
         }
-        if all_hangul && (2..=4).contains(&chars) {
+        // 2 to 4 syllables of 3 bytes each.
+        if flags & NOT_HANGUL == 0 && (6..=12).contains(&token.len()) {
             pending = Some(saved);
         }
         contact |= digits >= 7;
@@ -434,6 +447,21 @@ mod tests {
         assert_eq!(
             fingerprint("홍길동 고객님 안녕하세요").hash,
             fingerprint("이영희 고객님 안녕하세요").hash
+        );
+    }
+
+    #[test]
+    fn fingerprints_are_stable_across_versions() {
+        // Stored in the changelog (campaign keys, senders' recent contents): these values
+        // must not change from one build to the next.
+        assert_eq!(
+            fingerprint("급등주 무료 리딩방 오픈 선착순 30명 open.kakao.com/o/abc").hash,
+            0x101c_55ec_c331_a013
+        );
+        assert_eq!(fingerprint("abcd").hash, 0x155c_f413_63ad_62b9);
+        assert_eq!(
+            fingerprint("홍길동 고객님 안녕하세요 Ｃａｓｉｎｏ İ ß 😀").hash,
+            0x224e_2713_75ca_e767
         );
     }
 
