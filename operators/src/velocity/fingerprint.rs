@@ -308,6 +308,49 @@ pub fn fingerprint(text: &str) -> Fingerprint {
 /// Anything else (alphanumeric sender ids, garbage) is the FNV hash of its upper-cased
 /// letters and digits, tagged so that it never equals a number's key.
 pub fn address_key(raw: &str) -> u64 {
+    number_key(raw.as_bytes()).unwrap_or_else(|| any_address_key(raw))
+}
+
+/// [`address_key`] of a plain number (digits with `+`, spaces, `-`, `(`, `)` or `.`) in
+/// one pass over its bytes; `None` for anything else, which [`any_address_key`] reads.
+fn number_key(raw: &[u8]) -> Option<u64> {
+    let mut all = 0u128;
+    let mut n = 0u32;
+    let mut first = [0u8; 2];
+    // `+` first (after spaces, which are trimmed): an international number.
+    let plus = raw.iter().find(|b| **b != b' ') == Some(&b'+');
+    for &c in raw {
+        match c {
+            b'0'..=b'9' => {
+                if n == 24 {
+                    return None;
+                }
+                if n < 2 {
+                    first[n as usize] = c - b'0';
+                }
+                all = all * 10 + u128::from(c - b'0');
+                n += 1;
+            }
+            b' ' | b'+' | b'-' | b'(' | b')' | b'.' => {}
+            _ => return None,
+        }
+    }
+    // Leading zeros add nothing to the value, so the international prefix (`00`) and the
+    // trunk prefix (`0`, replaced by 82) are handled on the length.
+    let (kind, len, value) = if plus {
+        (0u64, n, all)
+    } else if n >= 2 && first == [0, 0] {
+        (0, n - 2, all)
+    } else if n >= 1 && first[0] == 0 {
+        (0, n + 1, 82 * 10u128.pow(n - 1) + all)
+    } else {
+        (1, n, all)
+    };
+    (len > 0 && len <= 17).then(|| (kind << 62) | (u64::from(len) << 57) | value as u64)
+}
+
+/// [`address_key`] of anything: numbers in any layout, alphanumeric sender ids, garbage.
+fn any_address_key(raw: &str) -> u64 {
     let t = raw.trim();
     let numberish = !t.is_empty()
         && t.bytes()
@@ -524,6 +567,18 @@ mod tests {
                 text.push_str(seps[k]);
             }
             prop_assert_eq!(fingerprint(&text), reference(&text), "{:?}", text);
+        }
+
+        #[test]
+        fn the_one_pass_number_key_equals_the_general_one(
+            s in prop_oneof![
+                "[ +().0-9-]{0,30}",
+                " {0,2}[+]?[0-9]{0,3}[ -]?[0-9]{0,4}[ -]?[0-9]{0,4} {0,2}",
+                "00[0-9]{0,20}",
+                "0[0-9]{0,18}",
+            ],
+        ) {
+            prop_assert_eq!(address_key(&s), any_address_key(&s), "{:?}", s);
         }
 
         #[test]
