@@ -636,9 +636,9 @@ impl StatefulOperator for VelocityOperator {
         if new || !s.dirty() {
             p.dirty.push(key);
         }
-        // The sender's state is most likely not in the cache: start loading it, then
-        // compute the fingerprint while it comes.
-        std::hint::black_box(s.warm());
+        // The sender's state is most likely not in the cache: have it loaded while the
+        // fingerprint is computed.
+        s.prefetch();
         let fp = if sh.fingerprinted[usize::from(bulk)] {
             fingerprint(&ev.text)
         } else {

@@ -21,6 +21,8 @@
 //! and an 8-entry content table, a few hundred bytes however many messages it sends. All
 //! give the same numbers for the same events (a property test checks it).
 
+use prefetch_index::prefetch_index;
+
 use super::fingerprint::fold32;
 
 /// Events kept inside the map entry.
@@ -304,15 +306,18 @@ impl Sender {
         }
     }
 
-    /// Reads one word of every cache line of the sender's heap state and returns their
-    /// sum (give it to `std::hint::black_box`): the loads are then under way while the
-    /// caller computes something else (the content fingerprint), instead of stalling
-    /// [`Sender::record`] one cache miss after another.
-    pub fn warm(&self) -> u32 {
+    /// Prefetches the sender's heap state (every cache line of a dense sender's, the log
+    /// of a sparse one) so that [`Sender::record`] does not wait for it one cache miss
+    /// after another.
+    pub fn prefetch(&self) {
         match &self.track {
-            Track::Inline { .. } => 0,
-            Track::Log { ev, .. } => ev.first().map_or(0, |e| e.t),
-            Track::Dense { d, .. } => d.0.iter().step_by(16).fold(0, |a, x| a ^ x),
+            Track::Inline { .. } => {}
+            Track::Log { ev, .. } => prefetch_index(ev, 0),
+            Track::Dense { d, .. } => {
+                for i in (0..d.0.len()).step_by(16) {
+                    prefetch_index(&d.0, i);
+                }
+            }
         }
     }
 
