@@ -314,7 +314,7 @@ pub fn address_key(raw: &str) -> u64 {
 /// [`address_key`] of a plain number (digits with `+`, spaces, `-`, `(`, `)` or `.`) in
 /// one pass over its bytes; `None` for anything else, which [`any_address_key`] reads.
 fn number_key(raw: &[u8]) -> Option<u64> {
-    let mut all = 0u128;
+    let mut all = 0u64;
     let mut n = 0u32;
     let mut first = [0u8; 2];
     // `+` first (after spaces, which are trimmed): an international number.
@@ -322,13 +322,15 @@ fn number_key(raw: &[u8]) -> Option<u64> {
     for &c in raw {
         match c {
             b'0'..=b'9' => {
-                if n == 24 {
+                // Twenty digits or more never make a key (at most 17 after the
+                // prefixes): the general path hashes them.
+                if n == 19 {
                     return None;
                 }
                 if n < 2 {
                     first[n as usize] = c - b'0';
                 }
-                all = all * 10 + u128::from(c - b'0');
+                all = all * 10 + u64::from(c - b'0');
                 n += 1;
             }
             b' ' | b'+' | b'-' | b'(' | b')' | b'.' => {}
@@ -337,16 +339,19 @@ fn number_key(raw: &[u8]) -> Option<u64> {
     }
     // Leading zeros add nothing to the value, so the international prefix (`00`) and the
     // trunk prefix (`0`, replaced by 82) are handled on the length.
-    let (kind, len, value) = if plus {
-        (0u64, n, all)
+    let (kind, len, prefix) = if plus {
+        (0u64, n, 0)
     } else if n >= 2 && first == [0, 0] {
-        (0, n - 2, all)
+        (0, n - 2, 0)
     } else if n >= 1 && first[0] == 0 {
-        (0, n + 1, 82 * 10u128.pow(n - 1) + all)
+        (0, n + 1, 82)
     } else {
-        (1, n, all)
+        (1, n, 0)
     };
-    (len > 0 && len <= 17).then(|| (kind << 62) | (u64::from(len) << 57) | value as u64)
+    (len > 0 && len <= 17).then(|| {
+        let value = prefix * 10u64.pow(len.saturating_sub(2)) + all;
+        (kind << 62) | (u64::from(len) << 57) | value
+    })
 }
 
 /// [`address_key`] of anything: numbers in any layout, alphanumeric sender ids, garbage.
