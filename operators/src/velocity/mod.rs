@@ -32,6 +32,7 @@
 pub mod campaign;
 pub mod fingerprint;
 pub mod sender;
+pub mod table;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -47,6 +48,7 @@ use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOpera
 use campaign::{Campaign, CampaignTable, Seen};
 use fingerprint::{address_key, fingerprint, fold32, Fingerprint};
 use sender::{Counts, Layout, Sender};
+use table::SenderTable;
 
 /// Most windows a configuration may have.
 pub const MAX_WINDOWS: usize = 8;
@@ -431,7 +433,7 @@ struct Shared {
 struct Part {
     clock: PartitionClock,
     clock_dirty: bool,
-    senders: HashMap<u64, Sender, FixedState>,
+    senders: SenderTable,
     dirty: Vec<u64>,
     campaigns: CampaignTable,
     next_sweep: u32,
@@ -518,6 +520,9 @@ fn next_sweep(now: u32, every: u32) -> u32 {
         .saturating_mul(every.max(1))
 }
 
+/// Sender tables of up to this many slots (640 KiB) are taken to stay in the cache.
+const CACHED_SLOTS: usize = 16_384;
+
 const SENDER: u8 = b's';
 const CAMPAIGN: u8 = b'c';
 
@@ -545,11 +550,8 @@ impl VelocityOperator {
         let mut f = Footprint::default();
         for p in self.parts.values() {
             f.senders += p.senders.len();
-            // hashbrown: one control byte per slot plus the entry; capacity() is 7/8 of
-            // the slots.
-            let slots = (p.senders.capacity() * 8).div_ceil(7);
-            f.bytes += slots * (std::mem::size_of::<(u64, Sender)>() + 1);
-            for s in p.senders.values() {
+            f.bytes += p.senders.slots() * std::mem::size_of::<(u64, Sender)>();
+            for (_, s) in p.senders.iter() {
                 f.dense += usize::from(s.is_dense());
                 f.bytes += s.heap_bytes();
             }
@@ -564,7 +566,7 @@ impl VelocityOperator {
         p.senders.retain(|k, s| {
             let keep = !s.idle(layout, now);
             if !keep {
-                dirty.push(*k);
+                dirty.push(k);
             }
             keep
         });
@@ -628,28 +630,47 @@ impl StatefulOperator for VelocityOperator {
         }
         let t = secs(time_ms);
         let key = address_key(&ev.sender);
-        let mut new = false;
-        let s = p.senders.entry(key).or_insert_with(|| {
-            new = true;
-            Sender::new(t)
-        });
-        if new || !s.dirty() {
-            p.dirty.push(key);
+        // Have the sender's state loaded while the text is fingerprinted. A small table
+        // stays in the cache: the sender is looked up at once and its heap state
+        // prefetched. In a large one the slot itself is the likely cache miss: it is
+        // prefetched, and the heap state once the slot is there.
+        let small = p.senders.slots() <= CACHED_SLOTS;
+        if small {
+            if let Some(s) = p.senders.get(key) {
+                s.prefetch();
+            }
+        } else {
+            p.senders.prefetch(key);
         }
-        // The sender's state is most likely not in the cache: have it loaded while the
-        // fingerprint is computed.
-        s.prefetch();
+        let recipient = fold32(address_key(&ev.recipient));
         let fp = if sh.fingerprinted[usize::from(bulk)] {
             fingerprint(&ev.text)
         } else {
             Fingerprint::NONE
         };
-        let (_, late) = s.record(
-            layout,
-            t,
-            fold32(address_key(&ev.recipient)),
-            fold32(fp.hash),
-        );
+        let (s, new) = p.senders.get_or_insert_with(key, || Sender::new(t));
+        if !small {
+            s.prefetch();
+        }
+        let cc = &cfg.campaign;
+        let campaign = (cc.enabled
+            && cc.applies_to.covers(bulk)
+            && fp.letters >= cc.min_letters
+            && (fp.contact || !cc.require_contact))
+            .then(|| {
+                p.campaigns.observe(
+                    fp.hash,
+                    fold32(key),
+                    now,
+                    cc.window_secs,
+                    cc.min_senders,
+                    cc.max_fingerprints,
+                )
+            });
+        if new || !s.dirty() {
+            p.dirty.push(key);
+        }
+        let (_, late) = s.record(layout, t, recipient, fold32(fp.hash));
         if late {
             sh.stats.late.fetch_add(1, Relaxed);
         }
@@ -687,20 +708,8 @@ impl StatefulOperator for VelocityOperator {
                 ..Signal::new("velocity", r.code, "velocity", rule.score)
             });
         }
-        let cc = &cfg.campaign;
-        if cc.enabled
-            && cc.applies_to.covers(bulk)
-            && fp.letters >= cc.min_letters
-            && (fp.contact || !cc.require_contact)
-        {
-            match p.campaigns.observe(
-                fp.hash,
-                fold32(key),
-                now,
-                cc.window_secs,
-                cc.min_senders,
-                cc.max_fingerprints,
-            ) {
+        if let Some(seen) = campaign {
+            match seen {
                 Seen::Senders(n) if n >= cc.min_senders => out.push(Signal {
                     evidence: Some({
                         let mut e = String::with_capacity(56);
@@ -756,7 +765,7 @@ impl StatefulOperator for VelocityOperator {
                 let id = u64::from_be_bytes(k.try_into().unwrap_or_default());
                 match (*kind, value) {
                     (SENDER, None) => {
-                        p.senders.remove(&id);
+                        p.senders.remove(id);
                     }
                     (SENDER, Some(v)) => {
                         let s = Sender::decode(&self.shared.layout, v).map_err(err)?;
@@ -793,7 +802,7 @@ impl StatefulOperator for VelocityOperator {
             &mut p.dirty,
             out,
             |k| state_key(SENDER, *k),
-            |k| match senders.get_mut(k) {
+            |k| match senders.get_mut(*k) {
                 Some(s) if s.dirty() => {
                     s.set_dirty(false);
                     let mut v = Vec::with_capacity(64);
