@@ -12,7 +12,7 @@ use spamflow_operators::velocity::{
 };
 use spamflow_operators::{
     ActionHint, Chain, ChainBuilder, EventCtx, OperatorWorker, PolicyConfig, Signal,
-    StatelessOperator,
+    StatefulOperator, StatelessOperator,
 };
 use spamflow_schemas::{Action, MessageKind, Origin, Relay, Route, SubmissionEvent, Verdict};
 
@@ -592,4 +592,24 @@ fn velocity_rules_are_config_not_code() {
     let errs = bad.validate();
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].0, "rules[0].window");
+}
+
+#[test]
+fn bad_changelog_records_are_refused_with_the_key_and_the_reason() {
+    let vf = VelocityFactory::new(
+        VelocityConfig::default(),
+        Arc::new(VelocityStats::default()),
+    );
+    let mut v = vf.build();
+    v.assigned(0);
+    let zero = [b's', 0, 0, 0, 0, 0, 0, 0, 0];
+    let e = v.restore(0, &zero, Some(&[1, 2, 3])).unwrap_err();
+    assert!(e.detail.contains("key 0"), "{e}");
+    let e = v
+        .restore(0, &[b's', 0, 0, 0, 0, 0, 0, 0, 7], Some(&[1]))
+        .unwrap_err();
+    assert!(e.detail.contains("truncated"), "{e}");
+    assert!(v.restore(0, b"zz", None).is_err(), "unknown key");
+    // Nothing was kept from the refused records.
+    assert_eq!(v.footprint().senders, 0);
 }

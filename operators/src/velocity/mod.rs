@@ -767,6 +767,10 @@ impl StatefulOperator for VelocityOperator {
                     (SENDER, None) => {
                         p.senders.remove(id);
                     }
+                    (SENDER, _) if id == 0 => {
+                        // No address has key 0 (it marks a free slot of the table).
+                        return Err(err("sender key 0 is not an address key".into()));
+                    }
                     (SENDER, Some(v)) => {
                         let s = Sender::decode(&self.shared.layout, v).map_err(err)?;
                         p.senders.insert(id, s);
