@@ -52,6 +52,10 @@ struct Args {
     /// Only this stage (baseline, velocity, throttle, both), one thread (for profiling).
     #[arg(long)]
     stage: Option<String>,
+    /// Only the restore measurement (run with `--brokers` once the broker is up, so that
+    /// the broker's JVM does not share the cores with the per-event measurements).
+    #[arg(long)]
+    restore_only: bool,
     /// Runs per figure (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -239,6 +243,10 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() {
     let args = Args::parse();
+    if args.restore_only {
+        restore(&args);
+        return;
+    }
     if !args.stages_only {
         memory();
     }
