@@ -3,11 +3,12 @@
 //! - [`sender`]: one sender's windows (sparse for typical senders, dense and bounded for
 //!   heavy ones) and their exact semantics.
 //! - [`campaign`]: one masked text from many senders (snowshoe spam from SIM farms).
-//! - [`fingerprint`]: masked content fingerprints and stable address keys.
+//! - [`fingerprint`](mod@fingerprint): masked content fingerprints and stable address keys.
+//! - [`table`]: a partition's senders, in a table whose slots can be prefetched.
 //!
 //! Input is keyed by sender, so a sender's whole state is in one partition and one
-//! worker owns it: each partition's state is a plain `HashMap` owned by the worker
-//! thread, with no locking (the `velocity` bench compares it with a `DashMap`).
+//! worker owns it: each partition's senders are in a table owned by the worker thread,
+//! with no locking (the state bench compares it with a `HashMap` and a `DashMap`).
 //!
 //! Time is the partition's event-time clock ([`crate::eventtime`]). Per event:
 //! 1. the clock observes `submitted_at`: an event more than `max_future_secs` ahead is
