@@ -390,7 +390,11 @@ fn memory() {
     );
 }
 
-/// The per-partition HashMap the operator uses, against a DashMap, for the same updates.
+/// A timed run of sender updates.
+type Run<'a> = dyn Fn(&[(u64, u32)]) -> Duration + Sync + 'a;
+
+/// The operator's per-partition sender table, a `HashMap` and a `DashMap`, for the same
+/// updates.
 fn maps(n: usize) {
     let layout = Layout::new(&[(10, 6), (300, 12), (3600, 24)], 32, 300);
     let mut rng = Rng(99);
@@ -442,7 +446,7 @@ fn maps(n: usize) {
     let halves: Vec<Vec<(u64, u32)>> = (0..2)
         .map(|w| keys.iter().filter(|(k, _)| k % 2 == w).copied().collect())
         .collect();
-    let own = |run: &(dyn Fn(&[(u64, u32)]) -> Duration + Sync)| {
+    let own = |run: &Run| {
         median(
             (0..3)
                 .map(|_| {
