@@ -354,8 +354,9 @@ impl Ratio {
         let mut r = Ratio::new(head);
         for slot in ring.iter_mut() {
             *slot = [word()?, word()?];
-            r.totals[0] += slot[0];
-            r.totals[1] += slot[1];
+            for (total, x) in r.totals.iter_mut().zip(*slot) {
+                *total = total.checked_add(x).ok_or("bucket counts overflow")?;
+            }
         }
         Ok(r)
     }
@@ -989,5 +990,11 @@ mod tests {
         assert!(Ratio::decode(&mut b, &mut [[0; 2]; 12])
             .unwrap_err()
             .contains("configuration"));
+        // Garbage counts that do not add up are refused, never wrapped or a panic.
+        let mut garbage = Vec::new();
+        Ratio::new(5).encode(&[[u32::MAX, 0], [1, 0]], &mut garbage);
+        assert!(Ratio::decode(&mut &garbage[..], &mut [[0; 2]; 2])
+            .unwrap_err()
+            .contains("overflow"));
     }
 }
