@@ -41,6 +41,7 @@ use governor::nanos::Nanos;
 use governor::state::{NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
 use hashbrown::HashTable;
+use prefetch_index::prefetch_index;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spamflow_schemas::{Action, Verdict};
@@ -489,6 +490,13 @@ impl Table {
             .copied()
     }
 
+    /// Prefetches the ratio ring of entry `id`.
+    fn prefetch_ring(&self, id: u32) {
+        let first = id as usize * self.buckets;
+        prefetch_index(&self.rings, first);
+        prefetch_index(&self.rings, first + self.buckets - 1);
+    }
+
     fn ring(&self, id: u32) -> &Ring {
         &self.rings[id as usize * self.buckets..][..self.buckets]
     }
@@ -752,6 +760,17 @@ impl StatefulOperator for ThrottleOperator {
             p.inspected = Some(found);
             return;
         };
+        // The reseller and the first-sender code first (read-only: only a change of
+        // state marks a key for the changelog), their ratio rings prefetched: those
+        // cache misses then overlap the relay's quota work.
+        for (kind, name) in [(1, &relay.reseller), (2, &relay.first_sender_code)] {
+            if let Some(name) = name {
+                found.ids[kind] = p.tables[kind].find(name.as_bytes());
+                if let Some(id) = found.ids[kind] {
+                    p.tables[kind].prefetch_ring(id);
+                }
+            }
+        }
         if let Some(op) = relay.operator.as_deref() {
             found.ids[0] = p.find_or_insert(cfg, &sh.stats, 0, op.as_bytes(), now_b);
             if let Some(id) = found.ids[0] {
@@ -791,24 +810,15 @@ impl StatefulOperator for ThrottleOperator {
                 }
             }
         }
-        for (kind, name, rs, code) in [
-            (
-                1,
-                relay.reseller.as_deref(),
-                &cfg.reseller,
-                "throttle.reseller_spam_ratio",
-            ),
+        for (kind, rs, code) in [
+            (1, &cfg.reseller, "throttle.reseller_spam_ratio"),
             (
                 2,
-                relay.first_sender_code.as_deref(),
                 &cfg.first_sender_code,
                 "throttle.first_sender_code_spam_ratio",
             ),
         ] {
-            let Some(name) = name else { continue };
-            // Read-only: only a change of state marks a key for the changelog.
             let table = &p.tables[kind];
-            found.ids[kind] = table.find(name.as_bytes());
             let Some(id) = found.ids[kind] else { continue };
             if rs.score == 0 {
                 continue;
