@@ -718,28 +718,24 @@ impl Dense {
         }
         let sl = &layout.slab;
         let n = self.0[sl.recipients_len] as usize;
-        let (keys, rest) = self.0[sl.recipient_keys..].split_at_mut(layout.max_recipients);
-        let added = remember(
+        let (keys, last) = self.0[sl.recipient_keys..].split_at_mut(layout.max_recipients);
+        if remember(
             &mut keys[..n],
-            &mut rest[..n],
+            &mut last[..n],
             layout.max_recipients,
             e.recipient,
             e.t,
-        );
-        if added {
-            keys[n] = e.recipient;
-            rest[n] = e.t;
+        ) {
+            (keys[n], last[n]) = (e.recipient, e.t);
             self.0[sl.recipients_len] += 1;
         }
+        // The content table fills from the front and never frees a slot: its entries are
+        // the ones before the first `EMPTY`.
         let c = e.content & FP_MASK;
-        let (keys, rest) = self.0[sl.content_keys..].split_at_mut(CONTENTS);
-        let last = &mut rest[..CONTENTS];
-        if let Some(i) = keys.iter().position(|x| *x == c) {
-            last[i] = last[i].max(e.t);
-        } else if let Some(i) = keys.iter().position(|x| *x == EMPTY) {
-            (keys[i], last[i]) = (c, e.t);
-        } else if let Some(i) = (0..CONTENTS).min_by_key(|&i| last[i]) {
-            (keys[i], last[i]) = (c, e.t);
+        let (keys, last) = self.0[sl.content_keys..].split_at_mut(CONTENTS);
+        let n = keys.iter().position(|x| *x == EMPTY).unwrap_or(CONTENTS);
+        if remember(&mut keys[..n], &mut last[..n], CONTENTS, c, e.t) {
+            (keys[n], last[n]) = (c, e.t);
         }
     }
 }
