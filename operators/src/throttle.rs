@@ -512,14 +512,19 @@ impl Table {
     /// Appends `e` with an empty ring; returns its number.
     fn push(&mut self, e: Keyed) -> u32 {
         let id = self.entries.len() as u32;
-        let hash = name_hash(e.name.as_bytes());
         self.entries.push(e);
         self.rings.resize(self.entries.len() * self.buckets, [0; 2]);
-        let entries = &self.entries;
-        self.index.insert_unique(hash, id, |&i| {
-            name_hash(entries[i as usize].name.as_bytes())
-        });
+        self.index_entry(id);
         id
+    }
+
+    /// Adds entry `id` to the name index.
+    fn index_entry(&mut self, id: u32) {
+        let entries = &self.entries;
+        self.index
+            .insert_unique(name_hash(entries[id as usize].name.as_bytes()), id, |&j| {
+                name_hash(entries[j as usize].name.as_bytes())
+            });
     }
 
     /// The entry of `name`, made (empty, newest bucket `head`) when absent and there is
@@ -578,12 +583,8 @@ impl Table {
             self.entries.truncate(kept);
             self.rings.truncate(kept * n);
             self.index.clear();
-            let entries = &self.entries;
-            for (i, e) in entries.iter().enumerate() {
-                self.index
-                    .insert_unique(name_hash(e.name.as_bytes()), i as u32, |&j| {
-                        name_hash(entries[j as usize].name.as_bytes())
-                    });
+            for id in 0..kept as u32 {
+                self.index_entry(id);
             }
         }
     }
