@@ -521,9 +521,6 @@ fn next_sweep(now: u32, every: u32) -> u32 {
         .saturating_mul(every.max(1))
 }
 
-/// Sender tables of up to this many slots (640 KiB) are taken to stay in the cache.
-const CACHED_SLOTS: usize = 16_384;
-
 const SENDER: u8 = b's';
 const CAMPAIGN: u8 = b'c';
 
@@ -631,18 +628,10 @@ impl StatefulOperator for VelocityOperator {
         }
         let t = secs(time_ms);
         let key = address_key(&ev.sender);
-        // Have the sender's state loaded while the text is fingerprinted. A small table
-        // stays in the cache: the sender is looked up at once and its heap state
-        // prefetched. In a large one the slot itself is the likely cache miss: it is
-        // prefetched, and the heap state once the slot is there.
-        let small = p.senders.slots() <= CACHED_SLOTS;
-        if small {
-            if let Some(s) = p.senders.get(key) {
-                s.prefetch();
-            }
-        } else {
-            p.senders.prefetch(key);
-        }
+        // The sender's slot is likely a cache miss: it is loaded while the text is
+        // fingerprinted, and a dense sender's heap state while the campaign table is
+        // looked at.
+        p.senders.prefetch(key);
         let recipient = fold32(address_key(&ev.recipient));
         let fp = if sh.fingerprinted[usize::from(bulk)] {
             fingerprint(&ev.text)
@@ -650,9 +639,7 @@ impl StatefulOperator for VelocityOperator {
             Fingerprint::NONE
         };
         let (s, new) = p.senders.get_or_insert_with(key, || Sender::new(t));
-        if !small {
-            s.prefetch();
-        }
+        s.prefetch();
         let cc = &cfg.campaign;
         let campaign = (cc.enabled
             && cc.applies_to.covers(bulk)
