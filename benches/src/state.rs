@@ -157,22 +157,18 @@ fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
         for (c, chunk) in evs.chunks(BATCH).enumerate() {
             // In the pipeline an event is operated on right after it was decoded, so its
             // strings are in the cache: read this batch's strings first, untimed.
+            let bytes = |s: &str| s.bytes().map(usize::from).sum::<usize>();
             let touched: usize = chunk
                 .iter()
                 .map(|(_, e)| {
-                    e.sender
-                        .bytes()
-                        .chain(e.recipient.bytes())
-                        .chain(e.text.bytes())
-                        .map(usize::from)
-                        .sum::<usize>()
+                    bytes(&e.sender)
+                        + bytes(&e.recipient)
+                        + bytes(&e.text)
                         + e.relay.as_ref().map_or(0, |r| {
                             [&r.operator, &r.reseller, &r.first_sender_code]
-                                .iter()
-                                .map(|s| {
-                                    s.as_deref()
-                                        .map_or(0, |s| s.bytes().map(usize::from).sum::<usize>())
-                                })
+                                .into_iter()
+                                .flatten()
+                                .map(|s| bytes(s))
                                 .sum()
                         })
                 })
@@ -587,7 +583,6 @@ fn restore(args: &Args) {
         if let Some(v) = &u.value {
             rec = rec.payload(v.as_slice());
         }
-        let mut rec = rec;
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
