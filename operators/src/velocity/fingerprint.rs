@@ -46,10 +46,6 @@ impl Fingerprint {
     };
 }
 
-fn is_hangul_syllable(c: char) -> bool {
-    ('\u{AC00}'..='\u{D7A3}').contains(&c)
-}
-
 /// A token that names a web address: a scheme, `www.`, or a dotted name ending in two or
 /// more ASCII letters (`bit.ly`, `abc.co.kr`).
 fn is_url(token: &str) -> bool {
@@ -79,19 +75,6 @@ fn is_url(token: &str) -> bool {
 }
 
 const HONORIFICS: [&str; 3] = ["고객님", "님", "씨"];
-
-/// `name` is 2 to 4 Hangul syllables (3 bytes each in UTF-8).
-fn is_name(name: &str) -> bool {
-    (6..=12).contains(&name.len()) && name.chars().all(is_hangul_syllable)
-}
-
-/// The token is a name with an honorific attached (`홍길동님`).
-fn is_named(token: &str) -> bool {
-    (token.ends_with('님') || token.ends_with('씨'))
-        && HONORIFICS
-            .iter()
-            .any(|h| token.strip_suffix(h).is_some_and(is_name))
-}
 
 /// Mixes one unit (a code point or a mask marker) into the hash: FNV-1a over 32-bit
 /// units rather than bytes (one multiplication per character).
@@ -163,10 +146,61 @@ fn classify(c: char) -> Class {
     }
 }
 
-/// In a token: a character that is not a Hangul syllable was read.
-const NOT_HANGUL: u8 = 1;
-/// In a token: a `.` or `:` was read (it may be a URL).
-const DOTTED: u8 = 2;
+// A token's state, in one integer: flags, and the digits read from bit 3 on.
+/// A character that is not a Hangul syllable was read.
+const NOT_HANGUL: u32 = 1;
+/// A `.` or `:` was read (it may be a URL).
+const DOTTED: u32 = 2;
+/// The last character kept was a digit: a digit run is one `#`, masked at its first
+/// digit.
+const IN_DIGITS: u32 = 4;
+/// One digit read.
+const DIGIT: u32 = 8;
+
+#[inline]
+fn push_digit(u: &mut Units, tok: u32) -> u32 {
+    if tok & IN_DIGITS == 0 {
+        u.push(MASK_DIGITS);
+    }
+    (tok | IN_DIGITS) + DIGIT
+}
+
+/// A character that is neither ASCII, nor a Hangul syllable, nor a compatibility jamo:
+/// pushes what it adds to the hash; returns the letters it adds and the token state.
+/// Out of line and by value, so that the hot loop keeps its state in registers.
+#[cold]
+#[inline(never)]
+fn other_char(c: char, mut u: Units, tok: u32) -> (Units, u32, u32) {
+    match classify(c) {
+        Class::Digit => {
+            let tok = push_digit(&mut u, tok);
+            (u, 0, tok)
+        }
+        Class::Letter(unit) => {
+            u.push(unit);
+            (u, 1, tok & !IN_DIGITS)
+        }
+        Class::Cased(c) => {
+            for lower in c.to_lowercase() {
+                u.push(u32::from(lower));
+            }
+            (u, 1, tok & !IN_DIGITS)
+        }
+        // Punctuation, symbols and emoji are dropped (and keep a digit run).
+        Class::Other => (u, 0, tok),
+    }
+}
+
+/// A token of Hangul syllables only (3 bytes each) that is a name with an honorific
+/// attached (`홍길동님`); a name is 2 to 4 syllables.
+fn is_named_hangul(token: &[u8]) -> bool {
+    let syllables = token.len() / 3;
+    let name_before = |honorific: &str| {
+        token.ends_with(honorific.as_bytes())
+            && (2..=4).contains(&(syllables - honorific.len() / 3))
+    };
+    token.len() >= 9 && HONORIFICS.iter().any(|h| name_before(h))
+}
 
 /// The masked fingerprint of `text`.
 ///
@@ -174,11 +208,12 @@ const DOTTED: u8 = 2;
 /// read; when it turns out to be a URL or a name, its contribution is taken back and the
 /// mask goes in instead. A name followed by an honorific token (`홍길동 고객님`) is
 /// taken back when the next token starts. Hangul syllables and ASCII, nearly all of a
-/// Korean message, each take one short path; the state of a token is a few integers.
+/// Korean message, each take one short path, with the state of a token in one integer
+/// and rare characters out of line, so that the loop keeps its state in registers.
 pub fn fingerprint(text: &str) -> Fingerprint {
     let b = text.as_bytes();
     let n = b.len();
-    let mut h = Units::new();
+    let mut u = Units::new();
     let mut letters = 0u32;
     let mut contact = false;
     // A 2-4 syllable Hangul token just read: the state before it.
@@ -190,21 +225,18 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             continue;
         }
         let start = i;
-        if let Some((saved_h, saved_letters)) = pending.take() {
+        if let Some((saved_u, saved_letters)) = pending.take() {
             let rest = &b[start..];
             if HONORIFICS
                 .iter()
                 .any(|hon| rest.starts_with(hon.as_bytes()))
             {
-                h = saved_h;
-                letters = saved_letters;
-                h.push(MASK_NAME);
+                (u, letters) = (saved_u, saved_letters);
+                u.push(MASK_NAME);
             }
         }
-        let saved = (h, letters);
-        let mut in_digits = false;
-        let mut digits = 0u32;
-        let mut flags = 0u8;
+        let saved = (u, letters);
+        let mut tok = 0u32;
         while i < n {
             let x = b[i];
             if x < 0x80 {
@@ -212,89 +244,78 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                     break;
                 }
                 i += 1;
-                flags |= NOT_HANGUL;
+                tok |= NOT_HANGUL;
                 if x.is_ascii_digit() {
-                    if !in_digits {
-                        h.push(MASK_DIGITS);
-                        in_digits = true;
-                    }
-                    digits += 1;
+                    tok = push_digit(&mut u, tok);
                 } else if x.is_ascii_alphabetic() {
-                    in_digits = false;
+                    tok &= !IN_DIGITS;
                     letters += 1;
-                    h.push(u32::from(x | 0x20));
+                    u.push(u32::from(x | 0x20));
                 } else if x == b'.' || x == b':' {
-                    flags |= DOTTED;
+                    tok |= DOTTED;
                 }
                 // Other punctuation is dropped; it does not end a digit run, so
                 // `010-1234-5678` is one `#`.
                 continue;
             }
-            if (0xEA..=0xED).contains(&x) {
-                // Three bytes (Hangul syllables are U+AC00..=U+D7A3): decode by hand.
-                let c = (u32::from(x & 0x0F) << 12)
-                    | (u32::from(b[i + 1] & 0x3F) << 6)
-                    | u32::from(b[i + 2] & 0x3F);
-                if (0xAC00..=0xD7A3).contains(&c) {
+            let c = match b.get(i..i + 3) {
+                Some(&[_, y, z]) if x & 0xF0 == 0xE0 => {
+                    // Three bytes (Hangul syllables U+AC00..=U+D7A3, compatibility jamo
+                    // U+3131..=U+318E, most punctuation and CJK): decoded by hand.
+                    let c = (u32::from(x & 0x0F) << 12)
+                        | (u32::from(y & 0x3F) << 6)
+                        | u32::from(z & 0x3F);
                     i += 3;
-                    in_digits = false;
-                    letters += 1;
-                    h.push(c);
-                    continue;
+                    if c.wrapping_sub(0xAC00) <= 0xD7A3 - 0xAC00 {
+                        tok &= !IN_DIGITS;
+                        letters += 1;
+                        u.push(c);
+                        continue;
+                    }
+                    tok |= NOT_HANGUL;
+                    if c.wrapping_sub(0x3131) <= 0x318E - 0x3131 {
+                        tok &= !IN_DIGITS;
+                        letters += 1;
+                        u.push(c);
+                        continue;
+                    }
+                    // Valid UTF-8 never encodes a surrogate.
+                    char::from_u32(c).unwrap_or(' ')
                 }
-            }
-            flags |= NOT_HANGUL;
-            let c = text[i..].chars().next().unwrap_or(' ');
-            i += c.len_utf8();
-            let class = if ('\u{3131}'..='\u{318E}').contains(&c) {
-                Class::Letter(u32::from(c))
-            } else {
-                classify(c)
+                _ => {
+                    tok |= NOT_HANGUL;
+                    let c = text[i..].chars().next().unwrap_or(' ');
+                    i += c.len_utf8();
+                    c
+                }
             };
-            match class {
-                Class::Digit => {
-                    if !in_digits {
-                        h.push(MASK_DIGITS);
-                        in_digits = true;
-                    }
-                    digits += 1;
-                }
-                Class::Letter(unit) => {
-                    in_digits = false;
-                    letters += 1;
-                    h.push(unit);
-                }
-                Class::Cased(c) => {
-                    in_digits = false;
-                    letters += 1;
-                    for l in c.to_lowercase() {
-                        h.push(u32::from(l));
-                    }
-                }
-                // Punctuation, symbols and emoji are dropped (and keep a digit run).
-                Class::Other => {}
-            }
+            let added;
+            (u, added, tok) = other_char(c, u, tok);
+            letters += added;
         }
-        let token = &text[start..i];
-        if flags & DOTTED != 0 && is_url(token) {
-            (h, letters) = saved;
-            h.push(MASK_URL);
+        if tok & DOTTED != 0 && is_url(&text[start..i]) {
+            (u, letters) = saved;
+            u.push(MASK_URL);
             contact = true;
             continue;
         }
-        if is_named(token) {
-            (h, letters) = saved;
-            h.push(MASK_NAME);
-            continue;
+        // A name is Hangul syllables only (so is the honorific).
+        if tok & NOT_HANGUL == 0 {
+            let token = &b[start..i];
+            if is_named_hangul(token) {
+                (u, letters) = saved;
+                u.push(MASK_NAME);
+                continue;
+            }
+            // 2 to 4 syllables of 3 bytes each.
+            if (6..=12).contains(&token.len()) {
+                pending = Some(saved);
+            }
         }
-        // 2 to 4 syllables of 3 bytes each.
-        if flags & NOT_HANGUL == 0 && (6..=12).contains(&token.len()) {
-            pending = Some(saved);
-        }
-        contact |= digits >= 7;
+        contact |= tok >= 7 * DIGIT;
     }
     Fingerprint {
-        hash: h.finish(),
+        hash: u.finish(),
         letters,
         contact,
     }
@@ -324,7 +345,23 @@ fn number_key(raw: &[u8]) -> Option<u64> {
     let mut first = [0u8; 2];
     // `+` first (after spaces, which are trimmed): an international number.
     let plus = raw.iter().find(|b| **b != b' ') == Some(&b'+');
-    for &c in raw {
+    let mut i = 0;
+    while i < raw.len() {
+        // Eight digits at a time where there are (most of a number), once the first two
+        // (the prefixes) are known and while the eight cannot make twenty.
+        if (2..=11).contains(&n) {
+            if let Some(eight) = raw.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+                let v = u64::from_le_bytes(eight);
+                if eight_digits(v) {
+                    all = all * 100_000_000 + parse_eight(v);
+                    n += 8;
+                    i += 8;
+                    continue;
+                }
+            }
+        }
+        let c = raw[i];
+        i += 1;
         match c {
             b'0'..=b'9' => {
                 // Twenty digits or more never make a key (at most 17 after the
@@ -354,9 +391,38 @@ fn number_key(raw: &[u8]) -> Option<u64> {
         (1, n, 0)
     };
     (len > 0 && len <= 17).then(|| {
-        let value = prefix * 10u64.pow(len.saturating_sub(2)) + all;
+        // 10^(len - 2) from a table: `pow` is a loop.
+        const POW10: [u64; 16] = {
+            let mut t = [1u64; 16];
+            let mut k = 1;
+            while k < 16 {
+                t[k] = t[k - 1] * 10;
+                k += 1;
+            }
+            t
+        };
+        let value = prefix * POW10[len.saturating_sub(2) as usize & 15] + all;
         (kind << 62) | (u64::from(len) << 57) | value
     })
+}
+
+/// Whether the eight bytes of `v` are all ASCII digits.
+#[inline]
+fn eight_digits(v: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    // `0x30..=0x39`: the high nibble is 3, and adding 6 does not carry out of the low one.
+    v & HIGH == ZEROS && v.wrapping_add(0x0606_0606_0606_0606) & HIGH == ZEROS
+}
+
+/// The value of eight ASCII digits (the first in the lowest byte): pairs, then fours,
+/// then the eight, three multiplications in all.
+#[inline]
+fn parse_eight(v: u64) -> u64 {
+    let v = v - 0x3030_3030_3030_3030;
+    let v = ((v & 0x000F_000F_000F_000F) * 10) + ((v >> 8) & 0x000F_000F_000F_000F);
+    let v = ((v & 0x0000_00FF_0000_00FF) * 100) + ((v >> 16) & 0x0000_00FF_0000_00FF);
+    ((v & 0x0000_0000_0000_FFFF) * 10_000) + ((v >> 32) & 0x0000_0000_0000_FFFF)
 }
 
 /// The key of anything that is not a number (alphanumeric sender ids, garbage): the hash
@@ -425,6 +491,23 @@ mod tests {
             }
         }
         (2 << 62) | (h >> 2)
+    }
+
+    fn is_hangul_syllable(c: char) -> bool {
+        ('\u{AC00}'..='\u{D7A3}').contains(&c)
+    }
+
+    /// `name` is 2 to 4 Hangul syllables (3 bytes each in UTF-8).
+    fn is_name(name: &str) -> bool {
+        (6..=12).contains(&name.len()) && name.chars().all(is_hangul_syllable)
+    }
+
+    /// The token is a name with an honorific attached (`홍길동님`).
+    fn is_named(token: &str) -> bool {
+        (token.ends_with('님') || token.ends_with('씨'))
+            && HONORIFICS
+                .iter()
+                .any(|h| token.strip_suffix(h).is_some_and(is_name))
     }
 
     /// The first, token-iterator implementation: the oracle for the one-pass one.
@@ -543,6 +626,26 @@ mod tests {
     }
 
     #[test]
+    fn eight_digits_at_a_time() {
+        for s in ["00000000", "12345678", "99999999", "10000001", "01234567"] {
+            let v = u64::from_le_bytes(s.as_bytes().try_into().unwrap());
+            assert!(eight_digits(v), "{s}");
+            assert_eq!(parse_eight(v), s.parse::<u64>().unwrap(), "{s}");
+        }
+        for s in [
+            "1234567/",
+            "1234567:",
+            "/2345678",
+            "123 5678",
+            "1234567\u{80}",
+        ] {
+            let b = s.as_bytes();
+            let v = u64::from_le_bytes(b[..8].try_into().unwrap());
+            assert!(!eight_digits(v), "{s:?}");
+        }
+    }
+
+    #[test]
     fn address_keys_agree_across_formats() {
         let k = address_key("010-1234-5678");
         assert_eq!(k, address_key("+82 10 1234 5678"));
@@ -579,6 +682,10 @@ mod tests {
                     Just("http://x.y/z".to_owned()), Just("3.14".to_owned()),
                     Just("니다.".to_owned()), "[ㄱ-ㅎ]{1,3}", Just("Ｃａｓｉｎｏ".to_owned()),
                     Just("İ".to_owned()), Just("😀".to_owned()), Just("ß".to_owned()),
+                    // Three-byte characters that are not syllables: jamo vowels, full-width
+                    // digits, circled numbers, punctuation, CJK, the end of the syllables.
+                    "[ㅏ-ㅣ]{1,2}", Just("０１２".to_owned()), Just("①".to_owned()),
+                    Just("…·「광고」".to_owned()), Just("漢字".to_owned()), Just("힣\u{D7A4}".to_owned()),
                     ".{1,4}",
                 ],
                 0..14,
