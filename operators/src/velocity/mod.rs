@@ -424,6 +424,9 @@ struct Shared {
     /// rule or the campaign check covers it).
     fingerprinted: [bool; 2],
     layout: Layout,
+    /// Whether some rule reads distinct recipients over window `i` (the only number of a
+    /// window that takes a pass over the recipient table).
+    recipients: [bool; MAX_WINDOWS],
     rules: Vec<CompiledRule>,
     hash: String,
     stats: Arc<VelocityStats>,
@@ -464,7 +467,7 @@ impl VelocityFactory {
             .map(|w| (w.bucket_secs, w.buckets))
             .collect();
         let layout = Layout::new(&windows, cfg.max_recipients, cfg.allowed_lateness_secs);
-        let rules = cfg
+        let rules: Vec<CompiledRule> = cfg
             .rules
             .iter()
             .map(|r| CompiledRule {
@@ -488,8 +491,13 @@ impl VelocityFactory {
                 r.applies_to.covers(bulk) && (!content_only || r.metric == Metric::RepeatedContent)
             }) || (cfg.campaign.enabled && cfg.campaign.applies_to.covers(bulk))
         };
+        let mut recipients = [false; MAX_WINDOWS];
+        for r in &rules {
+            recipients[r.window] |= r.rule.metric == Metric::DistinctRecipients;
+        }
         VelocityFactory {
             shared: Arc::new(Shared {
+                recipients,
                 tracked: [covers(false, false), covers(true, false)],
                 fingerprinted: [covers(false, true), covers(true, true)],
                 hash: cfg.content_hash(),
@@ -668,7 +676,8 @@ impl StatefulOperator for VelocityOperator {
             if !rule.applies_to.covers(bulk) {
                 continue;
             }
-            let c = *counts[r.window].get_or_insert_with(|| s.counts(layout, r.window));
+            let c = *counts[r.window]
+                .get_or_insert_with(|| s.window(layout, r.window, sh.recipients[r.window]));
             let value = rule.metric.value(&c);
             if c.sent < rule.min_messages || value <= rule.above {
                 continue;
