@@ -183,6 +183,16 @@ fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
                     event_time_ms: ev.event_time_ms() + shift_ms,
                 };
                 out.clear();
+                // As the runtime's workers do: the next event's state starts loading
+                // before this one is inspected.
+                if let (Stage::Velocity | Stage::Both, Some((np, next))) = (stage, chunk.get(j + 1))
+                {
+                    v.prefetch(&EventCtx {
+                        event: next,
+                        partition: *np,
+                        event_time_ms: next.event_time_ms() + shift_ms,
+                    });
+                }
                 match stage {
                     Stage::Baseline => *base.entry(address_key(&ev.sender)).or_default() += 1,
                     Stage::Velocity => v.inspect(&ctx, &mut out),

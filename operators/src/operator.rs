@@ -96,6 +96,11 @@ pub trait StatefulOperator: Send {
     fn content_hash(&self) -> String;
     /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition`.
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);
+    /// `next` is the event to be inspected after the current one: the operator may start
+    /// loading its state into the cache (prefetch, no waiting), so that those cache misses
+    /// overlap with the work on the current event. Called before the current event is
+    /// inspected; nothing it does may change a verdict.
+    fn prefetch(&mut self, _next: &EventCtx<'_>) {}
     /// The policy's verdict on the event just inspected (feedback, e.g. spam ratios per
     /// relay operator). Called once after every [`StatefulOperator::inspect`].
     fn decided(&mut self, _ctx: &EventCtx<'_>, _verdict: &Verdict) {}

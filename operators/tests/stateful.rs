@@ -381,6 +381,44 @@ fn state_restored_from_coalesced_snapshots_continues_exactly_like_an_uninterrupt
 }
 
 #[test]
+fn prefetching_the_next_event_never_changes_a_verdict() {
+    let evs = workload(3_000);
+    let run = |prefetch: bool| {
+        let mut chain = builder(
+            Some(VelocityConfig::default()),
+            Some(ThrottleConfig::default()),
+        )
+        .build();
+        chain.assigned(0);
+        let mut verdicts = Vec::new();
+        for (k, e) in evs.iter().enumerate() {
+            if prefetch {
+                // The next event, as the worker does, and also one of a partition this
+                // chain does not own (a prefetch must not create state).
+                for (next, partition) in [(evs.get(k + 1), 0), (evs.get(k + 2), 7)] {
+                    if let Some(n) = next {
+                        chain.prefetch(&EventCtx {
+                            event: n,
+                            partition,
+                            event_time_ms: n.event_time_ms(),
+                        });
+                    }
+                }
+            }
+            verdicts.push(process(&mut chain, e).decision());
+        }
+        let mut state = Vec::new();
+        chain.snapshot(7, &mut Vec::new(), |op, u| state.push((op, u.key)));
+        (verdicts, state)
+    };
+    let (plain, _) = run(false);
+    let (prefetched, unowned) = run(true);
+    assert!(plain.iter().any(|v| !v.reasons.is_empty()));
+    assert_eq!(plain, prefetched);
+    assert!(unowned.is_empty(), "prefetch created state: {unowned:?}");
+}
+
+#[test]
 fn evicting_idle_senders_never_changes_a_verdict() {
     // Short windows so that senders go idle within the workload's 15 minutes.
     let short = |sweep_every_secs| VelocityConfig {

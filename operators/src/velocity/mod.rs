@@ -599,6 +599,16 @@ impl StatefulOperator for VelocityOperator {
         self.shared.hash.clone()
     }
 
+    fn prefetch(&mut self, next: &EventCtx<'_>) {
+        let bulk = next.event.relay_operator().is_some();
+        if !self.shared.tracked[usize::from(bulk)] {
+            return;
+        }
+        if let Some(p) = self.parts.get(&next.partition) {
+            p.senders.prefetch(address_key(&next.event.sender));
+        }
+    }
+
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
         let sh = &*self.shared;
         let cfg = &sh.cfg;
@@ -636,18 +646,17 @@ impl StatefulOperator for VelocityOperator {
         }
         let t = secs(time_ms);
         let key = address_key(&ev.sender);
-        // The sender's slot is likely a cache miss: it is loaded while the text is
-        // fingerprinted, and a dense sender's heap state while the campaign table is
-        // looked at.
-        p.senders.prefetch(key);
+        // The sender's slot was prefetched with the previous event (`prefetch`); a dense
+        // sender's heap state is likely a cache miss: it is loaded while the recipient is
+        // keyed and the text fingerprinted.
+        let (s, new) = p.senders.get_or_insert_with(key, || Sender::new(t));
+        s.prefetch();
         let recipient = fold32(address_key(&ev.recipient));
         let fp = if sh.fingerprinted[usize::from(bulk)] {
             fingerprint(&ev.text)
         } else {
             Fingerprint::NONE
         };
-        let (s, new) = p.senders.get_or_insert_with(key, || Sender::new(t));
-        s.prefetch();
         let cc = &cfg.campaign;
         let campaign = (cc.enabled
             && cc.applies_to.covers(bulk)

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
-use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord};
+use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord, SubmissionEvent};
 
 use crate::config::TopicsConfig;
 use crate::kafka::{send_with_backpressure, OutProducer};
@@ -155,8 +155,20 @@ impl Worker {
             match work {
                 Work::Batch(msgs) => {
                     let producer = self.env.producer.get();
-                    for m in &msgs {
-                        self.process(&producer, m);
+                    // Each record is decoded one ahead, so that the stateful operators can
+                    // start loading its state (prefetch) while the one before is worked on.
+                    let mut next = msgs.first().map(|m| self.decode(m));
+                    for (k, m) in msgs.iter().enumerate() {
+                        let Some(event) = next.take() else { break };
+                        next = msgs.get(k + 1).map(|n| self.decode(n));
+                        if let (Some(Ok(ev)), Some(n)) = (&next, msgs.get(k + 1)) {
+                            self.chain.prefetch(&EventCtx {
+                                event: ev,
+                                partition: n.partition,
+                                event_time_ms: ev.event_time_ms(),
+                            });
+                        }
+                        self.process(&producer, m, event);
                     }
                     self.tally.flush(&self.env.metrics);
                 }
@@ -199,10 +211,10 @@ impl Worker {
         }
     }
 
-    fn process(&mut self, producer: &OutProducer, m: &InMsg) {
-        self.tally.consumed();
+    /// The record's event, or why it goes to the DLQ.
+    fn decode(&self, m: &InMsg) -> Result<SubmissionEvent, DlqError> {
         let payload = m.payload.as_deref().unwrap_or_default();
-        let event = if payload.len() > self.env.max_message_bytes {
+        if payload.len() > self.env.max_message_bytes {
             Err(DlqError {
                 kind: DlqErrorKind::Oversized,
                 code: "oversized",
@@ -218,7 +230,16 @@ impl Worker {
                 code: e.code(),
                 message: e.to_string(),
             })
-        };
+        }
+    }
+
+    fn process(
+        &mut self,
+        producer: &OutProducer,
+        m: &InMsg,
+        event: Result<SubmissionEvent, DlqError>,
+    ) {
+        self.tally.consumed();
         let event = match event {
             Ok(ev) => ev,
             Err(error) => return self.dead_letter(producer, m, error),
