@@ -185,13 +185,18 @@ fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
                 out.clear();
                 // As the runtime's workers do: the next event's state starts loading
                 // before this one is inspected.
-                if let (Stage::Velocity | Stage::Both, Some((np, next))) = (stage, chunk.get(j + 1))
-                {
-                    v.prefetch(&EventCtx {
+                if let Some((np, next)) = chunk.get(j + 1) {
+                    let next = EventCtx {
                         event: next,
                         partition: *np,
                         event_time_ms: next.event_time_ms() + shift_ms,
-                    });
+                    };
+                    if matches!(stage, Stage::Velocity | Stage::Both) {
+                        v.prefetch(&next);
+                    }
+                    if matches!(stage, Stage::Throttle | Stage::Both) {
+                        t.prefetch(&next);
+                    }
                 }
                 match stage {
                     Stage::Baseline => *base.entry(address_key(&ev.sender)).or_default() += 1,
