@@ -458,7 +458,7 @@ impl Sender {
                     if steps == 0 {
                         continue;
                     }
-                    // Empty the buckets that leave the window: one division, then the
+                    // Empty the buckets that leave the window: one remainder, then the
                     // ring index wraps by hand.
                     let mut i = w.per_n.rem(ob + 1) as usize;
                     for _ in 0..steps {

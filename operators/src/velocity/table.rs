@@ -2,9 +2,10 @@
 //! array of `(key, sender)` slots.
 //!
 //! Unlike a general-purpose hash map it can name the slot a key starts at before
-//! looking, so the operator prefetches it and computes the text's fingerprint while the
-//! slot comes from memory: with a million senders the table does not fit the caches and
-//! that first miss was the largest single cost of an event. Keys are sender address keys
+//! looking, so the operator prefetches it one event ahead (`StatefulOperator::prefetch`)
+//! and the slot comes from memory while the previous event is worked on: with a million
+//! senders the table does not fit the caches and that first miss was the largest single
+//! cost of an event. Keys are sender address keys
 //! ([`super::fingerprint::address_key`]), which are never 0 (they carry a kind or a
 //! length), so 0 marks a free slot. The load stays at most 70 %, and the sweep rebuilds
 //! the table at the size its senders need.

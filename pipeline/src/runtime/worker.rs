@@ -160,13 +160,16 @@ impl Worker {
                     let mut next = msgs.first().map(|m| self.decode(m));
                     for (k, m) in msgs.iter().enumerate() {
                         let Some(event) = next.take() else { break };
-                        next = msgs.get(k + 1).map(|n| self.decode(n));
-                        if let (Some(Ok(ev)), Some(n)) = (&next, msgs.get(k + 1)) {
-                            self.chain.prefetch(&EventCtx {
-                                event: ev,
-                                partition: n.partition,
-                                event_time_ms: ev.event_time_ms(),
-                            });
+                        if let Some(n) = msgs.get(k + 1) {
+                            let decoded = self.decode(n);
+                            if let Ok(ev) = &decoded {
+                                self.chain.prefetch(&EventCtx {
+                                    event: ev,
+                                    partition: n.partition,
+                                    event_time_ms: ev.event_time_ms(),
+                                });
+                            }
+                            next = Some(decoded);
                         }
                         self.process(&producer, m, event);
                     }
