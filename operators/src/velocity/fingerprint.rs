@@ -338,6 +338,9 @@ pub fn address_key(raw: &str) -> u64 {
 /// over its bytes; `None` for anything else, and for digits that make no number key
 /// (none, or more than 17 after the prefixes).
 fn number_key(raw: &[u8]) -> Option<u64> {
+    if let Some(key) = plain_number_key(raw) {
+        return key;
+    }
     let mut all = 0u64;
     let mut n = 0u32;
     let mut first = [0u8; 2];
@@ -377,6 +380,54 @@ fn number_key(raw: &[u8]) -> Option<u64> {
             _ => return None,
         }
     }
+    number_key_of(plus, n, first, all)
+}
+
+/// 10^k for k < 16, from a table: `pow` is a loop.
+const POW10: [u64; 16] = {
+    let mut t = [1u64; 16];
+    let mut k = 1;
+    while k < 16 {
+        t[k] = t[k - 1] * 10;
+        k += 1;
+    }
+    t
+};
+
+/// The key of the commonest shape, 9 to 16 digits with or without a leading `+`
+/// (`+821012345678`, `01012345678`), without a loop: two eight-byte loads that overlap
+/// check and read every digit. `None` when `raw` has another shape (the general path
+/// then reads it), `Some` of [`number_key`]'s answer otherwise.
+#[inline]
+fn plain_number_key(raw: &[u8]) -> Option<Option<u64>> {
+    let plus = raw.first() == Some(&b'+');
+    let digits = &raw[usize::from(plus)..];
+    let n = digits.len();
+    if !(9..=16).contains(&n) {
+        return None;
+    }
+    let load = |at: usize| -> u64 {
+        u64::from_le_bytes(digits[at..at + 8].try_into().unwrap_or_default())
+    };
+    let (head, tail) = (load(0), load(n - 8));
+    if !(eight_digits(head) && eight_digits(tail)) {
+        return None;
+    }
+    // The last eight bytes overlap the first eight by 16 - n digits: those become `0`
+    // (the lowest bytes hold the first characters) so that the tail reads only the last
+    // n - 8 digits.
+    let overlap = (16 - n) * 8;
+    let keep = u64::MAX.checked_shl(overlap as u32).unwrap_or(0);
+    let tail = (tail & keep) | (0x3030_3030_3030_3030 & !keep);
+    let all = parse_eight(head) * POW10[n - 8] + parse_eight(tail);
+    let first = [digits[0] - b'0', digits[1] - b'0'];
+    Some(number_key_of(plus, n as u32, first, all))
+}
+
+/// A number's key from what its one pass read: whether it began with `+`, how many
+/// digits (`n`), the first two and the value of all of them.
+#[inline]
+fn number_key_of(plus: bool, n: u32, first: [u8; 2], all: u64) -> Option<u64> {
     // Leading zeros add nothing to the value, so the international prefix (`00`) and the
     // trunk prefix (`0`, replaced by 82) are handled on the length.
     let (kind, len, prefix) = if plus {
@@ -389,16 +440,6 @@ fn number_key(raw: &[u8]) -> Option<u64> {
         (1, n, 0)
     };
     (len > 0 && len <= 17).then(|| {
-        // 10^(len - 2) from a table: `pow` is a loop.
-        const POW10: [u64; 16] = {
-            let mut t = [1u64; 16];
-            let mut k = 1;
-            while k < 16 {
-                t[k] = t[k - 1] * 10;
-                k += 1;
-            }
-            t
-        };
         let value = prefix * POW10[len.saturating_sub(2) as usize & 15] + all;
         (kind << 62) | (u64::from(len) << 57) | value
     })
@@ -702,6 +743,9 @@ mod tests {
                 "0[0-9]{0,18}",
                 "[\t\n\u{3000} ]{0,2}[+]?[0-9 -]{0,14}[\t\n ]{0,2}",
                 "[A-Za-z0-9 ]{0,8}",
+                // The loop-free path (9 to 16 digits) and its edges.
+                "[+]?[0-9]{7,18}",
+                "[+]?0{0,3}[0-9]{6,15}",
             ],
         ) {
             prop_assert_eq!(address_key(&s), reference_address_key(&s), "{:?}", s);
