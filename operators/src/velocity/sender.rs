@@ -119,8 +119,11 @@ pub struct Layout {
 /// Where a dense sender's parts are in its one allocation (offsets in `u32` words): the
 /// running totals of each window, the content table (fingerprints, then when each was
 /// last sent), the recipient table (its length, recipients, when each was last
-/// messaged) and the bucket rings of all windows (three `u16` counts per bucket, two to
-/// a word). Keys and times are separate arrays so that a look-up scans keys only.
+/// messaged) and the bucket rings of all windows: per bucket one word with its sent and
+/// first-contact counts (`u16` each), and its repeated count in a `u16` array (two to a
+/// word). Keys and times are separate arrays so that a look-up scans keys only; a
+/// bucket's two most used counts are one word, so that an event adds to them with one
+/// addition and a bucket that leaves the window is checked with one load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slab {
     content_keys: usize,
@@ -129,6 +132,7 @@ struct Slab {
     recipient_keys: usize,
     recipient_last: usize,
     counts: usize,
+    repeats: usize,
     words: usize,
 }
 
@@ -140,6 +144,7 @@ impl Slab {
         let recipient_keys = recipients_len + 1;
         let recipient_last = recipient_keys + max_recipients;
         let counts = recipient_last + max_recipients;
+        let repeats = counts + buckets;
         Slab {
             content_keys,
             content_last,
@@ -147,7 +152,8 @@ impl Slab {
             recipient_keys,
             recipient_last,
             counts,
-            words: counts + (buckets * 3).div_ceil(2),
+            repeats,
+            words: repeats + buckets.div_ceil(2),
         }
     }
 }
@@ -462,14 +468,7 @@ impl Sender {
                     // ring index wraps by hand.
                     let mut i = w.per_n.rem(ob + 1) as usize;
                     for _ in 0..steps {
-                        let slot = w.offset + i;
-                        for m in [SENT, FIRST_CONTACT, REPEATED] {
-                            let x = d.count(layout, slot, m);
-                            if x > 0 {
-                                d.0[wi * 3 + m] -= u32::from(x);
-                                d.set_count(layout, slot, m, 0);
-                            }
-                        }
+                        d.clear_bucket(layout, wi, w.offset + i);
                         i += 1;
                         if i == w.n as usize {
                             i = 0;
@@ -726,17 +725,43 @@ impl Dense {
         [self.0[wi * 3], self.0[wi * 3 + 1], self.0[wi * 3 + 2]]
     }
 
-    /// Count `m` of ring bucket `slot` (over all windows' rings).
+    /// The word and bit offset of count `m` of ring bucket `slot` (over all windows'
+    /// rings).
+    fn at(layout: &Layout, slot: usize, m: usize) -> (usize, usize) {
+        let sl = &layout.slab;
+        match m {
+            SENT => (sl.counts + slot, 0),
+            FIRST_CONTACT => (sl.counts + slot, 16),
+            _ => (sl.repeats + slot / 2, (slot & 1) * 16),
+        }
+    }
+
+    /// Count `m` of ring bucket `slot`.
     fn count(&self, layout: &Layout, slot: usize, m: usize) -> u16 {
-        let i = slot * 3 + m;
-        (self.0[layout.slab.counts + i / 2] >> ((i & 1) * 16)) as u16
+        let (i, shift) = Self::at(layout, slot, m);
+        (self.0[i] >> shift) as u16
     }
 
     fn set_count(&mut self, layout: &Layout, slot: usize, m: usize, x: u16) {
-        let i = slot * 3 + m;
-        let shift = (i & 1) * 16;
-        let w = &mut self.0[layout.slab.counts + i / 2];
+        let (i, shift) = Self::at(layout, slot, m);
+        let w = &mut self.0[i];
         *w = (*w & !(0xFFFF << shift)) | (u32::from(x) << shift);
+    }
+
+    /// Empties ring bucket `slot` of window `wi`, taking its counts off the window's
+    /// totals.
+    fn clear_bucket(&mut self, layout: &Layout, wi: usize, slot: usize) {
+        let sl = &layout.slab;
+        let (ri, rs) = (sl.repeats + slot / 2, (slot & 1) * 16);
+        let both = self.0[sl.counts + slot];
+        let repeated = (self.0[ri] >> rs) & 0xFFFF;
+        if both | repeated != 0 {
+            self.0[wi * 3 + SENT] -= both & 0xFFFF;
+            self.0[wi * 3 + FIRST_CONTACT] -= both >> 16;
+            self.0[wi * 3 + REPEATED] -= repeated;
+            self.0[sl.counts + slot] = 0;
+            self.0[ri] &= !(0xFFFF << rs);
+        }
     }
 
     /// The recipient table: recipients and when each was last messaged.
@@ -766,6 +791,20 @@ impl Dense {
                 continue;
             }
             let slot = w.offset + w.per_n.rem(bucket(e.t, w)) as usize;
+            let sl = &layout.slab;
+            let (ri, rs) = (sl.repeats + slot / 2, (slot & 1) * 16);
+            let both = self.0[sl.counts + slot];
+            let repeated = (self.0[ri] >> rs) & 0xFFFF;
+            if both & 0xFFFF != 0xFFFF && both >> 16 != 0xFFFF && repeated != 0xFFFF {
+                // No count at its maximum (nearly always): one addition per word.
+                let [_, first, repeat] = flags.map(u32::from);
+                self.0[sl.counts + slot] = both + 1 + (first << 16);
+                self.0[ri] += repeat << rs;
+                self.0[wi * 3 + SENT] += 1;
+                self.0[wi * 3 + FIRST_CONTACT] += first;
+                self.0[wi * 3 + REPEATED] += repeat;
+                continue;
+            }
             for m in [SENT, FIRST_CONTACT, REPEATED] {
                 let x = self.count(layout, slot, m);
                 if flags[m] && x < u16::MAX {
@@ -886,6 +925,27 @@ mod tests {
             "saturates at the table size"
         );
         assert_eq!(s.counts(&l, 0).sent, 600, "10/s over the 6 buckets of 10 s");
+    }
+
+    #[test]
+    fn bucket_counts_saturate_each_on_its_own() {
+        let l = layout();
+        let mut s = Sender::new(0);
+        // 70,000 messages in one second: ten recipients, one text.
+        for i in 0..70_000u32 {
+            s.record(&l, 0, i % 10, 7);
+        }
+        let c = s.counts(&l, 0);
+        assert_eq!(c.sent, u32::from(u16::MAX));
+        assert_eq!(c.first_contact, 10);
+        assert_eq!(c.repeated, u32::from(u16::MAX), "every message after the first");
+        let mut v = Vec::new();
+        s.encode(&l, &mut v);
+        assert_eq!(Sender::decode(&l, &v).unwrap().counts(&l, 0), c);
+        // Once the bucket has left the window, the window starts from zero again.
+        s.record(&l, 100, 11, 8);
+        let c = s.counts(&l, 0);
+        assert_eq!((c.sent, c.first_contact, c.repeated), (1, 1, 0));
     }
 
     #[test]
