@@ -51,7 +51,8 @@ pub struct Win {
     pub width: u32,
     /// Buckets.
     pub n: u32,
-    /// First bucket of this window in a dense sender's ring storage.
+    /// First word of this window's ring in a dense sender's ring storage (three words
+    /// per two buckets, see [`Slab`]).
     offset: usize,
     /// `width` and `n` as divisors.
     per_width: Divisor,
@@ -111,7 +112,6 @@ pub struct Layout {
     pub max_recipients: usize,
     /// Allowed lateness in seconds.
     pub lateness_s: u32,
-    buckets: usize,
     hash: u32,
     slab: Slab,
 }
@@ -119,11 +119,13 @@ pub struct Layout {
 /// Where a dense sender's parts are in its one allocation (offsets in `u32` words): the
 /// running totals of each window, the content table (fingerprints, then when each was
 /// last sent), the recipient table (its length, recipients, when each was last
-/// messaged) and the bucket rings of all windows: per bucket one word with its sent and
-/// first-contact counts (`u16` each), and its repeated count in a `u16` array (two to a
-/// word). Keys and times are separate arrays so that a look-up scans keys only; a
-/// bucket's two most used counts are one word, so that an event adds to them with one
-/// addition and a bucket that leaves the window is checked with one load.
+/// messaged) and the bucket rings of the windows, one after the other, three words per
+/// two buckets: each bucket's sent and first-contact counts (`u16` each) in one word,
+/// then the two buckets' repeated counts (`u16` each) in the third. Keys and times are
+/// separate arrays so that a look-up scans keys only; a bucket's two most used counts
+/// are one word, so that an event adds to them with one addition and a bucket that
+/// leaves the window is checked with one load, and a bucket's three counts stay within
+/// twelve bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slab {
     content_keys: usize,
@@ -132,19 +134,17 @@ struct Slab {
     recipient_keys: usize,
     recipient_last: usize,
     counts: usize,
-    repeats: usize,
     words: usize,
 }
 
 impl Slab {
-    fn new(windows: usize, max_recipients: usize, buckets: usize) -> Slab {
+    fn new(windows: usize, max_recipients: usize, ring_words: usize) -> Slab {
         let content_keys = windows * 3;
         let content_last = content_keys + CONTENTS;
         let recipients_len = content_last + CONTENTS;
         let recipient_keys = recipients_len + 1;
         let recipient_last = recipient_keys + max_recipients;
         let counts = recipient_last + max_recipients;
-        let repeats = counts + buckets;
         Slab {
             content_keys,
             content_last,
@@ -152,8 +152,7 @@ impl Slab {
             recipient_keys,
             recipient_last,
             counts,
-            repeats,
-            words: repeats + buckets.div_ceil(2),
+            words: counts + ring_words,
         }
     }
 }
@@ -172,7 +171,7 @@ impl Layout {
                 per_width: Divisor::new(width),
                 per_n: Divisor::new(n),
             });
-            offset += n.max(1) as usize;
+            offset += 3 * (n.max(1) as usize).div_ceil(2);
             for x in [width, n] {
                 hash = (hash ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3);
             }
@@ -185,7 +184,6 @@ impl Layout {
             windows: ws,
             max_recipients,
             lateness_s,
-            buckets: offset,
             hash: fold32(hash),
         }
     }
@@ -468,7 +466,7 @@ impl Sender {
                     // ring index wraps by hand.
                     let mut i = w.per_n.rem(ob + 1) as usize;
                     for _ in 0..steps {
-                        d.clear_bucket(layout, wi, w.offset + i);
+                        d.clear_bucket(layout, wi, w, i);
                         i += 1;
                         if i == w.n as usize {
                             i = 0;
@@ -587,7 +585,7 @@ impl Sender {
                 (0..=(now - first) as usize)
                     .find(|k| {
                         let i = start + k;
-                        d.count(layout, w.offset + if i >= len { i - len } else { i }, SENT) > 0
+                        d.count(layout, w, if i >= len { i - len } else { i }, SENT) > 0
                     })
                     .map(|k| first + k as u32)
             }
@@ -613,9 +611,11 @@ impl Sender {
             }
             Track::Dense { d, .. } => {
                 out.push(1);
-                for slot in 0..layout.buckets {
-                    for m in [SENT, FIRST_CONTACT, REPEATED] {
-                        out.extend_from_slice(&d.count(layout, slot, m).to_le_bytes());
+                for w in &layout.windows {
+                    for i in 0..w.n as usize {
+                        for m in [SENT, FIRST_CONTACT, REPEATED] {
+                            out.extend_from_slice(&d.count(layout, w, i, m).to_le_bytes());
+                        }
                     }
                 }
                 let (rk, rl) = d.recipients(layout);
@@ -675,10 +675,10 @@ impl Sender {
             1 => {
                 let mut d = Dense::new(layout);
                 for (wi, w) in layout.windows.iter().enumerate() {
-                    for slot in w.offset..w.offset + w.n as usize {
+                    for i in 0..w.n as usize {
                         for m in [SENT, FIRST_CONTACT, REPEATED] {
                             let x = u16_(&mut b)?;
-                            d.set_count(layout, slot, m, x);
+                            d.set_count(layout, w, i, m, x);
                             d.0[wi * 3 + m] += u32::from(x);
                         }
                     }
@@ -725,41 +725,46 @@ impl Dense {
         [self.0[wi * 3], self.0[wi * 3 + 1], self.0[wi * 3 + 2]]
     }
 
-    /// The word and bit offset of count `m` of ring bucket `slot` (over all windows'
-    /// rings).
-    fn at(layout: &Layout, slot: usize, m: usize) -> (usize, usize) {
-        let sl = &layout.slab;
-        match m {
-            SENT => (sl.counts + slot, 0),
-            FIRST_CONTACT => (sl.counts + slot, 16),
-            _ => (sl.repeats + slot / 2, (slot & 1) * 16),
-        }
+    /// Where ring bucket `i` of window `w` keeps its counts: the word of its sent and
+    /// first-contact counts, and the word and bit offset of its repeated count.
+    fn ring_at(layout: &Layout, w: &Win, i: usize) -> (usize, usize, usize) {
+        let pair = layout.slab.counts + w.offset + 3 * (i / 2);
+        (pair + (i & 1), pair + 2, (i & 1) * 16)
     }
 
-    /// Count `m` of ring bucket `slot`.
-    fn count(&self, layout: &Layout, slot: usize, m: usize) -> u16 {
-        let (i, shift) = Self::at(layout, slot, m);
-        (self.0[i] >> shift) as u16
+    /// Count `m` of ring bucket `i` of window `w`.
+    fn count(&self, layout: &Layout, w: &Win, i: usize, m: usize) -> u16 {
+        let (both, r, rs) = Self::ring_at(layout, w, i);
+        let (word, shift) = match m {
+            SENT => (both, 0),
+            FIRST_CONTACT => (both, 16),
+            _ => (r, rs),
+        };
+        (self.0[word] >> shift) as u16
     }
 
-    fn set_count(&mut self, layout: &Layout, slot: usize, m: usize, x: u16) {
-        let (i, shift) = Self::at(layout, slot, m);
-        let w = &mut self.0[i];
-        *w = (*w & !(0xFFFF << shift)) | (u32::from(x) << shift);
+    fn set_count(&mut self, layout: &Layout, w: &Win, i: usize, m: usize, x: u16) {
+        let (both, r, rs) = Self::ring_at(layout, w, i);
+        let (word, shift) = match m {
+            SENT => (both, 0),
+            FIRST_CONTACT => (both, 16),
+            _ => (r, rs),
+        };
+        let word = &mut self.0[word];
+        *word = (*word & !(0xFFFF << shift)) | (u32::from(x) << shift);
     }
 
-    /// Empties ring bucket `slot` of window `wi`, taking its counts off the window's
+    /// Empties ring bucket `i` of window `wi` (`w`), taking its counts off the window's
     /// totals.
-    fn clear_bucket(&mut self, layout: &Layout, wi: usize, slot: usize) {
-        let sl = &layout.slab;
-        let (ri, rs) = (sl.repeats + slot / 2, (slot & 1) * 16);
-        let both = self.0[sl.counts + slot];
+    fn clear_bucket(&mut self, layout: &Layout, wi: usize, w: &Win, i: usize) {
+        let (bi, ri, rs) = Self::ring_at(layout, w, i);
+        let both = self.0[bi];
         let repeated = (self.0[ri] >> rs) & 0xFFFF;
         if both | repeated != 0 {
             self.0[wi * 3 + SENT] -= both & 0xFFFF;
             self.0[wi * 3 + FIRST_CONTACT] -= both >> 16;
             self.0[wi * 3 + REPEATED] -= repeated;
-            self.0[sl.counts + slot] = 0;
+            self.0[bi] = 0;
             self.0[ri] &= !(0xFFFF << rs);
         }
     }
@@ -790,15 +795,14 @@ impl Dense {
             if e.t < w.start(wm) {
                 continue;
             }
-            let slot = w.offset + w.per_n.rem(bucket(e.t, w)) as usize;
-            let sl = &layout.slab;
-            let (ri, rs) = (sl.repeats + slot / 2, (slot & 1) * 16);
-            let both = self.0[sl.counts + slot];
+            let i = w.per_n.rem(bucket(e.t, w)) as usize;
+            let (bi, ri, rs) = Self::ring_at(layout, w, i);
+            let both = self.0[bi];
             let repeated = (self.0[ri] >> rs) & 0xFFFF;
             if both & 0xFFFF != 0xFFFF && both >> 16 != 0xFFFF && repeated != 0xFFFF {
                 // No count at its maximum (nearly always): one addition per word.
                 let [_, first, repeat] = flags.map(u32::from);
-                self.0[sl.counts + slot] = both + 1 + (first << 16);
+                self.0[bi] = both + 1 + (first << 16);
                 self.0[ri] += repeat << rs;
                 self.0[wi * 3 + SENT] += 1;
                 self.0[wi * 3 + FIRST_CONTACT] += first;
@@ -806,9 +810,9 @@ impl Dense {
                 continue;
             }
             for m in [SENT, FIRST_CONTACT, REPEATED] {
-                let x = self.count(layout, slot, m);
+                let x = self.count(layout, w, i, m);
                 if flags[m] && x < u16::MAX {
-                    self.set_count(layout, slot, m, x + 1);
+                    self.set_count(layout, w, i, m, x + 1);
                     self.0[wi * 3 + m] += 1;
                 }
             }
