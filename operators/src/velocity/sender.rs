@@ -942,7 +942,11 @@ mod tests {
         let c = s.counts(&l, 0);
         assert_eq!(c.sent, u32::from(u16::MAX));
         assert_eq!(c.first_contact, 10);
-        assert_eq!(c.repeated, u32::from(u16::MAX), "every message after the first");
+        assert_eq!(
+            c.repeated,
+            u32::from(u16::MAX),
+            "every message after the first"
+        );
         let mut v = Vec::new();
         s.encode(&l, &mut v);
         assert_eq!(Sender::decode(&l, &v).unwrap().counts(&l, 0), c);
