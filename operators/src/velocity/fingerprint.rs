@@ -334,9 +334,10 @@ pub fn address_key(raw: &str) -> u64 {
     })
 }
 
-/// The key of a plain number (digits with `+`, spaces, `-`, `(`, `)` or `.`) in one pass
-/// over its bytes; `None` for anything else, and for digits that make no number key
-/// (none, or more than 17 after the prefixes).
+/// The key of a plain number (digits with `+`, spaces, `-`, `(`, `)` or `.`): the
+/// commonest shape without a loop ([`plain_number_key`]), any other in one pass over
+/// its bytes; `None` for anything else, and for digits that make no number key (none, or
+/// more than 17 after the prefixes).
 fn number_key(raw: &[u8]) -> Option<u64> {
     if let Some(key) = plain_number_key(raw) {
         return key;
@@ -346,23 +347,7 @@ fn number_key(raw: &[u8]) -> Option<u64> {
     let mut first = [0u8; 2];
     // `+` first (after spaces, which are trimmed): an international number.
     let plus = raw.iter().find(|b| **b != b' ') == Some(&b'+');
-    let mut i = 0;
-    while i < raw.len() {
-        // Eight digits at a time where there are (most of a number), once the first two
-        // (the prefixes) are known and while the eight cannot make twenty.
-        if (2..=11).contains(&n) {
-            if let Some(eight) = raw.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-                let v = u64::from_le_bytes(eight);
-                if eight_digits(v) {
-                    all = all * 100_000_000 + parse_eight(v);
-                    n += 8;
-                    i += 8;
-                    continue;
-                }
-            }
-        }
-        let c = raw[i];
-        i += 1;
+    for &c in raw {
         match c {
             b'0'..=b'9' => {
                 // Twenty digits or more never make a key (at most 17 after the

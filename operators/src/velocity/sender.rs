@@ -798,23 +798,13 @@ impl Dense {
             let i = w.per_n.rem(bucket(e.t, w)) as usize;
             let (bi, ri, rs) = Self::ring_at(layout, w, i);
             let both = self.0[bi];
-            let repeated = (self.0[ri] >> rs) & 0xFFFF;
-            if both & 0xFFFF != 0xFFFF && both >> 16 != 0xFFFF && repeated != 0xFFFF {
-                // No count at its maximum (nearly always): one addition per word.
-                let [_, first, repeat] = flags.map(u32::from);
-                self.0[bi] = both + 1 + (first << 16);
-                self.0[ri] += repeat << rs;
-                self.0[wi * 3 + SENT] += 1;
-                self.0[wi * 3 + FIRST_CONTACT] += first;
-                self.0[wi * 3 + REPEATED] += repeat;
-                continue;
-            }
+            let counts = [both & 0xFFFF, both >> 16, (self.0[ri] >> rs) & 0xFFFF];
+            // Each count saturates on its own; the others still count.
+            let add: [u32; 3] = std::array::from_fn(|m| u32::from(flags[m] && counts[m] < 0xFFFF));
+            self.0[bi] = both + add[SENT] + (add[FIRST_CONTACT] << 16);
+            self.0[ri] += add[REPEATED] << rs;
             for m in [SENT, FIRST_CONTACT, REPEATED] {
-                let x = self.count(layout, w, i, m);
-                if flags[m] && x < u16::MAX {
-                    self.set_count(layout, w, i, m, x + 1);
-                    self.0[wi * 3 + m] += 1;
-                }
+                self.0[wi * 3 + m] += add[m];
             }
         }
         let sl = &layout.slab;
