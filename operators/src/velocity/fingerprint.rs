@@ -14,8 +14,8 @@
 //! keys and fingerprints are stored in the changelog.
 
 /// FNV-1a 64 offset basis.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+pub(super) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub(super) const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// Mixes a 64-bit hash down to 32 bits (for compact per-sender state).
 #[inline]

@@ -23,7 +23,7 @@
 
 use prefetch_index::prefetch_index;
 
-use super::fingerprint::fold32;
+use super::fingerprint::{fold32, FNV_OFFSET, FNV_PRIME};
 
 /// Events kept inside the map entry.
 pub const INLINE: usize = 2;
@@ -162,7 +162,7 @@ impl Layout {
     pub fn new(windows: &[(u32, u32)], max_recipients: usize, lateness_s: u32) -> Self {
         let mut offset = 0;
         let mut ws = Vec::with_capacity(windows.len());
-        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let mut hash = FNV_OFFSET;
         for &(width, n) in windows {
             ws.push(Win {
                 width: width.max(1),
@@ -173,10 +173,10 @@ impl Layout {
             });
             offset += 3 * (n.max(1) as usize).div_ceil(2);
             for x in [width, n] {
-                hash = (hash ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3);
+                hash = (hash ^ u64::from(x)).wrapping_mul(FNV_PRIME);
             }
         }
-        hash = (hash ^ max_recipients as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        hash = (hash ^ max_recipients as u64).wrapping_mul(FNV_PRIME);
         let max_recipients = max_recipients.clamp(SPARSE, 255);
         Layout {
             horizon_s: ws.iter().map(|w| w.width * w.n).max().unwrap_or(1),
@@ -959,8 +959,8 @@ mod tests {
         assert!(s.is_dense());
         let mut v = Vec::new();
         s.encode(&l, &mut v);
-        let fnv = v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        let fnv = v.iter().fold(FNV_OFFSET, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
         });
         assert_eq!((v.len(), fnv), (583, 0x08c2_0683_ea5e_08d4));
     }
