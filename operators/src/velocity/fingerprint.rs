@@ -47,34 +47,42 @@ impl Fingerprint {
 }
 
 /// A token that names a web address: a scheme, `www.`, or a dotted name ending in two or
-/// more ASCII letters (`bit.ly`, `abc.co.kr`).
-fn is_url(token: &str) -> bool {
-    let b = token.as_bytes();
-    if !b.iter().any(|c| *c == b'.' || *c == b':') {
-        return false; // most tokens: one scan, no further work
-    }
-    if token.contains("://") || token.starts_with("www.") || token.starts_with("WWW.") {
+/// more ASCII letters (`bit.ly`, `abc.co.kr`), with a path after `/` and anything that is
+/// not an ASCII letter, digit or `/` at its end (`bit.ly/x에서`, `abc.kr!`) allowed.
+///
+/// One pass over the bytes: a non-ASCII character is bytes of `0x80` and above, none of
+/// them a letter, digit, `.`, `-` or `/`.
+fn is_url(token: &[u8]) -> bool {
+    if token.windows(3).any(|w| w == b"://")
+        || token.starts_with(b"www.")
+        || token.starts_with(b"WWW.")
+    {
         return true;
     }
-    let t = token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '/');
-    let host = t.split('/').next().unwrap_or("");
-    let label_ok =
-        |l: &str| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
-    let mut labels = host.split('.');
-    if !labels.next().is_some_and(label_ok) {
-        return false;
-    }
-    let mut last = None;
-    for l in labels {
-        if !label_ok(l) {
+    let end = token
+        .iter()
+        .rposition(|c| c.is_ascii_alphanumeric() || *c == b'/')
+        .map_or(0, |p| p + 1);
+    let t = &token[..end];
+    let host = &t[..t.iter().position(|c| *c == b'/').unwrap_or(t.len())];
+    // Labels: [A-Za-z0-9-]+ between dots, at least two of them, the last (the top-level
+    // domain) two or more letters.
+    let (mut dots, mut label, mut letters_only) = (0u32, 0u32, true);
+    for &c in host {
+        if c == b'.' {
+            if label == 0 {
+                return false;
+            }
+            (dots, label, letters_only) = (dots + 1, 0, true);
+        } else if c.is_ascii_alphanumeric() || c == b'-' {
+            label += 1;
+            letters_only &= c.is_ascii_alphabetic();
+        } else {
             return false;
         }
-        last = Some(l);
     }
-    last.is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()))
+    dots > 0 && label >= 2 && letters_only
 }
-
-const HONORIFICS: [&str; 3] = ["고객님", "님", "씨"];
 
 /// Mixes one unit (a code point or a mask marker) into the hash: FNV-1a over 32-bit
 /// units rather than bytes (one multiplication per character).
@@ -146,16 +154,14 @@ fn classify(c: char) -> Class {
     }
 }
 
-// A token's state, in one integer: flags, and the digits read from bit 3 on.
-/// A character that is not a Hangul syllable was read.
-const NOT_HANGUL: u32 = 1;
+// A mixed token's state, in one integer: flags, and the digits read from bit 2 on.
 /// A `.` or `:` was read (it may be a URL).
-const DOTTED: u32 = 2;
+const DOTTED: u32 = 1;
 /// The last character kept was a digit: a digit run is one `#`, masked at its first
 /// digit.
-const IN_DIGITS: u32 = 4;
+const IN_DIGITS: u32 = 2;
 /// One digit read.
-const DIGIT: u32 = 8;
+const DIGIT: u32 = 4;
 
 #[inline]
 fn push_digit(u: &mut Units, tok: u32) -> u32 {
@@ -191,15 +197,39 @@ fn other_char(c: char, mut u: Units, tok: u32) -> (Units, u32, u32) {
     }
 }
 
-/// A token of Hangul syllables only (3 bytes each) that is a name with an honorific
-/// attached (`홍길동님`); a name is 2 to 4 syllables.
-fn is_named_hangul(token: &[u8]) -> bool {
-    let syllables = token.len() / 3;
-    let name_before = |honorific: &str| {
-        token.ends_with(honorific.as_bytes())
-            && (2..=4).contains(&(syllables - honorific.len() / 3))
+/// Three bytes (a Hangul syllable's UTF-8) as one number.
+#[inline(always)]
+const fn three(b: &[u8]) -> u32 {
+    ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32
+}
+
+// The syllables of the honorifics (`고객님`, `님`, `씨`), as UTF-8 and as code points.
+const NIM: u32 = three("님".as_bytes());
+const SSI: u32 = three("씨".as_bytes());
+const GO: u32 = three("고".as_bytes());
+const GAEK: u32 = three("객".as_bytes());
+const NIM_CHAR: u32 = '님' as u32;
+const SSI_CHAR: u32 = '씨' as u32;
+
+/// Whether the token at `b[i..]` starts with an honorific (`님`, `씨`, `고객님`).
+#[inline]
+fn honorific_at(b: &[u8], i: usize) -> bool {
+    let Some(first) = b.get(i..i + 3).map(three) else {
+        return false;
     };
-    token.len() >= 9 && HONORIFICS.iter().any(|h| name_before(h))
+    first == NIM
+        || first == SSI
+        || (first == GO
+            && b.get(i + 3..i + 9)
+                .is_some_and(|r| three(r) == GAEK && three(&r[3..]) == NIM))
+}
+
+/// Whether a token of `syllables` Hangul syllables (`t`) that ends in `님` or `씨` is a
+/// name of 2 to 4 syllables with an honorific attached (`홍길동님`, `김철수고객님`).
+#[cold]
+fn named_hangul(t: &[u8], syllables: usize) -> bool {
+    (3..=5).contains(&syllables)
+        || ((5..=7).contains(&syllables) && t.ends_with("고객님".as_bytes()))
 }
 
 /// The masked fingerprint of `text`.
@@ -207,16 +237,21 @@ fn is_named_hangul(token: &[u8]) -> bool {
 /// One pass over the bytes: each token (between ASCII whitespace) is hashed as it is
 /// read; when it turns out to be a URL or a name, its contribution is taken back and the
 /// mask goes in instead. A name followed by an honorific token (`홍길동 고객님`) is
-/// taken back when the next token starts. Hangul syllables and ASCII, nearly all of a
-/// Korean message, each take one short path, with the state of a token in one integer
-/// and rare characters out of line, so that the loop keeps its state in registers.
+/// taken back when the honorific is read.
+///
+/// A token starts on a short loop over Hangul syllables; most Korean tokens end there,
+/// and only they can be names, which are told by their last syllable. A token that has
+/// anything else goes on a character at a time, with ASCII and Hangul on short paths,
+/// its state in one integer and rare characters out of line, so that the loop keeps its
+/// state in registers.
 pub fn fingerprint(text: &str) -> Fingerprint {
     let b = text.as_bytes();
     let n = b.len();
     let mut u = Units::new();
     let mut letters = 0u32;
     let mut contact = false;
-    // A 2-4 syllable Hangul token just read: the state before it.
+    // After a token of 2 to 4 syllables (a name, if an honorific token follows): the
+    // state before it.
     let mut pending: Option<(Units, u32)> = None;
     let mut i = 0;
     while i < n {
@@ -225,17 +260,40 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             continue;
         }
         let start = i;
-        if let Some((saved_u, saved_letters)) = pending.take() {
-            let rest = &b[start..];
-            if HONORIFICS
-                .iter()
-                .any(|hon| rest.starts_with(hon.as_bytes()))
-            {
-                (u, letters) = (saved_u, saved_letters);
+        let saved = (u, letters);
+        let mut last = 0;
+        while let Some(&[x, y, z]) = b.get(i..i + 3) {
+            let c = (u32::from(x & 0x0F) << 12) | (u32::from(y & 0x3F) << 6) | u32::from(z & 0x3F);
+            if x & 0xF0 != 0xE0 || c.wrapping_sub(0xAC00) > 0xD7A3 - 0xAC00 {
+                break;
+            }
+            u.push(c);
+            last = c;
+            i += 3;
+        }
+        if let Some(before) = pending.take() {
+            // Only a token that starts with a syllable starts with an honorific. The
+            // name before it is masked, and this token read again.
+            if i > start && honorific_at(b, start) {
+                (u, letters) = before;
                 u.push(MASK_NAME);
+                i = start;
+                continue;
             }
         }
-        let saved = (u, letters);
+        let syllables = (i - start) / 3;
+        letters += syllables as u32;
+        // (`b[start]` is not whitespace: a token that ends here has a syllable.)
+        if b.get(i).is_none_or(u8::is_ascii_whitespace) {
+            if (last == NIM_CHAR || last == SSI_CHAR) && named_hangul(&b[start..i], syllables) {
+                (u, letters) = saved;
+                u.push(MASK_NAME);
+            } else if (2..=4).contains(&syllables) {
+                pending = Some(saved);
+            }
+            continue;
+        }
+        // The rest of a token that is not Hangul syllables only.
         let mut tok = 0u32;
         while i < n {
             let x = b[i];
@@ -244,7 +302,6 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                     break;
                 }
                 i += 1;
-                tok |= NOT_HANGUL;
                 if x.is_ascii_digit() {
                     tok = push_digit(&mut u, tok);
                 } else if x.is_ascii_alphabetic() {
@@ -266,12 +323,10 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                         | (u32::from(y & 0x3F) << 6)
                         | u32::from(z & 0x3F);
                     i += 3;
-                    let syllable = c.wrapping_sub(0xAC00) <= 0xD7A3 - 0xAC00;
-                    if !syllable {
-                        tok |= NOT_HANGUL;
-                    }
                     // Syllables and jamo are letters as they are.
-                    if syllable || c.wrapping_sub(0x3131) <= 0x318E - 0x3131 {
+                    if c.wrapping_sub(0xAC00) <= 0xD7A3 - 0xAC00
+                        || c.wrapping_sub(0x3131) <= 0x318E - 0x3131
+                    {
                         tok &= !IN_DIGITS;
                         letters += 1;
                         u.push(c);
@@ -281,7 +336,6 @@ pub fn fingerprint(text: &str) -> Fingerprint {
                     char::from_u32(c).unwrap_or(' ')
                 }
                 _ => {
-                    tok |= NOT_HANGUL;
                     let c = text[i..].chars().next().unwrap_or(' ');
                     i += c.len_utf8();
                     c
@@ -291,24 +345,11 @@ pub fn fingerprint(text: &str) -> Fingerprint {
             (u, added, tok) = other_char(c, u, tok);
             letters += added;
         }
-        if tok & DOTTED != 0 && is_url(&text[start..i]) {
+        if tok & DOTTED != 0 && is_url(&b[start..i]) {
             (u, letters) = saved;
             u.push(MASK_URL);
             contact = true;
             continue;
-        }
-        // A name is Hangul syllables only (so is the honorific).
-        if tok & NOT_HANGUL == 0 {
-            let token = &b[start..i];
-            if is_named_hangul(token) {
-                (u, letters) = saved;
-                u.push(MASK_NAME);
-                continue;
-            }
-            // 2 to 4 syllables of 3 bytes each.
-            if (6..=12).contains(&token.len()) {
-                pending = Some(saved);
-            }
         }
         contact |= tok >= 7 * DIGIT;
     }
@@ -529,6 +570,35 @@ mod tests {
                 .any(|h| token.strip_suffix(h).is_some_and(is_name))
     }
 
+    const HONORIFICS: [&str; 3] = ["고객님", "님", "씨"];
+
+    /// The first, `str`-based implementation of `is_url`: the oracle for the byte one.
+    fn reference_is_url(token: &str) -> bool {
+        let b = token.as_bytes();
+        if !b.iter().any(|c| *c == b'.' || *c == b':') {
+            return false;
+        }
+        if token.contains("://") || token.starts_with("www.") || token.starts_with("WWW.") {
+            return true;
+        }
+        let t = token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '/');
+        let host = t.split('/').next().unwrap_or("");
+        let label_ok =
+            |l: &str| !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
+        let mut labels = host.split('.');
+        if !labels.next().is_some_and(label_ok) {
+            return false;
+        }
+        let mut last = None;
+        for l in labels {
+            if !label_ok(l) {
+                return false;
+            }
+            last = Some(l);
+        }
+        last.is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()))
+    }
+
     /// The first, token-iterator implementation: the oracle for the one-pass one.
     fn reference(text: &str) -> Fingerprint {
         let mut h = Units::new();
@@ -538,7 +608,7 @@ mod tests {
         // dropped like punctuation.
         let mut tokens = text.split_ascii_whitespace().peekable();
         while let Some(token) = tokens.next() {
-            if is_url(token) {
+            if reference_is_url(token) {
                 h.push(MASK_URL);
                 contact = true;
                 continue;
@@ -639,9 +709,24 @@ mod tests {
         let f = fingerprint("ㅇㅋ 네네");
         assert!(!f.contact);
         assert!(f.letters < 10);
-        assert!(is_url("abc.co.kr"));
-        assert!(!is_url("3.14"));
-        assert!(!is_url("안녕.하세요"));
+        for (token, url) in [
+            ("abc.co.kr", true),
+            ("bit.ly/x에서", true),
+            ("http://x", true),
+            ("www.x", true),
+            ("a-b.kr!", true),
+            ("3.14", false),
+            ("안녕.하세요", false),
+            ("a..kr", false),
+            ("abc.", false),
+            (".kr", false),
+            ("x.k", false),
+            ("x.k2", false),
+            ("a_b.kr", false),
+        ] {
+            assert_eq!(is_url(token.as_bytes()), url, "{token}");
+            assert_eq!(reference_is_url(token), url, "{token}");
+        }
     }
 
     #[test]
@@ -696,6 +781,7 @@ mod tests {
                 prop_oneof![
                     "[가-힣]{1,5}",
                     Just("님".to_owned()), Just("고객님".to_owned()), Just("씨".to_owned()),
+                    "[가-힣]{1,5}(님|씨|고객님)", Just("고객".to_owned()), Just("객님".to_owned()),
                     "[a-zA-Z]{1,6}", "[0-9]{1,11}", Just("010-1234-5678".to_owned()),
                     Just("bit.ly/x".to_owned()), Just("www.a.example".to_owned()),
                     Just("http://x.y/z".to_owned()), Just("3.14".to_owned()),
@@ -717,6 +803,19 @@ mod tests {
                 text.push_str(seps[k]);
             }
             prop_assert_eq!(fingerprint(&text), reference(&text), "{:?}", text);
+        }
+
+        #[test]
+        fn the_byte_url_check_equals_the_reference(
+            s in prop_oneof![
+                "(https?://|www[.]|WWW[.])?[a-zA-Z0-9.-]{0,12}(/[a-z0-9./]{0,6})?[!)?.,]{0,2}",
+                "[a-z0-9]{1,5}[.:][a-z0-9]{0,4}([.][a-zA-Z가-힣]{0,3})?[/가-힣]{0,3}",
+                "[a-z.:/_가-힣😀-]{0,12}",
+            ],
+        ) {
+            let b = s.as_bytes();
+            let dotted = b.iter().any(|c| *c == b'.' || *c == b':');
+            prop_assert_eq!(dotted && is_url(b), reference_is_url(&s), "{:?}", s);
         }
 
         #[test]
