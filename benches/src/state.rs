@@ -56,6 +56,9 @@ struct Args {
     /// the broker's JVM does not share the cores with the per-event measurements).
     #[arg(long)]
     restore_only: bool,
+    /// Only the campaign fingerprint throughput (for profiling).
+    #[arg(long)]
+    fingerprints_only: bool,
     /// Runs per figure (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -256,6 +259,12 @@ fn main() {
     let args = Args::parse();
     if args.restore_only {
         restore(&args);
+        return;
+    }
+    if args.fingerprints_only {
+        for _ in 0..args.runs {
+            fingerprints();
+        }
         return;
     }
     if !args.stages_only {

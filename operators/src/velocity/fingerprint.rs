@@ -112,6 +112,9 @@ impl Units {
     fn push(&mut self, unit: u32) {
         self.buf = (self.buf << 21) | u64::from(unit);
         if self.buf >> 63 != 0 {
+            // A branch (every third unit), not a conditional move: a multiplication
+            // and two moves less for the other two.
+            std::hint::cold_path();
             self.h = (self.h ^ (self.buf & !(1 << 63))).wrapping_mul(FNV_PRIME);
             self.buf = 1;
         }
@@ -254,23 +257,29 @@ pub fn fingerprint(text: &str) -> Fingerprint {
     // state before it.
     let mut pending: Option<(Units, u32)> = None;
     let mut i = 0;
-    while i < n {
-        if b[i].is_ascii_whitespace() {
+    loop {
+        while i < n && b[i].is_ascii_whitespace() {
             i += 1;
-            continue;
+        }
+        if i == n {
+            break;
         }
         let start = i;
         let saved = (u, letters);
         let mut last = 0;
-        while let Some(&[x, y, z]) = b.get(i..i + 3) {
-            let c = (u32::from(x & 0x0F) << 12) | (u32::from(y & 0x3F) << 6) | u32::from(z & 0x3F);
-            if x & 0xF0 != 0xE0 || c.wrapping_sub(0xAC00) > 0xD7A3 - 0xAC00 {
+        let mut rest = &b[i..];
+        while let &[x, y, z, ref tail @ ..] = rest {
+            // Decoded with the lead byte whole: a three-byte lead (0xE_) puts 0xE0000
+            // above the code point, any other byte makes a value outside the range.
+            let c = (u32::from(x) << 12) | (u32::from(y & 0x3F) << 6) | u32::from(z & 0x3F);
+            if c.wrapping_sub(0xE_AC00) > 0xD7A3 - 0xAC00 {
                 break;
             }
-            u.push(c);
-            last = c;
-            i += 3;
+            last = c - 0xE_0000;
+            u.push(last);
+            rest = tail;
         }
+        i = n - rest.len();
         if let Some(before) = pending.take() {
             // Only a token that starts with a syllable starts with an honorific. The
             // name before it is masked, and this token read again.
