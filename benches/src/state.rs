@@ -56,6 +56,11 @@ struct Args {
     /// the broker's JVM does not share the cores with the per-event measurements).
     #[arg(long)]
     restore_only: bool,
+    /// With `--stage`: each run measures the stage with and without the prefetch hook of
+    /// `velocity`, `throttle` or `all` operators, alternately, and reports both (what
+    /// prefetching saves, on the same machine in the same seconds).
+    #[arg(long)]
+    prefetch_ab: Option<String>,
     /// Only the campaign fingerprint throughput (for profiling).
     #[arg(long)]
     fingerprints_only: bool,
@@ -135,13 +140,27 @@ enum Stage {
     Both,
 }
 
+/// Which operators' prefetch hooks the bench calls.
+#[derive(Clone, Copy)]
+struct Hooks {
+    velocity: bool,
+    throttle: bool,
+}
+
+impl Hooks {
+    const ALL: Hooks = Hooks {
+        velocity: true,
+        throttle: true,
+    };
+}
+
 /// Events per batch: the runtime hands workers batches of decoded records.
 const BATCH: usize = 1024;
 
 /// One worker: its operators over its events; returns the time of the measured pass
 /// (after a warm-up pass over the same events, so every sender exists; set-up and
 /// tear-down are not timed).
-fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
+fn worker(stage: Stage, prefetch: Hooks, evs: &[(i32, SubmissionEvent)]) -> Duration {
     let vf = VelocityFactory::new(
         VelocityConfig::default(),
         Arc::new(VelocityStats::default()),
@@ -194,10 +213,10 @@ fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
                         partition: *np,
                         event_time_ms: next.event_time_ms() + shift_ms,
                     };
-                    if matches!(stage, Stage::Velocity | Stage::Both) {
+                    if prefetch.velocity && matches!(stage, Stage::Velocity | Stage::Both) {
                         v.prefetch(&next);
                     }
-                    if matches!(stage, Stage::Throttle | Stage::Both) {
+                    if prefetch.throttle && matches!(stage, Stage::Throttle | Stage::Both) {
                         t.prefetch(&next);
                     }
                 }
@@ -226,7 +245,7 @@ fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
 }
 
 /// ns per event of `stage` on `threads` threads (events split by partition parity).
-fn per_event(stage: Stage, threads: usize, evs: &[(i32, SubmissionEvent)]) -> f64 {
+fn per_event(stage: Stage, threads: usize, prefetch: Hooks, evs: &[(i32, SubmissionEvent)]) -> f64 {
     let shares: Vec<Vec<(i32, SubmissionEvent)>> = (0..threads)
         .map(|w| {
             evs.iter()
@@ -239,7 +258,7 @@ fn per_event(stage: Stage, threads: usize, evs: &[(i32, SubmissionEvent)]) -> f6
     let slowest = std::thread::scope(|s| {
         let handles: Vec<_> = shares
             .iter()
-            .map(|share| s.spawn(move || worker(stage, share)))
+            .map(|share| s.spawn(move || worker(stage, prefetch, share)))
             .collect();
         handles
             .into_iter()
@@ -299,11 +318,28 @@ fn main() {
             // add time, so the minimum is the least disturbed figure.
             let runs = |threads| {
                 let xs: Vec<f64> = (0..args.runs)
-                    .map(|_| per_event(stage, threads, &evs))
+                    .map(|_| per_event(stage, threads, Hooks::ALL, &evs))
                     .collect();
                 let min = xs.iter().copied().fold(f64::MAX, f64::min);
                 (median(xs), min)
             };
+            if let (Some(_), Some(hooks)) = (&args.stage, &args.prefetch_ab) {
+                let off = Hooks {
+                    velocity: !matches!(hooks.as_str(), "velocity" | "all"),
+                    throttle: !matches!(hooks.as_str(), "throttle" | "all"),
+                };
+                let (mut with, mut without) = (Vec::new(), Vec::new());
+                for _ in 0..args.runs {
+                    with.push(per_event(stage, 1, Hooks::ALL, &evs));
+                    without.push(per_event(stage, 1, off, &evs));
+                }
+                let (w, wo) = (median(with), median(without));
+                println!(
+                    "  {name:<10} {w:>12.0} with prefetch, {wo:.0} without ({:.2}x)",
+                    w / wo
+                );
+                continue;
+            }
             let (one, one_min) = runs(1);
             if args.stage.is_some() {
                 println!("  {name:<10} {one:>12.0} ({one_min:.0})");

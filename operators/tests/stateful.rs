@@ -382,13 +382,21 @@ fn state_restored_from_coalesced_snapshots_continues_exactly_like_an_uninterrupt
 
 #[test]
 fn prefetching_the_next_event_never_changes_a_verdict() {
-    let evs = workload(3_000);
+    // With first-sender codes (300 of them, so that the throttle's tables grow and are
+    // re-indexed) and short throttle windows (so that sweeps remove keys and renumber
+    // entries between a prefetch and the inspection it prepares).
+    let evs: Vec<SubmissionEvent> = workload(3_000)
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut e)| {
+            if let Some(r) = &mut e.relay {
+                r.first_sender_code = Some(format!("FS{:03}", (k * 7919) % 300));
+            }
+            e
+        })
+        .collect();
     let run = |prefetch: bool| {
-        let mut chain = builder(
-            Some(VelocityConfig::default()),
-            Some(ThrottleConfig::default()),
-        )
-        .build();
+        let mut chain = builder(Some(VelocityConfig::default()), Some(tight_throttle())).build();
         chain.assigned(0);
         let mut verdicts = Vec::new();
         for (k, e) in evs.iter().enumerate() {
@@ -414,6 +422,7 @@ fn prefetching_the_next_event_never_changes_a_verdict() {
     let (plain, _) = run(false);
     let (prefetched, unowned) = run(true);
     assert!(plain.iter().any(|v| !v.reasons.is_empty()));
+    assert!(plain.iter().any(|v| v.action == Action::Throttle));
     assert_eq!(plain, prefetched);
     assert!(unowned.is_empty(), "prefetch created state: {unowned:?}");
 }
