@@ -50,17 +50,17 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     senders: Vec<u64>,
     /// Only this stage (baseline, velocity, throttle, both), one thread (for profiling).
-    #[arg(long)]
+    #[arg(long, value_parser = ["baseline", "velocity", "throttle", "both"])]
     stage: Option<String>,
     /// Only the restore measurement (run with `--brokers` once the broker is up, so that
     /// the broker's JVM does not share the cores with the per-event measurements).
     #[arg(long)]
     restore_only: bool,
     /// With `--stage`: each run measures the stage with and without the prefetch hook of
-    /// `velocity`, `throttle` or `all` operators, alternately, and reports both (what
+    /// the velocity or throttle operator, or of both, alternately, and reports both (what
     /// prefetching saves, on the same machine in the same seconds).
-    #[arg(long)]
-    prefetch_ab: Option<String>,
+    #[arg(long, value_enum, requires = "stage")]
+    prefetch_ab: Option<HookChoice>,
     /// Only the campaign fingerprint throughput (for profiling).
     #[arg(long)]
     fingerprints_only: bool,
@@ -138,6 +138,14 @@ enum Stage {
     Velocity,
     Throttle,
     Both,
+}
+
+/// The prefetch hooks `--prefetch-ab` compares with and without.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HookChoice {
+    Velocity,
+    Throttle,
+    All,
 }
 
 /// Which operators' prefetch hooks the bench calls.
@@ -323,10 +331,10 @@ fn main() {
                 let min = xs.iter().copied().fold(f64::MAX, f64::min);
                 (median(xs), min)
             };
-            if let (Some(_), Some(hooks)) = (&args.stage, &args.prefetch_ab) {
+            if let Some(hooks) = args.prefetch_ab {
                 let off = Hooks {
-                    velocity: !matches!(hooks.as_str(), "velocity" | "all"),
-                    throttle: !matches!(hooks.as_str(), "throttle" | "all"),
+                    velocity: hooks == HookChoice::Throttle,
+                    throttle: hooks == HookChoice::Velocity,
                 };
                 let (mut with, mut without) = (Vec::new(), Vec::new());
                 for _ in 0..args.runs {

@@ -382,9 +382,10 @@ fn state_restored_from_coalesced_snapshots_continues_exactly_like_an_uninterrupt
 
 #[test]
 fn prefetching_the_next_event_never_changes_a_verdict() {
-    // With first-sender codes (300 of them, so that the throttle's tables grow and are
-    // re-indexed) and short throttle windows (so that sweeps remove keys and renumber
-    // entries between a prefetch and the inspection it prepares).
+    // With first-sender codes (300 of them: the throttle's tables grow) and short
+    // throttle windows (sweeps remove keys and renumber the throttle's entries), so that
+    // whatever a prefetch prepares must still hold, or be checked, when its event is
+    // inspected.
     let evs: Vec<SubmissionEvent> = workload(3_000)
         .into_iter()
         .enumerate()

@@ -50,7 +50,7 @@ impl Fingerprint {
 /// more ASCII letters (`bit.ly`, `abc.co.kr`), with a path after `/` and anything that is
 /// not an ASCII letter, digit or `/` at its end (`bit.ly/x에서`, `abc.kr!`) allowed.
 ///
-/// One pass over the bytes: a non-ASCII character is bytes of `0x80` and above, none of
+/// Over bytes, not characters: a non-ASCII character is bytes of `0x80` and above, none of
 /// them a letter, digit, `.`, `-` or `/`.
 fn is_url(token: &[u8]) -> bool {
     if token.windows(3).any(|w| w == b"://")
