@@ -200,39 +200,24 @@ fn other_char(c: char, mut u: Units, tok: u32) -> (Units, u32, u32) {
     }
 }
 
-/// Three bytes (a Hangul syllable's UTF-8) as one number.
-#[inline(always)]
-const fn three(b: &[u8]) -> u32 {
-    ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32
-}
+/// Honorifics after a name (`홍길동님`, `홍길동 고객님`); each ends in `님` or `씨`.
+const HONORIFICS: [&str; 3] = ["고객님", "님", "씨"];
 
-// The syllables of the honorifics (`고객님`, `님`, `씨`), as UTF-8 and as code points.
-const NIM: u32 = three("님".as_bytes());
-const SSI: u32 = three("씨".as_bytes());
-const GO: u32 = three("고".as_bytes());
-const GAEK: u32 = three("객".as_bytes());
-const NIM_CHAR: u32 = '님' as u32;
-const SSI_CHAR: u32 = '씨' as u32;
-
-/// Whether the token at `b[i..]` starts with an honorific (`님`, `씨`, `고객님`).
-#[inline]
-fn honorific_at(b: &[u8], i: usize) -> bool {
-    let Some(first) = b.get(i..i + 3).map(three) else {
-        return false;
-    };
-    first == NIM
-        || first == SSI
-        || (first == GO
-            && b.get(i + 3..i + 9)
-                .is_some_and(|r| three(r) == GAEK && three(&r[3..]) == NIM))
+/// Whether `rest` (the text from a token's start) starts with an honorific.
+fn honorific_at(rest: &[u8]) -> bool {
+    HONORIFICS.iter().any(|h| rest.starts_with(h.as_bytes()))
 }
 
 /// Whether a token of `syllables` Hangul syllables (`t`) that ends in `님` or `씨` is a
 /// name of 2 to 4 syllables with an honorific attached (`홍길동님`, `김철수고객님`).
 #[cold]
 fn named_hangul(t: &[u8], syllables: usize) -> bool {
-    (3..=5).contains(&syllables)
-        || ((5..=7).contains(&syllables) && t.ends_with("고객님".as_bytes()))
+    HONORIFICS.iter().any(|h| {
+        t.ends_with(h.as_bytes())
+            && syllables
+                .checked_sub(h.len() / 3)
+                .is_some_and(|name| (2..=4).contains(&name))
+    })
 }
 
 /// The masked fingerprint of `text`.
@@ -283,7 +268,7 @@ pub fn fingerprint(text: &str) -> Fingerprint {
         if let Some(before) = pending.take() {
             // Only a token that starts with a syllable starts with an honorific. The
             // name before it is masked, and this token read again.
-            if i > start && honorific_at(b, start) {
+            if i > start && honorific_at(&b[start..]) {
                 (u, letters) = before;
                 u.push(MASK_NAME);
                 i = start;
@@ -294,7 +279,9 @@ pub fn fingerprint(text: &str) -> Fingerprint {
         letters += syllables as u32;
         // (`b[start]` is not whitespace: a token that ends here has a syllable.)
         if b.get(i).is_none_or(u8::is_ascii_whitespace) {
-            if (last == NIM_CHAR || last == SSI_CHAR) && named_hangul(&b[start..i], syllables) {
+            // (Every honorific ends in `님` or `씨`.)
+            if (last == '님' as u32 || last == '씨' as u32) && named_hangul(&b[start..i], syllables)
+            {
                 (u, letters) = saved;
                 u.push(MASK_NAME);
             } else if (2..=4).contains(&syllables) {
@@ -578,8 +565,6 @@ mod tests {
                 .iter()
                 .any(|h| token.strip_suffix(h).is_some_and(is_name))
     }
-
-    const HONORIFICS: [&str; 3] = ["고객님", "님", "씨"];
 
     /// The first, `str`-based implementation of `is_url`: the oracle for the byte one.
     fn reference_is_url(token: &str) -> bool {
