@@ -585,7 +585,8 @@ impl Sender {
                 (0..=(now - first) as usize)
                     .find(|k| {
                         let i = start + k;
-                        d.count(layout, w, if i >= len { i - len } else { i }, SENT) > 0
+                        let i = if i >= len { i - len } else { i };
+                        d.bucket(Dense::bucket_at(layout, w, i))[SENT] > 0
                     })
                     .map(|k| first + k as u32)
             }
@@ -613,8 +614,8 @@ impl Sender {
                 out.push(1);
                 for w in &layout.windows {
                     for i in 0..w.n as usize {
-                        for m in [SENT, FIRST_CONTACT, REPEATED] {
-                            out.extend_from_slice(&d.count(layout, w, i, m).to_le_bytes());
+                        for x in d.bucket(Dense::bucket_at(layout, w, i)) {
+                            out.extend_from_slice(&(x as u16).to_le_bytes());
                         }
                     }
                 }
@@ -676,11 +677,12 @@ impl Sender {
                 let mut d = Dense::new(layout);
                 for (wi, w) in layout.windows.iter().enumerate() {
                     for i in 0..w.n as usize {
-                        for m in [SENT, FIRST_CONTACT, REPEATED] {
-                            let x = u16_(&mut b)?;
-                            d.set_count(layout, w, i, m, x);
-                            d.0[wi * 3 + m] += u32::from(x);
+                        let mut counts = [0; 3];
+                        for (m, x) in counts.iter_mut().enumerate() {
+                            *x = u32::from(u16_(&mut b)?);
+                            d.0[wi * 3 + m] += *x;
                         }
+                        d.set_bucket(Dense::bucket_at(layout, w, i), counts);
                     }
                 }
                 let n = usize::from(u8_(&mut b)?);
@@ -712,6 +714,16 @@ impl Sender {
     }
 }
 
+/// Where a ring bucket's counts are (three words per two buckets, see [`Slab`]): the
+/// word of its sent and first-contact counts, and the word and bit offset of its repeated
+/// count.
+#[derive(Debug, Clone, Copy)]
+struct BucketAt {
+    both: usize,
+    repeated: usize,
+    shift: usize,
+}
+
 impl Dense {
     fn new(layout: &Layout) -> Self {
         let sl = &layout.slab;
@@ -725,47 +737,43 @@ impl Dense {
         [self.0[wi * 3], self.0[wi * 3 + 1], self.0[wi * 3 + 2]]
     }
 
-    /// Where ring bucket `i` of window `w` keeps its counts: the word of its sent and
-    /// first-contact counts, and the word and bit offset of its repeated count.
-    fn ring_at(layout: &Layout, w: &Win, i: usize) -> (usize, usize, usize) {
+    /// Where ring bucket `i` of window `w` keeps its counts.
+    fn bucket_at(layout: &Layout, w: &Win, i: usize) -> BucketAt {
         let pair = layout.slab.counts + w.offset + 3 * (i / 2);
-        (pair + (i & 1), pair + 2, (i & 1) * 16)
-    }
-
-    /// The word and bit offset of count `m` of ring bucket `i` of window `w`.
-    fn count_at(layout: &Layout, w: &Win, i: usize, m: usize) -> (usize, usize) {
-        let (both, r, rs) = Self::ring_at(layout, w, i);
-        match m {
-            SENT => (both, 0),
-            FIRST_CONTACT => (both, 16),
-            _ => (r, rs),
+        BucketAt {
+            both: pair + (i & 1),
+            repeated: pair + 2,
+            shift: (i & 1) * 16,
         }
     }
 
-    /// Count `m` of ring bucket `i` of window `w`.
-    fn count(&self, layout: &Layout, w: &Win, i: usize, m: usize) -> u16 {
-        let (word, shift) = Self::count_at(layout, w, i, m);
-        (self.0[word] >> shift) as u16
+    /// A ring bucket's counts: [sent, first contact, repeated].
+    fn bucket(&self, at: BucketAt) -> [u32; 3] {
+        let both = self.0[at.both];
+        [
+            both & 0xFFFF,
+            both >> 16,
+            (self.0[at.repeated] >> at.shift) & 0xFFFF,
+        ]
     }
 
-    fn set_count(&mut self, layout: &Layout, w: &Win, i: usize, m: usize, x: u16) {
-        let (word, shift) = Self::count_at(layout, w, i, m);
-        let word = &mut self.0[word];
-        *word = (*word & !(0xFFFF << shift)) | (u32::from(x) << shift);
+    /// Sets a ring bucket's counts (each below 2^16).
+    fn set_bucket(&mut self, at: BucketAt, [sent, first, repeated]: [u32; 3]) {
+        self.0[at.both] = sent | (first << 16);
+        let word = &mut self.0[at.repeated];
+        *word = (*word & !(0xFFFF << at.shift)) | (repeated << at.shift);
     }
 
     /// Empties ring bucket `i` of window `wi` (`w`), taking its counts off the window's
     /// totals.
     fn clear_bucket(&mut self, layout: &Layout, wi: usize, w: &Win, i: usize) {
-        let (bi, ri, rs) = Self::ring_at(layout, w, i);
-        let both = self.0[bi];
-        let repeated = (self.0[ri] >> rs) & 0xFFFF;
-        if both | repeated != 0 {
-            self.0[wi * 3 + SENT] -= both & 0xFFFF;
-            self.0[wi * 3 + FIRST_CONTACT] -= both >> 16;
-            self.0[wi * 3 + REPEATED] -= repeated;
-            self.0[bi] = 0;
-            self.0[ri] &= !(0xFFFF << rs);
+        let at = Self::bucket_at(layout, w, i);
+        let counts = self.bucket(at);
+        if counts != [0; 3] {
+            for (total, x) in self.0[wi * 3..wi * 3 + 3].iter_mut().zip(counts) {
+                *total -= x;
+            }
+            self.set_bucket(at, [0; 3]);
         }
     }
 
@@ -795,14 +803,13 @@ impl Dense {
             if e.t < w.start(wm) {
                 continue;
             }
-            let i = w.per_n.rem(bucket(e.t, w)) as usize;
-            let (bi, ri, rs) = Self::ring_at(layout, w, i);
-            let both = self.0[bi];
-            let counts = [both & 0xFFFF, both >> 16, (self.0[ri] >> rs) & 0xFFFF];
-            // Each count saturates on its own; the others still count.
+            let at = Self::bucket_at(layout, w, w.per_n.rem(bucket(e.t, w)) as usize);
+            let counts = self.bucket(at);
+            // Each count saturates on its own; the others still count. One addition per
+            // word.
             let add: [u32; 3] = std::array::from_fn(|m| u32::from(flags[m] && counts[m] < 0xFFFF));
-            self.0[bi] = both + add[SENT] + (add[FIRST_CONTACT] << 16);
-            self.0[ri] += add[REPEATED] << rs;
+            self.0[at.both] += add[SENT] + (add[FIRST_CONTACT] << 16);
+            self.0[at.repeated] += add[REPEATED] << at.shift;
             for m in [SENT, FIRST_CONTACT, REPEATED] {
                 self.0[wi * 3 + m] += add[m];
             }
