@@ -50,8 +50,8 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     senders: Vec<u64>,
     /// Only this stage (baseline, velocity, throttle, both), one thread (for profiling).
-    #[arg(long, value_parser = ["baseline", "velocity", "throttle", "both"])]
-    stage: Option<String>,
+    #[arg(long, value_enum)]
+    stage: Option<Stage>,
     /// Only the restore measurement (run with `--brokers` once the broker is up, so that
     /// the broker's JVM does not share the cores with the per-event measurements).
     #[arg(long)]
@@ -132,7 +132,7 @@ fn verdict(action: Action) -> Verdict {
     .unwrap()
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Stage {
     Baseline,
     Velocity,
@@ -319,7 +319,7 @@ fn main() {
             ("throttle", Stage::Throttle),
             ("both", Stage::Both),
         ] {
-            if args.stage.as_ref().is_some_and(|only| only != name) {
+            if args.stage.is_some_and(|only| only != stage) {
                 continue;
             }
             // Median and minimum of the runs: on a shared VM other tenants only ever
