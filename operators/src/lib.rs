@@ -22,6 +22,7 @@
 //! [`Chain`], which is why they give the same verdicts for the same input.
 
 pub mod chain;
+mod divisor;
 pub mod eventtime;
 pub mod normalize;
 pub mod operator;

@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spamflow_schemas::{Action, Verdict};
 
+use crate::divisor::Divisor;
 use crate::eventtime::{Observed, PartitionClock, CLOCK_KEY};
 use crate::operator::drain_dirty;
 use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
@@ -283,24 +284,35 @@ impl Ratio {
         }
     }
 
-    fn advance(&mut self, ring: &mut Ring, b: u32) {
+    /// The ring slots of the buckets after the newest, up to `b`: where the first is
+    /// (one remainder; the ring then wraps by hand) and how many.
+    fn after_head(&self, ring: &Ring, per_n: Divisor, b: u32) -> (usize, usize) {
+        let steps = b.saturating_sub(self.head).min(ring.len() as u32) as usize;
+        (per_n.rem(self.head.wrapping_add(1)) as usize, steps)
+    }
+
+    fn advance(&mut self, ring: &mut Ring, per_n: Divisor, b: u32) {
         if b <= self.head {
             return;
         }
-        let n = ring.len() as u32;
-        for k in 1..=(b - self.head).min(n) {
-            let slot = &mut ring[((self.head + k) % n) as usize];
+        let (mut i, steps) = self.after_head(ring, per_n, b);
+        for _ in 0..steps {
+            let slot = &mut ring[i];
             self.totals[0] -= slot[0];
             self.totals[1] -= slot[1];
             *slot = [0; 2];
+            i += 1;
+            if i == ring.len() {
+                i = 0;
+            }
         }
         self.head = b;
     }
 
-    fn add(&mut self, ring: &mut Ring, b: u32, blocked: bool) {
-        self.advance(ring, b);
-        let n = ring.len() as u32;
-        let slot = &mut ring[(self.head % n) as usize];
+    /// Counts one decided message in bucket `b` (`per_n`: the ring's length).
+    fn add(&mut self, ring: &mut Ring, per_n: Divisor, b: u32, blocked: bool) {
+        self.advance(ring, per_n, b);
+        let slot = &mut ring[per_n.rem(self.head) as usize];
         slot[0] = slot[0].saturating_add(1);
         self.totals[0] = self.totals[0].saturating_add(1);
         if blocked {
@@ -311,20 +323,23 @@ impl Ratio {
 
     /// [decided, blocked] in the window at bucket `b` (read-only: what `advance(b)`
     /// would leave; the ring is only read when `b` is past the newest bucket).
-    fn totals_at(&self, ring: &Ring, b: u32) -> [u32; 2] {
-        let n = ring.len() as u32;
+    fn totals_at(&self, ring: &Ring, per_n: Divisor, b: u32) -> [u32; 2] {
         let mut t = self.totals;
-        for k in 1..=b.saturating_sub(self.head).min(n) {
-            let slot = &ring[((self.head + k) % n) as usize];
-            t[0] -= slot[0];
-            t[1] -= slot[1];
+        let (mut i, steps) = self.after_head(ring, per_n, b);
+        for _ in 0..steps {
+            t[0] -= ring[i][0];
+            t[1] -= ring[i][1];
+            i += 1;
+            if i == ring.len() {
+                i = 0;
+            }
         }
         t
     }
 
     /// The ratio at bucket `b`, when at least `min` messages were decided.
-    fn value_at(&self, ring: &Ring, b: u32, min: u32) -> Option<f64> {
-        let [decided, blocked] = self.totals_at(ring, b);
+    fn value_at(&self, ring: &Ring, per_n: Divisor, b: u32, min: u32) -> Option<f64> {
+        let [decided, blocked] = self.totals_at(ring, per_n, b);
         (decided >= min.max(1)).then(|| f64::from(blocked) / f64::from(decided))
     }
 
@@ -469,6 +484,8 @@ struct Table {
     entries: Vec<Keyed>,
     rings: Vec<[u32; 2]>,
     buckets: usize,
+    /// `buckets` as a divisor (a ring slot is a bucket number's remainder).
+    per_n: Divisor,
 }
 
 impl Table {
@@ -478,6 +495,7 @@ impl Table {
             entries: Vec::new(),
             rings: Vec::new(),
             buckets: buckets.max(1) as usize,
+            per_n: Divisor::new(buckets.max(1)),
         }
     }
 
@@ -658,6 +676,8 @@ impl Part {
 struct Shared {
     cfg: ThrottleConfig,
     quotas: Vec<Quota>,
+    /// The bucket width in seconds as a divisor.
+    per_bucket: Divisor,
     hash: String,
     stats: Arc<ThrottleStats>,
 }
@@ -674,6 +694,7 @@ impl ThrottleFactory {
         ThrottleFactory {
             shared: Arc::new(Shared {
                 quotas: (0..cfg.steps.len()).map(|i| cfg.quota(i)).collect(),
+                per_bucket: Divisor::new(bucket_secs(&cfg)),
                 hash: cfg.content_hash(),
                 cfg,
                 stats,
@@ -697,8 +718,22 @@ pub struct ThrottleOperator {
     parts: HashMap<i32, Part, FixedState>,
 }
 
-fn bucket_width(cfg: &ThrottleConfig) -> u64 {
-    u64::from((cfg.window_secs / cfg.buckets).max(1)) * 1000
+impl Shared {
+    /// The spam-ratio bucket of event time `ms`: buckets are whole seconds wide, so one
+    /// constant division and one by multiplication ([`Divisor`]).
+    fn bucket_of(&self, ms: u64) -> u32 {
+        let secs = ms / 1000;
+        match u32::try_from(secs) {
+            Ok(s) => self.per_bucket.div(s),
+            // After the year 2106.
+            Err(_) => (secs / u64::from(bucket_secs(&self.cfg))) as u32,
+        }
+    }
+}
+
+/// Width of a spam-ratio bucket in seconds.
+fn bucket_secs(cfg: &ThrottleConfig) -> u32 {
+    (cfg.window_secs / cfg.buckets.max(1)).max(1)
 }
 
 fn aligned_next(now_b: u32, every: u32) -> u32 {
@@ -712,8 +747,9 @@ impl Part {
         let now_ns = p.clock.watermark_ms().unwrap_or(0).max(0) as u64 * 1_000_000;
         let dirty = &mut p.dirty;
         for (i, table) in p.tables.iter_mut().enumerate() {
+            let per_n = table.per_n;
             table.retain(
-                |e, ring| e.ratio.totals_at(ring, now_b)[0] > 0 || e.tat > now_ns,
+                |e, ring| e.ratio.totals_at(ring, per_n, now_b)[0] > 0 || e.tat > now_ns,
                 |name| dirty.push((KINDS[i], name.clone())),
             );
         }
@@ -732,7 +768,6 @@ impl StatefulOperator for ThrottleOperator {
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
         let sh = &*self.shared;
         let cfg = &sh.cfg;
-        let width = bucket_width(cfg);
         let p = self
             .parts
             .entry(ctx.partition)
@@ -751,7 +786,7 @@ impl StatefulOperator for ThrottleOperator {
         }
         p.clock_dirty = true;
         let now_ms = p.clock.watermark_ms().unwrap_or(ctx.event_time_ms).max(0) as u64;
-        let now_b = (now_ms / width) as u32;
+        let now_b = sh.bucket_of(now_ms);
         let mut found = Inspected::default();
         if now_b >= p.next_sweep {
             p.next_sweep = aligned_next(now_b, cfg.buckets);
@@ -775,10 +810,11 @@ impl StatefulOperator for ThrottleOperator {
         if let Some(op) = relay.operator.as_deref() {
             found.ids[0] = p.find_or_insert(cfg, &sh.stats, 0, op.as_bytes(), now_b);
             if let Some(id) = found.ids[0] {
+                let per_n = p.tables[0].per_n;
                 let (e, ring) = p.touch(0, id);
                 let ratio = e
                     .ratio
-                    .value_at(ring, now_b, cfg.min_messages)
+                    .value_at(ring, per_n, now_b, cfg.min_messages)
                     .unwrap_or(0.0);
                 let target = cfg
                     .steps
@@ -826,7 +862,7 @@ impl StatefulOperator for ThrottleOperator {
             }
             if let Some(r) = table.entries[id as usize]
                 .ratio
-                .value_at(table.ring(id), now_b, rs.min_messages)
+                .value_at(table.ring(id), table.per_n, now_b, rs.min_messages)
                 .filter(|r| *r > rs.above)
             {
                 out.push(Signal {
@@ -855,7 +891,7 @@ impl StatefulOperator for ThrottleOperator {
         }
         let blocked = verdict.action == Action::Block;
         let now_ms = p.clock.watermark_ms().unwrap_or(0).max(0) as u64;
-        let now_b = (now_ms / bucket_width(cfg)) as u32;
+        let now_b = sh.bucket_of(now_ms);
         let names = [
             relay.operator.as_deref(),
             relay.reseller.as_deref(),
@@ -868,8 +904,9 @@ impl StatefulOperator for ThrottleOperator {
                 None => p.find_or_insert(cfg, &sh.stats, kind, name.as_bytes(), now_b),
             };
             let Some(id) = id else { continue };
+            let per_n = p.tables[kind].per_n;
             let (e, ring) = p.touch(kind, id);
-            e.ratio.add(ring, now_b, blocked);
+            e.ratio.add(ring, per_n, now_b, blocked);
             if kind == 0 && blocked {
                 if let Some(tat) = found.tat_before {
                     e.tat = tat;
@@ -896,7 +933,6 @@ impl StatefulOperator for ThrottleOperator {
         };
         let buckets = self.shared.cfg.buckets;
         let every = buckets;
-        let width = bucket_width(&self.shared.cfg);
         let p = self
             .parts
             .entry(partition)
@@ -905,7 +941,7 @@ impl StatefulOperator for ThrottleOperator {
             [CLOCK_KEY] => {
                 p.clock = PartitionClock::decode(value).map_err(err)?;
                 let wm = p.clock.watermark_ms().unwrap_or(0);
-                p.next_sweep = aligned_next((wm.max(0) as u64 / width) as u32, every);
+                p.next_sweep = aligned_next(self.shared.bucket_of(wm.max(0) as u64), every);
             }
             [kind @ (RELAY | RESELLER | CODE), name @ ..] => {
                 std::str::from_utf8(name).map_err(|e| err(e.to_string()))?;
@@ -952,6 +988,37 @@ impl StatefulOperator for ThrottleOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The ring (slots found by remainder, wrapping by hand) against a count of
+        /// every message kept: the window at bucket `b` holds buckets `b - n + 1 ..= b`.
+        #[test]
+        fn the_ratio_ring_counts_the_window(
+            n in 1u32..13,
+            start in 0u32..100_000,
+            msgs in proptest::collection::vec((0u32..30, any::<bool>(), 0u32..30), 1..60),
+        ) {
+            let mut ring = vec![[0u32; 2]; n as usize];
+            let per_n = Divisor::new(n);
+            let mut r = Ratio::new(start);
+            let mut kept: Vec<(u32, bool)> = Vec::new();
+            let mut b = start;
+            for (step, blocked, ahead) in msgs {
+                b += step;
+                r.add(&mut ring, per_n, b, blocked);
+                kept.push((b, blocked));
+                let at = b + ahead;
+                let count = |at: u32| {
+                    let inside = kept.iter().filter(|(k, _)| k + n > at);
+                    let blocked = inside.clone().filter(|(_, x)| *x).count() as u32;
+                    [inside.count() as u32, blocked]
+                };
+                prop_assert_eq!(r.totals, count(b));
+                prop_assert_eq!(r.totals_at(&ring, per_n, at), count(at));
+            }
+        }
+    }
 
     #[test]
     fn governor_on_event_time_allows_the_burst_then_says_when() {
@@ -980,16 +1047,17 @@ mod tests {
     #[test]
     fn ratio_slides_by_bucket() {
         let mut ring = [[0; 2]; 10];
+        let n = Divisor::new(10);
         let mut r = Ratio::new(100);
         for i in 0..10 {
-            r.add(&mut ring, 100, i < 3);
+            r.add(&mut ring, n, 100, i < 3);
         }
-        assert_eq!(r.value_at(&ring, 100, 1), Some(0.3));
-        assert_eq!(r.value_at(&ring, 100, 11), None);
-        r.add(&mut ring, 109, false);
+        assert_eq!(r.value_at(&ring, n, 100, 1), Some(0.3));
+        assert_eq!(r.value_at(&ring, n, 100, 11), None);
+        r.add(&mut ring, n, 109, false);
         assert_eq!(r.totals, [11, 3]);
-        assert_eq!(r.totals_at(&ring, 110), [1, 0]);
-        r.advance(&mut ring, 110);
+        assert_eq!(r.totals_at(&ring, n, 110), [1, 0]);
+        r.advance(&mut ring, n, 110);
         assert_eq!(r.totals, [1, 0], "bucket 100 left the window");
         let mut buf = Vec::new();
         r.encode(&ring, &mut buf);

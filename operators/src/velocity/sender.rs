@@ -24,6 +24,7 @@
 use prefetch_index::prefetch_index;
 
 use super::fingerprint::{fold32, FNV_OFFSET, FNV_PRIME};
+use crate::divisor::Divisor;
 
 /// Events kept inside the map entry.
 pub const INLINE: usize = 2;
@@ -57,48 +58,6 @@ pub struct Win {
     /// `width` and `n` as divisors.
     per_width: Divisor,
     per_n: Divisor,
-}
-
-/// Division and remainder by a divisor fixed by the configuration, by multiplication
-/// instead of a division instruction (Lemire, Kaser and Kurz, "Faster remainder by
-/// direct computation", 2019: with a 64-bit multiplier both are exact for every 32-bit
-/// dividend; a test checks them against `/` and `%`). A dense sender's event takes some
-/// fifteen of them over three windows (its bucket and ring slot in each, and the
-/// buckets that leave); a division is several times slower than a multiplication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Divisor {
-    d: u32,
-    /// ceil(2^64 / d) (0 for d = 1, which is not divided).
-    m: u64,
-}
-
-impl Divisor {
-    fn new(d: u32) -> Self {
-        let d = d.max(1);
-        Divisor {
-            d,
-            m: (u64::MAX / u64::from(d)).wrapping_add(1),
-        }
-    }
-
-    #[inline]
-    fn div(self, n: u32) -> u32 {
-        if self.d == 1 {
-            n
-        } else {
-            ((u128::from(self.m) * u128::from(n)) >> 64) as u32
-        }
-    }
-
-    #[inline]
-    fn rem(self, n: u32) -> u32 {
-        if self.d == 1 {
-            0
-        } else {
-            let fraction = self.m.wrapping_mul(u64::from(n));
-            ((u128::from(fraction) * u128::from(self.d)) >> 64) as u32
-        }
-    }
 }
 
 /// The shape of every sender's state, from the configuration.
@@ -1009,58 +968,7 @@ mod tests {
         s
     }
 
-    #[test]
-    fn divisors_divide_exactly() {
-        let ds = [
-            1u32,
-            2,
-            3,
-            6,
-            7,
-            10,
-            12,
-            24,
-            60,
-            300,
-            1000,
-            3600,
-            86_400,
-            65_535,
-            65_537,
-            u32::MAX - 1,
-            u32::MAX,
-        ];
-        let ns = [
-            0u32,
-            1,
-            2,
-            9,
-            10,
-            11,
-            3599,
-            3600,
-            3601,
-            1_780_000_000,
-            u32::MAX - 1,
-            u32::MAX,
-        ];
-        for d in ds {
-            let q = Divisor::new(d);
-            for n in ns.into_iter().chain((0..2_000).map(|k| k * 7_919)) {
-                assert_eq!(q.div(n), n / d, "{n} / {d}");
-                assert_eq!(q.rem(n), n % d, "{n} % {d}");
-            }
-        }
-    }
-
     proptest! {
-        #[test]
-        fn divisors_divide_any_number(d in 1u32.., n in any::<u32>()) {
-            let q = Divisor::new(d);
-            prop_assert_eq!(q.div(n), n / d);
-            prop_assert_eq!(q.rem(n), n % d);
-        }
-
         #[test]
         fn sparse_and_dense_agree(
             start in 0u32..100_000,
