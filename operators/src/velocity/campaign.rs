@@ -94,7 +94,8 @@ impl CampaignTable {
         min_senders: u32,
         max_fingerprints: usize,
     ) -> Seen {
-        if !self.map.contains_key(&fp) && self.map.len() >= max_fingerprints {
+        // (The length first: a table with room needs one look-up, not two.)
+        if self.map.len() >= max_fingerprints && !self.map.contains_key(&fp) {
             if now >= self.sweep_blocked_until {
                 self.sweep(now, window);
             }
