@@ -284,8 +284,8 @@ impl Ratio {
         }
     }
 
-    /// The ring slots of the buckets after the newest, up to `b`: where the first is
-    /// (one remainder; the ring then wraps by hand) and how many.
+    /// The ring slots of the buckets after the newest, up to `b` (past it): where the
+    /// first is (one remainder; the ring then wraps by hand) and how many.
     fn after_head(&self, ring: &Ring, per_n: Divisor, b: u32) -> (usize, usize) {
         let steps = b.saturating_sub(self.head).min(ring.len() as u32) as usize;
         (per_n.rem(self.head.wrapping_add(1)) as usize, steps)
@@ -325,6 +325,10 @@ impl Ratio {
     /// would leave; the ring is only read when `b` is past the newest bucket).
     fn totals_at(&self, ring: &Ring, per_n: Divisor, b: u32) -> [u32; 2] {
         let mut t = self.totals;
+        if b <= self.head {
+            // Nearly always (once per event and key): no remainder to find.
+            return t;
+        }
         let (mut i, steps) = self.after_head(ring, per_n, b);
         for _ in 0..steps {
             t[0] -= ring[i][0];
