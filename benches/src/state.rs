@@ -292,6 +292,21 @@ fn per_event(stage: Stage, threads: usize, prefetch: Hooks, evs: &[(i32, Submiss
     slowest.as_nanos() as f64 / evs.len() as f64
 }
 
+/// `runs` pairs of measurements, `a` then `b` in each: both see the machine of the same
+/// seconds.
+fn alternately(
+    runs: usize,
+    mut a: impl FnMut() -> f64,
+    mut b: impl FnMut() -> f64,
+) -> Vec<(f64, f64)> {
+    (0..runs).map(|_| (a(), b())).collect()
+}
+
+/// The least disturbed run: on a shared VM other tenants only ever add time.
+fn min(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(f64::MAX, f64::min)
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -347,20 +362,20 @@ fn main() {
                 let xs: Vec<f64> = (0..args.runs)
                     .map(|_| per_event(stage, threads, Hooks::ALL, &evs))
                     .collect();
-                let min = xs.iter().copied().fold(f64::MAX, f64::min);
-                (median(xs), min)
+                (median(xs.clone()), min(&xs))
             };
             if let Some(hooks) = args.prefetch_ab {
                 let off = Hooks {
                     velocity: hooks == HookChoice::Throttle,
                     throttle: hooks == HookChoice::Velocity,
                 };
-                let (mut with, mut without) = (Vec::new(), Vec::new());
-                for _ in 0..args.runs {
-                    with.push(per_event(stage, 1, Hooks::ALL, &evs));
-                    without.push(per_event(stage, 1, off, &evs));
-                }
-                let (w, wo) = (median(with), median(without));
+                let runs = alternately(
+                    args.runs,
+                    || per_event(stage, 1, Hooks::ALL, &evs),
+                    || per_event(stage, 1, off, &evs),
+                );
+                let w = median(runs.iter().map(|r| r.0).collect());
+                let wo = median(runs.iter().map(|r| r.1).collect());
                 println!(
                     "  {name:<10} {w:>12.0} with prefetch, {wo:.0} without ({:.2}x)",
                     w / wo
@@ -400,19 +415,18 @@ fn main() {
 /// same second; prints each pair and the stage over the pairs whose control ran at the
 /// machine's own speed (within 10 % of the fastest control).
 fn with_control(name: &str, stage: Stage, runs: usize, evs: &[(i32, SubmissionEvent)]) {
-    let pairs: Vec<(f64, f64)> = (0..runs)
-        .map(|_| {
-            let control = per_event(Stage::Baseline, 1, Hooks::ALL, evs);
-            (control, per_event(stage, 1, Hooks::ALL, evs))
-        })
-        .collect();
+    let pairs = alternately(
+        runs,
+        || per_event(Stage::Baseline, 1, Hooks::ALL, evs),
+        || per_event(stage, 1, Hooks::ALL, evs),
+    );
     for (control, x) in &pairs {
         println!(
             "  {name:<10} {x:>12.0} control {control:>5.0} ({:.1}x)",
             x / control
         );
     }
-    let fastest = pairs.iter().map(|p| p.0).fold(f64::MAX, f64::min);
+    let fastest = min(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
     let calm: Vec<f64> = pairs
         .iter()
         .filter(|p| p.0 <= fastest * 1.1)
@@ -423,7 +437,7 @@ fn with_control(name: &str, stage: Stage, runs: usize, evs: &[(i32, SubmissionEv
         median(pairs.iter().map(|p| p.1).collect()),
         pairs.len(),
         median(calm.clone()),
-        calm.iter().copied().fold(f64::MAX, f64::min),
+        min(&calm),
         calm.len(),
         median(pairs.iter().map(|p| p.1 / p.0).collect()),
     );
