@@ -41,6 +41,42 @@ impl Divisor {
             ((u128::from(fraction) * u128::from(self.d)) >> 64) as u32
         }
     }
+
+    /// The slots, in a ring of this many buckets, of the `count` buckets from bucket
+    /// `from` on (at most one lap): one remainder, then the index wraps by hand.
+    #[inline]
+    pub(crate) fn ring_slots(self, from: u32, count: u32) -> RingSlots {
+        RingSlots {
+            i: self.rem(from) as usize,
+            left: count.min(self.d),
+            n: self.d as usize,
+        }
+    }
+}
+
+/// See [`Divisor::ring_slots`].
+pub(crate) struct RingSlots {
+    i: usize,
+    left: u32,
+    n: usize,
+}
+
+impl Iterator for RingSlots {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.left == 0 {
+            return None;
+        }
+        let slot = self.i;
+        self.left -= 1;
+        self.i += 1;
+        if self.i == self.n {
+            self.i = 0;
+        }
+        Some(slot)
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +134,15 @@ mod tests {
             let q = Divisor::new(d);
             prop_assert_eq!(q.div(n), n / d);
             prop_assert_eq!(q.rem(n), n % d);
+        }
+
+        #[test]
+        fn ring_slots_are_remainders(d in 1u32..50, from in any::<u32>(), count in 0u32..60) {
+            let slots: Vec<usize> = Divisor::new(d).ring_slots(from, count).collect();
+            let expected: Vec<usize> = (0..count.min(d))
+                .map(|k| ((u64::from(from) + u64::from(k)) % u64::from(d)) as usize)
+                .collect();
+            prop_assert_eq!(slots, expected);
         }
     }
 }

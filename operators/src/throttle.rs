@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spamflow_schemas::{Action, Verdict};
 
-use crate::divisor::Divisor;
+use crate::divisor::{Divisor, RingSlots};
 use crate::eventtime::{Observed, PartitionClock, CLOCK_KEY};
 use crate::operator::drain_dirty;
 use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
@@ -284,27 +284,20 @@ impl Ratio {
         }
     }
 
-    /// The ring slots of the buckets after the newest, up to `b` (past it): where the
-    /// first is (one remainder; the ring then wraps by hand) and how many.
-    fn after_head(&self, ring: &Ring, per_n: Divisor, b: u32) -> (usize, usize) {
-        let steps = b.saturating_sub(self.head).min(ring.len() as u32) as usize;
-        (per_n.rem(self.head.wrapping_add(1)) as usize, steps)
+    /// The ring slots of the buckets after the newest, up to `b` (past it).
+    fn after_head(&self, per_n: Divisor, b: u32) -> RingSlots {
+        per_n.ring_slots(self.head.wrapping_add(1), b.saturating_sub(self.head))
     }
 
     fn advance(&mut self, ring: &mut Ring, per_n: Divisor, b: u32) {
         if b <= self.head {
             return;
         }
-        let (mut i, steps) = self.after_head(ring, per_n, b);
-        for _ in 0..steps {
+        for i in self.after_head(per_n, b) {
             let slot = &mut ring[i];
             self.totals[0] -= slot[0];
             self.totals[1] -= slot[1];
             *slot = [0; 2];
-            i += 1;
-            if i == ring.len() {
-                i = 0;
-            }
         }
         self.head = b;
     }
@@ -329,14 +322,9 @@ impl Ratio {
             // Nearly always (once per event and key): no remainder to find.
             return t;
         }
-        let (mut i, steps) = self.after_head(ring, per_n, b);
-        for _ in 0..steps {
+        for i in self.after_head(per_n, b) {
             t[0] -= ring[i][0];
             t[1] -= ring[i][1];
-            i += 1;
-            if i == ring.len() {
-                i = 0;
-            }
         }
         t
     }

@@ -421,15 +421,9 @@ impl Sender {
                     if steps == 0 {
                         continue;
                     }
-                    // Empty the buckets that leave the window: one remainder, then the
-                    // ring index wraps by hand.
-                    let mut i = w.per_n.rem(ob + 1) as usize;
-                    for _ in 0..steps {
+                    // Empty the buckets that leave the window.
+                    for i in w.per_n.ring_slots(ob.wrapping_add(1), steps) {
                         d.clear_bucket(layout, wi, w, i);
-                        i += 1;
-                        if i == w.n as usize {
-                            i = 0;
-                        }
                     }
                 }
             }
@@ -539,14 +533,9 @@ impl Sender {
                 // Walk the ring from the oldest bucket in the window, without a division
                 // per step.
                 let first = now.saturating_sub(w.n - 1);
-                let start = w.per_n.rem(first) as usize;
-                let len = w.n as usize;
-                (0..=(now - first) as usize)
-                    .find(|k| {
-                        let i = start + k;
-                        let i = if i >= len { i - len } else { i };
-                        d.bucket(Dense::bucket_at(layout, w, i))[SENT] > 0
-                    })
+                w.per_n
+                    .ring_slots(first, now - first + 1)
+                    .position(|i| d.bucket(Dense::bucket_at(layout, w, i))[SENT] > 0)
                     .map(|k| first + k as u32)
             }
         };
