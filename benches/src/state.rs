@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use dashmap::DashMap;
 use foldhash::fast::FixedState;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -347,15 +347,13 @@ fn main() {
             );
         }
         let mut base = 0.0;
-        for (name, stage) in [
-            ("baseline", Stage::Baseline),
-            ("velocity", Stage::Velocity),
-            ("throttle", Stage::Throttle),
-            ("both", Stage::Both),
-        ] {
+        for &stage in Stage::value_variants() {
             if args.stage.is_some_and(|only| only != stage) {
                 continue;
             }
+            // The stage's name as `--stage` spells it.
+            let possible = stage.to_possible_value().expect("no stage is skipped");
+            let name = possible.get_name();
             // Median and minimum of the runs: on a shared VM other tenants only ever
             // add time, so the minimum is the least disturbed figure.
             let runs = |threads| {
