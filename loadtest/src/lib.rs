@@ -1,10 +1,15 @@
 //! spamflow load-test tooling. Uses only `spamflow-schemas`: it treats the pipeline as
 //! a black box over Kafka.
 //!
+//! - [`corpus`]: a seeded labelled text corpus (spam of every category, plain and
+//!   obfuscated, and hard-negative ham) for training the classifier.
+//! - [`uci`]: the UCI SMS Spam Collection, checked and split by the fixed rule.
 //! - [`synth`]: a seeded synthesizer of realistic carrier traffic: Korean and some
 //!   English text, person-to-person and bulk (relay) traffic, legitimate notices that
 //!   mention spam words, the Korean illegal-spam categories with obfuscated variants, and
 //!   overseas-origin messages. Each event carries its ground truth in the extra field
 //!   `synthetic_label` (readers ignore unknown fields).
 
+pub mod corpus;
 pub mod synth;
+pub mod uci;

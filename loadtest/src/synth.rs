@@ -308,7 +308,7 @@ fn korean_mobile(rng: &mut SmallRng) -> String {
     )
 }
 
-fn pick<'a>(rng: &mut SmallRng, from: &[&'a str]) -> &'a str {
+pub(crate) fn pick<'a>(rng: &mut SmallRng, from: &[&'a str]) -> &'a str {
     from[rng.random_range(0..from.len())]
 }
 

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use spamflow_schemas::Verdict;
+use spamflow_schemas::{Reason, Verdict};
 
+use crate::classifier::{ClassifierWorker, ModelHandle};
+use crate::policy::CLASSIFIER;
 use crate::{
     EventCtx, OperatorWorker, Policy, Signal, StateError, StateUpdate, StatefulOperator,
     StatelessOperator,
@@ -47,6 +49,8 @@ pub struct ChainBuilder {
     stateful: Vec<(&'static str, StatefulFactory)>,
     stateful_hashes: Vec<(&'static str, String)>,
     policy: Arc<Policy>,
+    classifier: Option<ModelHandle>,
+    shadow_model: Option<ModelHandle>,
 }
 
 impl std::fmt::Debug for ChainBuilder {
@@ -61,6 +65,8 @@ impl std::fmt::Debug for ChainBuilder {
                 &self.stateful.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             )
             .field("rules_version", &self.rules_version())
+            .field("model", &self.classifier)
+            .field("shadow_model", &self.shadow_model)
             .finish()
     }
 }
@@ -73,7 +79,23 @@ impl ChainBuilder {
             stateful: Vec::new(),
             stateful_hashes: Vec::new(),
             policy: Arc::new(policy),
+            classifier: None,
+            shadow_model: None,
         }
+    }
+
+    /// Runs the classifier with the model `handle` serves, after the stateless operators
+    /// and before the stateful ones, and decides with that model's fitted policy; a
+    /// `shadow` model's decision is reported in `shadow[]` only.
+    pub fn classifier(mut self, handle: ModelHandle, shadow: Option<ModelHandle>) -> Self {
+        self.classifier = Some(handle);
+        self.shadow_model = shadow;
+        self
+    }
+
+    /// The serving model, if the classifier runs.
+    pub fn model(&self) -> Option<&ModelHandle> {
+        self.classifier.as_ref()
     }
 
     /// Adds a stateless operator (evaluated in the order added).
@@ -104,6 +126,7 @@ impl ChainBuilder {
         self.stateless
             .iter()
             .map(|o| o.name())
+            .chain(self.classifier.as_ref().map(|_| CLASSIFIER))
             .chain(self.stateful.iter().map(|(n, _)| *n))
             .collect()
     }
@@ -130,6 +153,14 @@ impl ChainBuilder {
             ops: self.stateless.clone(),
             stateful_hashes: self.stateful_hashes.clone(),
             signals: Vec::with_capacity(16),
+            classifier: self
+                .classifier
+                .clone()
+                .map(|h| (h, ClassifierWorker::new())),
+            shadow_model: self
+                .shadow_model
+                .clone()
+                .map(|h| (h, ClassifierWorker::new())),
         }
     }
 }
@@ -145,6 +176,8 @@ pub struct Chain {
     ops: Vec<Arc<dyn StatelessOperator>>,
     stateful_hashes: Vec<(&'static str, String)>,
     signals: Vec<Signal>,
+    classifier: Option<(ModelHandle, ClassifierWorker)>,
+    shadow_model: Option<(ModelHandle, ClassifierWorker)>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -168,16 +201,77 @@ impl Chain {
         for op in &mut self.stateless {
             op.inspect(ctx, &mut self.signals);
         }
+        // One model per event: its score and its fitted policy decide together even if a
+        // reload swaps the model meanwhile.
+        let model = match &mut self.classifier {
+            Some((handle, worker)) => {
+                let m = handle.load();
+                worker.inspect(&m, &ctx.event.text, &mut self.signals);
+                Some(m)
+            }
+            None => None,
+        };
         for op in &mut self.stateful {
             op.inspect(ctx, &mut self.signals);
         }
-        let verdict = self
-            .policy
-            .decide(ctx.event, &self.signals, &self.rules_version, decided_at);
+        let mut verdict = self.policy.decide(
+            ctx.event,
+            &self.signals,
+            &self.rules_version,
+            model.as_ref().map(|m| m.as_ref()),
+            decided_at,
+        );
+        drop(model);
+        if let Some(reason) = self.shadow_decision(ctx, decided_at) {
+            verdict.shadow.push(reason);
+        }
         for op in &mut self.stateful {
             op.decided(ctx, &verdict);
         }
         verdict
+    }
+
+    /// The shadow model's decision on the event whose signals were just gathered, as a
+    /// shadow reason: code `shadow_model.<action>`, its score, and its version as evidence.
+    fn shadow_decision(&mut self, ctx: &EventCtx<'_>, decided_at: DateTime<Utc>) -> Option<Reason> {
+        let (handle, worker) = self.shadow_model.as_mut()?;
+        let m = handle.load();
+        let mut signals: Vec<Signal> = self
+            .signals
+            .iter()
+            .filter(|s| s.operator != CLASSIFIER)
+            .cloned()
+            .collect();
+        worker.inspect(&m, &ctx.event.text, &mut signals);
+        let v = self.policy.decide(
+            ctx.event,
+            &signals,
+            &self.rules_version,
+            Some(&m),
+            decided_at,
+        );
+        let category = v
+            .reasons
+            .first()
+            .map_or_else(|| "none".to_owned(), |r| r.category.clone());
+        Some(Reason {
+            operator: CLASSIFIER.to_owned(),
+            code: format!("shadow_model.{}", v.action.as_str()),
+            category,
+            score: v.score,
+            evidence: v.model_version,
+            span: None,
+        })
+    }
+
+    /// The signals of the stateless operators alone (no classifier, no state, no policy):
+    /// what `spamflow train` fits the policy on.
+    pub fn stateless_signals(&mut self, ctx: &EventCtx<'_>) -> &[Signal] {
+        self.signals.clear();
+        for op in &mut self.stateless {
+            op.inspect(ctx, &mut self.signals);
+        }
+        &self.signals
     }
 
     /// `next` will be processed after the current event: the stateful operators start

@@ -13,6 +13,8 @@
 //! - [`origin`]: overseas origin, spoofing, invalid senders, sender-number registry.
 //! - [`eventtime`]: the event-time clock of a partition (the only clock of stateful
 //!   operators).
+//! - [`classifier`]: the AI text classifier (hashed n-grams, logistic), its model file,
+//!   training and metrics; the model carries the fitted policy.
 //! - [`velocity`]: per-sender event-time windows and campaigns (stateful).
 //! - [`throttle`]: spam ratios and GCRA quotas per relay operator (stateful).
 //! - [`chain`]: one worker's operator chain: event in, verdict out; synchronous and
@@ -22,6 +24,7 @@
 //! [`Chain`], which is why they give the same verdicts for the same input.
 
 pub mod chain;
+pub mod classifier;
 mod divisor;
 pub mod eventtime;
 pub mod normalize;
@@ -37,7 +40,7 @@ pub use chain::{Chain, ChainBuilder};
 pub use operator::{
     EventCtx, OperatorWorker, StateError, StateUpdate, StatefulOperator, StatelessOperator,
 };
-pub use policy::{Combination, Policy, PolicyConfig, PolicyConfigError};
+pub use policy::{Combination, FittedPolicy, Policy, PolicyConfig, PolicyConfigError};
 pub use signal::{ActionHint, Signal};
 
 /// `spamflow/<version>`, stamped on every verdict.

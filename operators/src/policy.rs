@@ -1,14 +1,137 @@
 //! Policy: signals -> verdict.
 //!
-//! The score is a noisy-OR of the enforcing signals' scores (independent evidence adds
-//! up, but never past 100); the action is the stronger of what the score says and what
-//! the operators' hints demand. Shadow signals are reported and never counted.
+//! Without a model, the score is a noisy-OR of the enforcing signals' scores (independent
+//! evidence adds up, but never past 100) and `block_score` / `label_score` pick the action.
+//!
+//! With a model ([`crate::classifier`]), the model file's [`FittedPolicy`] decides: a
+//! logistic combination of the classifier's log-odds and each rule category's strongest
+//! score, with weights and thresholds that `spamflow train` fitted on labelled data for a
+//! stated false-positive budget. Evidence the labelled data cannot carry (origin,
+//! velocity, throttle, combinations, rule categories the model has not seen) joins that
+//! probability by noisy-OR, so it can only raise it.
+//!
+//! Either way the action is the stronger of what the score says and what the operators'
+//! hints demand: hard rules (spoofed callers, suspended or invalid numbers) block
+//! whatever the score. Shadow signals are reported and never counted.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use spamflow_schemas::{Action, Alert, Reason, SubmissionEvent, Verdict};
 
+use crate::classifier::Model;
 use crate::{ActionHint, Signal, PIPELINE_ID};
+
+/// The classifier's log-odds are clamped to this magnitude before the fitted policy
+/// weighs them (beyond it the probability is 1 - 3e-7 and more only adds noise).
+pub const CLASSIFIER_LOG_ODDS_CLAMP: f64 = 15.0;
+
+/// The operator name of the classifier's signals.
+pub const CLASSIFIER: &str = "classifier";
+
+/// A policy fitted on labelled data; part of the model file. Text with Hangul and other
+/// text each have their own fit: Korean and English traffic differ in base rates, in how
+/// sure the classifier is, and in which rules fire, and each keeps its own ham within the
+/// false-positive budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FittedPolicy {
+    /// For text with Hangul.
+    pub korean: ScriptPolicy,
+    /// For other text.
+    pub other: ScriptPolicy,
+    /// Largest share of ham the block thresholds were chosen to block, on the data they
+    /// were fitted on.
+    pub ham_block_budget: f64,
+    /// Largest share of ham the label thresholds were chosen to label or block.
+    pub ham_label_budget: f64,
+}
+
+/// The fitted combination and thresholds for one script, in log-odds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptPolicy {
+    /// Intercept.
+    pub bias: f64,
+    /// Weight of the classifier's log-odds.
+    pub classifier: f64,
+    /// Weight of each pattern category's strongest rule score (0..=1); never negative.
+    pub categories: BTreeMap<String, f64>,
+    /// At or above: block.
+    pub block_at: f64,
+    /// At or above: label a delivered message and alert its recipient.
+    pub label_at: f64,
+}
+
+/// Whether `text` has Hangul (syllables or jamo): the fitted policy's script split.
+pub fn has_hangul(text: &str) -> bool {
+    text.chars()
+        .any(|c| matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{1100}'..='\u{11FF}' | '\u{3131}'..='\u{318E}'))
+}
+
+impl FittedPolicy {
+    /// The policy for a text with or without Hangul.
+    pub fn script(&self, hangul: bool) -> &ScriptPolicy {
+        if hangul {
+            &self.korean
+        } else {
+            &self.other
+        }
+    }
+
+    /// Whether its numbers can work.
+    pub fn validate(&self) -> Result<(), String> {
+        for p in [&self.korean, &self.other] {
+            let all = [p.bias, p.classifier, p.block_at, p.label_at]
+                .into_iter()
+                .chain(p.categories.values().copied());
+            if !all.into_iter().all(f64::is_finite) {
+                return Err("a weight or threshold is not finite".into());
+            }
+            if p.categories.values().any(|w| *w < 0.0) {
+                return Err("a category weight is negative".into());
+            }
+            if p.label_at > p.block_at {
+                return Err(format!(
+                    "label_at {} is above block_at {}",
+                    p.label_at, p.block_at
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ScriptPolicy {
+    /// The fitted log-odds of spam from the classifier and the rule categories it was
+    /// fitted with; `rest` gets every other enforcing signal (to join by noisy-OR).
+    pub fn log_odds<'s>(&self, signals: &'s [Signal], mut rest: impl FnMut(&'s Signal)) -> f64 {
+        let mut z = self.bias;
+        let mut strongest: Vec<(&str, u8)> = Vec::new();
+        for s in signals.iter().filter(|s| !s.shadow) {
+            if s.operator == CLASSIFIER {
+                let lo = f64::from(s.log_odds.unwrap_or(0.0));
+                z += self.classifier
+                    * lo.clamp(-CLASSIFIER_LOG_ODDS_CLAMP, CLASSIFIER_LOG_ODDS_CLAMP);
+            } else if s.operator == "pattern" && self.categories.contains_key(s.category.as_ref()) {
+                match strongest
+                    .iter_mut()
+                    .find(|(c, _)| *c == s.category.as_ref())
+                {
+                    Some((_, best)) => *best = (*best).max(s.score),
+                    None => strongest.push((s.category.as_ref(), s.score)),
+                }
+            } else {
+                rest(s);
+            }
+        }
+        for (c, score) in strongest {
+            z += self.categories[c] * f64::from(score.min(100)) / 100.0;
+        }
+        z
+    }
+}
 
 /// `[policy]` configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,9 +259,21 @@ impl Policy {
         ev: &SubmissionEvent,
         signals: &[Signal],
         rules_version: &str,
+        model: Option<&Model>,
         decided_at: DateTime<Utc>,
     ) -> Verdict {
-        let mut miss = 1.0f64;
+        let fitted = model.map(|m| m.header.policy.script(has_hangul(&ev.text)));
+        // The probability that nothing fitted, nor any other evidence, says spam.
+        let mut miss = match fitted {
+            Some(fp) => {
+                let mut other = 1.0f64;
+                let z = fp.log_odds(signals, |s| {
+                    other *= 1.0 - f64::from(s.score.min(100)) / 100.0;
+                });
+                (1.0 - crate::classifier::sigmoid(z)) * other
+            }
+            None => 1.0f64,
+        };
         let mut floor = Action::Allow;
         let mut retry_after_ms: Option<u64> = None;
         let mut labels: Vec<String> = Vec::new();
@@ -149,7 +284,9 @@ impl Policy {
                 shadow.push(self.reason(s));
                 continue;
             }
-            miss *= 1.0 - f64::from(s.score.min(100)) / 100.0;
+            if fitted.is_none() {
+                miss *= 1.0 - f64::from(s.score.min(100)) / 100.0;
+            }
             let hinted = match s.hint {
                 ActionHint::Score => Action::Allow,
                 ActionHint::Label => Action::Label,
@@ -169,7 +306,12 @@ impl Policy {
                     labels.push(label.to_string());
                 }
             }
-            reasons.push(self.reason(s));
+            // The classifier speaks on every message; only its spam findings are evidence.
+            let ham_finding = s.operator == CLASSIFIER
+                && f32::from(s.score) < 100.0 * crate::classifier::REASON_MIN_PROBABILITY;
+            if !ham_finding {
+                reasons.push(self.reason(s));
+            }
         }
         for c in &self.cfg.combinations {
             if c.when
@@ -188,18 +330,23 @@ impl Policy {
             }
         }
         let score = ((1.0 - miss) * 100.0).round().clamp(0.0, 100.0) as u8;
-        let by_score = if score >= self.cfg.block_score {
+        let (block, label) = match fitted {
+            Some(fp) => {
+                let p = (1.0 - miss).clamp(1e-12, 1.0 - 1e-12);
+                let z = (p / (1.0 - p)).ln();
+                (z >= fp.block_at, z >= fp.label_at)
+            }
+            None => (score >= self.cfg.block_score, score >= self.cfg.label_score),
+        };
+        let by_score = if block {
             Action::Block
-        } else if score >= self.cfg.label_score {
+        } else if label {
             Action::Label
         } else {
             Action::Allow
         };
         let action = floor.max(by_score);
-        if action == Action::Label
-            && score >= self.cfg.label_score
-            && !labels.contains(&self.cfg.suspicious_label)
-        {
+        if action == Action::Label && label && !labels.contains(&self.cfg.suspicious_label) {
             labels.push(self.cfg.suspicious_label.clone());
         }
         let by_weight = |a: &Reason, b: &Reason| {
@@ -230,6 +377,7 @@ impl Policy {
             smsc: ev.origin.smsc.clone(),
             relay_operator: ev.relay_operator().map(str::to_owned),
             rules_version: rules_version.to_owned(),
+            model_version: model.map(|m| m.version.clone()),
             pipeline: PIPELINE_ID.to_owned(),
         }
     }
@@ -237,7 +385,9 @@ impl Policy {
     /// The recipient alert for a delivered but suspicious message, if any.
     pub fn alert(&self, v: &Verdict) -> Option<Alert> {
         let delivered = matches!(v.action, Action::Allow | Action::Label);
-        if !delivered || v.score < self.cfg.label_score {
+        let suspicious =
+            v.score >= self.cfg.label_score || v.labels.contains(&self.cfg.suspicious_label);
+        if !delivered || !suspicious {
             return None;
         }
         let mut categories: Vec<String> = v.reasons.iter().map(|r| r.category.clone()).collect();
@@ -303,9 +453,13 @@ mod tests {
     }
 
     fn decide(signals: &[Signal]) -> Verdict {
-        PolicyConfig::default()
-            .build()
-            .decide(&event(), signals, "v", DateTime::<Utc>::UNIX_EPOCH)
+        PolicyConfig::default().build().decide(
+            &event(),
+            signals,
+            "v",
+            None,
+            DateTime::<Utc>::UNIX_EPOCH,
+        )
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum ActionHint {
 }
 
 /// One finding of one operator on one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
     /// Operator name (`pattern`, `velocity`, `origin`, ...), bounded set.
     pub operator: &'static str,
@@ -38,6 +38,9 @@ pub struct Signal {
     pub span: Option<[usize; 2]>,
     /// From a shadow rule: reported in `shadow[]`, never changes the action.
     pub shadow: bool,
+    /// The operator's exact log-odds of spam where it has them (the classifier); a fitted
+    /// policy reads this rather than the rounded `score`.
+    pub log_odds: Option<f32>,
 }
 
 impl Signal {
@@ -59,6 +62,7 @@ impl Signal {
             evidence: None,
             span: None,
             shadow: false,
+            log_odds: None,
         }
     }
 }

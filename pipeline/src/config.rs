@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use spamflow_operators::classifier::ClassifierConfig;
 use spamflow_operators::origin::OriginConfig;
 use spamflow_operators::throttle::ThrottleConfig;
 use spamflow_operators::velocity::VelocityConfig;
@@ -36,6 +37,8 @@ pub struct Config {
     pub velocity: VelocityConfig,
     /// Spam ratios and quotas per relay operator (stateful).
     pub throttle: ThrottleConfig,
+    /// The AI text classifier and its fitted policy; model file, shadow model, reload.
+    pub classifier: ClassifierConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.
@@ -298,6 +301,7 @@ const SECTIONS: &[&str] = &[
     "topics",
     "processing",
     "policy",
+    "classifier",
     "admin",
     "embedded",
     "log",
@@ -413,6 +417,20 @@ impl Config {
         }
         for (key, reason) in self.throttle.validate() {
             bad(&format!("throttle.{key}"), reason);
+        }
+        for (key, reason) in self.classifier.validate() {
+            bad(&format!("classifier.{key}"), reason);
+        }
+        for (key, path) in [
+            ("model", &self.classifier.model),
+            ("shadow_model", &self.classifier.shadow_model),
+        ] {
+            if !path.is_empty() && !Path::new(path).is_file() {
+                bad(
+                    &format!("classifier.{key}"),
+                    format!("file {path} does not exist"),
+                );
+            }
         }
         for e in self.policy.validate() {
             bad(&format!("policy.{}", e.key), e.reason);

@@ -8,6 +8,7 @@
 //! - [`backtest`]: the same chain over JSON lines, without Kafka.
 //! - [`registry`]: sender-number registry follower, file loading, publishing.
 //! - [`rules`]: rule-pack loading, `rules check`, hot reload.
+//! - [`classifier`]: model loading and hot reload, `spamflow train` and `eval`.
 //! - [`metrics`], [`admin`]: counters and the `/healthz` `/readyz` `/metrics` endpoint.
 //! - [`sample`]: the bundled sample traffic.
 //!
@@ -17,6 +18,7 @@
 
 pub mod admin;
 pub mod backtest;
+pub mod classifier;
 pub mod config;
 pub mod embedded;
 pub mod kafka;
@@ -29,6 +31,7 @@ pub mod sample;
 use std::path::Path;
 use std::sync::Arc;
 
+use spamflow_operators::classifier::ModelHandle;
 use spamflow_operators::origin::{OriginOperator, Registry};
 use spamflow_operators::pattern::{PatternConfig, PatternOperator};
 use spamflow_operators::throttle::{ThrottleFactory, ThrottleStats};
@@ -53,6 +56,9 @@ pub struct Operators {
     pub pattern: PatternOperator,
     /// The sender-number registry the origin operator checks (fed by the follower).
     pub registry: Arc<Registry>,
+    /// The serving classifier model and the shadow model (swapped on reload), when the
+    /// classifier runs.
+    pub models: Option<(ModelHandle, Option<ModelHandle>)>,
     /// Counters of the stateful operators.
     pub stats: OperatorStats,
 }
@@ -81,6 +87,13 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     let mut chain = ChainBuilder::new(cfg.policy.build())
         .stateless(Arc::new(pattern.clone()))
         .stateless(Arc::new(origin));
+    let models = if cfg.classifier.enabled {
+        let (model, shadow) = classifier::load(cfg)?;
+        chain = chain.classifier(model.clone(), shadow.clone());
+        Some((model, shadow))
+    } else {
+        None
+    };
     // Velocity before throttle: a throttle verdict's ratio feedback sees the whole chain.
     if cfg.velocity.enabled {
         let f = VelocityFactory::new(cfg.velocity.clone(), stats.velocity.clone());
@@ -94,6 +107,7 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
         chain,
         pattern,
         registry,
+        models,
         stats,
     })
 }

@@ -1,6 +1,6 @@
 //! `spamflow`: the pipeline binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
+use spamflow_operators::classifier::train::{Metrics as EvalMetrics, TrainConfig};
+use spamflow_operators::classifier::{Model, ModelHandle};
 use spamflow_pipeline::config::{config_path, Config, Guarantee};
 use spamflow_pipeline::embedded::{self, EmbeddedOptions};
 use spamflow_pipeline::metrics::Metrics;
@@ -46,6 +48,48 @@ enum Cmd {
     },
     /// Print the effective configuration (after all layers) as JSON, or the problems with it.
     Config,
+    /// Train the classifier and fit the policy on labelled JSON lines; print held-out metrics.
+    Train {
+        /// Labelled JSON lines ({"text", "label": "spam"|"ham", "category"?, "language"?}); repeatable.
+        #[arg(long = "data", required = true)]
+        data: Vec<PathBuf>,
+        /// Where to write the model file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Shuffle seed (same data and seed: same model bytes).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Passes over the data.
+        #[arg(long, default_value_t = TrainConfig::default().epochs)]
+        epochs: u32,
+        /// Largest share of held-out-fold ham the block threshold may block.
+        #[arg(long, default_value_t = TrainConfig::default().ham_block_budget)]
+        ham_block_budget: f64,
+        /// AdaGrad learning rate.
+        #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+        learning_rate: f32,
+        /// L2 penalty per update.
+        #[arg(long, default_value_t = TrainConfig::default().l2)]
+        l2: f32,
+        /// Print the held-out metrics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a model (and its fitted policy, with the rule pack) on labelled JSON lines.
+    Eval {
+        /// Model file; default: classifier.model or the built-in model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Labelled JSON lines; repeatable.
+        #[arg(long = "data", required = true)]
+        data: Vec<PathBuf>,
+        /// Print the metrics as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write every misjudged example (with its verdict) here as JSON lines.
+        #[arg(long)]
+        errors: Option<PathBuf>,
+    },
     /// Create every spamflow topic on the configured brokers (existing topics are kept).
     CreateTopics {
         /// Bootstrap servers (kafka.brokers).
@@ -61,6 +105,12 @@ enum Cmd {
 enum RulesCmd {
     /// Compile a rule pack and run every rule's examples; exit code 1 on any failure.
     Check {
+        /// Rule-pack directory; default: rules.dir, or the built-in pack.
+        dir: Option<PathBuf>,
+    },
+    /// Print every rule's examples as labelled JSON lines (a training source for
+    /// `spamflow train`): examples as spam of the rule's category, counter-examples as ham.
+    Examples {
         /// Rule-pack directory; default: rules.dir, or the built-in pack.
         dir: Option<PathBuf>,
     },
@@ -207,7 +257,42 @@ fn main() -> ExitCode {
         Cmd::Rules {
             cmd: RulesCmd::Check { dir },
         } => rules_check(&cfg, dir.as_deref()),
+        Cmd::Rules {
+            cmd: RulesCmd::Examples { dir },
+        } => rules_examples(&cfg, dir.as_deref()),
         Cmd::CreateTopics { partitions, .. } => create_topics(&cfg, partitions),
+        Cmd::Train {
+            data,
+            out,
+            seed,
+            epochs,
+            ham_block_budget,
+            learning_rate,
+            l2,
+            json,
+        } => {
+            let tc = TrainConfig {
+                seed,
+                epochs,
+                ham_block_budget,
+                learning_rate,
+                l2,
+                ..TrainConfig::default()
+            };
+            spamflow_pipeline::classifier::train_cmd(&cfg, &data, &out, &tc).and_then(
+                |(m, metrics)| {
+                    print_metrics(&metrics, json)?;
+                    eprintln!("model {} written to {}", m.version, out.display());
+                    Ok(())
+                },
+            )
+        }
+        Cmd::Eval {
+            model,
+            data,
+            json,
+            errors,
+        } => eval(&cfg, model.as_deref(), &data, json, errors.as_deref()),
         Cmd::Config => serde_json::to_string_pretty(&cfg)
             .map(|s| println!("{s}"))
             .map_err(Into::into),
@@ -219,6 +304,55 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_metrics(m: &EvalMetrics, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(m)?);
+    } else {
+        print!("{}", m.render());
+    }
+    Ok(())
+}
+
+fn eval(
+    cfg: &Config,
+    model: Option<&Path>,
+    data: &[PathBuf],
+    json: bool,
+    errors: Option<&Path>,
+) -> anyhow::Result<()> {
+    let model = match model {
+        Some(p) => Model::load(p)?,
+        None => spamflow_pipeline::classifier::load(cfg)?
+            .0
+            .current()
+            .as_ref()
+            .clone(),
+    };
+    let (examples, _) = spamflow_pipeline::classifier::read(data)?;
+    if examples.is_empty() {
+        anyhow::bail!("the data files hold no examples");
+    }
+    eprintln!(
+        "evaluating model {} on {} examples",
+        model.version,
+        examples.len()
+    );
+    let mut errors = errors
+        .map(|p| {
+            std::fs::File::create(p)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("creating {}", p.display()))
+        })
+        .transpose()?;
+    let m = spamflow_pipeline::classifier::evaluate(
+        cfg,
+        &model,
+        &examples,
+        errors.as_mut().map(|w| w as &mut dyn std::io::Write),
+    )?;
+    print_metrics(&m, json)
 }
 
 fn init_logging(cfg: &Config) {
@@ -272,6 +406,30 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let model_watcher = match &ops.models {
+        Some((model, shadow)) if cfg.classifier.enabled => {
+            let files: Vec<(PathBuf, ModelHandle)> = [
+                (&cfg.classifier.model, Some(model)),
+                (&cfg.classifier.shadow_model, shadow.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(|(path, h)| {
+                Some((PathBuf::from(path), h?.clone())).filter(|(p, _)| !p.as_os_str().is_empty())
+            })
+            .collect();
+            (!files.is_empty())
+                .then(|| {
+                    spamflow_pipeline::classifier::spawn_watcher(
+                        files,
+                        Duration::from_millis(cfg.classifier.reload_interval_ms),
+                        metrics.clone(),
+                        stop.clone(),
+                    )
+                })
+                .transpose()?
+        }
+        _ => None,
+    };
     let result = if cfg.is_embedded() {
         let opts = EmbeddedOptions {
             duration: args.duration,
@@ -313,7 +471,7 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
         result
     };
     stop.trigger();
-    if let Some(w) = watcher {
+    for w in [watcher, model_watcher].into_iter().flatten() {
         let _ = w.join();
     }
     result
@@ -434,6 +592,18 @@ fn create_topics(cfg: &Config, partitions: i32) -> anyhow::Result<()> {
             "{} partitions={} compacted={}",
             t.name, t.partitions, t.compacted
         );
+    }
+    Ok(())
+}
+
+fn rules_examples(cfg: &Config, dir: Option<&Path>) -> anyhow::Result<()> {
+    let dir = dir
+        .map(Path::to_path_buf)
+        .or_else(|| spamflow_pipeline::rules::dir_of(&cfg.rules.dir));
+    let src = spamflow_pipeline::rules::source(dir.as_deref())?;
+    let pack = spamflow_pipeline::rules::compile_checked(&src, "rules")?;
+    for line in spamflow_pipeline::classifier::rule_examples(&pack) {
+        println!("{line}");
     }
     Ok(())
 }

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub rules_reloads: AtomicU64,
     /// Rule packs that failed to compile or whose examples disagreed (the old pack kept serving).
     pub rules_reload_failures: AtomicU64,
+    /// Classifier models reloaded and swapped in.
+    pub model_reloads: AtomicU64,
+    /// Classifier model files refused on reload (the previous model kept serving).
+    pub model_reload_failures: AtomicU64,
     /// Registry records applied.
     pub registry_applied: AtomicU64,
     /// Registry records rejected (malformed; skipped).
@@ -214,6 +218,16 @@ impl Metrics {
             self.rules_reload_failures.load(Relaxed),
         );
         counter(
+            "spamflow_model_reloads_total",
+            "Classifier models reloaded and swapped in.",
+            self.model_reloads.load(Relaxed),
+        );
+        counter(
+            "spamflow_model_reload_failures_total",
+            "Classifier model files refused on reload (the previous model kept serving).",
+            self.model_reload_failures.load(Relaxed),
+        );
+        counter(
             "spamflow_registry_records_applied_total",
             "Sender-registry records applied.",
             self.registry_applied.load(Relaxed),
@@ -348,6 +362,8 @@ mod tests {
         for name in [
             "spamflow_rules_reloads_total",
             "spamflow_rules_reload_failures_total",
+            "spamflow_model_reloads_total",
+            "spamflow_model_reload_failures_total",
             "spamflow_registry_records_applied_total",
             "spamflow_registry_numbers",
             "spamflow_velocity_late_events_total",

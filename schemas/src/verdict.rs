@@ -91,6 +91,10 @@ pub struct Verdict {
     pub relay_operator: Option<String>,
     /// Content hash of the active rule pack, tables and policy.
     pub rules_version: String,
+    /// Content hash of the active classifier model and its fitted policy (absent when no
+    /// model is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
     /// `spamflow/<version>`.
     pub pipeline: String,
 }

@@ -1,0 +1,237 @@
+//! Hashed text features: character n-grams and word n-grams of the canonical text.
+//!
+//! The classifier reads the normalizer's canonical form ([`crate::normalize`]), where
+//! obfuscations (`카.지.노`, `ｃａｓｉｎｏ`, jamo, zero-width characters, look-alikes) are
+//! already undone and spaces between Hangul syllables are gone. On that text:
+//!
+//! - every character 2-, 3- and 4-gram (Hangul syllables are one character each, so a
+//!   Korean 2-gram is a two-syllable word piece; spacing obfuscation cannot split them);
+//! - every word and word bigram, where a word is a run of letters or digits;
+//! - a few shape features: length bucket, whether there is a URL-like token, digit runs.
+//!
+//! Text with Hangul and other text hash into separate feature spaces (the script is mixed
+//! into every hash): Korean and English traffic share little, and a shared digit or
+//! URL n-gram learnt from one would otherwise shift the other.
+//!
+//! Digits read as `0`, so amounts, codes and phone numbers generalise. Each feature is
+//! hashed (FNV-1a, stable across platforms and releases) into `buckets` slots; a text's
+//! features all weigh `1/sqrt(n)` so that a 2,000-character LMS does not outvote a short
+//! SMS by its length alone. Each feature keeps its byte span in the canonical text, so
+//! the strongest ones can be shown as evidence in the original.
+
+/// FNV-1a offset basis and prime (64-bit).
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Feature kinds, mixed into the hash so that a word and a character n-gram with the
+/// same characters land in different slots.
+const KIND_CHAR: u64 = 1;
+const KIND_WORD: u64 = 2;
+const KIND_BIGRAM: u64 = 3;
+const KIND_SHAPE: u64 = 4;
+
+/// Longest character n-gram.
+const MAX_N: usize = 4;
+
+/// One feature occurrence: its slot and its byte span in the canonical text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feature {
+    /// Hash slot, `< buckets`.
+    pub slot: u32,
+    /// Byte span in the canonical text (empty for shape features).
+    pub span: (u32, u32),
+}
+
+fn mix(h: u64, x: u64) -> u64 {
+    let mut h = h;
+    for b in x.to_le_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+/// A character as features read it: digits are `0`, every space is one `' '`.
+fn fold(c: char) -> char {
+    if c.is_ascii_digit() {
+        '0'
+    } else if c.is_whitespace() {
+        ' '
+    } else {
+        c
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric()
+}
+
+/// Per-worker feature buffers (kept across messages).
+#[derive(Debug, Default, Clone)]
+pub struct Extractor {
+    chars: Vec<(char, u32)>,
+    /// The features of the last text.
+    pub features: Vec<Feature>,
+}
+
+impl Extractor {
+    /// Empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Extracts the features of `canonical` into [`Extractor::features`]; `buckets` must be
+    /// a power of two. At most `max_chars` characters are read (an LMS's first part carries
+    /// its pitch; the cost per message stays bounded).
+    pub fn extract(&mut self, canonical: &str, buckets: u32, max_chars: usize) {
+        debug_assert!(buckets.is_power_of_two());
+        let mask = u64::from(buckets - 1);
+        let offset = mix(FNV_OFFSET, u64::from(crate::policy::has_hangul(canonical)));
+        self.chars.clear();
+        self.features.clear();
+        let mut last_space = true;
+        for (i, c) in canonical.char_indices() {
+            if self.chars.len() >= max_chars {
+                break;
+            }
+            let f = fold(c);
+            // Runs of spaces count once; leading spaces not at all.
+            if f == ' ' {
+                if last_space {
+                    continue;
+                }
+                last_space = true;
+            } else {
+                last_space = false;
+            }
+            self.chars.push((f, i as u32));
+        }
+        let end_of = |chars: &[(char, u32)], k: usize| -> u32 {
+            chars
+                .get(k + 1)
+                .map_or(canonical.len() as u32, |&(_, at)| at)
+        };
+        let n = self.chars.len();
+        // Character n-grams.
+        for i in 0..n {
+            let mut h = mix(offset, KIND_CHAR);
+            for k in i..(i + MAX_N).min(n) {
+                h = mix(h, u64::from(self.chars[k].0));
+                if k > i {
+                    self.features.push(Feature {
+                        slot: (h & mask) as u32,
+                        span: (self.chars[i].1, end_of(&self.chars, k)),
+                    });
+                }
+            }
+        }
+        // Words and word bigrams.
+        let mut prev: Option<u64> = None;
+        let mut words = 0u32;
+        let mut url = false;
+        let mut i = 0;
+        while i < n {
+            if !is_word_char(self.chars[i].0) {
+                // A dot between letters, or a slash after a colon, looks like a URL.
+                let c = self.chars[i].0;
+                if (c == '.' || c == '/')
+                    && i > 0
+                    && i + 1 < n
+                    && is_word_char(self.chars[i - 1].0)
+                    && is_word_char(self.chars[i + 1].0)
+                    && self.chars[i + 1].0.is_ascii_alphabetic()
+                {
+                    url = true;
+                }
+                if c != '.' && c != '\'' {
+                    prev = None;
+                }
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut h = mix(offset, KIND_WORD);
+            while i < n && is_word_char(self.chars[i].0) {
+                h = mix(h, u64::from(self.chars[i].0));
+                i += 1;
+            }
+            let span = (self.chars[start].1, end_of(&self.chars, i - 1));
+            self.features.push(Feature {
+                slot: (h & mask) as u32,
+                span,
+            });
+            if let Some(p) = prev {
+                let b = mix(mix(mix(offset, KIND_BIGRAM), p), h);
+                self.features.push(Feature {
+                    slot: (b & mask) as u32,
+                    span,
+                });
+            }
+            prev = Some(h);
+            words += 1;
+        }
+        // Shape: length bucket, word-count bucket, URL-like token.
+        let len_bucket = match n {
+            0..=10 => 0,
+            11..=30 => 1,
+            31..=70 => 2,
+            71..=140 => 3,
+            _ => 4,
+        };
+        for (k, v) in [
+            (1u64, len_bucket),
+            (2, u64::from(words.min(12) / 3)),
+            (3, u64::from(url)),
+        ] {
+            let h = mix(mix(mix(offset, KIND_SHAPE), k), v);
+            self.features.push(Feature {
+                slot: (h & mask) as u32,
+                span: (0, 0),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(text: &str) -> Vec<u32> {
+        let mut x = Extractor::new();
+        x.extract(text, 1 << 18, 2_000);
+        x.features.iter().map(|f| f.slot).collect()
+    }
+
+    #[test]
+    fn digits_fold_and_spaces_collapse() {
+        assert_eq!(slots("call 0906 now"), slots("call  1234 now"));
+        assert_ne!(slots("call 0906 now"), slots("call 0906 later"));
+    }
+
+    #[test]
+    fn spans_point_into_the_text() {
+        let text = "카지노 bonus 가입";
+        let mut x = Extractor::new();
+        x.extract(text, 1 << 16, 2_000);
+        for f in &x.features {
+            let (a, b) = (f.span.0 as usize, f.span.1 as usize);
+            assert!(
+                a <= b && b <= text.len() && text.is_char_boundary(a) && text.is_char_boundary(b)
+            );
+        }
+        assert!(x
+            .features
+            .iter()
+            .any(|f| &text[f.span.0 as usize..f.span.1 as usize] == "카지노"));
+        assert!(x
+            .features
+            .iter()
+            .any(|f| &text[f.span.0 as usize..f.span.1 as usize] == "bonus"));
+    }
+
+    #[test]
+    fn empty_and_symbol_only_texts_have_only_shape_features() {
+        assert_eq!(slots("").len(), 3);
+        assert_eq!(slots("🙂🙂🙂").len(), 3 + 3);
+    }
+}

@@ -1,0 +1,249 @@
+//! The AI text classifier: hashed character and word n-grams into a logistic model,
+//! with a category head and a policy fitted on the same labelled data.
+//!
+//! - [`features`]: canonical text -> hashed features with spans.
+//! - [`model`]: the versioned model file (weights, categories, fitted policy, provenance).
+//! - [`train`]: deterministic training, cross-fitted policy, thresholds for a stated
+//!   false-positive budget, and the metrics `spamflow train` / `eval` print.
+//!
+//! At run time a [`ModelHandle`] holds the serving model (swapped atomically on hot
+//! reload) and each worker's chain owns a [`ClassifierWorker`] with its own buffers. The
+//! worker emits one signal per message with the exact log-odds (the fitted policy reads
+//! them) and, for spam-looking text, the predicted category and the strongest features as
+//! evidence, with their span in the original text. Why this model and not another:
+//! `docs/classifier.md`.
+
+pub mod features;
+pub mod model;
+pub mod train;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+pub use features::{Extractor, Feature};
+pub use model::{sigmoid, Model, ModelError, ModelHeader, SourceInfo};
+
+use crate::normalize::Normalized;
+use crate::policy::CLASSIFIER;
+use crate::Signal;
+
+/// The model shipped with spamflow (`operators/models/default.sfm`; how it was trained is
+/// in `docs/classifier.md`).
+pub const BUILTIN_MODEL: &[u8] = include_bytes!("../../models/default.sfm");
+
+/// The built-in model.
+pub fn builtin() -> Result<Model, ModelError> {
+    Model::from_bytes(BUILTIN_MODEL, "built-in")
+}
+
+/// `[classifier]` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    /// Run the classifier and decide with its fitted policy; when off, the policy's
+    /// hand-set noisy-OR decides.
+    pub enabled: bool,
+    /// Model file; empty for the built-in model. Watched and hot-reloaded.
+    pub model: String,
+    /// A candidate model run in shadow: its decision goes to `shadow[]` only. Empty: none.
+    pub shadow_model: String,
+    /// How often the model files are checked for changes, in ms.
+    pub reload_interval_ms: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            enabled: true,
+            model: String::new(),
+            shadow_model: String::new(),
+            reload_interval_ms: 5_000,
+        }
+    }
+}
+
+impl ClassifierConfig {
+    /// Every problem at once, as `(key, reason)`.
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errs = Vec::new();
+        if self.reload_interval_ms < 100 {
+            errs.push((
+                "reload_interval_ms",
+                format!("{} is below 100", self.reload_interval_ms),
+            ));
+        }
+        if !self.shadow_model.is_empty() && !self.enabled {
+            errs.push(("shadow_model", "a shadow model needs enabled = true".into()));
+        }
+        errs
+    }
+}
+
+/// The serving model, shared by every worker and swapped atomically on reload.
+#[derive(Clone)]
+pub struct ModelHandle {
+    current: Arc<ArcSwap<Model>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ModelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelHandle")
+            .field("version", &self.current.load().version)
+            .finish()
+    }
+}
+
+impl ModelHandle {
+    /// Serves `model`.
+    pub fn new(model: Model) -> Self {
+        ModelHandle {
+            current: Arc::new(ArcSwap::from_pointee(model)),
+            generation: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The model serving now.
+    pub fn current(&self) -> Arc<Model> {
+        self.current.load_full()
+    }
+
+    /// A cheap guard on the model serving now (one per event).
+    pub fn load(&self) -> arc_swap::Guard<Arc<Model>> {
+        self.current.load()
+    }
+
+    /// Serves `model` from the next event on.
+    pub fn swap(&self, model: Model) {
+        self.current.store(Arc::new(model));
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Bumped on every swap.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// What the classifier says about one text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// Log-odds of spam.
+    pub log_odds: f32,
+    /// Probability of spam.
+    pub probability: f32,
+    /// Most likely category and its probability among categories.
+    pub category: Option<(String, f32)>,
+    /// Strongest spam evidence: byte span in the original text and its contribution.
+    pub evidence: Vec<((usize, usize), f32)>,
+}
+
+/// One worker's classifier buffers.
+#[derive(Debug, Default)]
+pub struct ClassifierWorker {
+    norm: Normalized,
+    x: Extractor,
+    scores: Vec<f32>,
+    spans: Vec<((usize, usize), f32)>,
+}
+
+/// Probability at or above which the classifier works out a category and evidence, and
+/// its reason is listed in the verdict (below it the signal still counts in the policy).
+pub const REASON_MIN_PROBABILITY: f32 = 0.5;
+/// How many evidence spans a reason carries.
+const EVIDENCE_SPANS: usize = 3;
+/// A category is named when the category head gives it at least this probability.
+const CATEGORY_MIN_PROBABILITY: f32 = 0.4;
+
+impl ClassifierWorker {
+    /// Buffers for one worker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Scores `text` with `model`.
+    pub fn score(&mut self, model: &Model, text: &str) -> Scored {
+        self.norm.normalize(text);
+        let h = &model.header;
+        self.x.extract(self.norm.as_str(), h.buckets, h.max_chars);
+        let feats = &self.x.features;
+        let log_odds = model.logit(feats);
+        let probability = sigmoid(f64::from(log_odds)) as f32;
+        let mut scored = Scored {
+            log_odds,
+            probability,
+            category: None,
+            evidence: Vec::new(),
+        };
+        if probability < REASON_MIN_PROBABILITY {
+            return scored;
+        }
+        let (best, p) = model.category(feats, &mut self.scores);
+        if p >= CATEGORY_MIN_PROBABILITY {
+            scored.category = Some((h.categories[best].clone(), p));
+        }
+        // Evidence: the original-text spans of the strongest positive features, with
+        // overlapping spans merged (the n-grams of one word make one excerpt).
+        self.spans.clear();
+        for f in feats.iter().filter(|f| f.span.1 > f.span.0) {
+            let c = model.contribution(f, feats.len());
+            if c > 0.0 {
+                let span = self
+                    .norm
+                    .original_span(f.span.0 as usize, f.span.1 as usize);
+                self.spans.push((span, c));
+            }
+        }
+        self.spans.sort_by_key(|s| s.0);
+        let mut merged: Vec<((usize, usize), f32)> = Vec::new();
+        for &(s, c) in &self.spans {
+            match merged.last_mut() {
+                Some((m, mc)) if s.0 < m.1 => {
+                    m.1 = m.1.max(s.1);
+                    *mc += c;
+                }
+                _ => merged.push((s, c)),
+            }
+        }
+        merged.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        merged.truncate(EVIDENCE_SPANS);
+        scored.evidence = merged;
+        scored
+    }
+
+    /// Appends the classifier's signal on `text` (always one: the fitted policy reads its
+    /// log-odds even when they say ham).
+    pub fn inspect(&mut self, model: &Model, text: &str, out: &mut Vec<Signal>) {
+        let s = self.score(model, text);
+        out.push(signal(&s, text));
+    }
+}
+
+/// The signal for a scored text: code `classifier.<category>` (or `classifier.spam`),
+/// score = probability in percent, evidence = the strongest excerpts.
+pub fn signal(s: &Scored, text: &str) -> Signal {
+    let category = s
+        .category
+        .as_ref()
+        .map_or("spam", |(c, _)| c.as_str())
+        .to_owned();
+    let excerpts: Vec<&str> = s
+        .evidence
+        .iter()
+        .filter_map(|((a, b), _)| text.get(*a..*b))
+        .collect();
+    Signal {
+        log_odds: Some(s.log_odds),
+        evidence: (!excerpts.is_empty()).then(|| excerpts.join(" | ")),
+        span: s.evidence.first().map(|((a, b), _)| [*a, *b]),
+        ..Signal::new(
+            CLASSIFIER,
+            format!("classifier.{category}"),
+            category,
+            (s.probability * 100.0).round() as u8,
+        )
+    }
+}

@@ -1,0 +1,314 @@
+//! The model file: a versioned, self-describing binary that carries the classifier's
+//! weights, its category head and the fitted policy.
+//!
+//! ```text
+//! b"SFMODEL1"                     8 bytes, magic and format version
+//! header length                   u32 little-endian
+//! header                          JSON (ModelHeader): sizes, categories, biases, the
+//!                                 fitted policy, the training command, sources, metrics
+//! spam weights                    buckets x f32 little-endian
+//! category weights                category_buckets x categories x f32 little-endian
+//!                                 (bucket-major: one bucket's categories are adjacent)
+//! ```
+//!
+//! The model's version is `sha256:` and the first 16 hex digits of the SHA-256 of the
+//! whole file; it is stamped on every verdict as `model_version`. A file that does not
+//! parse, whose sizes disagree with its length, or whose numbers are not finite is
+//! refused with the reason.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::features::Feature;
+use crate::policy::FittedPolicy;
+
+const MAGIC: &[u8; 8] = b"SFMODEL1";
+/// Largest hash table accepted (2^22 slots, 16 MiB of weights).
+const MAX_BUCKETS: u32 = 1 << 22;
+
+/// Where a model's training data came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo {
+    /// The file as given to `spamflow train`.
+    pub file: String,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+    /// Rows read from it.
+    pub rows: usize,
+}
+
+/// Everything about a model except its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelHeader {
+    /// Hash slots of the spam head (a power of two).
+    pub buckets: u32,
+    /// Hash slots of the category head (a power of two).
+    pub category_buckets: u32,
+    /// Category names of the category head, in weight order.
+    pub categories: Vec<String>,
+    /// Spam head bias.
+    pub bias: f32,
+    /// Category head biases, one per category.
+    pub category_bias: Vec<f32>,
+    /// Characters of the canonical text read per message.
+    pub max_chars: usize,
+    /// The policy fitted with this model.
+    pub policy: FittedPolicy,
+    /// Seed the model was trained with.
+    pub seed: u64,
+    /// Training sources.
+    pub sources: Vec<SourceInfo>,
+    /// Held-out metrics printed by `spamflow train` (informational).
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+}
+
+/// A model that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read.
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid model.
+    #[error("model {path} is not a valid spamflow model: {reason}")]
+    Invalid {
+        /// The path (or `bytes`).
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A loaded model.
+#[derive(Clone)]
+pub struct Model {
+    /// Sizes, categories, fitted policy, provenance.
+    pub header: ModelHeader,
+    /// Spam head weights.
+    pub(crate) weights: Vec<f32>,
+    /// Category head weights (bucket-major).
+    pub(crate) category_weights: Vec<f32>,
+    /// `sha256:<16 hex>` of the file.
+    pub version: String,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("version", &self.version)
+            .field("buckets", &self.header.buckets)
+            .field("categories", &self.header.categories)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(path: &str, reason: impl Into<String>) -> ModelError {
+    ModelError::Invalid {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn version_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", &hex::encode(Sha256::digest(bytes))[..16])
+}
+
+impl Model {
+    /// A model from its parts (training); the version is that of its file bytes.
+    pub fn new(header: ModelHeader, weights: Vec<f32>, category_weights: Vec<f32>) -> Self {
+        let mut m = Model {
+            header,
+            weights,
+            category_weights,
+            version: String::new(),
+        };
+        m.version = version_of(&m.to_bytes());
+        m
+    }
+
+    /// Reads and validates a model file.
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Validates and decodes model bytes; `name` is used in errors.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Model, ModelError> {
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err(invalid(name, "it does not start with the SFMODEL1 magic"));
+        }
+        let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        let body = &bytes[12..];
+        if hlen > body.len() {
+            return Err(invalid(
+                name,
+                format!("header length {hlen} exceeds the file"),
+            ));
+        }
+        let header: ModelHeader = serde_json::from_slice(&body[..hlen])
+            .map_err(|e| invalid(name, format!("header: {e}")))?;
+        let h = &header;
+        for (what, n) in [
+            ("buckets", h.buckets),
+            ("category_buckets", h.category_buckets),
+        ] {
+            if !n.is_power_of_two() || n > MAX_BUCKETS {
+                return Err(invalid(
+                    name,
+                    format!("{what} {n} is not a power of two up to 2^22"),
+                ));
+            }
+        }
+        if h.categories.is_empty()
+            || h.categories.len() > 64
+            || h.category_bias.len() != h.categories.len()
+        {
+            return Err(invalid(
+                name,
+                "categories must be 1..=64 names with one bias each",
+            ));
+        }
+        if h.max_chars == 0 {
+            return Err(invalid(name, "max_chars is 0"));
+        }
+        h.policy
+            .validate()
+            .map_err(|e| invalid(name, format!("policy: {e}")))?;
+        let k = h.categories.len();
+        let want = (h.buckets as usize + h.category_buckets as usize * k) * 4;
+        let floats = &body[hlen..];
+        if floats.len() != want {
+            return Err(invalid(
+                name,
+                format!(
+                    "{} bytes of weights where the header calls for {want}",
+                    floats.len()
+                ),
+            ));
+        }
+        let all: Vec<f32> = floats
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if !all
+            .iter()
+            .chain(std::iter::once(&h.bias))
+            .chain(&h.category_bias)
+            .all(|w| w.is_finite())
+        {
+            return Err(invalid(name, "a weight is not a finite number"));
+        }
+        let (w, cw) = all.split_at(h.buckets as usize);
+        Ok(Model {
+            weights: w.to_vec(),
+            category_weights: cw.to_vec(),
+            version: version_of(bytes),
+            header,
+        })
+    }
+
+    /// The file bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).unwrap_or_default();
+        let mut out = Vec::with_capacity(
+            12 + header.len() + 4 * (self.weights.len() + self.category_weights.len()),
+        );
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        for w in self.weights.iter().chain(&self.category_weights) {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    /// Writes the file (to a temporary name first, then renamed, so a watcher never reads
+    /// half a model).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.to_bytes())?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// The spam head's weights.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    /// The category head's weights (bucket-major).
+    pub fn category_weights(&self) -> &[f32] {
+        &self.category_weights
+    }
+
+    /// The spam head's log-odds for a text's features.
+    pub fn logit(&self, features: &[Feature]) -> f32 {
+        let v = value(features.len());
+        let mut z = self.header.bias;
+        for f in features {
+            z += self.weights[f.slot as usize] * v;
+        }
+        z
+    }
+
+    /// One feature's contribution to the spam log-odds.
+    pub fn contribution(&self, f: &Feature, n: usize) -> f32 {
+        self.weights[f.slot as usize] * value(n)
+    }
+
+    /// The most likely category of a spam text and its probability among categories.
+    pub fn category(&self, features: &[Feature], scores: &mut Vec<f32>) -> (usize, f32) {
+        let k = self.header.categories.len();
+        let mask = self.header.category_buckets - 1;
+        let v = value(features.len());
+        scores.clear();
+        scores.extend_from_slice(&self.header.category_bias);
+        for f in features {
+            let at = (f.slot & mask) as usize * k;
+            for (s, w) in scores.iter_mut().zip(&self.category_weights[at..at + k]) {
+                *s += w * v;
+            }
+        }
+        softmax(scores);
+        let (best, p) =
+            scores
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
+        (best, p)
+    }
+}
+
+/// The weight of each of a text's `n` features: `1/sqrt(n)`.
+pub(crate) fn value(n: usize) -> f32 {
+    1.0 / (n.max(1) as f32).sqrt()
+}
+
+/// In-place softmax.
+pub(crate) fn softmax(s: &mut [f32]) {
+    let max = s.iter().copied().fold(f32::MIN, f32::max);
+    let mut sum = 0.0;
+    for x in s.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in s.iter_mut() {
+        *x /= sum;
+    }
+}
+
+/// The logistic function.
+pub fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}

@@ -1,0 +1,868 @@
+//! Training: labelled examples -> a model file with its fitted policy; and the metrics
+//! `spamflow train` and `spamflow eval` print.
+//!
+//! Deterministic: the same examples, signals and seed give the same model bytes (a
+//! seeded shuffle, floating-point work in a fixed order, no threads).
+//!
+//! 1. The held-out split is by the text's SHA-256 (one in five texts), so a text that
+//!    occurs twice is on one side only.
+//! 2. The classifier (logistic regression, AdaGrad) is trained on the training side
+//!    [`FOLDS`] times, each time without one fold of it, to get out-of-fold log-odds for
+//!    every training example: the policy must be fitted on scores the classifier did not
+//!    see while training, or it learns to trust it too much.
+//! 3. The policy (logistic regression over the classifier's log-odds and each rule
+//!    category's strongest score; category weights kept non-negative) is fitted on those
+//!    out-of-fold scores, and its thresholds are the lowest that keep ham blocked (and
+//!    labelled) within the stated budgets on them.
+//! 4. The final classifier and category head are trained on the whole training side.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::features::Extractor;
+use super::model::{sigmoid, softmax, value, Model, ModelHeader, SourceInfo};
+use crate::normalize::Normalized;
+use crate::policy::{has_hangul, FittedPolicy, ScriptPolicy, CLASSIFIER_LOG_ODDS_CLAMP};
+use crate::Signal;
+
+/// One labelled text (other fields on a line are ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// The message text.
+    pub text: String,
+    /// `spam` or `ham`.
+    pub label: Label,
+    /// Spam category (`gambling`, `loan`, `stock`, `smishing`, `drugs`, `adult`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// `ko`, `en`, ...; guessed from the script when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Where it came from (kept in metrics per source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The template or family the text was made from (synthetic data): the held-out split
+    /// and the policy's folds keep a group whole, so they measure unseen templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// How much the example counts in training (default 1): hand-written lines, few but
+    /// varied, weigh more than one line of the synthesizer's tens of thousands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f32>,
+    /// Whether the text was obfuscated on purpose (kept in metrics apart).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub obfuscated: bool,
+}
+
+/// The two labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Label {
+    /// Unwanted.
+    Spam,
+    /// Legitimate.
+    Ham,
+}
+
+impl Example {
+    /// Whether it is spam.
+    pub fn is_spam(&self) -> bool {
+        self.label == Label::Spam
+    }
+
+    /// The language, or `ko` for text with Hangul and `en` otherwise.
+    pub fn language(&self) -> &str {
+        match &self.language {
+            Some(l) => l,
+            None if self
+                .text
+                .chars()
+                .any(|c| matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{3131}'..='\u{318E}')) =>
+            {
+                "ko"
+            }
+            None => "en",
+        }
+    }
+
+    /// SHA-256 of the group, or of the text when there is none.
+    fn split_key(&self) -> [u8; 32] {
+        Sha256::digest(self.group.as_deref().unwrap_or(&self.text).as_bytes()).into()
+    }
+
+    /// Whether the example is on the held-out side of the fixed split: one in five groups
+    /// (or texts), by the first byte of [`Example::split_key`].
+    pub fn held_out(&self) -> bool {
+        self.split_key()[0] < 51
+    }
+}
+
+/// A training file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A line is not a labelled example.
+    #[error("{file}:{line}: {reason}")]
+    BadLine {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading failed.
+    #[error("cannot read {file}: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Nothing to learn from.
+    #[error("{0}")]
+    Empty(String),
+}
+
+/// Reads labelled JSON lines (`{"text": ..., "label": "spam"|"ham", "category"?, "language"?}`);
+/// blank lines are skipped; any other bad line is an error naming its line number.
+pub fn read_examples(input: impl BufRead, file: &str) -> Result<Vec<Example>, TrainError> {
+    let mut out = Vec::new();
+    for (i, line) in input.lines().enumerate() {
+        let line = line.map_err(|source| TrainError::Io {
+            file: file.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut ex: Example = serde_json::from_str(&line).map_err(|e| TrainError::BadLine {
+            file: file.to_owned(),
+            line: i + 1,
+            reason: e.to_string(),
+        })?;
+        if ex.source.is_none() {
+            ex.source = Some(file.to_owned());
+        }
+        out.push(ex);
+    }
+    Ok(out)
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Shuffle seed.
+    pub seed: u64,
+    /// Passes over the data.
+    pub epochs: u32,
+    /// log2 of the spam head's hash slots.
+    pub buckets_log2: u8,
+    /// log2 of the category head's hash slots.
+    pub category_buckets_log2: u8,
+    /// AdaGrad learning rate.
+    pub learning_rate: f32,
+    /// L2 penalty per update.
+    pub l2: f32,
+    /// Characters of canonical text read per message.
+    pub max_chars: usize,
+    /// Largest share of ham the block threshold may block (on out-of-fold scores).
+    pub ham_block_budget: f64,
+    /// Largest share of ham the label threshold may label or block.
+    pub ham_label_budget: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 1,
+            epochs: 8,
+            buckets_log2: 18,
+            category_buckets_log2: 15,
+            learning_rate: 0.4,
+            l2: 1e-5,
+            max_chars: 600,
+            ham_block_budget: 0.004,
+            ham_label_budget: 0.02,
+        }
+    }
+}
+
+/// Folds of the out-of-fold scores the policy is fitted on: more folds train each fold's
+/// classifier on more of the data, so its scores are closer to the final model's.
+const FOLDS: usize = 5;
+
+/// splitmix64: a tiny, fully specified generator, so a seed means the same shuffle on
+/// every platform and release.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+/// Feature slots of every example, extracted once.
+struct Encoded {
+    slots: Vec<Vec<u32>>,
+}
+
+fn encode(examples: &[Example], buckets: u32, max_chars: usize) -> Encoded {
+    let mut norm = Normalized::new();
+    let mut x = Extractor::new();
+    let slots = examples
+        .iter()
+        .map(|e| {
+            norm.normalize(&e.text);
+            x.extract(norm.as_str(), buckets, max_chars);
+            x.features.iter().map(|f| f.slot).collect()
+        })
+        .collect();
+    Encoded { slots }
+}
+
+/// AdaGrad state for one weight vector.
+struct Ada {
+    w: Vec<f32>,
+    g2: Vec<f32>,
+}
+
+impl Ada {
+    fn new(n: usize) -> Self {
+        Ada {
+            w: vec![0.0; n],
+            g2: vec![0.0; n],
+        }
+    }
+
+    fn step(&mut self, i: usize, grad: f32, lr: f32) {
+        self.g2[i] += grad * grad;
+        self.w[i] -= lr * grad / (self.g2[i].sqrt() + 1e-6);
+    }
+}
+
+/// A trained spam head: weights and bias.
+struct SpamHead {
+    w: Ada,
+    bias: Ada,
+}
+
+impl SpamHead {
+    fn logit(&self, slots: &[u32]) -> f32 {
+        let v = value(slots.len());
+        self.bias.w[0] + slots.iter().map(|&s| self.w.w[s as usize] * v).sum::<f32>()
+    }
+}
+
+fn train_spam_head(
+    enc: &Encoded,
+    labels: &[bool],
+    weights: &[f32],
+    rows: &[usize],
+    cfg: &TrainConfig,
+    seed: u64,
+) -> SpamHead {
+    let mut head = SpamHead {
+        w: Ada::new(1 << cfg.buckets_log2),
+        bias: Ada::new(1),
+    };
+    let mut order = rows.to_vec();
+    let mut rng = SplitMix(seed);
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut order);
+        for &i in &order {
+            let slots = &enc.slots[i];
+            let p = sigmoid(f64::from(head.logit(slots))) as f32;
+            let g = (p - if labels[i] { 1.0 } else { 0.0 }) * weights[i];
+            let v = value(slots.len());
+            for &s in slots {
+                let s = s as usize;
+                let grad = g * v + cfg.l2 * head.w.w[s];
+                head.w.step(s, grad, cfg.learning_rate);
+            }
+            head.bias.step(0, g, cfg.learning_rate);
+        }
+    }
+    head
+}
+
+fn train_category_head(
+    enc: &Encoded,
+    cats: &[Option<usize>],
+    weights: &[f32],
+    k: usize,
+    cfg: &TrainConfig,
+) -> (Vec<f32>, Vec<f32>) {
+    let mask = (1u32 << cfg.category_buckets_log2) - 1;
+    let mut w = Ada::new((mask as usize + 1) * k);
+    let mut b = Ada::new(k);
+    let mut order: Vec<usize> = (0..cats.len()).filter(|&i| cats[i].is_some()).collect();
+    let mut rng = SplitMix(cfg.seed ^ 0x00ca_7e90);
+    let mut scores = vec![0.0f32; k];
+    for _ in 0..cfg.epochs {
+        rng.shuffle(&mut order);
+        for &i in &order {
+            let slots = &enc.slots[i];
+            let v = value(slots.len());
+            scores.copy_from_slice(&b.w);
+            for &s in slots {
+                let at = (s & mask) as usize * k;
+                for (c, sc) in scores.iter_mut().enumerate() {
+                    *sc += w.w[at + c] * v;
+                }
+            }
+            softmax(&mut scores);
+            let truth = cats[i].unwrap_or(0);
+            for (c, &p) in scores.iter().enumerate() {
+                let g = (p - if c == truth { 1.0 } else { 0.0 }) * weights[i];
+                for &s in slots {
+                    let at = (s & mask) as usize * k + c;
+                    let grad = g * v + cfg.l2 * w.w[at];
+                    w.step(at, grad, cfg.learning_rate);
+                }
+                b.step(c, g, cfg.learning_rate);
+            }
+        }
+    }
+    (w.w, b.w)
+}
+
+/// The policy's view of one example: the classifier's log-odds and the other signals.
+struct PolicyRow<'a> {
+    log_odds: f32,
+    signals: &'a [Signal],
+    spam: bool,
+    hangul: bool,
+    weight: f32,
+}
+
+fn classifier_signal(log_odds: f32) -> Signal {
+    Signal {
+        log_odds: Some(log_odds),
+        ..Signal::new(crate::policy::CLASSIFIER, "classifier.spam", "spam", 0)
+    }
+}
+
+/// The decision log-odds of one row under `fp`, as [`crate::Policy::decide`] computes
+/// them: fitted log-odds, then other evidence by noisy-OR.
+fn decision_log_odds(fp: &ScriptPolicy, row: &PolicyRow<'_>) -> f64 {
+    let mut all = Vec::with_capacity(row.signals.len() + 1);
+    all.push(classifier_signal(row.log_odds));
+    all.extend(row.signals.iter().cloned());
+    let mut other = 1.0f64;
+    let z = fp.log_odds(&all, |s| other *= 1.0 - f64::from(s.score.min(100)) / 100.0);
+    let p = (1.0 - (1.0 - sigmoid(z)) * other).clamp(1e-12, 1.0 - 1e-12);
+    (p / (1.0 - p)).ln()
+}
+
+/// The lowest threshold at which at most `budget` of `ham` (decision log-odds) reach it.
+fn threshold(ham: &mut [f64], budget: f64) -> f64 {
+    if ham.is_empty() {
+        return 0.0;
+    }
+    ham.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (budget * ham.len() as f64).floor() as usize;
+    match ham.get(allowed) {
+        // Just above the first ham that must stay below.
+        Some(&z) => z + 1e-6 * z.abs().max(1.0),
+        None => ham[ham.len() - 1],
+    }
+}
+
+/// Fits one script's policy on its rows: logistic regression over the classifier's
+/// out-of-fold log-odds and each rule category's strongest score (category weights kept
+/// non-negative), then the thresholds that keep its ham within the budgets.
+fn fit_script(rows: &[&PolicyRow<'_>], categories: &[String], cfg: &TrainConfig) -> ScriptPolicy {
+    let k = categories.len();
+    let xs: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| {
+            let mut x = vec![0.0; k + 1];
+            x[0] =
+                f64::from(r.log_odds).clamp(-CLASSIFIER_LOG_ODDS_CLAMP, CLASSIFIER_LOG_ODDS_CLAMP);
+            for s in r
+                .signals
+                .iter()
+                .filter(|s| s.operator == "pattern" && !s.shadow)
+            {
+                if let Some(c) = categories.iter().position(|c| c == s.category.as_ref()) {
+                    x[c + 1] = f64::max(x[c + 1], f64::from(s.score.min(100)) / 100.0);
+                }
+            }
+            x
+        })
+        .collect();
+    let mut w = vec![0.0f64; k + 1];
+    w[0] = 1.0;
+    let mut b = 0.0f64;
+    let (mut gw2, mut gb2) = (vec![0.0f64; k + 1], 0.0f64);
+    let n = rows
+        .iter()
+        .map(|r| f64::from(r.weight))
+        .sum::<f64>()
+        .max(1.0);
+    for _ in 0..400 {
+        let mut gw = vec![0.0f64; k + 1];
+        let mut gb = 0.0;
+        for (x, r) in xs.iter().zip(rows) {
+            let z = b + x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+            let g = (sigmoid(z) - if r.spam { 1.0 } else { 0.0 }) * f64::from(r.weight);
+            for (gi, xi) in gw.iter_mut().zip(x) {
+                *gi += g * xi;
+            }
+            gb += g;
+        }
+        for j in 0..=k {
+            let grad = gw[j] / n + 1e-4 * w[j];
+            gw2[j] += grad * grad;
+            w[j] -= 0.5 * grad / (gw2[j].sqrt() + 1e-9);
+            if j > 0 {
+                w[j] = w[j].max(0.0);
+            }
+        }
+        let grad = gb / n;
+        gb2 += grad * grad;
+        b -= 0.5 * grad / (gb2.sqrt() + 1e-9);
+    }
+    let mut p = ScriptPolicy {
+        bias: b,
+        classifier: w[0],
+        categories: categories
+            .iter()
+            .cloned()
+            .zip(w[1..].iter().copied())
+            .collect(),
+        block_at: 0.0,
+        label_at: 0.0,
+    };
+    // A weighted ham counts as that many copies of itself.
+    let mut ham: Vec<f64> = rows
+        .iter()
+        .filter(|r| !r.spam)
+        .flat_map(|r| {
+            let z = decision_log_odds(&p, r);
+            std::iter::repeat_n(z, r.weight.round().max(1.0) as usize)
+        })
+        .collect();
+    p.block_at = threshold(&mut ham, cfg.ham_block_budget);
+    p.label_at = threshold(&mut ham, cfg.ham_label_budget).min(p.block_at);
+    p
+}
+
+fn fit_policy(rows: &[PolicyRow<'_>], categories: &[String], cfg: &TrainConfig) -> FittedPolicy {
+    let of = |hangul: bool| {
+        rows.iter()
+            .filter(|r| r.hangul == hangul)
+            .collect::<Vec<_>>()
+    };
+    FittedPolicy {
+        korean: fit_script(&of(true), categories, cfg),
+        other: fit_script(&of(false), categories, cfg),
+        ham_block_budget: cfg.ham_block_budget,
+        ham_label_budget: cfg.ham_label_budget,
+    }
+}
+
+/// Trains a model on `examples` (the caller passes only the training side), where
+/// `signals[i]` are the rule and origin signals of example `i` (the policy is fitted on
+/// them). `progress` is told each finished stage.
+pub fn train(
+    examples: &[Example],
+    signals: &[Vec<Signal>],
+    sources: Vec<SourceInfo>,
+    cfg: &TrainConfig,
+    mut progress: impl FnMut(&str),
+) -> Result<Model, TrainError> {
+    let spam = examples.iter().filter(|e| e.is_spam()).count();
+    if spam == 0 || spam == examples.len() {
+        return Err(TrainError::Empty(format!(
+            "the training side has {} examples, {spam} of them spam: both spam and ham are needed",
+            examples.len()
+        )));
+    }
+    let buckets = 1u32 << cfg.buckets_log2;
+    let enc = encode(examples, buckets, cfg.max_chars);
+    progress("features extracted");
+    let labels: Vec<bool> = examples.iter().map(Example::is_spam).collect();
+    let weights: Vec<f32> = examples
+        .iter()
+        .map(|e| e.weight.unwrap_or(1.0).clamp(0.0, 1_000.0))
+        .collect();
+    let mut categories: Vec<String> = examples
+        .iter()
+        .filter(|e| e.is_spam())
+        .filter_map(|e| e.category.clone())
+        .collect();
+    categories.sort();
+    categories.dedup();
+    if categories.is_empty() {
+        categories.push("spam".into());
+    }
+
+    // Out-of-fold log-odds for the policy: folds by group (or text), so that the
+    // policy sees scores of templates and texts the classifier never saw.
+    let fold_of: Vec<usize> = examples
+        .iter()
+        .map(|e| usize::from(e.split_key()[1]) % FOLDS)
+        .collect();
+    let mut oof = vec![0.0f32; examples.len()];
+    for fold in 0..FOLDS {
+        let rest: Vec<usize> = (0..examples.len())
+            .filter(|&i| fold_of[i] != fold)
+            .collect();
+        let head = train_spam_head(
+            &enc,
+            &labels,
+            &weights,
+            &rest,
+            cfg,
+            cfg.seed.wrapping_add(fold as u64 + 1),
+        );
+        for i in (0..examples.len()).filter(|&i| fold_of[i] == fold) {
+            oof[i] = head.logit(&enc.slots[i]);
+        }
+        progress(&format!("fold {} of {FOLDS} trained", fold + 1));
+    }
+    let mut rule_categories: Vec<String> = signals
+        .iter()
+        .flatten()
+        .filter(|s| s.operator == "pattern")
+        .map(|s| s.category.to_string())
+        .collect();
+    rule_categories.sort();
+    rule_categories.dedup();
+    let rows: Vec<PolicyRow<'_>> = (0..examples.len())
+        .map(|i| PolicyRow {
+            log_odds: oof[i],
+            signals: &signals[i],
+            spam: labels[i],
+            hangul: has_hangul(&examples[i].text),
+            weight: weights[i],
+        })
+        .collect();
+    let policy = fit_policy(&rows, &rule_categories, cfg);
+    progress("policy fitted");
+
+    let all: Vec<usize> = (0..examples.len()).collect();
+    let head = train_spam_head(&enc, &labels, &weights, &all, cfg, cfg.seed);
+    let cats: Vec<Option<usize>> = examples
+        .iter()
+        .map(|e| {
+            e.category
+                .as_ref()
+                .filter(|_| e.is_spam())
+                .and_then(|c| categories.iter().position(|x| x == c))
+        })
+        .collect();
+    let (cw, cb) = train_category_head(&enc, &cats, &weights, categories.len(), cfg);
+    progress("final model trained");
+    let header = ModelHeader {
+        buckets,
+        category_buckets: 1 << cfg.category_buckets_log2,
+        category_bias: cb,
+        categories,
+        bias: head.bias.w[0],
+        max_chars: cfg.max_chars,
+        policy,
+        seed: cfg.seed,
+        sources,
+        metrics: serde_json::Value::Null,
+    };
+    Ok(Model::new(header, head.w.w, cw))
+}
+
+/// Counts of one group (a language, a category, a source, or all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Spam blocked.
+    pub spam_blocked: u64,
+    /// Spam labelled but delivered.
+    pub spam_labelled: u64,
+    /// Spam allowed.
+    pub spam_allowed: u64,
+    /// Ham blocked (false positives).
+    pub ham_blocked: u64,
+    /// Ham labelled.
+    pub ham_labelled: u64,
+    /// Ham allowed.
+    pub ham_allowed: u64,
+}
+
+/// What the pipeline did with one example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Blocked or throttled.
+    Blocked,
+    /// Delivered with a label.
+    Labelled,
+    /// Delivered.
+    Allowed,
+}
+
+impl Counts {
+    /// Adds one example's outcome.
+    pub fn add(&mut self, spam: bool, o: Outcome) {
+        let c = match (spam, o) {
+            (true, Outcome::Blocked) => &mut self.spam_blocked,
+            (true, Outcome::Labelled) => &mut self.spam_labelled,
+            (true, Outcome::Allowed) => &mut self.spam_allowed,
+            (false, Outcome::Blocked) => &mut self.ham_blocked,
+            (false, Outcome::Labelled) => &mut self.ham_labelled,
+            (false, Outcome::Allowed) => &mut self.ham_allowed,
+        };
+        *c += 1;
+    }
+
+    fn spam(&self) -> u64 {
+        self.spam_blocked + self.spam_labelled + self.spam_allowed
+    }
+
+    fn ham(&self) -> u64 {
+        self.ham_blocked + self.ham_labelled + self.ham_allowed
+    }
+
+    /// Share of spam blocked (recall of `block`).
+    pub fn recall(&self) -> f64 {
+        ratio(self.spam_blocked, self.spam())
+    }
+
+    /// Share of blocked messages that are spam.
+    pub fn precision(&self) -> f64 {
+        ratio(self.spam_blocked, self.spam_blocked + self.ham_blocked)
+    }
+
+    /// Harmonic mean of precision and recall.
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+
+    /// Share of ham blocked.
+    pub fn ham_blocked_rate(&self) -> f64 {
+        ratio(self.ham_blocked, self.ham())
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Metrics of a labelled set: overall, per language, per category (spam only), per
+/// source; for the whole decision and for the classifier alone (probability >= 0.5).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Examples evaluated.
+    pub examples: u64,
+    /// The whole decision (rules + classifier + fitted policy).
+    pub decision: Counts,
+    /// Per language.
+    pub by_language: BTreeMap<String, Counts>,
+    /// Per spam category (ham counted under its language only).
+    pub by_category: BTreeMap<String, Counts>,
+    /// Per source file.
+    pub by_source: BTreeMap<String, Counts>,
+    /// Spam marked obfuscated.
+    pub obfuscated: Counts,
+    /// The classifier alone at probability 0.5.
+    pub classifier: Counts,
+}
+
+impl Metrics {
+    /// Adds one example: what the pipeline did and the classifier's probability.
+    pub fn add(&mut self, e: &Example, decision: Outcome, probability: f32) {
+        let spam = e.is_spam();
+        self.examples += 1;
+        self.decision.add(spam, decision);
+        self.by_language
+            .entry(e.language().to_owned())
+            .or_default()
+            .add(spam, decision);
+        if spam {
+            let c = e.category.clone().unwrap_or_else(|| "uncategorised".into());
+            self.by_category.entry(c).or_default().add(spam, decision);
+        }
+        if e.obfuscated {
+            self.obfuscated.add(spam, decision);
+        }
+        if let Some(s) = &e.source {
+            self.by_source
+                .entry(s.clone())
+                .or_default()
+                .add(spam, decision);
+        }
+        let alone = if probability >= 0.5 {
+            Outcome::Blocked
+        } else {
+            Outcome::Allowed
+        };
+        self.classifier.add(spam, alone);
+    }
+
+    /// A table for people.
+    pub fn render(&self) -> String {
+        let mut out = format!("examples: {}\n\n", self.examples);
+        out.push_str("| group | spam | blocked | labelled | recall | precision | F1 | ham | ham blocked | ham labelled | ham blocked % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let row = |out: &mut String, name: &str, c: &Counts| {
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {:.1}% | {:.1}% | {:.3} | {} | {} | {} | {:.2}% |\n",
+                c.spam(),
+                c.spam_blocked,
+                c.spam_labelled,
+                100.0 * c.recall(),
+                100.0 * c.precision(),
+                c.f1(),
+                c.ham(),
+                c.ham_blocked,
+                c.ham_labelled,
+                100.0 * c.ham_blocked_rate()
+            ));
+        };
+        row(&mut out, "all (decision)", &self.decision);
+        row(&mut out, "classifier alone, p >= 0.5", &self.classifier);
+        for (k, c) in &self.by_language {
+            row(&mut out, &format!("language {k}"), c);
+        }
+        for (k, c) in &self.by_category {
+            row(&mut out, &format!("category {k}"), c);
+        }
+        row(&mut out, "obfuscated spam", &self.obfuscated);
+        for (k, c) in &self.by_source {
+            row(&mut out, &format!("source {k}"), c);
+        }
+        let d = &self.decision;
+        out.push_str(&format!(
+            "\nconfusion matrix (rows: truth, columns: action)\n\n|      | block | label | allow |\n|---|---:|---:|---:|\n| spam | {} | {} | {} |\n| ham  | {} | {} | {} |\n",
+            d.spam_blocked, d.spam_labelled, d.spam_allowed, d.ham_blocked, d.ham_labelled, d.ham_allowed
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(text: &str, spam: bool, cat: Option<&str>) -> Example {
+        Example {
+            text: text.into(),
+            label: if spam { Label::Spam } else { Label::Ham },
+            category: cat.map(Into::into),
+            language: None,
+            source: None,
+            group: None,
+            weight: None,
+            obfuscated: false,
+        }
+    }
+
+    fn corpus() -> Vec<Example> {
+        let mut v = Vec::new();
+        for i in 0..60 {
+            v.push(ex(
+                &format!("카지노 첫충 {i}% 보너스 가입 코드 vip{i}"),
+                true,
+                Some("gambling"),
+            ));
+            v.push(ex(
+                &format!("무직자 당일 대출 {i}만원 카톡 문의"),
+                true,
+                Some("loan"),
+            ));
+            v.push(ex(&format!("엄마 오늘 {i}시에 저녁 먹자"), false, None));
+            v.push(ex(
+                &format!("see you at {i} tonight, bring the book"),
+                false,
+                None,
+            ));
+        }
+        v
+    }
+
+    fn small() -> TrainConfig {
+        TrainConfig {
+            buckets_log2: 12,
+            category_buckets_log2: 10,
+            epochs: 3,
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn same_data_and_seed_give_the_same_bytes_and_another_seed_does_not() {
+        let data = corpus();
+        let sig = vec![Vec::new(); data.len()];
+        let a = train(&data, &sig, vec![], &small(), |_| {}).unwrap();
+        let b = train(&data, &sig, vec![], &small(), |_| {}).unwrap();
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        assert_eq!(a.version, b.version);
+        let c = train(
+            &data,
+            &sig,
+            vec![],
+            &TrainConfig { seed: 2, ..small() },
+            |_| {},
+        )
+        .unwrap();
+        assert_ne!(a.version, c.version);
+        let back = Model::from_bytes(&a.to_bytes(), "t").unwrap();
+        assert_eq!(back.version, a.version);
+        assert_eq!(
+            back.header.categories,
+            vec!["gambling".to_string(), "loan".into()]
+        );
+    }
+
+    #[test]
+    fn an_all_ham_or_empty_set_is_refused() {
+        let data: Vec<Example> = corpus().into_iter().filter(|e| !e.is_spam()).collect();
+        let sig = vec![Vec::new(); data.len()];
+        assert!(matches!(
+            train(&data, &sig, vec![], &small(), |_| {}),
+            Err(TrainError::Empty(_))
+        ));
+        assert!(matches!(
+            train(&[], &[], vec![], &small(), |_| {}),
+            Err(TrainError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn bad_lines_are_named_with_their_number() {
+        let input = "{\"text\":\"a\",\"label\":\"spam\"}\n\n{\"text\":\"b\",\"label\":\"maybe\"}\n";
+        match read_examples(input.as_bytes(), "f.jsonl") {
+            Err(TrainError::BadLine { line, file, .. }) => {
+                assert_eq!((line, file.as_str()), (3, "f.jsonl"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn thresholds_keep_ham_within_the_budget() {
+        let mut ham: Vec<f64> = (0..1000).map(f64::from).collect();
+        let t = threshold(&mut ham, 0.005);
+        assert_eq!(ham.iter().filter(|z| **z >= t).count(), 5);
+    }
+}
