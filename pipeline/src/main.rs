@@ -65,6 +65,10 @@ enum Cmd {
         /// Largest share of held-out-fold ham the block threshold may block.
         #[arg(long, default_value_t = TrainConfig::default().ham_block_budget)]
         ham_block_budget: f64,
+        /// Examples of this source (the `source` field, or the file name) train the
+        /// classifier but not the policy; repeatable.
+        #[arg(long = "policy-exclude-source")]
+        policy_exclude_sources: Vec<String>,
         /// AdaGrad learning rate.
         #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
         learning_rate: f32,
@@ -269,6 +273,7 @@ fn main() -> ExitCode {
             ham_block_budget,
             learning_rate,
             l2,
+            policy_exclude_sources,
             json,
         } => {
             let tc = TrainConfig {
@@ -277,6 +282,7 @@ fn main() -> ExitCode {
                 ham_block_budget,
                 learning_rate,
                 l2,
+                policy_exclude_sources,
                 ..TrainConfig::default()
             };
             spamflow_pipeline::classifier::train_cmd(&cfg, &data, &out, &tc).and_then(
