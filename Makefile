@@ -39,7 +39,7 @@ kafka-stop:
 
 ## Operator-chain benches (criterion) and the end-to-end pipeline vs passthrough bench.
 bench:
-	$(CARGO) bench -p spamflow-benches --bench chain --bench pattern --bench origin --bench velocity
+	$(CARGO) bench -p spamflow-benches --bench chain --bench pattern --bench origin --bench velocity --bench classifier
 bench-registry:
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-registry -- $(ARGS)
 bench-rules:

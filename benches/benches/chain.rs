@@ -18,6 +18,9 @@ fn chain(c: &mut Criterion) {
     let corpus = corpus(4096);
     let cfg = spamflow_pipeline::config::Config::default();
     let builder = spamflow_pipeline::chain(&cfg).unwrap();
+    let mut without = cfg.clone();
+    without.classifier.enabled = false;
+    let without = spamflow_pipeline::chain(&without).unwrap();
     let mut g = c.benchmark_group("chain");
     g.throughput(Throughput::Elements(corpus.len() as u64));
     g.bench_function("baseline_decode_serialize", |b| {
@@ -30,29 +33,34 @@ fn chain(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("decode_chain_serialize", |b| {
-        b.iter_batched_ref(
-            || {
-                let mut ch = builder.build();
-                ch.assigned(0);
-                (ch, Vec::with_capacity(1024))
-            },
-            |(ch, out)| {
-                for raw in &corpus {
-                    let ev = decode_submission(raw).unwrap();
-                    let ctx = EventCtx {
-                        event: &ev,
-                        partition: 0,
-                        event_time_ms: ev.event_time_ms(),
-                    };
-                    let v = ch.process(&ctx, ev.submitted_at);
-                    out.clear();
-                    serde_json::to_writer(&mut *out, &v).unwrap();
-                }
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, builder) in [
+        ("decode_chain_serialize", &builder),
+        ("decode_chain_serialize_no_classifier", &without),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || {
+                    let mut ch = builder.build();
+                    ch.assigned(0);
+                    (ch, Vec::with_capacity(1024))
+                },
+                |(ch, out)| {
+                    for raw in &corpus {
+                        let ev = decode_submission(raw).unwrap();
+                        let ctx = EventCtx {
+                            event: &ev,
+                            partition: 0,
+                            event_time_ms: ev.event_time_ms(),
+                        };
+                        let v = ch.process(&ctx, ev.submitted_at);
+                        out.clear();
+                        serde_json::to_writer(&mut *out, &v).unwrap();
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use spamflow_schemas::{Reason, Verdict};
 
 use crate::classifier::{ClassifierWorker, ModelHandle};
+use crate::normalize::Normalized;
 use crate::policy::CLASSIFIER;
 use crate::{
     EventCtx, OperatorWorker, Policy, Signal, StateError, StateUpdate, StatefulOperator,
@@ -14,6 +15,19 @@ use crate::{
 };
 
 type StatefulFactory = Arc<dyn Fn() -> Box<dyn StatefulOperator> + Send + Sync>;
+
+/// The chain normalizes this much of each text, once per event, for every operator that
+/// reads the canonical form (the pattern operator's default scan limit).
+pub const CANONICAL_MAX_BYTES: usize = 8 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// `rules_version`: a content hash of the policy, every stateless operator's rules and
 /// every stateful operator's configuration.
@@ -153,6 +167,7 @@ impl ChainBuilder {
             ops: self.stateless.clone(),
             stateful_hashes: self.stateful_hashes.clone(),
             signals: Vec::with_capacity(16),
+            norm: Normalized::new(),
             classifier: self
                 .classifier
                 .clone()
@@ -176,6 +191,8 @@ pub struct Chain {
     ops: Vec<Arc<dyn StatelessOperator>>,
     stateful_hashes: Vec<(&'static str, String)>,
     signals: Vec<Signal>,
+    /// The canonical form of the current event's text.
+    norm: Normalized,
     classifier: Option<(ModelHandle, ClassifierWorker)>,
     shadow_model: Option<(ModelHandle, ClassifierWorker)>,
 }
@@ -198,15 +215,17 @@ impl Chain {
             self.generation = g;
         }
         self.signals.clear();
+        self.norm
+            .normalize(prefix(&ctx.event.text, CANONICAL_MAX_BYTES));
         for op in &mut self.stateless {
-            op.inspect(ctx, &mut self.signals);
+            op.inspect_canonical(ctx, &self.norm, &mut self.signals);
         }
         // One model per event: its score and its fitted policy decide together even if a
         // reload swaps the model meanwhile.
         let model = match &mut self.classifier {
             Some((handle, worker)) => {
                 let m = handle.load();
-                worker.inspect(&m, &ctx.event.text, &mut self.signals);
+                worker.inspect(&m, &self.norm, &ctx.event.text, &mut self.signals);
                 Some(m)
             }
             None => None,
@@ -242,7 +261,7 @@ impl Chain {
             .filter(|s| s.operator != CLASSIFIER)
             .cloned()
             .collect();
-        worker.inspect(&m, &ctx.event.text, &mut signals);
+        worker.inspect(&m, &self.norm, &ctx.event.text, &mut signals);
         let v = self.policy.decide(
             ctx.event,
             &signals,

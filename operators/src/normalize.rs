@@ -28,6 +28,8 @@ use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 #[derive(Debug, Default, Clone)]
 pub struct Normalized {
     text: String,
+    /// Byte length of the input it was made from.
+    input_len: usize,
     /// For each byte of `text`: the original byte range of the character it came from.
     map: Vec<(u32, u32)>,
     chars: Vec<(char, u32, u32)>,
@@ -43,6 +45,12 @@ impl Normalized {
     /// The canonical text.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Byte length of the text it was made from (a reader checks that the form is of
+    /// the text it means).
+    pub fn input_len(&self) -> usize {
+        self.input_len
     }
 
     /// Maps a byte range of the canonical text to the byte range of the original text it
@@ -64,6 +72,7 @@ impl Normalized {
         self.tmp.clear();
         self.text.clear();
         self.map.clear();
+        self.input_len = input.len();
         decompose(input, &mut self.tmp);
         read_latin_vowels(&mut self.tmp);
         drop_separators_between_hangul(&self.tmp, &mut self.chars);

@@ -40,6 +40,18 @@ pub trait StatelessOperator: Send + Sync + std::fmt::Debug {
 pub trait OperatorWorker: Send {
     /// Appends this operator's findings on `ctx` to `out`.
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);
+
+    /// The same, given the canonical form of the event's text (the first
+    /// [`crate::chain::CANONICAL_MAX_BYTES`] of it), which the chain makes once per event
+    /// for every operator that reads it. Operators that do not read it keep the default.
+    fn inspect_canonical(
+        &mut self,
+        ctx: &EventCtx<'_>,
+        _canonical: &crate::normalize::Normalized,
+        out: &mut Vec<Signal>,
+    ) {
+        self.inspect(ctx, out);
+    }
 }
 
 /// One changed key of a stateful operator since the last snapshot.

@@ -69,6 +69,15 @@ enum Cmd {
         /// classifier but not the policy; repeatable.
         #[arg(long = "policy-exclude-source")]
         policy_exclude_sources: Vec<String>,
+        /// log2 of the spam head's hash slots.
+        #[arg(long, default_value_t = TrainConfig::default().buckets_log2)]
+        buckets_log2: u8,
+        /// log2 of the category head's hash slots.
+        #[arg(long, default_value_t = TrainConfig::default().category_buckets_log2)]
+        category_buckets_log2: u8,
+        /// Longest character n-gram (2..=6).
+        #[arg(long, default_value_t = TrainConfig::default().max_ngram)]
+        max_ngram: usize,
         /// AdaGrad learning rate.
         #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
         learning_rate: f32,
@@ -271,6 +280,9 @@ fn main() -> ExitCode {
             seed,
             epochs,
             ham_block_budget,
+            buckets_log2,
+            category_buckets_log2,
+            max_ngram,
             learning_rate,
             l2,
             policy_exclude_sources,
@@ -280,6 +292,9 @@ fn main() -> ExitCode {
                 seed,
                 epochs,
                 ham_block_budget,
+                buckets_log2,
+                category_buckets_log2,
+                max_ngram,
                 learning_rate,
                 l2,
                 policy_exclude_sources,

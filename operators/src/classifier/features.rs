@@ -4,7 +4,7 @@
 //! obfuscations (`카.지.노`, `ｃａｓｉｎｏ`, jamo, zero-width characters, look-alikes) are
 //! already undone and spaces between Hangul syllables are gone. On that text:
 //!
-//! - every character 2-, 3- and 4-gram (Hangul syllables are one character each, so a
+//! - every character 2-gram up to the model's longest n-gram (Hangul syllables are one character each, so a
 //!   Korean 2-gram is a two-syllable word piece; spacing obfuscation cannot split them);
 //! - every word and word bigram, where a word is a run of letters or digits;
 //! - a few shape features: length bucket, whether there is a URL-like token, digit runs.
@@ -14,14 +14,15 @@
 //! URL n-gram learnt from one would otherwise shift the other.
 //!
 //! Digits read as `0`, so amounts, codes and phone numbers generalise. Each feature is
-//! hashed (FNV-1a, stable across platforms and releases) into `buckets` slots; a text's
+//! hashed (multiply-rotate per character, MurmurHash3's finalizer per feature; defined here, so
+//! stable across platforms and releases) into `buckets` slots; a text's
 //! features all weigh `1/sqrt(n)` so that a 2,000-character LMS does not outvote a short
 //! SMS by its length alone. Each feature keeps its byte span in the canonical text, so
 //! the strongest ones can be shown as evidence in the original.
 
-/// FNV-1a offset basis and prime (64-bit).
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// Hash seed and multiplier (64-bit golden ratio).
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Feature kinds, mixed into the hash so that a word and a character n-gram with the
 /// same characters land in different slots.
@@ -29,9 +30,6 @@ const KIND_CHAR: u64 = 1;
 const KIND_WORD: u64 = 2;
 const KIND_BIGRAM: u64 = 3;
 const KIND_SHAPE: u64 = 4;
-
-/// Longest character n-gram.
-const MAX_N: usize = 4;
 
 /// One feature occurrence: its slot and its byte span in the canonical text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +40,21 @@ pub struct Feature {
     pub span: (u32, u32),
 }
 
+/// Folds one value (a character, a kind, a word's hash) into a running hash: one
+/// multiply per character, not one per byte.
 fn mix(h: u64, x: u64) -> u64 {
-    let mut h = h;
-    for b in x.to_le_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
+    (h.rotate_left(5) ^ x).wrapping_mul(K)
+}
+
+/// The slot of a finished hash: MurmurHash3's finalizer spreads every input bit over the
+/// low bits the mask keeps.
+fn slot(h: u64, mask: u64) -> u32 {
+    let mut h = h ^ (h >> 33);
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h & mask) as u32
 }
 
 /// A character as features read it: digits are `0`, every space is one `' '`.
@@ -62,8 +68,12 @@ fn fold(c: char) -> char {
     }
 }
 
+/// Letters and digits make words. Hangul and ASCII are decided by range (they are nearly
+/// all the traffic; `char::is_alphanumeric` walks Unicode tables for Hangul).
 fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric()
+    c.is_ascii_alphanumeric()
+        || matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{3131}'..='\u{318E}')
+        || (!c.is_ascii() && c.is_alphanumeric())
 }
 
 /// Per-worker feature buffers (kept across messages).
@@ -80,13 +90,14 @@ impl Extractor {
         Self::default()
     }
 
-    /// Extracts the features of `canonical` into [`Extractor::features`]; `buckets` must be
-    /// a power of two. At most `max_chars` characters are read (an LMS's first part carries
-    /// its pitch; the cost per message stays bounded).
-    pub fn extract(&mut self, canonical: &str, buckets: u32, max_chars: usize) {
+    /// Extracts the features of `canonical` into [`Extractor::features`]: character
+    /// 2..=`max_n`-grams, words, word bigrams, shape; `buckets` must be a power of two. At
+    /// most `max_chars` characters are read (an LMS's first part carries its pitch; the
+    /// cost per message stays bounded).
+    pub fn extract(&mut self, canonical: &str, buckets: u32, max_chars: usize, max_n: usize) {
         debug_assert!(buckets.is_power_of_two());
         let mask = u64::from(buckets - 1);
-        let offset = mix(FNV_OFFSET, u64::from(crate::policy::has_hangul(canonical)));
+        let offset = mix(SEED, u64::from(crate::policy::has_hangul(canonical)));
         self.chars.clear();
         self.features.clear();
         let mut last_space = true;
@@ -115,11 +126,11 @@ impl Extractor {
         // Character n-grams.
         for i in 0..n {
             let mut h = mix(offset, KIND_CHAR);
-            for k in i..(i + MAX_N).min(n) {
+            for k in i..(i + max_n).min(n) {
                 h = mix(h, u64::from(self.chars[k].0));
                 if k > i {
                     self.features.push(Feature {
-                        slot: (h & mask) as u32,
+                        slot: slot(h, mask),
                         span: (self.chars[i].1, end_of(&self.chars, k)),
                     });
                 }
@@ -157,13 +168,13 @@ impl Extractor {
             }
             let span = (self.chars[start].1, end_of(&self.chars, i - 1));
             self.features.push(Feature {
-                slot: (h & mask) as u32,
+                slot: slot(h, mask),
                 span,
             });
             if let Some(p) = prev {
                 let b = mix(mix(mix(offset, KIND_BIGRAM), p), h);
                 self.features.push(Feature {
-                    slot: (b & mask) as u32,
+                    slot: slot(b, mask),
                     span,
                 });
             }
@@ -185,7 +196,7 @@ impl Extractor {
         ] {
             let h = mix(mix(mix(offset, KIND_SHAPE), k), v);
             self.features.push(Feature {
-                slot: (h & mask) as u32,
+                slot: slot(h, mask),
                 span: (0, 0),
             });
         }
@@ -198,7 +209,7 @@ mod tests {
 
     fn slots(text: &str) -> Vec<u32> {
         let mut x = Extractor::new();
-        x.extract(text, 1 << 18, 2_000);
+        x.extract(text, 1 << 18, 2_000, 4);
         x.features.iter().map(|f| f.slot).collect()
     }
 
@@ -212,7 +223,7 @@ mod tests {
     fn spans_point_into_the_text() {
         let text = "카지노 bonus 가입";
         let mut x = Extractor::new();
-        x.extract(text, 1 << 16, 2_000);
+        x.extract(text, 1 << 16, 2_000, 4);
         for f in &x.features {
             let (a, b) = (f.span.0 as usize, f.span.1 as usize);
             assert!(

@@ -147,12 +147,15 @@ pub struct ClassifierWorker {
     norm: Normalized,
     x: Extractor,
     scores: Vec<f32>,
+    contributions: Vec<f32>,
     spans: Vec<((usize, usize), f32)>,
 }
 
 /// Probability at or above which the classifier works out a category and evidence, and
 /// its reason is listed in the verdict (below it the signal still counts in the policy).
 pub const REASON_MIN_PROBABILITY: f32 = 0.5;
+/// How many of the strongest features are considered for evidence.
+const EVIDENCE_CANDIDATES: usize = 12;
 /// How many evidence spans a reason carries.
 const EVIDENCE_SPANS: usize = 3;
 /// A category is named when the category head gives it at least this probability.
@@ -164,13 +167,23 @@ impl ClassifierWorker {
         Self::default()
     }
 
-    /// Scores `text` with `model`.
+    /// Scores `text` with `model`, normalizing it here (training and evaluation).
     pub fn score(&mut self, model: &Model, text: &str) -> Scored {
-        self.norm.normalize(text);
+        let mut norm = std::mem::take(&mut self.norm);
+        norm.normalize(text);
+        let scored = self.score_canonical(model, &norm, text);
+        self.norm = norm;
+        scored
+    }
+
+    /// Scores `text`, given `canonical`, the canonical form of `text` or of its first bytes
+    /// (the chain's, made once per event).
+    pub fn score_canonical(&mut self, model: &Model, canonical: &Normalized, text: &str) -> Scored {
         let h = &model.header;
-        self.x.extract(self.norm.as_str(), h.buckets, h.max_chars);
+        self.x
+            .extract(canonical.as_str(), h.buckets, h.max_chars, h.max_ngram);
         let feats = &self.x.features;
-        let log_odds = model.logit(feats);
+        let log_odds = model.logit_with(feats, &mut self.contributions);
         let probability = sigmoid(f64::from(log_odds)) as f32;
         let mut scored = Scored {
             log_odds,
@@ -185,20 +198,21 @@ impl ClassifierWorker {
         if p >= CATEGORY_MIN_PROBABILITY {
             scored.category = Some((h.categories[best].clone(), p));
         }
-        // Evidence: the original-text spans of the strongest positive features, with
-        // overlapping spans merged (the n-grams of one word make one excerpt).
+        // Evidence: the strongest positive features, overlapping spans merged (the n-grams
+        // of one word make one excerpt), mapped to the original text.
         self.spans.clear();
-        for f in feats.iter().filter(|f| f.span.1 > f.span.0) {
-            let c = model.contribution(f, feats.len());
-            if c > 0.0 {
-                let span = self
-                    .norm
-                    .original_span(f.span.0 as usize, f.span.1 as usize);
-                self.spans.push((span, c));
+        for (f, &c) in feats.iter().zip(&self.contributions) {
+            if c > 0.0 && f.span.1 > f.span.0 {
+                self.spans.push(((f.span.0 as usize, f.span.1 as usize), c));
             }
         }
-        self.spans.sort_by_key(|s| s.0);
-        let mut merged: Vec<((usize, usize), f32)> = Vec::new();
+        if self.spans.len() > EVIDENCE_CANDIDATES {
+            self.spans
+                .select_nth_unstable_by(EVIDENCE_CANDIDATES - 1, |a, b| b.1.total_cmp(&a.1));
+            self.spans.truncate(EVIDENCE_CANDIDATES);
+        }
+        self.spans.sort_unstable_by_key(|s| s.0);
+        let mut merged: Vec<((usize, usize), f32)> = Vec::with_capacity(EVIDENCE_CANDIDATES);
         for &(s, c) in &self.spans {
             match merged.last_mut() {
                 Some((m, mc)) if s.0 < m.1 => {
@@ -210,14 +224,25 @@ impl ClassifierWorker {
         }
         merged.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         merged.truncate(EVIDENCE_SPANS);
+        for (span, _) in &mut merged {
+            *span = canonical.original_span(span.0, span.1);
+        }
+        debug_assert!(merged.iter().all(|((a, b), _)| text.get(*a..*b).is_some()));
         scored.evidence = merged;
         scored
     }
 
-    /// Appends the classifier's signal on `text` (always one: the fitted policy reads its
-    /// log-odds even when they say ham).
-    pub fn inspect(&mut self, model: &Model, text: &str, out: &mut Vec<Signal>) {
-        let s = self.score(model, text);
+    /// Appends the classifier's signal on `text`, whose canonical form (or that of its
+    /// first bytes) is `canonical` (always one signal: the fitted policy reads its log-odds
+    /// even when they say ham).
+    pub fn inspect(
+        &mut self,
+        model: &Model,
+        canonical: &Normalized,
+        text: &str,
+        out: &mut Vec<Signal>,
+    ) {
+        let s = self.score_canonical(model, canonical, text);
         out.push(signal(&s, text));
     }
 }

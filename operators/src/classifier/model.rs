@@ -56,6 +56,8 @@ pub struct ModelHeader {
     pub category_bias: Vec<f32>,
     /// Characters of the canonical text read per message.
     pub max_chars: usize,
+    /// Longest character n-gram (2..=6).
+    pub max_ngram: usize,
     /// The policy fitted with this model.
     pub policy: FittedPolicy,
     /// Seed the model was trained with.
@@ -183,6 +185,12 @@ impl Model {
         if h.max_chars == 0 {
             return Err(invalid(name, "max_chars is 0"));
         }
+        if !(2..=6).contains(&h.max_ngram) {
+            return Err(invalid(
+                name,
+                format!("max_ngram {} is outside 2..=6", h.max_ngram),
+            ));
+        }
         h.policy
             .validate()
             .map_err(|e| invalid(name, format!("policy: {e}")))?;
@@ -262,9 +270,12 @@ impl Model {
         z
     }
 
-    /// One feature's contribution to the spam log-odds.
-    pub fn contribution(&self, f: &Feature, n: usize) -> f32 {
-        self.weights[f.slot as usize] * value(n)
+    /// [`Model::logit`], keeping each feature's contribution in `contributions`.
+    pub fn logit_with(&self, features: &[Feature], contributions: &mut Vec<f32>) -> f32 {
+        let v = value(features.len());
+        contributions.clear();
+        contributions.extend(features.iter().map(|f| self.weights[f.slot as usize] * v));
+        self.header.bias + contributions.iter().sum::<f32>()
     }
 
     /// The most likely category of a spam text and its probability among categories.

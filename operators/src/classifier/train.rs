@@ -124,6 +124,9 @@ pub enum TrainError {
     /// Nothing to learn from.
     #[error("{0}")]
     Empty(String),
+    /// Settings that cannot work.
+    #[error("training settings: {0}")]
+    Settings(String),
 }
 
 /// Reads labelled JSON lines (`{"text": ..., "label": "spam"|"ham", "category"?, "language"?}`);
@@ -169,6 +172,8 @@ pub struct TrainConfig {
     pub l2: f32,
     /// Characters of canonical text read per message.
     pub max_chars: usize,
+    /// Longest character n-gram.
+    pub max_ngram: usize,
     /// Largest share of ham the block threshold may block (on out-of-fold scores).
     pub ham_block_budget: f64,
     /// Largest share of ham the label threshold may label or block.
@@ -178,6 +183,47 @@ pub struct TrainConfig {
     /// it than of text written by other hands; a policy fitted on it distrusts the
     /// moderate scores that novel spam gets.
     pub policy_exclude_sources: Vec<String>,
+}
+
+impl TrainConfig {
+    /// Every problem at once, joined.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let mut errs = Vec::new();
+        if !(10..=22).contains(&self.buckets_log2) {
+            errs.push(format!(
+                "buckets_log2 {} is outside 10..=22",
+                self.buckets_log2
+            ));
+        }
+        if !(8..=20).contains(&self.category_buckets_log2) {
+            errs.push(format!(
+                "category_buckets_log2 {} is outside 8..=20",
+                self.category_buckets_log2
+            ));
+        }
+        if !(2..=6).contains(&self.max_ngram) {
+            errs.push(format!("max_ngram {} is outside 2..=6", self.max_ngram));
+        }
+        if self.epochs == 0 || self.max_chars == 0 {
+            errs.push("epochs and max_chars must be positive".into());
+        }
+        if !(self.learning_rate > 0.0 && self.l2 >= 0.0) {
+            errs.push("learning_rate must be positive and l2 not negative".into());
+        }
+        for (k, b) in [
+            ("ham_block_budget", self.ham_block_budget),
+            ("ham_label_budget", self.ham_label_budget),
+        ] {
+            if !(0.0..=0.5).contains(&b) {
+                errs.push(format!("{k} {b} is outside 0..=0.5"));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(TrainError::Settings(errs.join("; ")))
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -190,6 +236,7 @@ impl Default for TrainConfig {
             learning_rate: 0.4,
             l2: 1e-5,
             max_chars: 600,
+            max_ngram: 4,
             ham_block_budget: 0.004,
             ham_label_budget: 0.02,
             policy_exclude_sources: Vec::new(),
@@ -227,14 +274,14 @@ struct Encoded {
     slots: Vec<Vec<u32>>,
 }
 
-fn encode(examples: &[Example], buckets: u32, max_chars: usize) -> Encoded {
+fn encode(examples: &[Example], buckets: u32, max_chars: usize, max_ngram: usize) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
     let slots = examples
         .iter()
         .map(|e| {
             norm.normalize(&e.text);
-            x.extract(norm.as_str(), buckets, max_chars);
+            x.extract(norm.as_str(), buckets, max_chars, max_ngram);
             x.features.iter().map(|f| f.slot).collect()
         })
         .collect();
@@ -493,6 +540,7 @@ pub fn train(
     cfg: &TrainConfig,
     mut progress: impl FnMut(&str),
 ) -> Result<Model, TrainError> {
+    cfg.validate()?;
     let spam = examples.iter().filter(|e| e.is_spam()).count();
     if spam == 0 || spam == examples.len() {
         return Err(TrainError::Empty(format!(
@@ -501,7 +549,7 @@ pub fn train(
         )));
     }
     let buckets = 1u32 << cfg.buckets_log2;
-    let enc = encode(examples, buckets, cfg.max_chars);
+    let enc = encode(examples, buckets, cfg.max_chars, cfg.max_ngram);
     progress("features extracted");
     let labels: Vec<bool> = examples.iter().map(Example::is_spam).collect();
     let weights: Vec<f32> = examples
@@ -589,6 +637,7 @@ pub fn train(
         categories,
         bias: head.bias.w[0],
         max_chars: cfg.max_chars,
+        max_ngram: cfg.max_ngram,
         policy,
         seed: cfg.seed,
         sources,

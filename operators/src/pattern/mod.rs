@@ -119,6 +119,21 @@ impl OperatorWorker for PatternWorker {
         }
         self.matcher.inspect(&ctx.event.text, out);
     }
+
+    fn inspect_canonical(
+        &mut self,
+        ctx: &EventCtx<'_>,
+        canonical: &Normalized,
+        out: &mut Vec<Signal>,
+    ) {
+        let g = self.shared.generation.load(Ordering::Acquire);
+        if g != self.generation {
+            self.matcher = Matcher::new(self.shared.pack.load_full(), self.shared.cfg);
+            self.generation = g;
+        }
+        self.matcher
+            .inspect_with(&ctx.event.text, Some(canonical), out);
+    }
 }
 
 /// One rule match in one message.
@@ -184,6 +199,18 @@ impl Matcher {
 
     /// Scans `text` and appends one signal per rule that fires.
     pub fn inspect(&mut self, text: &str, out: &mut Vec<Signal>) {
+        self.inspect_with(text, None, out);
+    }
+
+    /// [`Matcher::inspect`], with the canonical form of `text`'s first bytes when the
+    /// caller has it; it is used when it covers exactly the scanned part, and made here
+    /// otherwise.
+    pub fn inspect_with(
+        &mut self,
+        text: &str,
+        canonical: Option<&Normalized>,
+        out: &mut Vec<Signal>,
+    ) {
         let limit = floor_char_boundary(text, self.cfg.max_scan_bytes);
         let scanned = &text[..limit];
         self.hits.clear();
@@ -207,8 +234,13 @@ impl Matcher {
                 });
         }
         if let Some(d) = &pack.canonical {
-            self.norm.normalize(scanned);
-            let norm = &self.norm;
+            let norm = match canonical {
+                Some(n) if n.input_len() == scanned.len() => n,
+                _ => {
+                    self.norm.normalize(scanned);
+                    &self.norm
+                }
+            };
             if hits.len() < MAX_HITS {
                 let _ = d.db.scan(
                     norm.as_str(),

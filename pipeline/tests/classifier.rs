@@ -1,0 +1,309 @@
+//! The classifier in the pipeline: pinned evaluation metrics of the shipped model, refusal
+//! of bad model files at start-up and on reload, shadow models, bad texts, and the
+//! `train` / `eval` commands.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering::Relaxed;
+
+use spamflow_operators::classifier::train::{self, TrainConfig};
+use spamflow_operators::classifier::{self, Model, ModelHandle};
+use spamflow_operators::EventCtx;
+use spamflow_pipeline::classifier::{evaluate, event_of, read, reload_once, Reload};
+use spamflow_pipeline::config::Config;
+use spamflow_pipeline::metrics::Metrics;
+use spamflow_schemas::Action;
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../operators/models/corpus")
+        .join(name)
+}
+
+fn spamflow() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spamflow"));
+    c.env_remove("SPAMFLOW_CONFIG").env("RUST_LOG", "warn");
+    c
+}
+
+/// A small model trained on the first hand-written set (a different model from the
+/// shipped one, for reload and shadow tests).
+fn small_model() -> Model {
+    let (examples, sources) = read(&[corpus("ko-handwritten.jsonl")]).unwrap();
+    let signals = vec![Vec::new(); examples.len()];
+    let cfg = TrainConfig {
+        buckets_log2: 12,
+        category_buckets_log2: 10,
+        epochs: 3,
+        ..TrainConfig::default()
+    };
+    train::train(&examples, &signals, sources, &cfg, |_| {}).unwrap()
+}
+
+#[test]
+fn evaluation_metrics_of_the_shipped_model_are_pinned() {
+    let model = classifier::builtin().unwrap();
+    let (examples, _) = read(&[corpus("ko-test.jsonl")]).unwrap();
+    let metrics = evaluate(&Config::default(), &model, &examples, None).unwrap();
+    let got = serde_json::to_string_pretty(&metrics).unwrap() + "\n";
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ko-test-metrics.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).unwrap();
+    assert_eq!(
+        got,
+        want,
+        "metrics differ from {} (model or rules changed? review, then UPDATE_GOLDEN=1)",
+        golden.display()
+    );
+    // Whatever the figures, no test ham may be blocked.
+    assert_eq!(metrics.decision.ham_blocked, 0);
+}
+
+#[test]
+fn a_corrupt_model_file_stops_start_up_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.sfm");
+    std::fs::write(&garbage, b"not a model at all").unwrap();
+    let truncated = dir.path().join("truncated.sfm");
+    std::fs::write(&truncated, &classifier::BUILTIN_MODEL[..100_000]).unwrap();
+    for (file, reason) in [
+        (&garbage, "does not start with the SFMODEL1 magic"),
+        (&truncated, "bytes of weights where the header calls for"),
+    ] {
+        let mut cfg = Config::default();
+        cfg.classifier.model = file.display().to_string();
+        let err = spamflow_pipeline::operators(&cfg, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is not a valid spamflow model") && err.contains(reason),
+            "{err}"
+        );
+        // The binary refuses to start as well, naming the file.
+        let events = dir.path().join("events.jsonl");
+        std::fs::write(&events, "").unwrap();
+        let out = spamflow()
+            .env("SPAMFLOW_CLASSIFIER__MODEL", file)
+            .args(["backtest", "--events"])
+            .arg(&events)
+            .arg("--out")
+            .arg(dir.path().join("v.jsonl"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(&file.display().to_string()),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn reload_keeps_serving_on_a_bad_file_and_swaps_in_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.sfm");
+    let small = small_model();
+    small.save(&path).unwrap();
+    let handle = ModelHandle::new(small.clone());
+    let metrics = Metrics::default();
+    let mut rejected = None;
+    assert_eq!(
+        reload_once(&path, &handle, &metrics, &mut rejected),
+        Reload::Unchanged
+    );
+
+    let mut bytes = classifier::BUILTIN_MODEL.to_vec();
+    bytes.truncate(bytes.len() - 4);
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        reload_once(&path, &handle, &metrics, &mut rejected),
+        Reload::Rejected(_)
+    ));
+    assert_eq!(
+        handle.current().version,
+        small.version,
+        "the old model keeps serving"
+    );
+    assert_eq!(
+        reload_once(&path, &handle, &metrics, &mut rejected),
+        Reload::Unchanged,
+        "the same bad content is not retried"
+    );
+    assert_eq!(metrics.model_reload_failures.load(Relaxed), 1);
+
+    std::fs::write(&path, classifier::BUILTIN_MODEL).unwrap();
+    let builtin = classifier::builtin().unwrap();
+    assert_eq!(
+        reload_once(&path, &handle, &metrics, &mut rejected),
+        Reload::Swapped(builtin.version.clone())
+    );
+    assert_eq!(handle.current().version, builtin.version);
+    assert_eq!(metrics.model_reloads.load(Relaxed), 1);
+}
+
+#[test]
+fn a_shadow_model_reports_its_decision_in_shadow_only() {
+    let cfg = Config::default();
+    let plain = spamflow_pipeline::operators(&cfg, None).unwrap().chain;
+    let (model, _) = spamflow_pipeline::classifier::load(&cfg).unwrap();
+    let mut no_classifier = cfg.clone();
+    no_classifier.classifier.enabled = false;
+    let shadowed = spamflow_pipeline::operators(&no_classifier, None)
+        .unwrap()
+        .chain
+        .classifier(model, Some(ModelHandle::new(small_model())));
+    let (mut a, mut b) = (plain.build(), shadowed.build());
+    for (i, text) in [
+        "카지노 첫충 30% 즉시 환전 가입코드 VIP7 bit.ly/x9",
+        "엄마 오늘 저녁 7시에 집에서 봐",
+        "무직자 당일 대출 가능 카톡 loan77",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ev = event_of(i, text);
+        let ctx = EventCtx {
+            event: &ev,
+            partition: 0,
+            event_time_ms: 0,
+        };
+        let va = a.process(&ctx, ev.submitted_at);
+        let vb = b.process(&ctx, ev.submitted_at);
+        assert_eq!(
+            (va.action, va.score, &va.reasons),
+            (vb.action, vb.score, &vb.reasons)
+        );
+        let shadow: Vec<_> = vb
+            .shadow
+            .iter()
+            .filter(|r| r.code.starts_with("shadow_model."))
+            .collect();
+        assert_eq!(shadow.len(), 1, "{:?}", vb.shadow);
+        assert_eq!(
+            shadow[0].evidence.as_deref(),
+            Some(small_model().version.as_str())
+        );
+        assert!(va.model_version.is_some() && va.model_version == vb.model_version);
+    }
+}
+
+#[test]
+fn bad_texts_get_a_defined_verdict_and_spam_gets_evidence_in_the_original() {
+    let builder = spamflow_pipeline::operators(&Config::default(), None)
+        .unwrap()
+        .chain;
+    let mut chain = builder.build();
+    let lms = "대출 ".repeat(700);
+    let mixed = "Hello 안녕 こんにちは 你好 Привет 😀 https://x.y";
+    for (i, text) in [
+        "",
+        "😀🎉👍",
+        "http://bit.ly/abc",
+        lms.as_str(),
+        mixed,
+        "\u{200B}\u{200B}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ev = event_of(i, text);
+        let ctx = EventCtx {
+            event: &ev,
+            partition: 0,
+            event_time_ms: 0,
+        };
+        let v = chain.process(&ctx, ev.submitted_at);
+        assert!(v.score <= 100 && v.model_version.is_some(), "{v:?}");
+    }
+    let text = "[Web발신] 카.지.노 첫충 30% 무제한 환전 가입코드 VIP77 casino-vip.xyz";
+    let ev = event_of(9, text);
+    let v = chain.process(
+        &EventCtx {
+            event: &ev,
+            partition: 0,
+            event_time_ms: 0,
+        },
+        ev.submitted_at,
+    );
+    assert_eq!(v.action, Action::Block);
+    let r = v
+        .reasons
+        .iter()
+        .find(|r| r.operator == "classifier")
+        .unwrap();
+    let [a, b] = r.span.unwrap();
+    assert!(text.get(a..b).is_some_and(|s| !s.is_empty()), "{r:?}");
+    assert!(
+        r.evidence.as_ref().is_some_and(|e| e.len() < text.len()),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn train_twice_gives_the_same_model_and_eval_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.sfm"), dir.path().join("b.sfm"));
+    for out in [&a, &b] {
+        let o = spamflow()
+            .args([
+                "train",
+                "--epochs",
+                "2",
+                "--buckets-log2",
+                "14",
+                "--category-buckets-log2",
+                "10",
+                "--json",
+            ])
+            .arg("--data")
+            .arg(corpus("ko-handwritten.jsonl"))
+            .arg("--data")
+            .arg(corpus("ko-handwritten-3.jsonl"))
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let metrics: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(metrics["examples"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let o = spamflow()
+        .args(["eval", "--model"])
+        .arg(&a)
+        .arg("--data")
+        .arg(corpus("ko-test.jsonl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && stdout.contains("confusion matrix"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn train_names_a_bad_line_and_refuses_an_empty_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"text\":\"a\",\"label\":\"spam\"}\n{\"text\":\"b\",\"label\":\"maybe\"}\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    for (file, want) in [(&bad, "bad.jsonl:2:"), (&empty, "no examples")] {
+        let o = spamflow()
+            .args(["train", "--data"])
+            .arg(file)
+            .arg("--out")
+            .arg(dir.path().join("m.sfm"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && stderr.contains(want), "{stderr}");
+    }
+}
