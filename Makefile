@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry bench-state sample fmt lint
+.PHONY: model run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry bench-state sample fmt lint
 
 ## make run: build and run the pipeline on the embedded broker with replayed sample traffic.
 ##   make run ARGS="--duration 20s --summary-json out.json"
@@ -53,6 +53,11 @@ bench-state:
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-state -- $(ARGS)
 	scripts/kafka.sh start
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-state -- --restore-only --brokers 127.0.0.1:$${SPAMFLOW_KAFKA_PORT:-39092}
+
+## Rebuild the shipped classifier model from its sources (docs/classifier.md); the UCI
+## SMS Spam Collection is read from $$SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection.
+model:
+	scripts/model.sh
 
 ## Regenerate the bundled sample traffic.
 sample:

@@ -566,6 +566,96 @@ mod tests {
         assert!(domestic.reasons.iter().all(|r| r.operator != "policy"));
     }
 
+    /// A model whose fitted policy trusts the classifier alone: block at p >= 0.9, label
+    /// at p >= 0.5 (for both scripts).
+    fn fitted_model() -> crate::classifier::Model {
+        let script = ScriptPolicy {
+            bias: 0.0,
+            classifier: 1.0,
+            categories: BTreeMap::from([("loan".to_string(), 2.0)]),
+            block_at: 9f64.ln(),
+            label_at: 0.0,
+        };
+        let header = crate::classifier::ModelHeader {
+            buckets: 1024,
+            category_buckets: 256,
+            categories: vec!["spam".into()],
+            bias: 0.0,
+            category_bias: vec![0.0],
+            max_chars: 100,
+            max_ngram: 3,
+            policy: FittedPolicy {
+                korean: script.clone(),
+                other: script,
+                ham_block_budget: 0.004,
+                ham_label_budget: 0.02,
+            },
+            seed: 1,
+            sources: vec![],
+            metrics: serde_json::Value::Null,
+        };
+        crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
+    }
+
+    fn classifier(log_odds: f32) -> Signal {
+        Signal {
+            log_odds: Some(log_odds),
+            ..Signal::new(CLASSIFIER, "classifier.spam", "spam", 0)
+        }
+    }
+
+    #[test]
+    fn a_fitted_policy_decides_by_its_thresholds_and_hard_rules_stay_hard() {
+        let m = fitted_model();
+        let p = PolicyConfig::default().build();
+        let decide = |signals: &[Signal]| {
+            p.decide(
+                &event(),
+                signals,
+                "v",
+                Some(&m),
+                DateTime::<Utc>::UNIX_EPOCH,
+            )
+        };
+        assert_eq!(decide(&[classifier(3.0)]).action, Action::Block);
+        let labelled = decide(&[classifier(1.0)]);
+        assert_eq!(labelled.action, Action::Label);
+        assert!(labelled.labels.contains(&"[스팸의심]".to_string()));
+        assert!(p.alert(&labelled).is_some());
+        let ham = decide(&[classifier(-6.0)]);
+        assert_eq!(
+            (ham.action, ham.reasons.len()),
+            (Action::Allow, 0),
+            "a ham finding is not evidence"
+        );
+        assert_eq!(ham.model_version.as_deref(), Some(m.version.as_str()));
+        // A fitted rule category adds its weight: log-odds 1 + 2 x 0.8 > ln 9.
+        assert_eq!(
+            decide(&[
+                classifier(1.0),
+                Signal::new("pattern", "loan.illegal", "loan", 80)
+            ])
+            .action,
+            Action::Block
+        );
+        // Other evidence joins by noisy-OR and can only raise the probability.
+        let other = Signal::new("velocity", "velocity.burst", "velocity", 80);
+        assert_eq!(decide(&[classifier(-6.0), other]).action, Action::Label);
+        // Hard rules: a spoofed caller blocks, a quota throttles, whatever the classifier says.
+        let spoof = Signal {
+            hint: ActionHint::Block,
+            ..Signal::new("origin", "origin.spoofed_domestic", "spoofing", 40)
+        };
+        assert_eq!(decide(&[classifier(-9.0), spoof]).action, Action::Block);
+        let quota = Signal {
+            hint: ActionHint::Throttle,
+            retry_after_ms: Some(500),
+            ..Signal::new("throttle", "relay.quota", "relay", 10)
+        };
+        let v = decide(&[classifier(-9.0), quota]);
+        assert_eq!((v.action, v.retry_after_ms), (Action::Throttle, Some(500)));
+    }
+
     #[test]
     fn validate_reports_every_problem() {
         let cfg = PolicyConfig {

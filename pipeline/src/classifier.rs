@@ -258,7 +258,7 @@ pub fn train_cmd(
     let (held, trainset): (Vec<Example>, Vec<Example>) =
         examples.into_iter().partition(Example::held_out);
     eprintln!(
-        "training on {} examples, {} held out (one in five by text hash)",
+        "training on {} examples, {} held out (one in five groups, or texts where there is no group, by hash)",
         trainset.len(),
         held.len()
     );

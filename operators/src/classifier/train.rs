@@ -77,13 +77,7 @@ impl Example {
     pub fn language(&self) -> &str {
         match &self.language {
             Some(l) => l,
-            None if self
-                .text
-                .chars()
-                .any(|c| matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{3131}'..='\u{318E}')) =>
-            {
-                "ko"
-            }
+            None if has_hangul(&self.text) => "ko",
             None => "en",
         }
     }
