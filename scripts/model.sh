@@ -2,7 +2,7 @@
 # Rebuilds the shipped classifier model (operators/models/default.sfm) from its sources:
 #   1. the seeded Korean corpus (spamflow-loadtest corpus --seed 11 --count 60000);
 #   2. the built-in rule pack's examples (spamflow rules examples);
-#   3. the hand-written Korean lines in operators/models/corpus/ko-handwritten*.jsonl (weight 20);
+#   3. the hand-written Korean lines in operators/models/corpus/ko-handwritten-*.jsonl (weight 20);
 #   4. the training half of the UCI SMS Spam Collection, when the file is found at
 #      $SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection (checked by SHA-256).
 # then `spamflow train --seed 1 --policy-exclude-source synth` and `spamflow eval` on the Korean test set. Same sources,
@@ -16,7 +16,7 @@ cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtes
 bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
 $bin/spamflow rules examples > "$work/rules.jsonl"
-data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl" --data operators/models/corpus/ko-handwritten.jsonl --data operators/models/corpus/ko-handwritten-2.jsonl --data operators/models/corpus/ko-handwritten-3.jsonl)
+data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl" --data operators/models/corpus/ko-handwritten-1.jsonl --data operators/models/corpus/ko-handwritten-2.jsonl --data operators/models/corpus/ko-handwritten-3.jsonl --data operators/models/corpus/ko-handwritten-4.jsonl --data operators/models/corpus/ko-handwritten-5.jsonl)
 uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
 if [ -f "$uci" ]; then
   $bin/spamflow-loadtest uci --in "$uci" --half train > "$work/uci-sms-train.jsonl"
@@ -26,5 +26,5 @@ else
 fi
 # The policy is fitted on the hand-written, rule and UCI lines only (docs/classifier.md).
 $bin/spamflow train "${data[@]}" --seed 1 --policy-exclude-source synth --out "$out"
-echo "--- Korean test set (never trained on):"
-$bin/spamflow eval --model "$out" --data operators/models/corpus/ko-test.jsonl
+echo "--- Korean test sets (never trained on):"
+$bin/spamflow eval --model "$out" --data operators/models/corpus/ko-test.jsonl --data operators/models/corpus/ko-test-2.jsonl

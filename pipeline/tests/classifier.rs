@@ -29,7 +29,7 @@ fn spamflow() -> Command {
 /// A small model trained on the first hand-written set (a different model from the
 /// shipped one, for reload and shadow tests).
 fn small_model() -> Model {
-    let (examples, sources) = read(&[corpus("ko-handwritten.jsonl")]).unwrap();
+    let (examples, sources) = read(&[corpus("ko-handwritten-1.jsonl")]).unwrap();
     let signals = vec![Vec::new(); examples.len()];
     let cfg = TrainConfig {
         buckets_log2: 12,
@@ -43,7 +43,7 @@ fn small_model() -> Model {
 #[test]
 fn evaluation_metrics_of_the_shipped_model_are_pinned() {
     let model = classifier::builtin().unwrap();
-    let (examples, _) = read(&[corpus("ko-test.jsonl")]).unwrap();
+    let (examples, _) = read(&[corpus("ko-test.jsonl"), corpus("ko-test-2.jsonl")]).unwrap();
     let metrics = evaluate(&Config::default(), &model, &examples, None).unwrap();
     let got = serde_json::to_string_pretty(&metrics).unwrap() + "\n";
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ko-test-metrics.json");
@@ -258,7 +258,7 @@ fn train_twice_gives_the_same_model_and_eval_reads_it() {
                 "--json",
             ])
             .arg("--data")
-            .arg(corpus("ko-handwritten.jsonl"))
+            .arg(corpus("ko-handwritten-1.jsonl"))
             .arg("--data")
             .arg(corpus("ko-handwritten-3.jsonl"))
             .arg("--out")
