@@ -263,6 +263,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cfg);
+    install_panic_hook();
     let result = match cli.cmd {
         Cmd::Run(args) => run(&cfg, &args),
         Cmd::Backtest(args) => run_backtest(&cfg, &args),
@@ -374,6 +375,23 @@ fn eval(
         errors.as_mut().map(|w| w as &mut dyn std::io::Write),
     )?;
     print_metrics(&m, json)
+}
+
+/// Logs a panic's place and thread, never its message: a panic while judging a record can
+/// carry the message text (a string slice error quotes the string).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info.location().map_or_else(
+            || "unknown".to_owned(),
+            |l| format!("{}:{}", l.file(), l.line()),
+        );
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            %location,
+            "panic (its message is not logged: it may hold message text)"
+        );
+    }));
 }
 
 fn init_logging(cfg: &Config) {

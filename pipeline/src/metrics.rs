@@ -16,6 +16,7 @@ pub const DLQ_CODES: &[&str] = &[
     "invalid_value",
     "unsupported_version",
     "oversized",
+    "internal_error",
 ];
 
 /// All counters of one pipeline instance.
@@ -28,7 +29,7 @@ pub struct Metrics {
     /// Alerts produced.
     pub alerts: AtomicU64,
     /// DLQ records by code (index into [`DLQ_CODES`]).
-    pub dlq: [AtomicU64; 6],
+    pub dlq: [AtomicU64; 7],
     /// Changelog records produced.
     pub changelog_records: AtomicU64,
     /// Transactions (or at-least-once commits) that completed.
@@ -94,7 +95,7 @@ pub struct LocalTally {
     consumed: u64,
     verdicts: [u64; 4],
     alerts: u64,
-    dlq: [u64; 6],
+    dlq: [u64; 7],
     changelog_records: u64,
     age_us_sum: u64,
 }
@@ -358,7 +359,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("spamflow_verdicts_total{action=\"block\"} 1"));
         assert!(text.contains("spamflow_dlq_total{code=\"bad_field\"} 1"));
-        assert!(text.contains("spamflow_dlq_total{code=\"oversized\"} 1"));
+        assert!(text.contains("spamflow_dlq_total{code=\"internal_error\"} 1"));
         for name in [
             "spamflow_rules_reloads_total",
             "spamflow_rules_reload_failures_total",

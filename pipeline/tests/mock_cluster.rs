@@ -61,6 +61,114 @@ fn embedded_run_answers_every_event_including_malformed_ones() {
     assert_eq!(written["missing"].as_u64(), Some(0));
 }
 
+/// Test fixture, not a detector: panics on texts with `PANIC-INJECT` (a bug stand-in).
+#[derive(Debug)]
+struct PanicOnMarker;
+
+impl spamflow_operators::StatelessOperator for PanicOnMarker {
+    fn name(&self) -> &'static str {
+        "panic-fixture"
+    }
+    fn content_hash(&self) -> String {
+        "panic-fixture-v1".into()
+    }
+    fn worker(&self) -> Box<dyn spamflow_operators::OperatorWorker> {
+        Box::new(PanicOnMarker)
+    }
+}
+
+impl spamflow_operators::OperatorWorker for PanicOnMarker {
+    fn inspect(
+        &mut self,
+        ctx: &spamflow_operators::EventCtx<'_>,
+        _out: &mut Vec<spamflow_operators::Signal>,
+    ) {
+        assert!(!ctx.event.text.contains("PANIC-INJECT"), "injected panic");
+    }
+}
+
+#[test]
+fn a_panicking_record_and_an_oversized_one_go_to_the_dlq_and_the_rest_get_verdicts() {
+    let (_mock, mut cfg) = mock_with_topics("mock-poison", 2);
+    cfg.processing.guarantee = spamflow_pipeline::config::Guarantee::AtLeastOnce;
+    let brokers = cfg.kafka.brokers.clone();
+    let good = events(100, 21);
+    let mut records: Vec<(String, Vec<u8>)> = good
+        .iter()
+        .map(|(k, v, _)| (k.clone(), v.clone()))
+        .collect();
+    for (i, (key, value, _)) in good.iter().take(2).enumerate() {
+        let mut doc: serde_json::Value = serde_json::from_slice(value).unwrap();
+        doc["message_id"] = format!("poison-{i}").into();
+        doc["text"] = "PANIC-INJECT 이 기록은 실패해야 합니다".into();
+        records.push((key.clone(), serde_json::to_vec(&doc).unwrap()));
+    }
+    // Over processing.max_message_bytes and over the producer's message.max.bytes: the
+    // DLQ record must be cut, or its produce fails and every commit after it aborts.
+    let huge = vec![b'x'; 2 * 1024 * 1024];
+    records.push(("huge".into(), huge.clone()));
+    produce_with(
+        &brokers,
+        &cfg.topics.submissions,
+        &records,
+        &[("message.max.bytes", "8000000")],
+    );
+    let chain = plain_chain().stateless(std::sync::Arc::new(PanicOnMarker));
+    let run = Running::start(&cfg, chain);
+    run.wait_for(
+        Duration::from_secs(60),
+        "every record answered and committed",
+        |m| {
+            m.verdicts_total() + m.dlq_total() >= records.len() as u64
+                && m.commits.load(std::sync::atomic::Ordering::Relaxed) > 0
+                && m.aborts.load(std::sync::atomic::Ordering::Relaxed) == 0
+        },
+    );
+    let metrics = run.stop();
+    assert_eq!(metrics.aborts.load(std::sync::atomic::Ordering::Relaxed), 0);
+
+    let ids: Vec<String> = good.iter().map(|e| e.2.clone()).collect();
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        2,
+        ids.len(),
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    ));
+    assert_exactly_once(&got, &ids);
+    let dlq = read_topic(
+        &brokers,
+        &cfg.topics.dlq,
+        2,
+        3,
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    );
+    let code = |r: &Record| r.headers["spamflow.error.code"].clone();
+    assert_eq!(
+        dlq.iter().filter(|r| code(r) == "internal_error").count(),
+        2
+    );
+    let cut: Vec<&Record> = dlq.iter().filter(|r| code(r) == "oversized").collect();
+    assert_eq!(cut.len(), 1);
+    assert_eq!(cut[0].payload.as_ref().unwrap().len(), 64 * 1024);
+    assert_eq!(
+        cut[0].headers["spamflow.payload.bytes"],
+        huge.len().to_string()
+    );
+    assert_eq!(cut[0].headers["spamflow.payload.truncated"], "true");
+    use sha2::Digest;
+    assert_eq!(
+        cut[0].headers["spamflow.payload.sha256"],
+        hex::encode(sha2::Sha256::digest(&huge))
+    );
+    // The panic's place is logged; the record's text is not in any header.
+    for r in &dlq {
+        assert!(r.headers.values().all(|v| !v.contains("PANIC-INJECT")));
+    }
+}
+
 #[test]
 fn pipeline_gives_the_same_verdicts_as_backtest_and_state_survives_a_restart() {
     let (_mock, mut cfg) = mock_with_topics("mock-state", 3);

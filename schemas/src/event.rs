@@ -206,6 +206,9 @@ fn missing_field_name(detail: &str) -> Option<&str> {
 /// alphanumeric sender id 11 characters; anything near this is garbage).
 pub const MAX_ADDRESS_BYTES: usize = 64;
 
+/// Longest SMSC, gateway, country, relay operator, reseller or first-sender code accepted.
+pub const MAX_NAME_BYTES: usize = 64;
+
 fn validate(ev: &SubmissionEvent) -> Result<(), DecodeError> {
     if !SUPPORTED_EVENT_VERSIONS.contains(&ev.schema_version) {
         return Err(DecodeError::UnsupportedVersion(ev.schema_version));
@@ -229,6 +232,36 @@ fn validate(ev: &SubmissionEvent) -> Result<(), DecodeError> {
             return Err(DecodeError::Invalid {
                 field,
                 detail: format!("{} bytes, limit {MAX_ADDRESS_BYTES}", v.len()),
+            });
+        }
+    }
+    // Operator, reseller, code and origin fields become state and changelog keys and
+    // metric-bounded names: a bound keeps one event from making a huge key.
+    let origin = &ev.origin;
+    let bounded = [
+        ("origin.smsc", Some(origin.smsc.as_str())),
+        ("origin.gateway", origin.gateway.as_deref()),
+        ("origin.country", origin.country.as_deref()),
+        (
+            "relay.operator",
+            ev.relay.as_ref().and_then(|r| r.operator.as_deref()),
+        ),
+        (
+            "relay.reseller",
+            ev.relay.as_ref().and_then(|r| r.reseller.as_deref()),
+        ),
+        (
+            "relay.first_sender_code",
+            ev.relay
+                .as_ref()
+                .and_then(|r| r.first_sender_code.as_deref()),
+        ),
+    ];
+    for (field, v) in bounded {
+        if let Some(v) = v.filter(|v| v.len() > MAX_NAME_BYTES) {
+            return Err(DecodeError::Invalid {
+                field,
+                detail: format!("{} bytes, limit {MAX_NAME_BYTES}", v.len()),
             });
         }
     }
@@ -358,5 +391,47 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = decode_submission(&bytes);
         }
+    }
+
+    #[test]
+    fn unbounded_relay_and_origin_fields_are_refused_naming_the_field() {
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        for (field, patch) in [
+            (
+                "relay.operator",
+                serde_json::json!({"relay": {"operator": long}}),
+            ),
+            (
+                "relay.reseller",
+                serde_json::json!({"relay": {"reseller": long}}),
+            ),
+            (
+                "relay.first_sender_code",
+                serde_json::json!({"relay": {"first_sender_code": long}}),
+            ),
+            (
+                "origin.gateway",
+                serde_json::json!({"origin": {"route": "international", "smsc": "s", "gateway": long}}),
+            ),
+            (
+                "origin.country",
+                serde_json::json!({"origin": {"route": "domestic", "smsc": "s", "country": long}}),
+            ),
+            (
+                "origin.smsc",
+                serde_json::json!({"origin": {"route": "domestic", "smsc": long}}),
+            ),
+        ] {
+            let mut doc: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+            for (k, v) in patch.as_object().unwrap() {
+                doc[k] = v.clone();
+            }
+            let err = decode_submission(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+            assert_eq!(err.code(), "invalid_value", "{field}: {err}");
+            assert!(err.to_string().contains(field), "{err}");
+        }
+        let mut doc: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        doc["relay"] = serde_json::json!({"operator": "x".repeat(MAX_NAME_BYTES)});
+        assert!(decode_submission(&serde_json::to_vec(&doc).unwrap()).is_ok());
     }
 }

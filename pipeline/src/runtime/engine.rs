@@ -357,8 +357,22 @@ impl Core {
         }
         drop(tx);
         let mut ack = BarrierAck::default();
+        let mut answered = 0;
         for a in rx.iter() {
+            answered += 1;
             ack.send_errors += a.send_errors;
+        }
+        // A worker that did not answer has died with records of its partitions unjudged:
+        // their offsets must not commit. Abort, and end the engine (a restart restores).
+        if answered < self.workers.len() {
+            ack.send_errors += 1;
+            self.fatal.get_or_insert_with(|| {
+                format!(
+                    "{} of {} worker threads stopped; not committing",
+                    self.workers.len() - answered,
+                    self.workers.len()
+                )
+            });
         }
         ack
     }

@@ -11,6 +11,7 @@ use chrono::Utc;
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
+use sha2::{Digest, Sha256};
 use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
 use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord, SubmissionEvent};
 
@@ -247,8 +248,27 @@ impl Worker {
             Ok(ev) => ev,
             Err(error) => return self.dead_letter(producer, m, error),
         };
+        // A panic in an operator is a bug; it must cost one record, not the worker and
+        // with it the offsets of records that got no verdict. The panic hook logs where
+        // it happened, never the message (`main.rs`).
+        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.judge(producer, m, &event)
+        }));
+        if judged.is_err() {
+            let error = DlqError {
+                kind: DlqErrorKind::Internal,
+                code: "internal_error",
+                message: "processing this record panicked (a bug in spamflow; the log has where)"
+                    .into(),
+            };
+            self.dead_letter(producer, m, error);
+        }
+    }
+
+    /// Runs the chain on `event` and sends its verdict, block record and alert.
+    fn judge(&mut self, producer: &OutProducer, m: &InMsg, event: &SubmissionEvent) {
         let ctx = EventCtx {
-            event: &event,
+            event,
             partition: m.partition,
             event_time_ms: event.event_time_ms(),
         };
@@ -298,7 +318,7 @@ impl Worker {
             code = error.code,
             "record to DLQ"
         );
-        let rec = DlqRecord {
+        let mut rec = DlqRecord {
             key: m.key.clone(),
             payload: m.payload.clone(),
             error,
@@ -306,7 +326,10 @@ impl Worker {
             source_partition: m.partition,
             source_offset: m.offset,
             failed_at: Utc::now(),
+            truncation: None,
         };
+        // A payload the producer would refuse would fail every commit from here on.
+        rec.truncate_payload(|p| hex::encode(Sha256::digest(p)));
         let mut headers = OwnedHeaders::new();
         for (k, v) in rec.headers(spamflow_operators::PIPELINE_ID) {
             headers = headers.insert(Header {

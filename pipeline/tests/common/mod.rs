@@ -91,12 +91,24 @@ pub fn events(n: usize, seed: u64) -> Vec<(String, Vec<u8>, String)> {
 }
 
 pub fn produce(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
-    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    produce_with(brokers, topic, records, &[]);
+}
+
+/// [`produce`] with extra producer settings (e.g. a larger `message.max.bytes`).
+pub fn produce_with(
+    brokers: &str,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+    settings: &[(&str, &str)],
+) {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
+        .set("linger.ms", "5");
+    for (k, v) in settings {
+        cfg.set(*k, *v);
+    }
+    let p: ThreadedProducer<DefaultProducerContext> = cfg.create().unwrap();
     for (k, v) in records {
         let mut rec = BaseRecord::to(topic)
             .key(k.as_bytes())
