@@ -307,7 +307,35 @@ const SECTIONS: &[&str] = &[
     "log",
 ];
 
+/// Parts of librdkafka setting names whose values are secrets.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "jaas",
+    "key.pem",
+    "credentials",
+];
+
 impl Config {
+    /// The configuration as JSON for people (`spamflow config`): the value of every
+    /// client setting whose name looks like a secret (`sasl.password`,
+    /// `ssl.key.password`, `sasl.oauthbearer.client.secret`, ...) is `<redacted>`.
+    pub fn redacted_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        for section in ["client", "consumer"] {
+            if let Some(map) = v["kafka"][section].as_object_mut() {
+                for (k, val) in map.iter_mut() {
+                    let k = k.to_ascii_lowercase();
+                    if SECRET_KEY_PARTS.iter().any(|p| k.contains(p)) {
+                        *val = "<redacted>".into();
+                    }
+                }
+            }
+        }
+        v
+    }
+
     /// Loads the layers: defaults, `file` (if any), `SPAMFLOW_*` variables, then `overrides`
     /// (a partial document of command-line flags), and validates the result.
     pub fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, LoadError> {

@@ -315,7 +315,7 @@ fn main() -> ExitCode {
             json,
             errors,
         } => eval(&cfg, model.as_deref(), &data, json, errors.as_deref()),
-        Cmd::Config => serde_json::to_string_pretty(&cfg)
+        Cmd::Config => serde_json::to_string_pretty(&cfg.redacted_json())
             .map(|s| println!("{s}"))
             .map_err(Into::into),
     };

@@ -39,6 +39,26 @@ fn default_pack() -> String {
 }
 
 #[test]
+fn config_prints_the_effective_settings_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spamflow.toml");
+    std::fs::write(
+        &file,
+        "[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.username\" = \"svc-spamflow\"\n\"sasl.password\" = \"hunter2-secret\"\n\"ssl.key.password\" = \"pem-pass\"\n",
+    )
+    .unwrap();
+    let out = succeeded(spamflow().arg("--config").arg(&file).arg("config"));
+    assert!(
+        !out.contains("hunter2-secret") && !out.contains("pem-pass"),
+        "{out}"
+    );
+    assert!(
+        out.contains("<redacted>") && out.contains("svc-spamflow") && out.contains("SASL_SSL"),
+        "{out}"
+    );
+}
+
+#[test]
 fn rules_check_passes_on_the_default_pack() {
     let stdout = succeeded(spamflow().args(["rules", "check", &default_pack()]));
     assert!(

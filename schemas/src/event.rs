@@ -179,7 +179,7 @@ fn field_error(payload: &[u8]) -> DecodeError {
             let inner = err.into_inner();
             // serde reports a missing field on its parent; put its name into the path.
             let msg = inner.to_string();
-            let detail = strip_position(&msg);
+            let detail = redact_values(&strip_position(&msg));
             let field = match missing_field_name(&detail) {
                 Some(name) if path == "." => name.to_string(),
                 Some(name) => format!("{path}.{name}"),
@@ -188,6 +188,45 @@ fn field_error(payload: &[u8]) -> DecodeError {
             DecodeError::Field { field, detail }
         }
     }
+}
+
+/// The error with every value taken out of the record replaced by its length: serde's
+/// messages quote string values (`invalid type: string "..."`, ``unknown variant `...` ``),
+/// and a garbled record can put message text in any field. DLQ headers and logs carry
+/// this message.
+fn redact_values(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len());
+    let mut quoted: Option<usize> = None;
+    let mut escaped = false;
+    for c in detail.chars() {
+        match quoted {
+            Some(n) if escaped => {
+                escaped = false;
+                quoted = Some(n + 1);
+            }
+            Some(_) if c == '\\' => escaped = true,
+            Some(n) if c == '"' => {
+                out.push_str(&format!("<{n} characters>\""));
+                quoted = None;
+            }
+            Some(n) => quoted = Some(n + 1),
+            None => {
+                out.push(c);
+                if c == '"' {
+                    quoted = Some(0);
+                }
+            }
+        }
+    }
+    const VARIANT: &str = "unknown variant `";
+    if let Some(i) = out.find(VARIANT) {
+        let start = i + VARIANT.len();
+        if let Some(len) = out[start..].find('`') {
+            let n = out[start..start + len].chars().count();
+            out.replace_range(start..start + len, &format!("<{n} characters>"));
+        }
+    }
+    out
 }
 
 fn strip_position(msg: &str) -> String {
@@ -433,5 +472,23 @@ mod tests {
         let mut doc: serde_json::Value = serde_json::from_str(GOOD).unwrap();
         doc["relay"] = serde_json::json!({"operator": "x".repeat(MAX_NAME_BYTES)});
         assert!(decode_submission(&serde_json::to_vec(&doc).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn errors_never_quote_values_from_the_record() {
+        for patch in [
+            serde_json::json!({"kind": "비밀 메시지 secret"}),
+            serde_json::json!({"schema_version": "비밀 메시지 secret"}),
+            serde_json::json!({"origin": {"route": "비밀 \"메시지\" secret", "smsc": "s"}}),
+        ] {
+            let mut doc: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+            for (k, v) in patch.as_object().unwrap() {
+                doc[k] = v.clone();
+            }
+            let err = decode_submission(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
+            let msg = err.to_string();
+            assert!(!msg.contains("secret") && !msg.contains("메시지"), "{msg}");
+            assert!(msg.contains("characters>"), "{msg}");
+        }
     }
 }

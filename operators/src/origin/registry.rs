@@ -16,14 +16,27 @@ use spamflow_schemas::{RegistrationRecord, RegistrationStatus};
 
 use super::number::parse_sender;
 
-/// A record that cannot be applied.
+/// A number as logs and errors show it: the first four and the last two characters, the
+/// rest masked (`+821012345678` -> `+821*******78`).
+pub fn mask_number(n: &str) -> String {
+    let chars: Vec<char> = n.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let mut out: String = chars[..4].iter().collect();
+    out.push_str(&"*".repeat(chars.len() - 6));
+    out.extend(&chars[chars.len() - 2..]);
+    out
+}
+
+/// A record that cannot be applied. Its message masks the number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
     /// The key is not a valid phone number.
-    #[error("key {0:?} is not a valid phone number")]
+    #[error("key {} is not a valid phone number", mask_number(.0))]
     BadKey(String),
     /// The value is not a registration record.
-    #[error("value for {key:?} is not a registration record: {detail}")]
+    #[error("value for {} is not a registration record: {detail}", mask_number(.key))]
     BadValue {
         /// The key.
         key: String,
@@ -339,5 +352,19 @@ mod tests {
             Lookup::WrongOperator { .. }
         ));
         assert_eq!(r.owner("+8216445678").as_deref(), Some("Acme"));
+    }
+
+    #[test]
+    fn errors_mask_the_number() {
+        assert_eq!(mask_number("+821012345678"), "+821*******78");
+        assert_eq!(mask_number("1588"), "****");
+        let e = RegistryError::BadKey("+8210999988887777".into()).to_string();
+        assert!(!e.contains("99998888"), "{e}");
+        let e = RegistryError::BadValue {
+            key: "+821012345678".into(),
+            detail: "x".into(),
+        }
+        .to_string();
+        assert!(e.contains("+821*******78"), "{e}");
     }
 }
