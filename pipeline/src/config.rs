@@ -336,6 +336,16 @@ impl Config {
         v
     }
 
+    /// The input consumer's `auto.offset.reset`: `kafka.consumer`, else `kafka.client`, else
+    /// `earliest`.
+    pub fn auto_offset_reset(&self) -> &str {
+        self.kafka
+            .consumer
+            .get("auto.offset.reset")
+            .or_else(|| self.kafka.client.get("auto.offset.reset"))
+            .map_or("earliest", String::as_str)
+    }
+
     /// Loads the layers: defaults, `file` (if any), `SPAMFLOW_*` variables, then `overrides`
     /// (a partial document of command-line flags), and validates the result.
     pub fn load(file: Option<&Path>, overrides: serde_json::Value) -> Result<Config, LoadError> {

@@ -45,13 +45,7 @@ pub fn consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            cfg.kafka
-                .client
-                .get("auto.offset.reset")
-                .map_or("earliest", String::as_str),
-        )
+        .set("auto.offset.reset", cfg.auto_offset_reset())
         // Offsets of our own transactions: read only committed input and committed offsets.
         .set("isolation.level", "read_committed");
     if let Some(id) = &cfg.kafka.group_instance_id {

@@ -169,6 +169,80 @@ fn a_panicking_record_and_an_oversized_one_go_to_the_dlq_and_the_rest_get_verdic
     }
 }
 
+/// `events` with message ids prefixed by `tag`, as (key, value, id).
+fn tagged_events(n: usize, seed: u64, tag: &str) -> Vec<(String, Vec<u8>, String)> {
+    events(n, seed)
+        .into_iter()
+        .map(|(k, v, id)| {
+            let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
+            let id = format!("{tag}-{id}");
+            doc["message_id"] = id.clone().into();
+            (k, serde_json::to_vec(&doc).unwrap(), id)
+        })
+        .collect()
+}
+
+#[test]
+fn a_rewind_with_nothing_committed_goes_back_to_where_reading_started() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mock, mut cfg) = mock_with_topics("mock-reset", 1);
+    cfg.processing.guarantee = spamflow_pipeline::config::Guarantee::AtLeastOnce;
+    cfg.kafka
+        .consumer
+        .insert("auto.offset.reset".into(), "latest".into());
+    let brokers = cfg.kafka.brokers.clone();
+    let topic = cfg.topics.submissions.clone();
+    let kv = |s: &[(String, Vec<u8>, String)]| {
+        s.iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    // Written before the group existed: `latest` means they are never read.
+    let old = tagged_events(50, 31, "old");
+    produce(&brokers, &topic, &kv(&old));
+    // The first offset commit fails, so the engine rewinds with nothing committed.
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE],
+    );
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(Duration::from_secs(60), "assignment", |m| {
+        m.assigned_partitions.load(Relaxed) > 0
+    });
+    // Records go in one at a time until the pipeline answers one: from then on it reads.
+    let new = tagged_events(200, 32, "new");
+    let mut sent = 0;
+    while run.metrics.verdicts_total() == 0 {
+        assert!(sent < new.len(), "no verdict after {sent} records");
+        produce(&brokers, &topic, &kv(&new[sent..=sent]));
+        sent += 1;
+    }
+    produce(&brokers, &topic, &kv(&new[sent..]));
+    run.wait_for(Duration::from_secs(60), "a failed and a good commit", |m| {
+        m.aborts.load(Relaxed) >= 1
+            && m.commits.load(Relaxed) >= 1
+            && m.verdicts_total() >= (new.len() - sent) as u64
+    });
+    run.stop();
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        1,
+        new.len() - sent,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    ));
+    let ids: std::collections::HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    assert!(
+        ids.iter().all(|id| id.starts_with("new-")),
+        "the rewind went back before where reading started"
+    );
+    for (_, _, id) in &new[sent..] {
+        assert!(ids.contains(id.as_str()), "no verdict for {id}");
+    }
+}
+
 #[test]
 fn pipeline_gives_the_same_verdicts_as_backtest_and_state_survives_a_restart() {
     let (_mock, mut cfg) = mock_with_topics("mock-state", 3);

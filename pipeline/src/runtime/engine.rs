@@ -85,6 +85,7 @@ pub fn run(
             workers,
             batches: vec![Vec::new(); n_workers],
             pending: BTreeMap::new(),
+            first_read: BTreeMap::new(),
             owned: BTreeSet::new(),
             txn_open: false,
             dirty: false,
@@ -286,6 +287,10 @@ struct Core {
     batches: Vec<Vec<InMsg>>,
     /// Next offset to commit per partition (last dispatched + 1).
     pending: BTreeMap<i32, i64>,
+    /// The first offset read from each owned partition since it was assigned: where a
+    /// rewind goes when the group has no committed offset for it (the position
+    /// `auto.offset.reset` chose), instead of the beginning of the topic.
+    first_read: BTreeMap<i32, i64>,
     owned: BTreeSet<i32>,
     txn_open: bool,
     /// Anything dispatched since the last commit.
@@ -324,6 +329,7 @@ impl Core {
             payload: m.payload().map(<[u8]>::to_vec),
         };
         self.pending.insert(msg.partition, msg.offset + 1);
+        self.first_read.entry(msg.partition).or_insert(msg.offset);
         self.dirty = true;
         let w = self.worker_of(msg.partition);
         self.batches[w].push(msg);
@@ -498,8 +504,12 @@ impl Core {
             }
         };
         for e in committed.elements() {
-            let to = match e.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
+            let to = match (e.offset(), self.first_read.get(&e.partition())) {
+                (Offset::Offset(o), _) => Offset::Offset(o),
+                // Nothing committed yet: back to where reading started after assignment.
+                (_, Some(&first)) => Offset::Offset(first),
+                // Nothing read either: where the reset policy says.
+                _ if self.cfg.auto_offset_reset() == "latest" => Offset::End,
                 _ => Offset::Beginning,
             };
             if let Err(err) = consumer.seek(e.topic(), e.partition(), to, self.timeout()) {
@@ -571,6 +581,7 @@ impl Core {
     fn revoke(&mut self, parts: &[i32]) {
         for &p in parts {
             self.pending.remove(&p);
+            self.first_read.remove(&p);
             if self.owned.remove(&p) {
                 let w = self.worker_of(p);
                 self.send_work(w, Work::Revoke { partition: p });
