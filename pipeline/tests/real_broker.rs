@@ -525,7 +525,7 @@ fn at_least_once_delivers_every_verdict() {
 }
 
 #[test]
-fn a_fenced_producer_is_recreated_and_processing_goes_on_exactly_once() {
+fn a_producer_fenced_by_another_instance_exits_and_a_restart_goes_on_exactly_once() {
     use rdkafka::producer::{BaseProducer, Producer};
     let Some(cfg) = setup("rb-fence", 2) else {
         return;
@@ -539,21 +539,26 @@ fn a_fenced_producer_is_recreated_and_processing_goes_on_exactly_once() {
         m.commits.load(Relaxed) > 0 && m.verdicts_total() >= first.len() as u64
     });
 
-    // Another producer with our transactional id fences the running one (as a zombie
-    // twin or a misconfigured second instance would).
+    // Another producer with our transactional id fences the running one, as a second
+    // live instance with the same id would. Taking the id back would fence that one in
+    // turn, for ever: the fenced instance must exit and say why.
     let intruder: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .set("transactional.id", cfg.transactional_id())
         .create()
         .unwrap();
     intruder.init_transactions(Duration::from_secs(30)).unwrap();
-
     produce(&brokers, &cfg.topics.submissions, &kv(second));
-    run.wait_for(
-        Duration::from_secs(90),
-        "the producer to be recreated",
-        |m| m.producer_recreated.load(Relaxed) >= 1,
+    let err = run.exited(Duration::from_secs(90)).unwrap_err().to_string();
+    assert!(
+        err.contains("fenced") && err.contains(&cfg.transactional_id()),
+        "{err}"
     );
+    drop(intruder);
+
+    // Restarted (as Kubernetes would), it goes on from the last commit: every event has
+    // exactly one verdict.
+    let run = Running::start(&cfg, plain_chain());
     let got = verdicts(&read_topic(
         &brokers,
         &cfg.topics.verdicts,
@@ -562,8 +567,37 @@ fn a_fenced_producer_is_recreated_and_processing_goes_on_exactly_once() {
         Duration::from_secs(1),
         Duration::from_secs(90),
     ));
-    let metrics = run.stop();
-    assert!(metrics.aborts.load(Relaxed) >= 1);
+    run.wait_for(Duration::from_secs(60), "a commit after the restart", |m| {
+        m.commits.load(Relaxed) > 0
+    });
+    run.stop();
     assert_exactly_once(&got, &ids(&evs));
     assert_offsets_committed(&cfg, 2);
+}
+
+#[test]
+fn a_second_live_instance_with_the_same_instance_id_makes_the_first_exit_with_the_reason() {
+    let Some(mut cfg) = setup("rb-twin", 2) else {
+        return;
+    };
+    // At-least-once: no transactional id, so the group's static membership is what the
+    // twins share.
+    cfg.processing.guarantee = Guarantee::AtLeastOnce;
+    let brokers = cfg.kafka.brokers.clone();
+    let evs = events(400, 57);
+    produce(&brokers, &cfg.topics.submissions, &kv(&evs));
+    let first = Running::start(&cfg, plain_chain());
+    first.wait_for(Duration::from_secs(90), "the first instance", |m| {
+        m.commits.load(Relaxed) > 0
+    });
+    let twin = Running::start(&cfg, plain_chain());
+    let err = first
+        .exited(Duration::from_secs(90))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("fatal") && err.contains("group.instance.id"),
+        "{err}"
+    );
+    twin.stop();
 }

@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -118,6 +118,21 @@ pub fn run(
             let mut core = lock(&ctx.core);
             match polled {
                 Some(Ok(m)) => core.accept(&consumer, &m),
+                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    metrics.client_errors.fetch_add(1, Relaxed);
+                    // Fatal consumer errors do not heal; the usual one is a fenced static
+                    // member: another live instance has our group.instance.id.
+                    let reason = consumer
+                        .client()
+                        .fatal_error()
+                        .map_or_else(|| code.to_string(), |(_, r)| r);
+                    result = Err(anyhow::anyhow!(
+                        "the consumer hit a fatal error ({code}: {reason}); with FENCED_INSTANCE_ID another \
+                         live instance uses group.instance.id {:?}, which must be unique per live instance; exiting",
+                        cfg.kafka.group_instance_id
+                    ));
+                    break 'run;
+                }
                 Some(Err(e)) => {
                     metrics.client_errors.fetch_add(1, Relaxed);
                     tracing::warn!(error = %e, "consumer error");
@@ -441,10 +456,29 @@ impl Core {
         }
     }
 
-    /// Aborts the open transaction (recreating a fatally failed producer) and rewinds.
+    /// Aborts the open transaction (recreating a fatally failed producer) and rewinds. A
+    /// producer fenced by another live instance with the same transactional id ends the
+    /// engine instead: recreating it would fence the other one in turn, for ever.
     fn recover<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, error: &KafkaError) {
         self.metrics.aborts.fetch_add(1, Relaxed);
         if self.eos {
+            let code = match error {
+                KafkaError::Transaction(e) => Some(e.code()),
+                _ => None,
+            };
+            let fatal_code = self.producer.get().client().fatal_error().map(|(c, _)| c);
+            if code.into_iter().chain(fatal_code).any(is_fenced) {
+                self.fatal = Some(format!(
+                    "this instance's producer was fenced: another live instance uses transactional id {:?} \
+                     (derived from kafka.transactional_id or kafka.group_instance_id, which must be unique \
+                     per live instance); exiting so that only one of them writes",
+                    self.cfg.transactional_id()
+                ));
+                self.txn_open = false;
+                self.dirty = false;
+                self.pending.clear();
+                return;
+            }
             let fatal = matches!(error, KafkaError::Transaction(e) if e.is_fatal());
             let producer = self.producer.get();
             let aborted = !fatal && producer.abort_transaction(self.timeout()).is_ok();
@@ -591,6 +625,14 @@ impl Core {
             .assigned_partitions
             .store(self.owned.len() as i64, Relaxed);
     }
+}
+
+/// Whether `code` says another producer with our transactional id took over.
+fn is_fenced(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced
+    )
 }
 
 /// `commit_transaction`, retried while librdkafka says the error is retriable.

@@ -264,6 +264,17 @@ impl Running {
         }
     }
 
+    /// Waits for the pipeline to end by itself (or panics after `timeout`), returning how
+    /// it ended.
+    pub fn exited(self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.handle.is_finished() {
+            assert!(Instant::now() < deadline, "the pipeline did not exit");
+            Stop::new().wait(Duration::from_millis(20));
+        }
+        self.handle.join().unwrap()
+    }
+
     pub fn stop(self) -> Arc<Metrics> {
         self.stop.trigger();
         self.handle.join().unwrap().unwrap();
