@@ -601,3 +601,42 @@ fn a_second_live_instance_with_the_same_instance_id_makes_the_first_exit_with_th
     );
     twin.stop();
 }
+
+#[test]
+fn restore_waits_for_an_undecided_changelog_transaction_instead_of_stopping_before_it() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use spamflow_pipeline::runtime::changelog::{encode_key, read_partition, RestoreError};
+    let Some(cfg) = setup("rb-lso", 1) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let topic = cfg.topics.changelog.clone();
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("transactional.id", unique("lso-writer"))
+        .create()
+        .unwrap();
+    let t = Duration::from_secs(30);
+    p.init_transactions(t).unwrap();
+    let write = |key: &str, value: &str| {
+        let k = encode_key(0, "velocity", key.as_bytes());
+        p.send(BaseRecord::to(&topic).partition(0).key(&k).payload(value))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    };
+    p.begin_transaction().unwrap();
+    write("a", "1");
+    p.commit_transaction(t).unwrap();
+    // The previous owner's last commit, its records written and its markers not yet.
+    p.begin_transaction().unwrap();
+    write("b", "2");
+    p.flush(t).unwrap();
+    match read_partition(&cfg, &brokers, 0, Duration::from_secs(3)) {
+        Err(RestoreError::Timeout { read, .. }) => assert_eq!(read, 1),
+        other => panic!("the restore stopped before the open transaction: {other:?}"),
+    }
+    p.commit_transaction(t).unwrap();
+    let records = read_partition(&cfg, &brokers, 0, t).unwrap();
+    let keys: Vec<&[u8]> = records.iter().map(|r| r.key.as_slice()).collect();
+    assert_eq!(keys, vec![&b"a"[..], &b"b"[..]]);
+}

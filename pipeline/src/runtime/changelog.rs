@@ -71,8 +71,12 @@ pub enum RestoreError {
     },
 }
 
-/// Reads changelog partition `partition` from the beginning to its end (the last stable
-/// offset: read_committed, so records of aborted or open transactions are not applied).
+/// Reads changelog partition `partition` from the beginning to the high watermark taken
+/// when it starts, read_committed: records of aborted transactions are skipped, and a
+/// transaction not yet decided (the previous owner's last commit, its markers still
+/// being written) is waited for. librdkafka reports the partition's end at the last
+/// stable offset, which is before such a transaction; stopping there would restore state
+/// one commit behind.
 pub fn read_partition(
     cfg: &Config,
     brokers: &str,
@@ -91,10 +95,14 @@ pub fn read_partition(
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = cc.create().map_err(kafka)?;
-    let (low, high) = consumer
-        .fetch_watermarks(&topic, partition, timeout)
+    // The high watermark as a read_uncommitted client sees it: a read_committed one is
+    // told the last stable offset, which is the point not to stop at.
+    let (low, high) = base_consumer_config(cfg, brokers)
+        .set("isolation.level", "read_uncommitted")
+        .create::<BaseConsumer>()
+        .and_then(|c| c.fetch_watermarks(&topic, partition, timeout))
         .map_err(kafka)?;
+    let consumer: BaseConsumer = cc.create().map_err(kafka)?;
     if high <= low {
         return Ok(Vec::new());
     }
@@ -115,7 +123,11 @@ pub fn read_partition(
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                if position(&consumer, &topic, partition).is_some_and(|p| p >= high) {
+                    break;
+                }
+            }
             Some(Err(e)) => return Err(kafka(e)),
             Some(Ok(m)) => {
                 let Some((p, op, key)) = m.key().and_then(decode_key) else {
@@ -144,6 +156,15 @@ pub fn read_partition(
         }
     }
     Ok(out)
+}
+
+/// The consumer's next offset in `topic[partition]`, if it has one.
+fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let tpl = consumer.position().ok()?;
+    match tpl.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
