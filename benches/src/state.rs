@@ -736,6 +736,7 @@ fn restore(args: &Args) {
         brokers,
         0,
         Duration::from_secs(300),
+        &Default::default(),
     )
     .expect("reading the changelog");
     let read = t0.elapsed();

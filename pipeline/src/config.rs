@@ -219,12 +219,16 @@ impl Default for RulesConfig {
 pub struct AdminConfig {
     /// Listen address of `/healthz`, `/readyz` and `/metrics`; empty disables it.
     pub listen: String,
+    /// `/healthz` answers 503 when the engine loop has not turned, or read records have
+    /// not been committed, for this long (ms).
+    pub stall_timeout_ms: u64,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "127.0.0.1:9464".into(),
+            stall_timeout_ms: 120_000,
         }
     }
 }
@@ -455,6 +459,17 @@ impl Config {
         }
         for (key, reason) in self.throttle.validate() {
             bad(&format!("throttle.{key}"), reason);
+        }
+        if self.admin.stall_timeout_ms < 1_000
+            || self.admin.stall_timeout_ms <= 2 * self.processing.commit_interval_ms
+        {
+            bad(
+                "admin.stall_timeout_ms",
+                format!(
+                    "{} must be at least 1000 and well above processing.commit_interval_ms",
+                    self.admin.stall_timeout_ms
+                ),
+            );
         }
         for (key, reason) in self.classifier.validate() {
             bad(&format!("classifier.{key}"), reason);

@@ -427,8 +427,9 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     }
     if !cfg.admin.listen.is_empty() {
         let (listen, metrics) = (cfg.admin.listen.clone(), metrics.clone());
+        let stall = Duration::from_millis(cfg.admin.stall_timeout_ms);
         rt.spawn(async move {
-            if let Err(e) = admin::serve(&listen, metrics).await {
+            if let Err(e) = admin::serve(&listen, metrics, stall).await {
                 tracing::error!(error = %e, listen, "admin endpoint failed (admin.listen)");
             }
         });

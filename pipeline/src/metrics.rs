@@ -64,13 +64,50 @@ pub struct Metrics {
     pub registry_numbers: AtomicI64,
     /// Set once the consumer and producer are up and a first assignment was handled.
     pub ready: AtomicBool,
+    /// [`mono_ms`] of the engine loop's latest turn (0: not started).
+    pub heartbeat_ms: AtomicU64,
+    /// [`mono_ms`] since which records have been read and not committed (0: none). A
+    /// commit clears it; an abort does not, so repeated aborts show as a growing age.
+    pub uncommitted_since_ms: AtomicU64,
     /// Sum of (decided_at - submitted_at) in microseconds, and its count, for the mean age.
     pub age_us_sum: AtomicU64,
     /// Counters of the stateful operators.
     pub operators: crate::OperatorStats,
 }
 
+/// Milliseconds since this process's first call: a monotonic clock for progress ages.
+pub fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}
+
 impl Metrics {
+    /// Whether the engine makes progress at `now_ms` ([`mono_ms`]): its loop turned within
+    /// `limit_ms`, and no read record has waited longer than `limit_ms` for a commit.
+    /// Healthy before the engine starts (brokers or registry still loading).
+    pub fn progress(&self, now_ms: u64, limit_ms: u64) -> Result<(), String> {
+        let beat = self.heartbeat_ms.load(Relaxed);
+        if beat != 0 && now_ms.saturating_sub(beat) > limit_ms {
+            return Err(format!(
+                "the engine loop has not turned for {} ms",
+                now_ms - beat
+            ));
+        }
+        let since = self.uncommitted_since_ms.load(Relaxed);
+        if since != 0 && now_ms.saturating_sub(since) > limit_ms {
+            return Err(format!(
+                "records read {} ms ago are still not committed ({} aborts so far)",
+                now_ms - since,
+                self.aborts.load(Relaxed)
+            ));
+        }
+        Ok(())
+    }
+
     /// Metrics that show the counters of `ops`' stateful operators.
     pub fn for_operators(ops: &crate::Operators) -> Self {
         Metrics {

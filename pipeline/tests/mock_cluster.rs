@@ -488,7 +488,12 @@ fn an_unreachable_broker_is_retried_not_fatal_and_readiness_says_so() {
         |m| m.client_errors.load(std::sync::atomic::Ordering::Relaxed) >= 2,
     );
     assert!(!run.metrics.ready.load(std::sync::atomic::Ordering::Relaxed));
-    assert!(spamflow_pipeline::admin::status_line("/readyz", &run.metrics).starts_with("503"));
+    assert!(spamflow_pipeline::admin::status_line(
+        "/readyz",
+        &run.metrics,
+        std::time::Duration::from_secs(120)
+    )
+    .starts_with("503"));
     // SIGTERM during the back-off ends it cleanly.
     run.stop();
 }

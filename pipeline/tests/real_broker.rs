@@ -631,12 +631,18 @@ fn restore_waits_for_an_undecided_changelog_transaction_instead_of_stopping_befo
     p.begin_transaction().unwrap();
     write("b", "2");
     p.flush(t).unwrap();
-    match read_partition(&cfg, &brokers, 0, Duration::from_secs(3)) {
+    match read_partition(
+        &cfg,
+        &brokers,
+        0,
+        Duration::from_secs(3),
+        &Default::default(),
+    ) {
         Err(RestoreError::Timeout { read, .. }) => assert_eq!(read, 1),
         other => panic!("the restore stopped before the open transaction: {other:?}"),
     }
     p.commit_transaction(t).unwrap();
-    let records = read_partition(&cfg, &brokers, 0, t).unwrap();
+    let records = read_partition(&cfg, &brokers, 0, t, &Default::default()).unwrap();
     let keys: Vec<&[u8]> = records.iter().map(|r| r.key.as_slice()).collect();
     assert_eq!(keys, vec![&b"a"[..], &b"b"[..]]);
 }

@@ -77,11 +77,15 @@ pub enum RestoreError {
 /// being written) is waited for. librdkafka reports the partition's end at the last
 /// stable offset, which is before such a transaction; stopping there would restore state
 /// one commit behind.
+///
+/// `heartbeat` gets [`crate::metrics::mono_ms`] at every poll: a restore is progress, and
+/// `/healthz` must not call the engine stalled while one runs.
 pub fn read_partition(
     cfg: &Config,
     brokers: &str,
     partition: i32,
     timeout: Duration,
+    heartbeat: &std::sync::atomic::AtomicU64,
 ) -> Result<Vec<ChangelogRecord>, RestoreError> {
     let topic = cfg.topics.changelog.clone();
     let kafka = |source| RestoreError::Kafka {
@@ -121,7 +125,12 @@ pub fn read_partition(
                 read: out.len(),
             });
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        heartbeat.store(
+            crate::metrics::mono_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        match polled {
             None => continue,
             Some(Err(KafkaError::PartitionEOF(_))) => {
                 if position(&consumer, &topic, partition).is_some_and(|p| p >= high) {

@@ -115,6 +115,9 @@ pub fn run(
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(10));
             let polled = consumer.poll(wait);
+            metrics
+                .heartbeat_ms
+                .store(crate::metrics::mono_ms(), Relaxed);
             let mut core = lock(&ctx.core);
             match polled {
                 Some(Ok(m)) => core.accept(&consumer, &m),
@@ -345,6 +348,14 @@ impl Core {
         };
         self.pending.insert(msg.partition, msg.offset + 1);
         self.first_read.entry(msg.partition).or_insert(msg.offset);
+        if !self.dirty {
+            let _ = self.metrics.uncommitted_since_ms.compare_exchange(
+                0,
+                crate::metrics::mono_ms(),
+                Relaxed,
+                Relaxed,
+            );
+        }
         self.dirty = true;
         let w = self.worker_of(msg.partition);
         self.batches[w].push(msg);
@@ -445,6 +456,7 @@ impl Core {
             Ok(()) => {
                 tracing::debug!(barrier = ?barrier_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");
                 self.metrics.commits.fetch_add(1, Relaxed);
+                self.metrics.uncommitted_since_ms.store(0, Relaxed);
                 self.pending.clear();
                 self.dirty = false;
                 self.txn_open = false;
@@ -600,7 +612,13 @@ impl Core {
     ) -> Result<Vec<changelog::ChangelogRecord>, changelog::RestoreError> {
         let mut attempt = 0;
         loop {
-            match changelog::read_partition(&self.cfg, &self.brokers, p, self.timeout()) {
+            match changelog::read_partition(
+                &self.cfg,
+                &self.brokers,
+                p,
+                self.timeout(),
+                &self.metrics.heartbeat_ms,
+            ) {
                 Ok(r) => return Ok(r),
                 Err(e) if attempt < 3 && !self.stop.is_set() => {
                     attempt += 1;
