@@ -127,6 +127,18 @@ pub struct TopicSpec {
     pub compacted: bool,
 }
 
+/// Settings of the compacted topics. Compaction only cleans closed segments, and by
+/// default a segment stays open for 7 days or 1 GiB: a changelog would then be restored
+/// from a week of uncompacted writes. Short segments and a low dirty ratio keep it near
+/// one record per key; the lag keeps the latest minute of writes whole for readers.
+pub const COMPACTED_TOPIC_CONFIG: &[(&str, &str)] = &[
+    ("cleanup.policy", "compact"),
+    ("segment.ms", "600000"),
+    ("segment.bytes", "67108864"),
+    ("min.cleanable.dirty.ratio", "0.1"),
+    ("min.compaction.lag.ms", "60000"),
+];
+
 /// All topics spamflow uses, with `partitions` for the input and changelog.
 pub fn topic_specs(cfg: &Config, partitions: i32) -> Vec<TopicSpec> {
     let t = &cfg.topics;
@@ -154,12 +166,13 @@ pub async fn create_topics(brokers: &str, cfg: &Config, specs: &[TopicSpec]) -> 
     let new: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|s| {
-            let t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(1));
+            let mut t = NewTopic::new(&s.name, s.partitions, TopicReplication::Fixed(1));
             if s.compacted {
-                t.set("cleanup.policy", "compact")
-            } else {
-                t
+                for (k, v) in COMPACTED_TOPIC_CONFIG {
+                    t = t.set(k, v);
+                }
             }
+            t
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

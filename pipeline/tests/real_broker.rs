@@ -646,3 +646,32 @@ fn restore_waits_for_an_undecided_changelog_transaction_instead_of_stopping_befo
     let keys: Vec<&[u8]> = records.iter().map(|r| r.key.as_slice()).collect();
     assert_eq!(keys, vec![&b"a"[..], &b"b"[..]]);
 }
+
+#[test]
+fn compacted_topics_are_created_with_short_segments_so_that_compaction_runs() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let Some(cfg) = setup("rb-segments", 1) else {
+        return;
+    };
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for topic in [&cfg.topics.changelog, &cfg.topics.registry] {
+        let described = rt
+            .block_on(
+                admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()),
+            )
+            .unwrap();
+        let resource = described.into_iter().next().unwrap().unwrap();
+        for (key, want) in spamflow_pipeline::kafka::COMPACTED_TOPIC_CONFIG {
+            let got = resource.get(key).and_then(|e| e.value.clone());
+            assert_eq!(got.as_deref(), Some(*want), "{topic} {key}");
+        }
+    }
+}
