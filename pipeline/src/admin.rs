@@ -99,6 +99,11 @@ fn respond(
                 format!("stalled: {why}\n"),
             ),
         },
+        "/readyz" if metrics.ready.load(Relaxed) && metrics.rules_fallback.load(Relaxed) => (
+            "200 OK",
+            "text/plain",
+            "ready, serving the last good rule pack: the pack in rules.dir was rejected (see the log)\n".into(),
+        ),
         "/readyz" if metrics.ready.load(Relaxed) => ("200 OK", "text/plain", "ready\n".into()),
         "/readyz" => (
             "503 Service Unavailable",

@@ -201,6 +201,10 @@ pub struct RulesConfig {
     pub reload_interval_ms: u64,
     /// Longest prefix of a message text the pattern operator scans, bytes.
     pub max_scan_bytes: usize,
+    /// A writable directory where every pack that compiled and passed its examples is
+    /// kept. When `dir` holds a bad pack at start-up, spamflow starts with this one
+    /// (loudly) instead of refusing to start. Empty: no fallback.
+    pub last_good_dir: String,
 }
 
 impl Default for RulesConfig {
@@ -209,6 +213,7 @@ impl Default for RulesConfig {
             dir: String::new(),
             reload_interval_ms: 2_000,
             max_scan_bytes: 8 * 1024,
+            last_good_dir: String::new(),
         }
     }
 }

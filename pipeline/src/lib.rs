@@ -59,6 +59,8 @@ pub struct Operators {
     /// The serving classifier model and the shadow model (swapped on reload), when the
     /// classifier runs.
     pub models: Option<(ModelHandle, Option<ModelHandle>)>,
+    /// Set when the pack in `rules.dir` was rejected and the last good pack serves: why.
+    pub rules_fallback: Option<String>,
     /// Counters of the stateful operators.
     pub stats: OperatorStats,
 }
@@ -73,7 +75,10 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     let name = dir
         .as_ref()
         .map_or_else(|| "built-in".to_owned(), |d| d.display().to_string());
-    let pack = rules::compile_checked(&rules::source(dir.as_deref())?, &name)?;
+    // Only a pack from rules.dir falls back: a --rules directory (backtest, a try-out)
+    // must be the pack that runs.
+    let last_good = rules::dir_of(&cfg.rules.last_good_dir).filter(|_| rules_dir.is_none());
+    let (pack, rules_fallback) = rules::compile_or_last_good(dir.as_deref(), last_good.as_deref())?;
     tracing::info!(rules = pack.rules.len(), patterns = pack.patterns, compile = ?pack.compile_time, pack = %name, "rule pack compiled");
     let pattern = PatternOperator::new(
         pack,
@@ -108,6 +113,7 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
         pattern,
         registry,
         models,
+        rules_fallback,
         stats,
     })
 }

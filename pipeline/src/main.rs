@@ -412,6 +412,10 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let stop = Stop::new();
     let ops = spamflow_pipeline::operators(cfg, None)?;
     let metrics = Arc::new(Metrics::for_operators(&ops));
+    metrics.rules_fallback.store(
+        ops.rules_fallback.is_some(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -442,6 +446,7 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
                 ops.pattern.clone(),
                 metrics.clone(),
                 stop.clone(),
+                spamflow_pipeline::rules::dir_of(&cfg.rules.last_good_dir),
             )?)
         }
         _ => None,

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub registry_numbers: AtomicI64,
     /// Set once the consumer and producer are up and a first assignment was handled.
     pub ready: AtomicBool,
+    /// The pack in `rules.dir` was rejected at start-up and the last good pack serves.
+    pub rules_fallback: AtomicBool,
     /// [`mono_ms`] of the engine loop's latest turn (0: not started).
     pub heartbeat_ms: AtomicU64,
     /// [`mono_ms`] since which records have been read and not committed (0: none). A
@@ -373,6 +375,11 @@ impl Metrics {
             s,
             "# HELP spamflow_ready Whether the instance is consuming.\n# TYPE spamflow_ready gauge\nspamflow_ready {}",
             u8::from(self.ready.load(Relaxed))
+        );
+        let _ = writeln!(
+            s,
+            "# HELP spamflow_rules_fallback Whether the last good rule pack serves because the pack in rules.dir was rejected at start-up.\n# TYPE spamflow_rules_fallback gauge\nspamflow_rules_fallback {}",
+            u8::from(self.rules_fallback.load(Relaxed))
         );
         s
     }

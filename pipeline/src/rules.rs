@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::runtime::Stop;
 
 /// Why a pack cannot be used: every problem, one per line.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("rule pack {source_name} rejected:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct PackRejected {
     /// Directory or "built-in".
@@ -58,6 +58,42 @@ pub fn compile_checked(src: &PackSource, name: &str) -> Result<Arc<CompiledPack>
     }
 }
 
+/// Keeps `src` as the last good pack in `dir` (when configured); a failure is logged, not
+/// fatal: serving goes on with the pack in memory.
+pub fn keep_last_good(dir: Option<&Path>, src: &PackSource) {
+    if let Some(dir) = dir {
+        if let Err(e) = src.write_dir(dir) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot keep the last good rule pack (rules.last_good_dir)");
+        }
+    }
+}
+
+/// Compiles the configured pack; if it is bad and a last good pack is kept, compiles that
+/// one instead and says so. Returns the pack and, when it is the fallback, why.
+pub fn compile_or_last_good(
+    dir: Option<&Path>,
+    last_good: Option<&Path>,
+) -> Result<(Arc<CompiledPack>, Option<String>), PackRejected> {
+    let name = dir.map_or_else(|| "built-in".to_owned(), |d| d.display().to_string());
+    let configured = source(dir).and_then(|src| compile_checked(&src, &name).map(|p| (p, src)));
+    match configured {
+        Ok((pack, src)) => {
+            keep_last_good(last_good, &src);
+            Ok((pack, None))
+        }
+        Err(bad) => {
+            let Some(kept) = last_good.filter(|d| d.is_dir()) else {
+                return Err(bad);
+            };
+            let pack = compile_checked(&source(Some(kept))?, &kept.display().to_string())
+                .map_err(|_| bad.clone())?;
+            let why = format!("{bad}; serving the last good pack from {}", kept.display());
+            tracing::error!("{why}");
+            Ok((pack, Some(why)))
+        }
+    }
+}
+
 /// The configured directory, if any.
 pub fn dir_of(dir: &str) -> Option<PathBuf> {
     (!dir.is_empty()).then(|| PathBuf::from(dir))
@@ -91,6 +127,7 @@ pub fn reload_once(
     op: &PatternOperator,
     metrics: &Metrics,
     rejected: &mut Option<String>,
+    last_good: Option<&Path>,
 ) -> Reload {
     let src = match PackSource::from_dir(dir) {
         Ok(s) => s,
@@ -104,6 +141,8 @@ pub fn reload_once(
         Ok(pack) => {
             let (rules, took) = (pack.rules.len(), pack.compile_time);
             op.swap(pack);
+            metrics.rules_fallback.store(false, Relaxed);
+            keep_last_good(last_good, &src);
             metrics.rules_reloads.fetch_add(1, Relaxed);
             *rejected = None;
             tracing::info!(rules, compile = ?took, version = &hash[..16], "rule pack reloaded");
@@ -131,11 +170,14 @@ pub fn spawn_watcher(
     op: PatternOperator,
     metrics: Arc<Metrics>,
     stop: Stop,
+    last_good: Option<PathBuf>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("spamflow-rules".into()).spawn(move || {
         let mut rejected = None;
         while !stop.wait(interval) {
-            if let Reload::Unreadable(e) = reload_once(&dir, &op, &metrics, &mut rejected) {
+            if let Reload::Unreadable(e) =
+                reload_once(&dir, &op, &metrics, &mut rejected, last_good.as_deref())
+            {
                 tracing::warn!(error = %e, dir = %dir.display(), "cannot read the rule directory; keeping the current pack");
             }
         }
@@ -184,7 +226,7 @@ examples = ["a WORD here"]
         let v1 = c.process(&ctx(&ev), ev.submitted_at);
         assert_eq!(v1.reasons[0].code, "test.word");
         assert_eq!(
-            reload_once(dir.path(), &op, &metrics, &mut rejected),
+            reload_once(dir.path(), &op, &metrics, &mut rejected, None),
             Reload::Unchanged
         );
 
@@ -194,14 +236,14 @@ examples = ["a WORD here"]
             RULE.replace("'WORD'", "'beta'").replace("WORD", "alpha"),
         )
         .unwrap();
-        match reload_once(dir.path(), &op, &metrics, &mut rejected) {
+        match reload_once(dir.path(), &op, &metrics, &mut rejected, None) {
             Reload::Rejected { problems, .. } => {
                 assert!(problems[0].contains("test.word"), "{problems:?}")
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            reload_once(dir.path(), &op, &metrics, &mut rejected),
+            reload_once(dir.path(), &op, &metrics, &mut rejected, None),
             Reload::Unchanged,
             "same bad content is not retried"
         );
@@ -212,7 +254,7 @@ examples = ["a WORD here"]
 
         // A pack that does not compile is rejected by rule id and line.
         std::fs::write(dir.path().join("a.toml"), RULE.replace("WORD", "(unclosed")).unwrap();
-        match reload_once(dir.path(), &op, &metrics, &mut rejected) {
+        match reload_once(dir.path(), &op, &metrics, &mut rejected, None) {
             Reload::Rejected { problems, .. } => assert!(
                 problems[0].contains("a.toml:6: rule test.word"),
                 "{problems:?}"
@@ -223,7 +265,7 @@ examples = ["a WORD here"]
         // A good pack swaps in; the same chain (a running worker) picks it up.
         std::fs::write(dir.path().join("a.toml"), RULE.replace("WORD", "beta")).unwrap();
         assert!(matches!(
-            reload_once(dir.path(), &op, &metrics, &mut rejected),
+            reload_once(dir.path(), &op, &metrics, &mut rejected, None),
             Reload::Swapped { .. }
         ));
         let v2 = c.process(&ctx(&ev), ev.submitted_at);
@@ -231,5 +273,32 @@ examples = ["a WORD here"]
         assert_ne!(v2.rules_version, v1.rules_version);
         assert_eq!(metrics.rules_reloads.load(Relaxed), 1);
         assert_eq!(metrics.rules_reload_failures.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn a_bad_pack_at_start_up_falls_back_to_the_last_good_one_loudly() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        let kept = dir.path().join("last-good");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::write(rules.join("a.toml"), RULE.replace("WORD", "alpha")).unwrap();
+        std::fs::write(rules.join("words.txt"), "x\n").unwrap();
+        let (pack, why) = compile_or_last_good(Some(&rules), Some(&kept)).unwrap();
+        assert!(why.is_none());
+        assert!(kept.join("a.toml").is_file() && kept.join("words.txt").is_file());
+        let good = pack.hash.clone();
+
+        // The ConfigMap now holds a pack that does not compile.
+        std::fs::write(rules.join("a.toml"), RULE.replace("WORD", "(unclosed")).unwrap();
+        let (pack, why) = compile_or_last_good(Some(&rules), Some(&kept)).unwrap();
+        assert_eq!(pack.hash, good, "the last good pack serves");
+        let why = why.unwrap();
+        assert!(
+            why.contains("a.toml:6: rule test.word") && why.contains("last good"),
+            "{why}"
+        );
+        // Without a kept pack it still refuses to start, naming the problem.
+        let err = compile_or_last_good(Some(&rules), None).unwrap_err();
+        assert!(err.problems[0].contains("test.word"), "{err}");
     }
 }

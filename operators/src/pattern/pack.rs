@@ -247,6 +247,28 @@ impl PackSource {
 
     /// Reads every `*.toml` and `*.txt` file of `dir` (not recursive; files starting with
     /// `.` are skipped, which also skips Kubernetes ConfigMap `..data` links).
+    /// Writes the pack's files into `dir`, replacing what was there: into a fresh sibling
+    /// directory first, then renamed over `dir`, so a reader sees the old pack or the new
+    /// one, never half of one.
+    pub fn write_dir(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        let lists = self.list_files.iter();
+        for (name, text) in self.rule_files.iter().map(|(n, t)| (n, t)).chain(lists) {
+            std::fs::write(tmp.join(name), text)?;
+        }
+        let old = dir.with_extension("old");
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(dir, &old)?;
+        }
+        std::fs::rename(&tmp, dir)?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    }
+
+    /// Reads every `*.toml` and `*.txt` file of `dir`.
     pub fn from_dir(dir: &Path) -> Result<Self, PackError> {
         let io = |file: &Path, e: std::io::Error| PackError::Io {
             file: file.display().to_string(),
