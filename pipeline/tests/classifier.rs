@@ -40,6 +40,17 @@ fn small_model() -> Model {
     train::train(&examples, &signals, sources, &cfg, |_| {}).unwrap()
 }
 
+/// `chain`'s verdict on `text` sent as a domestic SMS with id number `i`.
+fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflow_schemas::Verdict {
+    let ev = event_of(i, text);
+    let ctx = EventCtx {
+        event: &ev,
+        partition: 0,
+        event_time_ms: 0,
+    };
+    chain.process(&ctx, ev.submitted_at)
+}
+
 #[test]
 fn evaluation_metrics_of_the_shipped_model_are_pinned() {
     let model = classifier::builtin().unwrap();
@@ -163,14 +174,7 @@ fn a_shadow_model_reports_its_decision_in_shadow_only() {
     .iter()
     .enumerate()
     {
-        let ev = event_of(i, text);
-        let ctx = EventCtx {
-            event: &ev,
-            partition: 0,
-            event_time_ms: 0,
-        };
-        let va = a.process(&ctx, ev.submitted_at);
-        let vb = b.process(&ctx, ev.submitted_at);
+        let (va, vb) = (judge(&mut a, i, text), judge(&mut b, i, text));
         assert_eq!(
             (va.action, va.score, &va.reasons),
             (vb.action, vb.score, &vb.reasons)
@@ -208,25 +212,11 @@ fn bad_texts_get_a_defined_verdict_and_spam_gets_evidence_in_the_original() {
     .iter()
     .enumerate()
     {
-        let ev = event_of(i, text);
-        let ctx = EventCtx {
-            event: &ev,
-            partition: 0,
-            event_time_ms: 0,
-        };
-        let v = chain.process(&ctx, ev.submitted_at);
+        let v = judge(&mut chain, i, text);
         assert!(v.score <= 100 && v.model_version.is_some(), "{v:?}");
     }
     let text = "[Web발신] 카.지.노 첫충 30% 무제한 환전 가입코드 VIP77 casino-vip.xyz";
-    let ev = event_of(9, text);
-    let v = chain.process(
-        &EventCtx {
-            event: &ev,
-            partition: 0,
-            event_time_ms: 0,
-        },
-        ev.submitted_at,
-    );
+    let v = judge(&mut chain, 9, text);
     assert_eq!(v.action, Action::Block);
     let r = v
         .reasons
