@@ -34,7 +34,7 @@ use crate::runtime::changelog;
 use crate::runtime::worker::{
     self, BarrierAck, InMsg, SharedProducer, Work, WorkerEnv, WorkerHandle,
 };
-use crate::runtime::Stop;
+use crate::runtime::{retry, Stop};
 
 /// Records per dispatch to one worker: large enough to amortise the channel, small
 /// enough to keep latency low.
@@ -542,7 +542,14 @@ impl Core {
         for p in &owned {
             let _ = tpl.add_partition(&self.cfg.topics.submissions, *p);
         }
-        let committed = match consumer.committed_offsets(tpl, self.timeout()) {
+        let (t, stop) = (self.timeout(), self.stop.clone());
+        let committed = match retry(
+            "reading committed offsets",
+            RETRIES,
+            RETRY_FIRST_WAIT,
+            &stop,
+            || consumer.committed_offsets(tpl.clone(), t),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 self.fatal = Some(format!("cannot read committed offsets to rewind: {e}"));
@@ -558,7 +565,8 @@ impl Core {
                 _ if self.cfg.auto_offset_reset() == "latest" => Offset::End,
                 _ => Offset::Beginning,
             };
-            if let Err(err) = consumer.seek(e.topic(), e.partition(), to, self.timeout()) {
+            let seek = || consumer.seek(e.topic(), e.partition(), to, t);
+            if let Err(err) = retry("seeking back", RETRIES, RETRY_FIRST_WAIT, &stop, seek) {
                 self.fatal = Some(format!(
                     "cannot seek {}[{}] back to {to:?}: {err}",
                     e.topic(),
@@ -644,6 +652,11 @@ impl Core {
             .store(self.owned.len() as i64, Relaxed);
     }
 }
+
+/// Tries of a Kafka call that fails with an error that can heal, and the first wait
+/// between them (doubling: 0.2 + 0.4 + 0.8 + 1.6 s).
+const RETRIES: u32 = 5;
+const RETRY_FIRST_WAIT: Duration = Duration::from_millis(200);
 
 /// Whether `code` says another producer with our transactional id took over.
 fn is_fenced(code: RDKafkaErrorCode) -> bool {

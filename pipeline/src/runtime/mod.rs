@@ -15,7 +15,62 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+
 pub use engine::run;
+
+/// Whether a Kafka client error can heal by itself: a timeout, a lost connection, a
+/// broker or coordinator moving, a partition whose fetcher has not started yet. Anything
+/// else (authorization, an unknown topic, a fenced producer) will not.
+pub fn heals(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::NetworkException
+                | C::BrokerNotAvailable
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotCoordinator
+                | C::CoordinatorNotAvailable
+                | C::CoordinatorLoadInProgress
+                | C::State
+                | C::TimedOutQueue
+        )
+    )
+}
+
+/// Runs `op` until it succeeds, fails with an error that does not [`heals`], or has been
+/// tried `attempts` times, waiting `first` and then twice as long before each new try.
+/// A stop request ends the waiting at once (the last error is returned).
+pub fn retry<T>(
+    what: &str,
+    attempts: u32,
+    first: Duration,
+    stop: &Stop,
+    mut op: impl FnMut() -> KafkaResult<T>,
+) -> KafkaResult<T> {
+    let mut wait = first;
+    let mut tried = 1;
+    loop {
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) if tried < attempts && heals(&e) => {
+                tracing::warn!(error = %e, attempt = tried, "{what} failed; retrying in {wait:?}");
+                if stop.wait(wait) {
+                    return Err(e);
+                }
+                wait *= 2;
+                tried += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// A stop request shared by signal handlers, the engine and its waits. Waiting on it
 /// (instead of sleeping) lets a retry back-off end at once on SIGTERM.
@@ -61,6 +116,46 @@ impl Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_retries_what_heals_and_gives_up_on_what_does_not() {
+        let stop = Stop::new();
+        let timeout = || KafkaError::MetadataFetch(RDKafkaErrorCode::OperationTimedOut);
+        let mut calls = 0;
+        let r = retry("fetch", 5, Duration::ZERO, &stop, || {
+            calls += 1;
+            if calls < 3 {
+                Err(timeout())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let mut calls = 0;
+        let r: KafkaResult<()> = retry("fetch", 5, Duration::ZERO, &stop, || {
+            calls += 1;
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+            ))
+        });
+        assert!(
+            r.is_err() && calls == 1,
+            "an error that cannot heal is not retried"
+        );
+        let mut calls = 0;
+        let r: KafkaResult<()> = retry("fetch", 4, Duration::ZERO, &stop, || {
+            calls += 1;
+            Err(timeout())
+        });
+        assert!(r.is_err() && calls == 4, "tries are bounded");
+        stop.trigger();
+        let mut calls = 0;
+        let r: KafkaResult<()> = retry("fetch", 4, Duration::from_secs(3600), &stop, || {
+            calls += 1;
+            Err(timeout())
+        });
+        assert!(r.is_err() && calls == 1, "a stop ends the back-off");
+    }
 
     #[test]
     fn stop_wakes_a_waiter() {
