@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: model run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry bench-state sample fmt lint
+.PHONY: fuzz model run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry bench-state sample fmt lint
 
 ## make run: build and run the pipeline on the embedded broker with replayed sample traffic.
 ##   make run ARGS="--duration 20s --summary-json out.json"
@@ -58,6 +58,14 @@ bench-state:
 ## SMS Spam Collection is read from $$SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection.
 model:
 	scripts/model.sh
+
+## Coverage-guided fuzzing of the parsers and loaders (nightly toolchain and cargo-fuzz:
+## `cargo install cargo-fuzz`); FUZZ_RUNS executions per target (docs/reliability.md).
+FUZZ_RUNS ?= 10000000
+FUZZ_TARGETS ?= decode_submission registry_record changelog_value normalize sender_number model_file rule_pack
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run -O $$t -- -runs=$(FUZZ_RUNS) -max_len=4096 || exit 1; done
 
 ## Regenerate the bundled sample traffic.
 sample:

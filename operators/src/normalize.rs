@@ -79,8 +79,15 @@ impl Normalized {
         self.tmp.clear();
         compose_jamo(&self.chars, &mut self.tmp);
         fold_leetspeak(&mut self.tmp);
-        self.chars.clear();
-        undo_url_defanging(&self.tmp, &mut self.chars);
+        // Undoing one defanging can make another (`[[.]]` -> `[.]`): repeat until nothing
+        // changes, so that the form stays idempotent.
+        loop {
+            self.chars.clear();
+            if !undo_url_defanging(&self.tmp, &mut self.chars) {
+                break;
+            }
+            std::mem::swap(&mut self.tmp, &mut self.chars);
+        }
         for &(c, s, e) in &self.chars {
             let before = self.text.len();
             self.text.push(c);
@@ -298,8 +305,10 @@ fn fold_leetspeak(chars: &mut [(char, u32, u32)]) {
     }
 }
 
-fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)>) {
+/// Returns whether anything was undone.
+fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)>) -> bool {
     let mut i = 0;
+    let mut undone = false;
     let at = |i: usize, pat: &str| {
         pat.chars()
             .enumerate()
@@ -312,6 +321,7 @@ fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)
                 out.push((c, s, e));
             }
             i += 4;
+            undone = true;
             continue;
         }
         let mut replaced = false;
@@ -328,7 +338,9 @@ fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)
             out.push(input[i]);
             i += 1;
         }
+        undone |= replaced;
     }
+    undone
 }
 
 #[cfg(test)]
@@ -338,6 +350,14 @@ mod tests {
 
     fn canon(s: &str) -> String {
         normalize(s).as_str().to_owned()
+    }
+
+    #[test]
+    fn nested_defanging_is_undone_whole() {
+        // Found by the normalize fuzz target (fuzz/regressions/normalize).
+        assert_eq!(canon("\0[[.]]"), "\0.");
+        assert_eq!(canon("evil[[.]]com"), "evil.com");
+        assert_eq!(canon(&canon("x((.))y")), canon("x((.))y"));
     }
 
     #[test]

@@ -236,7 +236,8 @@ impl PackSource {
         src
     }
 
-    fn add(&mut self, name: &str, text: String) {
+    /// Adds a file: `*.toml` is a rule file, anything else a list file.
+    pub fn add(&mut self, name: &str, text: String) {
         if name.ends_with(".toml") {
             self.rule_files.push((name.to_owned(), text));
             self.rule_files.sort();

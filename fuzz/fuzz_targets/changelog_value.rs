@@ -1,0 +1,30 @@
+//! Any changelog key and value restored into the stateful operators: restored or refused
+//! with an error, never a panic; the operator then still judges an event.
+#![no_main]
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use spamflow_operators::throttle::{ThrottleConfig, ThrottleFactory};
+use spamflow_operators::velocity::{VelocityConfig, VelocityFactory};
+use spamflow_operators::{EventCtx, StatefulOperator};
+
+fuzz_target!(|input: (&[u8], Option<&[u8]>)| {
+    let ops: [Box<dyn StatefulOperator>; 2] = [
+        Box::new(VelocityFactory::new(VelocityConfig::default(), Arc::default()).build()),
+        Box::new(ThrottleFactory::new(ThrottleConfig::default(), Arc::default()).build()),
+    ];
+    let ev = spamflow_schemas::decode_submission(br#"{"schema_version":1,"message_id":"m","submitted_at":"2026-03-01T09:00:00Z","sender":"+821012345678","recipient":"+821098765432","text":"hi","kind":"sms","origin":{"route":"domestic","smsc":"s"},"relay":{"operator":"relay-a"}}"#).unwrap();
+    for mut op in ops {
+        op.assigned(0);
+        let _ = op.restore(0, input.0, input.1);
+        let ctx = EventCtx {
+            event: &ev,
+            partition: 0,
+            event_time_ms: ev.event_time_ms(),
+        };
+        let mut out = Vec::new();
+        op.inspect(&ctx, &mut out);
+        let mut snap = Vec::new();
+        op.snapshot(0, &mut snap);
+    }
+});
