@@ -107,11 +107,6 @@ impl ChainBuilder {
         self
     }
 
-    /// The serving model, if the classifier runs.
-    pub fn model(&self) -> Option<&ModelHandle> {
-        self.classifier.as_ref()
-    }
-
     /// Adds a stateless operator (evaluated in the order added).
     pub fn stateless(mut self, op: Arc<dyn StatelessOperator>) -> Self {
         self.stateless.push(op);

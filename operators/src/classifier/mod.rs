@@ -17,7 +17,6 @@ pub mod features;
 pub mod model;
 pub mod train;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -86,7 +85,6 @@ impl ClassifierConfig {
 #[derive(Clone)]
 pub struct ModelHandle {
     current: Arc<ArcSwap<Model>>,
-    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ModelHandle {
@@ -102,7 +100,6 @@ impl ModelHandle {
     pub fn new(model: Model) -> Self {
         ModelHandle {
             current: Arc::new(ArcSwap::from_pointee(model)),
-            generation: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -119,12 +116,6 @@ impl ModelHandle {
     /// Serves `model` from the next event on.
     pub fn swap(&self, model: Model) {
         self.current.store(Arc::new(model));
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// Bumped on every swap.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
     }
 }
 

@@ -260,17 +260,8 @@ impl Model {
         &self.category_weights
     }
 
-    /// The spam head's log-odds for a text's features.
-    pub fn logit(&self, features: &[Feature]) -> f32 {
-        let v = value(features.len());
-        let mut z = self.header.bias;
-        for f in features {
-            z += self.weights[f.slot as usize] * v;
-        }
-        z
-    }
-
-    /// [`Model::logit`], keeping each feature's contribution in `contributions`.
+    /// The spam head's log-odds for a text's features, keeping each feature's contribution
+    /// in `contributions`.
     pub fn logit_with(&self, features: &[Feature], contributions: &mut Vec<f32>) -> f32 {
         let v = value(features.len());
         contributions.clear();
