@@ -214,12 +214,20 @@ impl ClassifierWorker {
             }
         }
         merged.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        merged.truncate(EVIDENCE_SPANS);
-        for (span, _) in &mut merged {
-            *span = canonical.original_span(span.0, span.1);
+        // An analyst reads words, not n-grams: each span grows to the word around it in
+        // the original text; a word found twice is shown once.
+        let mut evidence: Vec<((usize, usize), f32)> = Vec::with_capacity(EVIDENCE_SPANS);
+        for (span, c) in merged {
+            let (a, b) = canonical.original_span(span.0, span.1);
+            let word = word_around(text, a, b);
+            if word.1 > word.0 && !evidence.iter().any(|(w, _)| *w == word) {
+                evidence.push((word, c));
+            }
+            if evidence.len() == EVIDENCE_SPANS {
+                break;
+            }
         }
-        debug_assert!(merged.iter().all(|((a, b), _)| text.get(*a..*b).is_some()));
-        scored.evidence = merged;
+        scored.evidence = evidence;
         scored
     }
 
@@ -236,6 +244,34 @@ impl ClassifierWorker {
         let s = self.score_canonical(model, canonical, text);
         out.push(signal(&s, text));
     }
+}
+
+/// The word of `text` around the byte range `a..b` (on character boundaries): spaces at
+/// its ends trimmed, then grown over letters and digits, at most 16 characters each way.
+fn word_around(text: &str, a: usize, b: usize) -> (usize, usize) {
+    let (mut s, mut e) = (a.min(text.len()), b.min(text.len()));
+    while let Some(c) = text[s..e].chars().next().filter(|c| c.is_whitespace()) {
+        s += c.len_utf8();
+    }
+    while let Some(c) = text[s..e].chars().next_back().filter(|c| c.is_whitespace()) {
+        e -= c.len_utf8();
+    }
+    if s == e {
+        return (s, e);
+    }
+    for _ in 0..16 {
+        match text[..s].chars().next_back() {
+            Some(c) if c.is_alphanumeric() => s -= c.len_utf8(),
+            _ => break,
+        }
+    }
+    for _ in 0..16 {
+        match text[e..].chars().next() {
+            Some(c) if c.is_alphanumeric() => e += c.len_utf8(),
+            _ => break,
+        }
+    }
+    (s, e)
 }
 
 /// The signal for a scored text: code `classifier.<category>` (or `classifier.spam`),
@@ -261,5 +297,24 @@ pub fn signal(s: &Scored, text: &str) -> Signal {
             category,
             (s.probability * 100.0).round() as u8,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_shows_whole_words() {
+        let t = "Claim your $1000 prize 카지노에서 첫충";
+        let at = |w: &str| t.find(w).unwrap();
+        // "aim " inside "Claim" grows to "Claim"; "00" to "1000"; a Korean piece to its word.
+        let (a, b) = word_around(t, at("aim"), at("aim") + 4);
+        assert_eq!(&t[a..b], "Claim");
+        let (a, b) = word_around(t, at("00"), at("00") + 2);
+        assert_eq!(&t[a..b], "1000");
+        let (a, b) = word_around(t, at("지노"), at("지노") + "지노".len());
+        assert_eq!(&t[a..b], "카지노에서");
+        assert_eq!(word_around(t, 5, 6), (6, 6), "a lone space is no word");
     }
 }
