@@ -74,14 +74,17 @@ impl Normalized {
         self.map.clear();
         self.input_len = input.len();
         decompose(input, &mut self.tmp);
-        read_latin_vowels(&mut self.tmp);
-        drop_separators_between_hangul(&self.tmp, &mut self.chars);
-        self.tmp.clear();
-        compose_jamo(&self.chars, &mut self.tmp);
-        fold_leetspeak(&mut self.tmp);
-        // Undoing one defanging can make another (`[[.]]` -> `[.]`): repeat until nothing
-        // changes, so that the form stays idempotent.
+        // Undoing a defanging can leave what the earlier steps would have changed (`[[.]]`
+        // -> `[.]`, or separators that now stand between two syllables): the steps run
+        // again until no defanging is left, so that the form stays idempotent. Text
+        // without defanged URLs takes one pass.
         loop {
+            read_latin_vowels(&mut self.tmp);
+            self.chars.clear();
+            drop_separators_between_hangul(&self.tmp, &mut self.chars);
+            self.tmp.clear();
+            compose_jamo(&self.chars, &mut self.tmp);
+            fold_leetspeak(&mut self.tmp);
             self.chars.clear();
             if !undo_url_defanging(&self.tmp, &mut self.chars) {
                 break;
