@@ -5,7 +5,7 @@
 #   3. the hand-written Korean lines in operators/models/corpus/ko-handwritten-*.jsonl (weight 20);
 #   4. the training half of the UCI SMS Spam Collection, when the file is found at
 #      $SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection (checked by SHA-256).
-# then `spamflow train --seed 1 --policy-exclude-source synth` and `spamflow eval` on the Korean test set. Same sources,
+# then `spamflow train --seed 1 --policy-exclude-source synth` and `spamflow eval` on the Korean test sets. Same sources,
 # same model bytes. See docs/classifier.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtes
 bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
 $bin/spamflow rules examples > "$work/rules.jsonl"
-data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl" --data operators/models/corpus/ko-handwritten-1.jsonl --data operators/models/corpus/ko-handwritten-2.jsonl --data operators/models/corpus/ko-handwritten-3.jsonl --data operators/models/corpus/ko-handwritten-4.jsonl --data operators/models/corpus/ko-handwritten-5.jsonl)
+data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl" --data operators/models/corpus/ko-handwritten-1.jsonl --data operators/models/corpus/ko-handwritten-2.jsonl --data operators/models/corpus/ko-handwritten-3.jsonl --data operators/models/corpus/ko-handwritten-4.jsonl --data operators/models/corpus/ko-handwritten-5.jsonl --data operators/models/corpus/ko-handwritten-6.jsonl)
 uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
 if [ -f "$uci" ]; then
   $bin/spamflow-loadtest uci --in "$uci" --half train > "$work/uci-sms-train.jsonl"
@@ -27,4 +27,4 @@ fi
 # The policy is fitted on the hand-written, rule and UCI lines only (docs/classifier.md).
 $bin/spamflow train "${data[@]}" --seed 1 --policy-exclude-source synth --out "$out"
 echo "--- Korean test sets (never trained on):"
-$bin/spamflow eval --model "$out" --data operators/models/corpus/ko-test.jsonl --data operators/models/corpus/ko-test-2.jsonl
+$bin/spamflow eval --model "$out" --data operators/models/corpus/ko-test.jsonl --data operators/models/corpus/ko-test-2.jsonl --data operators/models/corpus/ko-test-3.jsonl

@@ -41,9 +41,12 @@ pub struct FittedPolicy {
     pub korean: ScriptPolicy,
     /// For other text.
     pub other: ScriptPolicy,
-    /// Largest share of ham the block thresholds were chosen to block, on the data they
-    /// were fitted on.
+    /// Largest share of ham the block threshold of text without Hangul was chosen to
+    /// block, on the data it was fitted on.
     pub ham_block_budget: f64,
+    /// The same for text with Hangul.
+    #[serde(default)]
+    pub korean_ham_block_budget: f64,
     /// Largest share of ham the label thresholds were chosen to label or block.
     pub ham_label_budget: f64,
 }
@@ -588,6 +591,7 @@ mod tests {
                 korean: script.clone(),
                 other: script,
                 ham_block_budget: 0.004,
+                korean_ham_block_budget: 0.008,
                 ham_label_budget: 0.02,
             },
             seed: 1,

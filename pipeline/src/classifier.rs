@@ -223,8 +223,14 @@ pub fn evaluate(
             Action::Label => Outcome::Labelled,
             Action::Allow => Outcome::Allowed,
         };
-        let p = worker.score(model, &e.text).probability;
-        m.add(e, outcome, p);
+        let scored = worker.score(model, &e.text);
+        let p = scored.probability;
+        m.add(
+            e,
+            outcome,
+            p,
+            scored.category.as_ref().map(|c| c.0.as_str()),
+        );
         let wrong = if e.is_spam() {
             outcome != Outcome::Blocked
         } else {

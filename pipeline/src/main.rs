@@ -62,9 +62,13 @@ enum Cmd {
         /// Passes over the data.
         #[arg(long, default_value_t = TrainConfig::default().epochs)]
         epochs: u32,
-        /// Largest share of held-out-fold ham the block threshold may block.
+        /// Largest share of held-out-fold ham the block threshold may block (text
+        /// without Hangul).
         #[arg(long, default_value_t = TrainConfig::default().ham_block_budget)]
         ham_block_budget: f64,
+        /// The same for text with Hangul.
+        #[arg(long, default_value_t = TrainConfig::default().korean_ham_block_budget)]
+        korean_ham_block_budget: f64,
         /// Examples of this source (the `source` field, or the file name) train the
         /// classifier but not the policy; repeatable.
         #[arg(long = "policy-exclude-source")]
@@ -281,6 +285,7 @@ fn main() -> ExitCode {
             seed,
             epochs,
             ham_block_budget,
+            korean_ham_block_budget,
             buckets_log2,
             category_buckets_log2,
             max_ngram,
@@ -293,6 +298,7 @@ fn main() -> ExitCode {
                 seed,
                 epochs,
                 ham_block_budget,
+                korean_ham_block_budget,
                 buckets_log2,
                 category_buckets_log2,
                 max_ngram,

@@ -54,7 +54,12 @@ fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflo
 #[test]
 fn evaluation_metrics_of_the_shipped_model_are_pinned() {
     let model = classifier::builtin().unwrap();
-    let (examples, _) = read(&[corpus("ko-test.jsonl"), corpus("ko-test-2.jsonl")]).unwrap();
+    let (examples, _) = read(&[
+        corpus("ko-test.jsonl"),
+        corpus("ko-test-2.jsonl"),
+        corpus("ko-test-3.jsonl"),
+    ])
+    .unwrap();
     let metrics = evaluate(&Config::default(), &model, &examples, None).unwrap();
     let got = serde_json::to_string_pretty(&metrics).unwrap() + "\n";
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/ko-test-metrics.json");

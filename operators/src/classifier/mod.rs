@@ -147,6 +147,9 @@ pub struct ClassifierWorker {
 pub const REASON_MIN_PROBABILITY: f32 = 0.5;
 /// How many of the strongest features are considered for evidence.
 const EVIDENCE_CANDIDATES: usize = 12;
+/// A feature is an evidence candidate when it pushes towards spam at least this share of
+/// the strongest feature's push.
+const EVIDENCE_FLOOR: f32 = 0.25;
 /// How many evidence spans a reason carries.
 const EVIDENCE_SPANS: usize = 3;
 /// A category is named when the category head gives it at least this probability.
@@ -191,9 +194,13 @@ impl ClassifierWorker {
         }
         // Evidence: the strongest positive features, overlapping spans merged (the n-grams
         // of one word make one excerpt), mapped to the original text.
+        // Candidates are the features that give at least a quarter of the strongest one's
+        // push (a tight pass over the contributions first), at most the strongest dozen.
+        let strongest = self.contributions.iter().fold(0.0f32, |m, &c| m.max(c));
+        let floor = strongest * EVIDENCE_FLOOR;
         self.spans.clear();
         for (f, &c) in feats.iter().zip(&self.contributions) {
-            if c > 0.0 && f.span.1 > f.span.0 {
+            if c > 0.0 && c >= floor && f.span.1 > f.span.0 {
                 self.spans.push(((f.span.0 as usize, f.span.1 as usize), c));
             }
         }
