@@ -113,6 +113,25 @@ impl ProducerContext for SinkContext {
     }
 }
 
+/// Context of the consumers that read a topic to its end (`enable.partition.eof`: the
+/// changelog restore and the registry follower): reaching the end of a partition is what
+/// they wait for, not an error to log.
+#[derive(Debug, Default)]
+pub struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error != KafkaError::Global(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(%error, reason, "kafka reader error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReaderContext {}
+
+/// A consumer that reads a topic to its end.
+pub type Reader = rdkafka::consumer::BaseConsumer<ReaderContext>;
+
 /// The output producer type.
 pub type OutProducer = ThreadedProducer<SinkContext>;
 

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -24,7 +24,7 @@ use spamflow_operators::origin::{parse_sender, Registry};
 use spamflow_schemas::RegistrationRecord;
 
 use crate::config::Config;
-use crate::kafka::{base_config, base_consumer_config};
+use crate::kafka::{base_config, base_consumer_config, Reader, ReaderContext};
 use crate::metrics::Metrics;
 use crate::runtime::Stop;
 
@@ -62,12 +62,12 @@ pub fn follow(
     stop: Stop,
 ) -> anyhow::Result<Follower> {
     let topic = cfg.topics.registry.clone();
-    let consumer: BaseConsumer = base_consumer_config(cfg, brokers)
+    let consumer: Reader = base_consumer_config(cfg, brokers)
         .set("group.id", format!("{}-registry", cfg.kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
-        .create()
+        .create_with_context(ReaderContext)
         .context("creating the registry follower")?;
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
     let loaded = Arc::new(AtomicBool::new(false));

@@ -14,7 +14,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
-use crate::kafka::base_consumer_config;
+use crate::kafka::{base_consumer_config, Reader, ReaderContext};
 
 /// One restored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub fn read_partition(
         .create::<BaseConsumer>()
         .and_then(|c| c.fetch_watermarks(&topic, partition, timeout))
         .map_err(kafka)?;
-    let consumer: BaseConsumer = cc.create().map_err(kafka)?;
+    let consumer: Reader = cc.create_with_context(ReaderContext).map_err(kafka)?;
     if high <= low {
         return Ok(Vec::new());
     }
@@ -168,7 +168,7 @@ pub fn read_partition(
 }
 
 /// The consumer's next offset in `topic[partition]`, if it has one.
-fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+fn position(consumer: &Reader, topic: &str, partition: i32) -> Option<i64> {
     let tpl = consumer.position().ok()?;
     match tpl.find_partition(topic, partition)?.offset() {
         Offset::Offset(o) => Some(o),
