@@ -6,6 +6,9 @@
 #   scripts/kafka.sh start   format a temporary log dir, start the broker, wait until it answers;
 #                            prints the bootstrap address (also written to $STATE/bootstrap)
 #   scripts/kafka.sh stop    stop the broker and delete its temporary directories
+#   scripts/kafka.sh restart [hard]
+#                            stop the broker (SIGTERM, or SIGKILL with `hard`) and start it
+#                            again on the same data; prints the bootstrap address
 #
 # Jars live outside the repository and are never committed. Needs Java 17 and Maven.
 set -euo pipefail
@@ -87,18 +90,26 @@ log.cleaner.enable=true
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 CFG
-  local cp="$dir/libs/*"
-  local java_opts=(-Xms256m -Xmx1g -Dlog4j.configuration="file:$STATE/log4j.properties" -Dlog4j2.configurationFile="$STATE/log4j2.xml")
   cat > "$STATE/log4j2.xml" <<'L4J2'
 <Configuration status="WARN"><Appenders><Console name="c" target="SYSTEM_OUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console></Appenders>
 <Loggers><Root level="warn"><AppenderRef ref="c"/></Root></Loggers></Configuration>
 L4J2
+  local cp="$dir/libs/*"
+  local java_opts=(-Xms256m -Xmx1g -Dlog4j.configuration="file:$STATE/log4j.properties" -Dlog4j2.configurationFile="$STATE/log4j2.xml")
   local cluster_id
   cluster_id=$(java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
   java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$cfg" --standalone >"$STATE/format.log" 2>&1 \
     || java -cp "$cp" "${java_opts[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$cfg" >"$STATE/format.log" 2>&1 \
     || { log "storage format failed:"; cat "$STATE/format.log" >&2; return 1; }
-  nohup java -cp "$cp" "${java_opts[@]}" kafka.Kafka "$cfg" >"$STATE/broker.log" 2>&1 &
+  launch "$dir"
+}
+
+# Starts the broker on the formatted $STATE and waits until it answers.
+launch() {
+  local dir="$1" cfg="$STATE/server.properties"
+  local cp="$dir/libs/*"
+  local java_opts=(-Xms256m -Xmx1g -Dlog4j.configuration="file:$STATE/log4j.properties" -Dlog4j2.configurationFile="$STATE/log4j2.xml")
+  nohup java -cp "$cp" "${java_opts[@]}" kafka.Kafka "$cfg" >>"$STATE/broker.log" 2>&1 &
   echo $! > "$STATE/pid"
   local i
   for i in $(seq 1 120); do
@@ -115,15 +126,28 @@ L4J2
   log "broker did not open 127.0.0.1:$PORT within 60 s"; tail -n 40 "$STATE/broker.log" >&2; return 1
 }
 
-stop_quiet() {
+# Stops the broker process, SIGKILL with `restart hard`, and starts it again on the same
+# data (the fault harness bounces the broker this way).
+restart() {
+  local dir; dir=$(fetch | tail -n 1)
+  [ -f "$STATE/server.properties" ] || { log "no broker state in $STATE: start it first"; return 1; }
+  stop_process "${1:-}"
+  launch "$dir"
+}
+
+stop_process() {
   if [ -f "$STATE/pid" ]; then
     local pid; pid=$(cat "$STATE/pid")
     if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      if [ "${1:-}" = hard ]; then kill -9 "$pid" 2>/dev/null || true; else kill "$pid" 2>/dev/null || true; fi
+      for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
       kill -9 "$pid" 2>/dev/null || true
     fi
   fi
+}
+
+stop_quiet() {
+  stop_process
   rm -rf "$STATE"
 }
 
@@ -131,5 +155,6 @@ case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
   stop) stop_quiet; log "stopped" ;;
-  *) echo "usage: $0 fetch|start|stop" >&2; exit 2 ;;
+  restart) restart "${2:-}" ;;
+  *) echo "usage: $0 fetch|start|stop|restart [hard]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,9 @@
-//! spamflow load-test tooling. Uses only `spamflow-schemas`: it treats the pipeline as
-//! a black box over Kafka.
+//! spamflow load-test tooling. It treats the pipeline as a black box over Kafka: it uses
+//! `spamflow-schemas` for the wire types and, from `spamflow-operators`, only the sender
+//! parser that gives the partition key an SMSC uses.
 //!
+//! - [`chaos`]: the fault harness (random kills, broker restarts, scaling; a
+//!   read_committed verifier and a comparison with an uninterrupted run).
 //! - [`corpus`]: a seeded labelled text corpus (spam of every category, plain and
 //!   obfuscated, and hard-negative ham) for training the classifier.
 //! - [`uci`]: the UCI SMS Spam Collection, checked and split by the fixed rule.
@@ -10,6 +13,7 @@
 //!   overseas-origin messages. Each event carries its ground truth in the extra field
 //!   `synthetic_label` (readers ignore unknown fields).
 
+pub mod chaos;
 pub mod corpus;
 pub mod synth;
 pub mod uci;

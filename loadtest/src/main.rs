@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spamflow_loadtest::corpus::Corpus;
 use spamflow_loadtest::synth::Synth;
-use spamflow_loadtest::uci;
+use spamflow_loadtest::{chaos, uci};
 
 #[derive(Parser)]
 #[command(
@@ -64,10 +64,86 @@ enum Cmd {
         #[arg(long)]
         half: String,
     },
+    /// The fault harness: spamflow instances under random SIGKILLs, broker restarts and
+    /// scaling on a broker of its own, then a read_committed verifier and a comparison
+    /// with an uninterrupted run (docs/reliability.md). Exit code 1 when anything was lost,
+    /// duplicated or different.
+    Chaos {
+        /// Valid events to seed.
+        #[arg(long, default_value_t = 60_000)]
+        events: usize,
+        /// One poison record (must reach the DLQ) after every this many events; 0: none.
+        #[arg(long, default_value_t = 500)]
+        poison_every: usize,
+        /// Partitions of every topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// SIGKILLs of pipeline instances (at least).
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// Broker restarts (alternately SIGTERM and SIGKILL).
+        #[arg(long, default_value_t = 3)]
+        broker_restarts: usize,
+        /// Do not scale 1 -> 2 -> 3 -> 1 instances.
+        #[arg(long)]
+        no_scale: bool,
+        /// Seed of the events and of the fault schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The spamflow binary; default: next to this one.
+        #[arg(long)]
+        spamflow: Option<std::path::PathBuf>,
+        /// The broker script.
+        #[arg(long, default_value = "scripts/kafka.sh")]
+        kafka_script: std::path::PathBuf,
+        /// Port of the harness's broker (the controller takes the next one).
+        #[arg(long, default_value_t = 39192)]
+        port: u16,
+        /// Keep logs and broker data here (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<std::path::PathBuf>,
+        /// Seconds to wait for the last outputs after the faults.
+        #[arg(long, default_value_t = 600)]
+        drain_timeout_secs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
+        Cmd::Chaos {
+            events,
+            poison_every,
+            partitions,
+            kills,
+            broker_restarts,
+            no_scale,
+            seed,
+            spamflow,
+            kafka_script,
+            port,
+            work_dir,
+            drain_timeout_secs,
+        } => {
+            let cfg = chaos::ChaosConfig {
+                events,
+                poison_every,
+                partitions,
+                kills,
+                broker_restarts,
+                scale: !no_scale,
+                seed,
+                spamflow: spamflow.unwrap_or_else(chaos::default_spamflow),
+                kafka_script,
+                port,
+                work_dir,
+                drain_timeout: std::time::Duration::from_secs(drain_timeout_secs),
+            };
+            let report = chaos::run(&cfg, |line| eprintln!("chaos: {line}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.passed() {
+                std::process::exit(1);
+            }
+        }
         Cmd::Synth {
             seed,
             count,
