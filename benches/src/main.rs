@@ -8,6 +8,10 @@
 //! topic is then read back (read_committed) and every message id counted, so a verdict
 //! that went missing fails the bench instead of inflating it.
 //!
+//! With `--latency-secs`, each guarantee is then fed live events at half the rate it
+//! reached, each stamped `submitted_at` = now, and the latency to the verdict being
+//! readable read_committed is printed (p50, p99, p99.9, max).
+//!
 //! With `--brokers` it uses that broker (e.g. the one `make kafka-start` starts); without,
 //! the in-process mock cluster, whose retention (~100k messages / 5 MiB per partition)
 //! bounds N.
@@ -40,10 +44,23 @@ struct Args {
     /// Partitions of input and outputs.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
+    /// Then, per guarantee, feed live events (submitted_at = now) for this many seconds at
+    /// half the rate just measured, and print the latency from submitted_at to the verdict
+    /// being readable read_committed: p50, p99, p99.9. 0: no latency run.
+    #[arg(long, default_value_t = 0)]
+    latency_secs: u64,
+    /// The latency run's rate in events/s instead of half the measured rate.
+    #[arg(long)]
+    latency_rate: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The pipeline's logs, when RUST_LOG asks for them (e.g. RUST_LOG=spamflow_pipeline=debug
+    // shows each commit's duration).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
     let mock = if args.brokers.is_none() {
         Some(MockCluster::new(1)?)
     } else {
@@ -153,8 +170,171 @@ fn main() -> anyhow::Result<()> {
         );
         println!("pipeline {:<13}: {:>9.0} events/s  = {:.2}x passthrough  (verdict for each of {} events)", format!("{g:?}"), rate, rate / pass, answered);
         results.push(rate / pass);
+        if args.latency_secs > 0 {
+            let mut l = c.clone();
+            l.kafka.group_id = format!("{tag}-{g:?}-latency");
+            l.topics.submissions = format!("{tag}-in-{g:?}-latency").to_lowercase();
+            l.topics.verdicts = format!("{tag}-verdicts-{g:?}-latency").to_lowercase();
+            let specs: Vec<_> = [&l.topics.submissions, &l.topics.verdicts]
+                .into_iter()
+                .map(|name| spamflow_pipeline::kafka::TopicSpec {
+                    name: name.clone(),
+                    partitions: args.partitions,
+                    compacted: false,
+                })
+                .collect();
+            match &mock {
+                Some(m) => {
+                    for s in &specs {
+                        m.create_topic(&s.name, s.partitions, 1)?;
+                    }
+                }
+                None => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(create_topics(&brokers, &l, &specs))?,
+            }
+            let at = args.latency_rate.unwrap_or(rate / 2.0);
+            let lat = latency(
+                &l,
+                args.partitions,
+                at,
+                Duration::from_secs(args.latency_secs),
+            )?;
+            println!(
+                "latency {:<14}: at {:>7.0} events/s, {} events, every one verdicted: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
+                format!("{g:?}"),
+                at,
+                lat.len(),
+                pct(&lat, 0.50),
+                pct(&lat, 0.99),
+                pct(&lat, 0.999),
+                pct(&lat, 1.0)
+            );
+        }
     }
     Ok(())
+}
+
+/// The `q` quantile of sorted `v`, in ms.
+fn pct(v: &[f64], q: f64) -> f64 {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Runs the pipeline on `cfg` and feeds it live events at `rate` for `secs`, each with
+/// `submitted_at` = now; returns the sorted latencies (ms) from `submitted_at` to the
+/// verdict being readable read_committed, one per event (every event must get one).
+fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::Result<Vec<f64>> {
+    let metrics = Arc::new(Metrics::default());
+    let stop = Stop::new();
+    let chain = spamflow_pipeline::chain(cfg)?;
+    let handle = {
+        let (c, m, s) = (cfg.clone(), metrics.clone(), stop.clone());
+        std::thread::spawn(move || runtime::run(&c, &c.kafka.brokers, chain, m, s))
+    };
+    let brokers = &cfg.kafka.brokers;
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "0")
+        .set("enable.idempotence", "true")
+        .create()?;
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("{}-reader", cfg.kafka.group_id))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..partitions {
+        tpl.add_partition_offset(&cfg.topics.verdicts, part, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    let mut synth = spamflow_loadtest::synth::Synth::new(2, chrono::Utc::now(), rate);
+    let topic = cfg.topics.submissions.clone();
+    let mut send = move |warm_up: bool| -> anyhow::Result<()> {
+        let (mut doc, _) = synth.next_event();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        doc["submitted_at"] = now.into();
+        if warm_up {
+            doc["message_id"] = "warm-up".into();
+        }
+        let key =
+            spamflow_operators::origin::parse_sender(doc["sender"].as_str().unwrap_or_default())
+                .key;
+        let body = serde_json::to_vec(&doc)?;
+        let mut rec = BaseRecord::to(&topic)
+            .key(key.as_bytes())
+            .payload(body.as_slice());
+        while let Err((_, back)) = p.send(rec) {
+            rec = back;
+            p.poll(Duration::from_millis(1));
+        }
+        if warm_up {
+            p.flush(Duration::from_secs(30))?;
+        }
+        Ok(())
+    };
+    let mut got = Vec::new();
+    let read = |got: &mut Vec<f64>, wait: Duration| {
+        if let Some(Ok(m)) = c.poll(wait) {
+            let Ok(v) = serde_json::from_slice::<spamflow_schemas::Verdict>(
+                m.payload().unwrap_or_default(),
+            ) else {
+                return;
+            };
+            let ms = (chrono::Utc::now() - v.submitted_at)
+                .num_microseconds()
+                .unwrap_or(0) as f64
+                / 1e3;
+            if v.message_id != "warm-up" {
+                got.push(ms);
+            }
+        }
+    };
+    // The group is joined and the first verdict out before the clock starts.
+    send(true)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.verdicts_total() == 0
+        || metrics.commits.load(std::sync::atomic::Ordering::Relaxed) == 0
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline && !handle.is_finished(),
+            "the pipeline did not start"
+        );
+        read(&mut got, Duration::from_millis(1));
+    }
+    // A feeder thread paces the events; this one reads the verdicts as they come.
+    let n = (rate * secs.as_secs_f64()) as usize;
+    let feeder = std::thread::spawn(move || -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        for i in 0..n {
+            let due = Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            send(false)?;
+        }
+        Ok(())
+    });
+    // Until every event is answered, or nothing new came for 30 s.
+    let mut last = (0, Instant::now());
+    while got.len() < n && last.1.elapsed() < Duration::from_secs(30) {
+        read(&mut got, Duration::from_millis(10));
+        if got.len() > last.0 {
+            last = (got.len(), Instant::now());
+        }
+    }
+    feeder
+        .join()
+        .map_err(|_| anyhow::anyhow!("feeder panicked"))??;
+    stop.trigger();
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline panicked"))??;
+    anyhow::ensure!(got.len() == n, "{} of {n} events got a verdict", got.len());
+    got.sort_by(f64::total_cmp);
+    Ok(got)
 }
 
 fn load(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
@@ -236,15 +416,15 @@ fn pipeline(cfg: &Config, n: usize) -> anyhow::Result<f64> {
         wait.wait(Duration::from_millis(1));
     }
     let t0 = Instant::now();
+    // Until every event is answered and a commit has covered everything read (the one that
+    // makes the last verdicts visible).
     while (metrics.verdicts_total() + metrics.dlq_total()) < n as u64
-        || metrics.commits.load(std::sync::atomic::Ordering::Relaxed) == 0
+        || metrics
+            .uncommitted_since_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0
     {
         anyhow::ensure!(!handle.is_finished(), "pipeline exited early");
-        wait.wait(Duration::from_millis(1));
-    }
-    // Include the commit that makes the last verdicts visible.
-    let commits = metrics.commits.load(std::sync::atomic::Ordering::Relaxed);
-    while metrics.commits.load(std::sync::atomic::Ordering::Relaxed) == commits {
         wait.wait(Duration::from_millis(1));
     }
     let rate = n as f64 / t0.elapsed().as_secs_f64();

@@ -8,7 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::IntoOpaque;
 
 use crate::config::{Config, Guarantee};
@@ -78,6 +78,18 @@ pub fn producer_config(cfg: &Config, brokers: &str) -> ClientConfig {
                 .client
                 .get("message.timeout.ms")
                 .map_or("30000", String::as_str),
+        )
+        // A transaction begun right after the previous commit is answered
+        // CONCURRENT_TRANSACTIONS until that commit's markers are written; librdkafka
+        // retries after `retry.backoff.ms`, whose default of 100 ms made every commit
+        // take 100 ms more (the Java client uses 20 ms there). Backoff still grows
+        // exponentially up to `retry.backoff.max.ms` for errors that last.
+        .set(
+            "retry.backoff.ms",
+            cfg.kafka
+                .client
+                .get("retry.backoff.ms")
+                .map_or("5", String::as_str),
         );
     if cfg.processing.guarantee == Guarantee::ExactlyOnce {
         c.set("transactional.id", cfg.transactional_id()).set(
@@ -134,6 +146,26 @@ pub type Reader = rdkafka::consumer::BaseConsumer<ReaderContext>;
 
 /// The output producer type.
 pub type OutProducer = ThreadedProducer<SinkContext>;
+
+/// Waits until every queued output is delivered (or failed), at most `timeout`.
+///
+/// rdkafka's own `flush` waits on the producer's event queue in steps of up to 100 ms,
+/// and a threaded producer's events go to its polling thread, so each commit waited about
+/// 100 ms. Here librdkafka is told to send at once and the queue is checked every
+/// millisecond.
+pub fn flush(producer: &OutProducer, timeout: Duration) -> Result<(), KafkaError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match producer.flush(Duration::ZERO) {
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// Topic spec for creation: name, partitions, compacted.
 #[derive(Debug, Clone)]

@@ -36,8 +36,8 @@ use crate::runtime::worker::{
 };
 use crate::runtime::{retry, Stop};
 
-/// Records per dispatch to one worker: large enough to amortise the channel, small
-/// enough to keep latency low.
+/// The most records one dispatch carries to a worker (records also go as soon as the
+/// fetched ones run out): large enough to amortise the channel under load.
 const DISPATCH_BATCH: usize = 256;
 
 /// Runs the pipeline against `brokers` until `stop` is triggered, then shuts down
@@ -110,17 +110,27 @@ pub fn run(
         // Fetch phase: accept records until the commit interval (counted from the end of
         // the previous commit, so a slow commit cannot starve fetching) has passed.
         let due = lock(&ctx.core).last_commit + commit_every;
+        // Records accepted since the last dispatch. While there are some, polling does not
+        // wait: the moment the fetched records run out they go to the workers, so a
+        // record waits for the rest of its fetch, never for a batch to fill.
+        let mut undispatched = false;
         loop {
-            let wait = due
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(10));
+            let wait = if undispatched {
+                Duration::ZERO
+            } else {
+                due.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(10))
+            };
             let polled = consumer.poll(wait);
             metrics
                 .heartbeat_ms
                 .store(crate::metrics::mono_ms(), Relaxed);
             let mut core = lock(&ctx.core);
             match polled {
-                Some(Ok(m)) => core.accept(&consumer, &m),
+                Some(Ok(m)) => {
+                    core.accept(&consumer, &m);
+                    undispatched = true;
+                }
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                     metrics.client_errors.fetch_add(1, Relaxed);
                     // Fatal consumer errors do not heal; the usual one is a fenced static
@@ -140,8 +150,12 @@ pub fn run(
                     metrics.client_errors.fetch_add(1, Relaxed);
                     tracing::warn!(error = %e, "consumer error");
                     core.dispatch();
+                    undispatched = false;
                 }
-                None => core.dispatch(),
+                None => {
+                    core.dispatch();
+                    undispatched = false;
+                }
             }
             if let Some(f) = core.fatal.take() {
                 result = Err(anyhow::anyhow!(f));
@@ -169,7 +183,7 @@ pub fn run(
     }
     let p = core.producer.get();
     let left = deadline.saturating_duration_since(Instant::now());
-    if let Err(e) = p.flush(left) {
+    if let Err(e) = crate::kafka::flush(&p, left) {
         tracing::warn!(error = %e, "outputs not flushed before the shutdown deadline");
     }
     metrics.ready.store(false, Relaxed);
@@ -441,7 +455,7 @@ impl Core {
                     .and_then(|()| commit_with_retry(&producer, t)),
             }
         } else {
-            let flushed = producer.flush(t);
+            let flushed = crate::kafka::flush(&producer, t);
             let failures = self.metrics.delivery_failures.load(Relaxed);
             let failed = failures != self.delivery_failures_seen;
             self.delivery_failures_seen = failures;
@@ -668,6 +682,9 @@ fn is_fenced(code: RDKafkaErrorCode) -> bool {
 
 /// `commit_transaction`, retried while librdkafka says the error is retriable.
 fn commit_with_retry(producer: &OutProducer, t: Duration) -> Result<(), KafkaError> {
+    // rdkafka's commit_transaction flushes first with its own flush, which waits in steps
+    // of up to 100 ms (see `kafka::flush`); after this one it finds nothing to wait for.
+    crate::kafka::flush(producer, t)?;
     let mut attempts = 0;
     loop {
         match producer.commit_transaction(t) {
