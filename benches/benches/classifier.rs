@@ -67,6 +67,11 @@ fn bench(c: &mut Criterion) {
         .iter()
         .cloned()
         .partition(|t| worker.score(&model, t).probability >= classifier::REASON_MIN_PROBABILITY);
+    eprintln!(
+        "{} ham-looking and {} spam-looking texts",
+        hammy.len(),
+        spammy.len()
+    );
     g.finish();
     for (name, set) in [
         ("all", &texts),
