@@ -92,17 +92,7 @@ fn main() -> anyhow::Result<()> {
         partitions: args.partitions,
         compacted: false,
     });
-    match &mock {
-        Some(m) => {
-            for s in &specs {
-                m.create_topic(&s.name, s.partitions, 1)?;
-            }
-        }
-        None => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(create_topics(&brokers, &cfg, &specs))?,
-    }
+    make_topics(mock.as_ref(), &brokers, &cfg, &specs)?;
 
     let mut synth =
         spamflow_loadtest::synth::Synth::new(1, "2026-03-01T09:00:00Z".parse()?, 1000.0);
@@ -154,13 +144,7 @@ fn main() -> anyhow::Result<()> {
             partitions: args.partitions,
             compacted: false,
         };
-        match &mock {
-            Some(m) => m.create_topic(&spec.name, spec.partitions, 1)?,
-            None => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(create_topics(&brokers, &c, &[spec]))?,
-        }
+        make_topics(mock.as_ref(), &brokers, &c, &[spec])?;
         let rate = pipeline(&c, events.len())?;
         let answered = count_verdicts(&brokers, &c.topics.verdicts, args.partitions, events.len())?;
         anyhow::ensure!(
@@ -183,17 +167,7 @@ fn main() -> anyhow::Result<()> {
                     compacted: false,
                 })
                 .collect();
-            match &mock {
-                Some(m) => {
-                    for s in &specs {
-                        m.create_topic(&s.name, s.partitions, 1)?;
-                    }
-                }
-                None => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(create_topics(&brokers, &l, &specs))?,
-            }
+            make_topics(mock.as_ref(), &brokers, &l, &specs)?;
             let at = args.latency_rate.unwrap_or(rate / 2.0);
             let lat = latency(
                 &l,
@@ -212,6 +186,27 @@ fn main() -> anyhow::Result<()> {
                 pct(&lat, 1.0)
             );
         }
+    }
+    Ok(())
+}
+
+/// Creates `specs` on the mock cluster or on `brokers`.
+fn make_topics(
+    mock: Option<&MockCluster<'_, rdkafka::producer::DefaultProducerContext>>,
+    brokers: &str,
+    cfg: &Config,
+    specs: &[spamflow_pipeline::kafka::TopicSpec],
+) -> anyhow::Result<()> {
+    match mock {
+        Some(m) => {
+            for s in specs {
+                m.create_topic(&s.name, s.partitions, 1)?;
+            }
+        }
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(create_topics(brokers, cfg, specs))?,
     }
     Ok(())
 }

@@ -133,7 +133,7 @@ impl Report {
 /// check is off (or every relayed message would be blocked as unregistered). Static
 /// members do not leave the group when they stop, so after a scale-down the stopped
 /// instances' partitions wait out the session timeout: 10 s here instead of 45.
-const PIPELINE_CONFIG: &str = r#"
+pub const PIPELINE_CONFIG: &str = r#"
 [kafka.consumer]
 "session.timeout.ms" = "10000"
 [origin]

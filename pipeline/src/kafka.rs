@@ -81,8 +81,8 @@ pub fn producer_config(cfg: &Config, brokers: &str) -> ClientConfig {
         )
         // A transaction begun right after the previous commit is answered
         // CONCURRENT_TRANSACTIONS until that commit's markers are written; librdkafka
-        // retries after `retry.backoff.ms`, whose default of 100 ms made every commit
-        // take 100 ms more (the Java client uses 20 ms there). Backoff still grows
+        // retries after `retry.backoff.ms`, and its default of 100 ms would add up to
+        // 100 ms to such a commit (the Java client uses 20 ms there). Backoff still grows
         // exponentially up to `retry.backoff.max.ms` for errors that last.
         .set(
             "retry.backoff.ms",
@@ -150,9 +150,9 @@ pub type OutProducer = ThreadedProducer<SinkContext>;
 /// Waits until every queued output is delivered (or failed), at most `timeout`.
 ///
 /// rdkafka's own `flush` waits on the producer's event queue in steps of up to 100 ms,
-/// and a threaded producer's events go to its polling thread, so each commit waited about
-/// 100 ms. Here librdkafka is told to send at once and the queue is checked every
-/// millisecond.
+/// and a threaded producer's events go to its polling thread, so it takes about 100 ms
+/// whenever anything is in flight. Here librdkafka is told to send at once and the queue
+/// is checked every millisecond.
 pub fn flush(producer: &OutProducer, timeout: Duration) -> Result<(), KafkaError> {
     let deadline = std::time::Instant::now() + timeout;
     loop {

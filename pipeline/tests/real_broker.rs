@@ -274,26 +274,6 @@ fn state_after_a_restart_equals_an_uninterrupted_run() {
     }
 }
 
-/// Tight relay quotas so that the synthetic traffic (200 events/s of event time over 4
-/// partitions) is throttled now and then, and the throttle state matters. No registry is
-/// loaded, so its check is off (or every relayed message would be blocked as unregistered).
-const KILL9_CONFIG: &str = r#"
-[origin]
-check_registry = false
-[throttle]
-min_messages = 20
-window_secs = 60
-buckets = 6
-[[throttle.steps]]
-spam_ratio = 0.0
-per_second = 8
-burst = 8
-[[throttle.steps]]
-spam_ratio = 0.3
-per_second = 2
-burst = 2
-"#;
-
 fn spawn_pipeline(
     cfg: &Config,
     instance: &str,
@@ -365,7 +345,7 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     let evs = events(30_000, 33);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("spamflow.toml");
-    std::fs::write(&config, KILL9_CONFIG).unwrap();
+    std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
     let producer = {
         let (brokers, topic, records) = (brokers.clone(), cfg.topics.submissions.clone(), kv(&evs));
         std::thread::spawn(move || {

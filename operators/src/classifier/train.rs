@@ -960,8 +960,8 @@ mod tests {
 
     #[test]
     fn each_script_keeps_its_own_ham_budget() {
-        // 1,000 ham of each script, with out-of-fold log-odds 0..1000: each script's
-        // block threshold lets exactly its budget's share of its ham through.
+        // 1,000 ham of each script, with out-of-fold log-odds spread over -5..5: each
+        // script's block threshold lets exactly its budget's share of its ham through.
         let sig: Vec<Signal> = Vec::new();
         let rows: Vec<PolicyRow<'_>> = (0..2000)
             .map(|i| PolicyRow {
