@@ -497,3 +497,40 @@ fn an_unreachable_broker_is_retried_not_fatal_and_readiness_says_so() {
     // SIGTERM during the back-off ends it cleanly.
     run.stop();
 }
+
+#[test]
+fn a_shutdown_with_the_broker_gone_ends_by_its_deadline_not_the_kafka_timeout() {
+    use std::sync::atomic::Ordering::Relaxed;
+    for guarantee in [
+        spamflow_pipeline::config::Guarantee::ExactlyOnce,
+        spamflow_pipeline::config::Guarantee::AtLeastOnce,
+    ] {
+        let (mock, mut cfg) = mock_with_topics("mock-shutdown", 2);
+        cfg.processing.guarantee = guarantee;
+        // Every Kafka call may take ten minutes; the shutdown has two seconds. No commit
+        // comes before it, so the transaction of everything below is open at SIGTERM.
+        cfg.processing.kafka_timeout_ms = 600_000;
+        cfg.processing.commit_interval_ms = 600_000;
+        cfg.processing.shutdown_timeout_ms = 2_000;
+        let evs = events(100, 17);
+        let kv: Vec<(String, Vec<u8>)> =
+            evs.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+        produce(&cfg.kafka.brokers, &cfg.topics.submissions, &kv);
+        let run = Running::start(&cfg, plain_chain());
+        run.wait_for(Duration::from_secs(60), "verdicts", |m| {
+            m.verdicts_total() >= evs.len() as u64
+        });
+        assert_eq!(run.metrics.commits.load(Relaxed), 0);
+        mock.broker_down(1).unwrap();
+        let stopped = std::time::Instant::now();
+        run.stop.trigger();
+        // Without the deadline the commit alone could wait ten minutes.
+        let ended = run.exited(Duration::from_secs(300));
+        let took = stopped.elapsed();
+        assert!(ended.is_ok(), "{guarantee:?}: {ended:?}");
+        assert!(
+            took < Duration::from_secs(60),
+            "{guarantee:?}: the shutdown took {took:?}, far past its 2 s deadline"
+        );
+    }
+}

@@ -94,6 +94,7 @@ pub fn run(
             metrics: metrics.clone(),
             stop: stop.clone(),
             fatal: None,
+            shutdown_deadline: None,
         }),
         metrics: metrics.clone(),
     });
@@ -165,6 +166,10 @@ pub fn run(
                 break;
             }
         }
+        if stop.is_set() {
+            // The shutdown below commits, within its deadline.
+            break;
+        }
         let mut core = lock(&ctx.core);
         core.commit(&consumer);
         core.last_commit = Instant::now();
@@ -174,7 +179,11 @@ pub fn run(
     // leave the group, stop the workers, flush.
     let deadline = Instant::now() + Duration::from_millis(cfg.processing.shutdown_timeout_ms);
     tracing::info!("shutting down: committing processed records");
-    lock(&ctx.core).commit(&consumer);
+    {
+        let mut core = lock(&ctx.core);
+        core.shutdown_deadline = Some(deadline);
+        core.commit(&consumer);
+    }
     consumer.unsubscribe();
     drop(consumer);
     let mut core = lock(&ctx.core);
@@ -333,11 +342,20 @@ struct Core {
     stop: Stop,
     /// Set when the engine cannot go on (state cannot be restored); the loop exits with it.
     fatal: Option<String>,
+    /// Set when shutting down: every Kafka call is cut to what is left of it, and a failed
+    /// commit is aborted without rewinding (the next owner starts from the last commit).
+    shutdown_deadline: Option<Instant>,
 }
 
 impl Core {
     fn timeout(&self) -> Duration {
-        Duration::from_millis(self.cfg.processing.kafka_timeout_ms)
+        let t = Duration::from_millis(self.cfg.processing.kafka_timeout_ms);
+        match self.shutdown_deadline {
+            Some(d) => t
+                .min(d.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(1)),
+            None => t,
+        }
     }
 
     fn worker_of(&self, partition: i32) -> usize {
@@ -444,18 +462,17 @@ impl Core {
         let barrier_took = t0.elapsed();
         let producer = self.producer.get();
         let tpl = self.offsets();
-        let t = self.timeout();
         let result: Result<(), KafkaError> = if ack.send_errors > 0 {
             Err(KafkaError::Canceled)
         } else if self.eos {
             match consumer.group_metadata() {
                 None => Err(KafkaError::Canceled),
                 Some(gm) => producer
-                    .send_offsets_to_transaction(&tpl, &gm, t)
-                    .and_then(|()| commit_with_retry(&producer, t)),
+                    .send_offsets_to_transaction(&tpl, &gm, self.timeout())
+                    .and_then(|()| commit_with_retry(&producer, || self.timeout())),
             }
         } else {
-            let flushed = crate::kafka::flush(&producer, t);
+            let flushed = crate::kafka::flush(&producer, self.timeout());
             let failures = self.metrics.delivery_failures.load(Relaxed);
             let failed = failures != self.delivery_failures_seen;
             self.delivery_failures_seen = failures;
@@ -463,6 +480,11 @@ impl Core {
                 Err(e) => Err(e),
                 Ok(()) if failed => Err(KafkaError::Canceled),
                 Ok(()) if tpl.count() == 0 => Ok(()),
+                // A synchronous commit has no timeout of its own: when shutting down it
+                // is sent and not waited for (at worst the next owner redoes the records).
+                Ok(()) if self.shutdown_deadline.is_some() => {
+                    consumer.commit(&tpl, CommitMode::Async)
+                }
                 Ok(()) => consumer.commit(&tpl, CommitMode::Sync),
             }
         };
@@ -508,14 +530,16 @@ impl Core {
             let fatal = matches!(error, KafkaError::Transaction(e) if e.is_fatal());
             let producer = self.producer.get();
             let aborted = !fatal && producer.abort_transaction(self.timeout()).is_ok();
-            if !aborted {
+            if !aborted && self.shutdown_deadline.is_none() {
                 self.recreate_producer();
             }
         }
         self.txn_open = false;
         self.dirty = false;
         self.pending.clear();
-        self.rewind(consumer);
+        if self.shutdown_deadline.is_none() {
+            self.rewind(consumer);
+        }
     }
 
     fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, why: &str) {
@@ -681,13 +705,16 @@ fn is_fenced(code: RDKafkaErrorCode) -> bool {
 }
 
 /// `commit_transaction`, retried while librdkafka says the error is retriable.
-fn commit_with_retry(producer: &OutProducer, t: Duration) -> Result<(), KafkaError> {
+fn commit_with_retry(
+    producer: &OutProducer,
+    timeout: impl Fn() -> Duration,
+) -> Result<(), KafkaError> {
     // rdkafka's commit_transaction flushes first with its own flush, which waits in steps
     // of up to 100 ms (see `kafka::flush`); after this one it finds nothing to wait for.
-    crate::kafka::flush(producer, t)?;
+    crate::kafka::flush(producer, timeout())?;
     let mut attempts = 0;
     loop {
-        match producer.commit_transaction(t) {
+        match producer.commit_transaction(timeout()) {
             Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 3 => attempts += 1,
             other => return other,
         }
