@@ -151,17 +151,14 @@ pub type OutProducer = ThreadedProducer<SinkContext>;
 ///
 /// rdkafka's own `flush` waits on the producer's event queue in steps of up to 100 ms,
 /// and a threaded producer's events go to its polling thread, so it takes about 100 ms
-/// whenever anything is in flight. Here librdkafka is told to send at once and the queue
-/// is checked every millisecond.
+/// whenever anything is in flight. Here it is called with 1 ms at a time, so that
+/// librdkafka sends at once and the queue is checked every millisecond.
 pub fn flush(producer: &OutProducer, timeout: Duration) -> Result<(), KafkaError> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        match producer.flush(Duration::ZERO) {
+        match producer.flush(Duration::from_millis(1)) {
             Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
-                if std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+                if std::time::Instant::now() < deadline => {}
             other => return other,
         }
     }
