@@ -26,6 +26,9 @@ struct Cli {
     /// TOML configuration file (also SPAMFLOW_CONFIG). Layers: defaults < file < SPAMFLOW_* env < flags.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Log format, `text` or `json` (log.format).
+    #[arg(long, global = true)]
+    log_format: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -259,6 +262,10 @@ fn main() -> ExitCode {
         } => json!({"kafka": {"brokers": b}}),
         _ => json!({}),
     };
+    let mut overrides = overrides;
+    if let Some(f) = &cli.log_format {
+        overrides["log"]["format"] = json!(f);
+    }
     let cfg = match Config::load(config_path(cli.config.clone()).as_deref(), overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -404,8 +411,10 @@ fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: logs that go to a file or a pipe get no escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if cfg.log.format == "json" {
         builder.json().init();

@@ -194,3 +194,37 @@ fn backtest_matches_the_golden_verdicts() {
         .unwrap()
         .contains("\"line\":304"));
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes_and_json_logs_are_json_lines() {
+    let run = |extra: &[&str]| {
+        let out = spamflow()
+            .env("RUST_LOG", "info")
+            .args(extra)
+            .args(["eval", "--data"])
+            .arg(format!(
+                "{}/../operators/models/corpus/ko-test-3.jsonl",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let text = run(&[]);
+    assert!(text.contains("classifier model loaded"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in piped logs: {text:?}"
+    );
+    let json = run(&["--log-format", "json"]);
+    // Log lines, not the command's own progress lines.
+    let lines: Vec<&str> = json.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(lines.len() >= 2, "no JSON log lines: {json}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}
