@@ -211,6 +211,24 @@ fn make_topics(
     Ok(())
 }
 
+/// The pipeline on `cfg`, running on a thread of its own.
+fn start(
+    cfg: &Config,
+) -> anyhow::Result<(
+    Arc<Metrics>,
+    Stop,
+    std::thread::JoinHandle<anyhow::Result<()>>,
+)> {
+    let metrics = Arc::new(Metrics::default());
+    let stop = Stop::new();
+    let chain = spamflow_pipeline::chain(cfg)?;
+    let handle = {
+        let (c, m, s) = (cfg.clone(), metrics.clone(), stop.clone());
+        std::thread::spawn(move || runtime::run(&c, &c.kafka.brokers, chain, m, s))
+    };
+    Ok((metrics, stop, handle))
+}
+
 /// The `q` quantile of sorted `v`, in ms.
 fn pct(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
@@ -220,13 +238,7 @@ fn pct(v: &[f64], q: f64) -> f64 {
 /// `submitted_at` = now; returns the sorted latencies (ms) from `submitted_at` to the
 /// verdict being readable read_committed, one per event (every event must get one).
 fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::Result<Vec<f64>> {
-    let metrics = Arc::new(Metrics::default());
-    let stop = Stop::new();
-    let chain = spamflow_pipeline::chain(cfg)?;
-    let handle = {
-        let (c, m, s) = (cfg.clone(), metrics.clone(), stop.clone());
-        std::thread::spawn(move || runtime::run(&c, &c.kafka.brokers, chain, m, s))
-    };
+    let (metrics, stop, handle) = start(cfg)?;
     let brokers = &cfg.kafka.brokers;
     let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -258,13 +270,12 @@ fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::
             spamflow_operators::origin::parse_sender(doc["sender"].as_str().unwrap_or_default())
                 .key;
         let body = serde_json::to_vec(&doc)?;
-        let mut rec = BaseRecord::to(&topic)
-            .key(key.as_bytes())
-            .payload(body.as_slice());
-        while let Err((_, back)) = p.send(rec) {
-            rec = back;
-            p.poll(Duration::from_millis(1));
-        }
+        spamflow_loadtest::kafka::send(
+            &p,
+            BaseRecord::to(&topic)
+                .key(key.as_bytes())
+                .payload(body.as_slice()),
+        );
         if warm_up {
             p.flush(Duration::from_secs(30))?;
         }
@@ -339,13 +350,12 @@ fn load(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Res
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
     for (k, v) in events {
-        let mut rec = BaseRecord::to(topic)
-            .key(k.as_bytes())
-            .payload(v.as_slice());
-        while let Err((_, back)) = p.send(rec) {
-            rec = back;
-            p.poll(Duration::from_millis(5));
-        }
+        spamflow_loadtest::kafka::send(
+            &p,
+            BaseRecord::to(topic)
+                .key(k.as_bytes())
+                .payload(v.as_slice()),
+        );
     }
     p.flush(Duration::from_secs(60)).context("loading input")?;
     Ok(())
@@ -380,10 +390,7 @@ fn passthrough(brokers: &str, from: &str, to: &str, n: usize, group: &str) -> an
         if let Some(k) = m.key() {
             rec = rec.key(k);
         }
-        while let Err((_, back)) = p.send(rec) {
-            rec = back;
-            p.poll(Duration::from_millis(5));
-        }
+        spamflow_loadtest::kafka::send(&p, rec);
         seen += 1;
         if last_commit.elapsed() >= Duration::from_millis(100) {
             p.flush(Duration::from_secs(30))?;
@@ -398,13 +405,7 @@ fn passthrough(brokers: &str, from: &str, to: &str, n: usize, group: &str) -> an
 
 /// The pipeline from its first record until every event is answered; events/s.
 fn pipeline(cfg: &Config, n: usize) -> anyhow::Result<f64> {
-    let metrics = Arc::new(Metrics::default());
-    let stop = Stop::new();
-    let chain = spamflow_pipeline::chain(cfg)?;
-    let handle = {
-        let (c, m, s) = (cfg.clone(), metrics.clone(), stop.clone());
-        std::thread::spawn(move || runtime::run(&c, &c.kafka.brokers, chain, m, s))
-    };
+    let (metrics, stop, handle) = start(cfg)?;
     let wait = Stop::new();
     while metrics.consumed.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         anyhow::ensure!(!handle.is_finished(), "pipeline exited before consuming");

@@ -397,18 +397,12 @@ fn feed(
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 thread::sleep(wait);
             }
-            let mut rec = BaseRecord::to(&topic)
-                .key(k.as_bytes())
-                .payload(v.as_slice());
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        rec = back;
-                        p.poll(Duration::from_millis(10));
-                    }
-                }
-            }
+            crate::kafka::send(
+                &p,
+                BaseRecord::to(&topic)
+                    .key(k.as_bytes())
+                    .payload(v.as_slice()),
+            );
         }
         p.flush(Duration::from_secs(900))?;
         Ok(())

@@ -2,6 +2,7 @@
 //! `spamflow-schemas` for the wire types and, from `spamflow-operators`, only the sender
 //! parser that gives the partition key an SMSC uses.
 //!
+//! - [`kafka`]: producing with back-pressure, for the tools and the tests.
 //! - [`chaos`]: the fault harness (random kills, broker restarts, scaling; a
 //!   read_committed verifier and a comparison with an uninterrupted run).
 //! - [`corpus`]: a seeded labelled text corpus (spam of every category, plain and
@@ -15,5 +16,6 @@
 
 pub mod chaos;
 pub mod corpus;
+pub mod kafka;
 pub mod synth;
 pub mod uci;

@@ -110,18 +110,12 @@ pub fn produce_with(
     }
     let p: ThreadedProducer<DefaultProducerContext> = cfg.create().unwrap();
     for (k, v) in records {
-        let mut rec = BaseRecord::to(topic)
-            .key(k.as_bytes())
-            .payload(v.as_slice());
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(10));
-                }
-            }
-        }
+        spamflow_loadtest::kafka::send(
+            &p,
+            BaseRecord::to(topic)
+                .key(k.as_bytes())
+                .payload(v.as_slice()),
+        );
     }
     p.flush(Duration::from_secs(30)).unwrap();
 }
