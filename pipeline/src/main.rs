@@ -65,6 +65,9 @@ enum Cmd {
         /// Passes over the data.
         #[arg(long, default_value_t = TrainConfig::default().epochs)]
         epochs: u32,
+        /// Spam heads trained on different shuffles and averaged.
+        #[arg(long, default_value_t = TrainConfig::default().bag)]
+        bag: u32,
         /// Largest share of held-out-fold ham the block threshold may block (text
         /// without Hangul).
         #[arg(long, default_value_t = TrainConfig::default().ham_block_budget)]
@@ -291,6 +294,7 @@ fn main() -> ExitCode {
             out,
             seed,
             epochs,
+            bag,
             ham_block_budget,
             korean_ham_block_budget,
             buckets_log2,
@@ -304,6 +308,7 @@ fn main() -> ExitCode {
             let tc = TrainConfig {
                 seed,
                 epochs,
+                bag,
                 ham_block_budget,
                 korean_ham_block_budget,
                 buckets_log2,
