@@ -731,12 +731,14 @@ fn restore(args: &Args) {
     }
     producer.flush(Duration::from_secs(60)).unwrap();
     let t0 = Instant::now();
-    let records = spamflow_pipeline::runtime::changelog::read_partition(
+    let mut records = Vec::new();
+    spamflow_pipeline::runtime::changelog::read_partition(
         &cfg,
         brokers,
         0,
         Duration::from_secs(300),
         &Default::default(),
+        |chunk| records.extend(chunk),
     )
     .expect("reading the changelog");
     let read = t0.elapsed();

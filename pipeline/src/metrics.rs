@@ -46,6 +46,8 @@ pub struct Metrics {
     pub restored_records: AtomicU64,
     /// Partitions currently assigned.
     pub assigned_partitions: AtomicI64,
+    /// Assigned partitions whose state is being restored (paused until it is).
+    pub restoring_partitions: AtomicI64,
     /// Errors reported by the Kafka clients (broker down, auth, ...).
     pub client_errors: AtomicU64,
     /// Rule packs reloaded and swapped in.
@@ -365,6 +367,11 @@ impl Metrics {
             s,
             "# HELP spamflow_assigned_partitions Input partitions owned by this instance.\n# TYPE spamflow_assigned_partitions gauge\nspamflow_assigned_partitions {}",
             self.assigned_partitions.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP spamflow_restoring_partitions Assigned partitions paused while their state is restored.\n# TYPE spamflow_restoring_partitions gauge\nspamflow_restoring_partitions {}",
+            self.restoring_partitions.load(Relaxed)
         );
         let _ = writeln!(
             s,

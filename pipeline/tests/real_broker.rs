@@ -74,6 +74,27 @@ fn assert_offsets_committed(cfg: &Config, partitions: i32) {
     }
 }
 
+/// Each verdict of the counting fixture counts its sender's messages as one
+/// uninterrupted run over `evs`, in order, would.
+fn assert_counts_as_uninterrupted(evs: &[(String, Vec<u8>, String)], got: &[Verdict]) {
+    let mut counts = HashMap::<String, u64>::new();
+    let mut expected = HashMap::new();
+    for (_, payload, id) in evs {
+        let ev = spamflow_schemas::decode_submission(payload).unwrap();
+        let n = counts.entry(ev.sender.clone()).or_default();
+        *n += 1;
+        expected.insert(id.clone(), format!("count={n}"));
+    }
+    for v in got {
+        assert_eq!(
+            fixture_count(v).evidence.as_deref(),
+            Some(expected[&v.message_id].as_str()),
+            "{}",
+            v.message_id
+        );
+    }
+}
+
 #[test]
 fn exactly_once_end_to_end_with_dlq_and_committed_offsets() {
     let Some(cfg) = setup("rb-e2e", 4) else {
@@ -255,23 +276,7 @@ fn state_after_a_restart_equals_an_uninterrupted_run() {
         Duration::from_secs(60),
     ));
     assert_exactly_once(&got, &ids(&evs));
-    // Uninterrupted: count per sender in event order.
-    let mut counts = std::collections::HashMap::<String, u64>::new();
-    let mut expected = std::collections::HashMap::new();
-    for (_, payload, id) in &evs {
-        let ev = spamflow_schemas::decode_submission(payload).unwrap();
-        let n = counts.entry(ev.sender.clone()).or_default();
-        *n += 1;
-        expected.insert(id.clone(), format!("count={n}"));
-    }
-    for v in &got {
-        assert_eq!(
-            fixture_count(v).evidence.as_deref(),
-            Some(expected[&v.message_id].as_str()),
-            "{}",
-            v.message_id
-        );
-    }
+    assert_counts_as_uninterrupted(&evs, &got);
 }
 
 fn spawn_pipeline(
@@ -611,20 +616,118 @@ fn restore_waits_for_an_undecided_changelog_transaction_instead_of_stopping_befo
     p.begin_transaction().unwrap();
     write("b", "2");
     p.flush(t).unwrap();
+    let mut applied = Vec::new();
     match read_partition(
         &cfg,
         &brokers,
         0,
         Duration::from_secs(3),
         &Default::default(),
+        |chunk| applied.extend(chunk),
     ) {
         Err(RestoreError::Timeout { read, .. }) => assert_eq!(read, 1),
         other => panic!("the restore stopped before the open transaction: {other:?}"),
     }
+    assert_eq!(
+        applied.len(),
+        1,
+        "what came before the open transaction was handed on"
+    );
     p.commit_transaction(t).unwrap();
-    let records = read_partition(&cfg, &brokers, 0, t, &Default::default()).unwrap();
+    let mut records = Vec::new();
+    let read = read_partition(&cfg, &brokers, 0, t, &Default::default(), |chunk| {
+        records.extend(chunk)
+    })
+    .unwrap();
+    assert_eq!(read, 2);
     let keys: Vec<&[u8]> = records.iter().map(|r| r.key.as_slice()).collect();
     assert_eq!(keys, vec![&b"a"[..], &b"b"[..]]);
+}
+
+#[test]
+fn a_restoring_partition_waits_paused_while_the_others_are_served() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let Some(cfg) = setup("rb-restore-paused", 2) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let evs = events(1_200, 33);
+    let (first, second) = evs.split_at(600);
+    produce(&brokers, &cfg.topics.submissions, &kv(first));
+    let run = Running::start(&cfg, counting_chain());
+    run.wait_for(Duration::from_secs(90), "first half", |m| {
+        m.verdicts_total() >= first.len() as u64
+    });
+    run.stop();
+
+    // Changelog partition 0 ends in a transaction nobody decides yet: its restore must
+    // wait for it, and until then partition 1 must be served.
+    let writer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("transactional.id", unique("undecided"))
+        .create()
+        .unwrap();
+    let t = Duration::from_secs(30);
+    writer.init_transactions(t).unwrap();
+    writer.begin_transaction().unwrap();
+    writer
+        .send(
+            BaseRecord::to(&cfg.topics.changelog)
+                .partition(0)
+                .key("not-a-state-key")
+                .payload("x"),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    writer.flush(t).unwrap();
+
+    produce(&brokers, &cfg.topics.submissions, &kv(second));
+    let input = read_topic(
+        &brokers,
+        &cfg.topics.submissions,
+        2,
+        evs.len(),
+        Duration::from_millis(200),
+        Duration::from_secs(60),
+    );
+    let second_ids: std::collections::HashSet<&str> = second.iter().map(|e| e.2.as_str()).collect();
+    let on_p1 = input
+        .iter()
+        .filter(|r| r.partition == 1)
+        .map(|r| spamflow_schemas::decode_submission(r.payload.as_deref().unwrap()).unwrap())
+        .filter(|ev| second_ids.contains(ev.message_id.as_str()))
+        .count() as u64;
+    assert!(on_p1 > 0 && on_p1 < second.len() as u64);
+
+    let run = Running::start(&cfg, counting_chain());
+    run.wait_for(Duration::from_secs(60), "partition 1 served", |m| {
+        m.verdicts_total() >= on_p1 && m.commits.load(Relaxed) > 0
+    });
+    assert_eq!(run.metrics.restoring_partitions.load(Relaxed), 1);
+    assert_eq!(
+        run.metrics.verdicts_total(),
+        on_p1,
+        "partition 0 was processed before its state was restored"
+    );
+    writer.commit_transaction(t).unwrap();
+    run.wait_for(
+        Duration::from_secs(90),
+        "partition 0 after its restore",
+        |m| m.verdicts_total() >= second.len() as u64,
+    );
+    let m = run.stop();
+    assert_eq!(m.restoring_partitions.load(Relaxed), 0);
+
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        2,
+        evs.len(),
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    ));
+    assert_exactly_once(&got, &ids(&evs));
+    assert_counts_as_uninterrupted(&evs, &got);
 }
 
 #[test]

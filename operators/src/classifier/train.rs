@@ -977,7 +977,10 @@ mod tests {
             let mean = members.iter().map(|h| h.logit(slots)).sum::<f32>() / 3.0;
             assert!((bagged.logit(slots) - mean).abs() < 1e-4);
         }
-        assert_ne!(members[0].logit(&enc.slots[0]), members[1].logit(&enc.slots[0]));
+        assert_ne!(
+            members[0].logit(&enc.slots[0]),
+            members[1].logit(&enc.slots[0])
+        );
         let bad = TrainConfig { bag: 0, ..small() };
         assert!(matches!(bad.validate(), Err(TrainError::Settings(e)) if e.contains("bag 0")));
     }

@@ -15,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
 use crate::kafka::{base_consumer_config, Reader, ReaderContext};
+use crate::runtime::Stop;
 
 /// One restored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +58,10 @@ pub enum RestoreError {
         /// Cause.
         source: KafkaError,
     },
-    /// The end of the partition was not reached in time.
-    #[error("reading changelog {topic}[{partition}]: end not reached within {timeout:?} ({read} records read)")]
+    /// Reading made no progress for the stall timeout.
+    #[error(
+        "reading changelog {topic}[{partition}]: no progress for {timeout:?} ({read} records read)"
+    )]
     Timeout {
         /// Changelog topic.
         topic: String,
@@ -69,24 +72,39 @@ pub enum RestoreError {
         /// Records read so far.
         read: usize,
     },
+    /// The restore was called off (the partition was revoked, or the engine stops).
+    #[error("reading changelog {topic}[{partition}]: cancelled")]
+    Cancelled {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
 }
 
+/// Records handed to the sink at a time. The engine's sink queues them to a worker whose
+/// queue holds 256 messages, so a restore holds at most a few megabytes in flight.
+pub const RESTORE_CHUNK: usize = 1_000;
+
 /// Reads changelog partition `partition` from the beginning to the high watermark taken
-/// when it starts, read_committed: records of aborted transactions are skipped, and a
+/// when it starts, read_committed, handing the records to `sink` in chunks of at most
+/// [`RESTORE_CHUNK`] as they arrive. Records of aborted transactions are skipped, and a
 /// transaction not yet decided (the previous owner's last commit, its markers still
 /// being written) is waited for. librdkafka reports the partition's end at the last
 /// stable offset, which is before such a transaction; stopping there would restore state
 /// one commit behind.
 ///
-/// `heartbeat` gets [`crate::metrics::mono_ms`] at every poll: a restore is progress, and
-/// `/healthz` must not call the engine stalled while one runs.
+/// There is no deadline for the whole read, which takes as long as the changelog is big:
+/// it fails when `stall_timeout` passes without a record or an advance of the position.
+/// Triggering `cancel` ends it within one poll (100 ms). Returns the records read.
 pub fn read_partition(
     cfg: &Config,
     brokers: &str,
     partition: i32,
-    timeout: Duration,
-    heartbeat: &std::sync::atomic::AtomicU64,
-) -> Result<Vec<ChangelogRecord>, RestoreError> {
+    stall_timeout: Duration,
+    cancel: &Stop,
+    mut sink: impl FnMut(Vec<ChangelogRecord>),
+) -> Result<usize, RestoreError> {
     let topic = cfg.topics.changelog.clone();
     let kafka = |source| RestoreError::Kafka {
         topic: topic.clone(),
@@ -104,41 +122,52 @@ pub fn read_partition(
     let (low, high) = base_consumer_config(cfg, brokers)
         .set("isolation.level", "read_uncommitted")
         .create::<BaseConsumer>()
-        .and_then(|c| c.fetch_watermarks(&topic, partition, timeout))
+        .and_then(|c| c.fetch_watermarks(&topic, partition, stall_timeout))
         .map_err(kafka)?;
     let consumer: Reader = cc.create_with_context(ReaderContext).map_err(kafka)?;
     if high <= low {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, partition, Offset::Beginning)
         .map_err(kafka)?;
     consumer.assign(&tpl).map_err(kafka)?;
-    let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
+    let mut progress_at = Instant::now();
+    let mut last_position = None;
+    let mut read = 0;
+    let mut chunk = Vec::new();
     loop {
-        if Instant::now() > deadline {
+        if cancel.is_set() {
+            return Err(RestoreError::Cancelled { topic, partition });
+        }
+        if progress_at.elapsed() > stall_timeout {
             return Err(RestoreError::Timeout {
                 topic,
                 partition,
-                timeout,
-                read: out.len(),
+                timeout: stall_timeout,
+                read,
             });
         }
-        let polled = consumer.poll(Duration::from_millis(100));
-        heartbeat.store(
-            crate::metrics::mono_ms(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        match polled {
-            None => continue,
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
             Some(Err(KafkaError::PartitionEOF(_))) => {
-                if position(&consumer, &topic, partition).is_some_and(|p| p >= high) {
+                let at = position(&consumer, &topic, partition);
+                if at.is_some_and(|p| p >= high) {
                     break;
+                }
+                // Control records (transaction markers) advance the position too.
+                if at != last_position {
+                    last_position = at;
+                    progress_at = Instant::now();
+                }
+                // Waiting for an undecided transaction: apply what came before it.
+                if !chunk.is_empty() {
+                    sink(std::mem::take(&mut chunk));
                 }
             }
             Some(Err(e)) => return Err(kafka(e)),
             Some(Ok(m)) => {
+                progress_at = Instant::now();
                 let Some((p, op, key)) = m.key().and_then(decode_key) else {
                     tracing::warn!(
                         partition,
@@ -156,15 +185,22 @@ pub fn read_partition(
                     );
                     continue;
                 }
-                out.push(ChangelogRecord {
+                read += 1;
+                chunk.push(ChangelogRecord {
                     operator: op.to_owned(),
                     key: key.to_vec(),
                     value: m.payload().map(<[u8]>::to_vec),
                 });
+                if chunk.len() >= RESTORE_CHUNK {
+                    sink(std::mem::take(&mut chunk));
+                }
             }
         }
     }
-    Ok(out)
+    if !chunk.is_empty() {
+        sink(chunk);
+    }
+    Ok(read)
 }
 
 /// The consumer's next offset in `topic[partition]`, if it has one.

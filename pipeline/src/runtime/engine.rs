@@ -30,7 +30,7 @@ use spamflow_operators::ChainBuilder;
 use crate::config::{Config, Guarantee};
 use crate::kafka::{consumer_config, producer_config, OutProducer, SinkContext};
 use crate::metrics::Metrics;
-use crate::runtime::changelog;
+use crate::runtime::restore::Restores;
 use crate::runtime::worker::{
     self, BarrierAck, InMsg, SharedProducer, Work, WorkerEnv, WorkerHandle,
 };
@@ -87,6 +87,8 @@ pub fn run(
             pending: BTreeMap::new(),
             first_read: BTreeMap::new(),
             owned: BTreeSet::new(),
+            restores: Restores::new(cfg.clone(), brokers),
+            resume_at: BTreeMap::new(),
             txn_open: false,
             dirty: false,
             last_commit: Instant::now(),
@@ -127,6 +129,9 @@ pub fn run(
                 .heartbeat_ms
                 .store(crate::metrics::mono_ms(), Relaxed);
             let mut core = lock(&ctx.core);
+            if core.restores.count() > 0 {
+                core.resume_restored(&consumer);
+            }
             match polled {
                 Some(Ok(m)) => {
                     core.accept(&consumer, &m);
@@ -187,6 +192,7 @@ pub fn run(
     consumer.unsubscribe();
     drop(consumer);
     let mut core = lock(&ctx.core);
+    core.restores.cancel_all();
     for w in std::mem::take(&mut core.workers) {
         w.stop();
     }
@@ -299,8 +305,7 @@ impl ConsumerContext for ArcContext {
                 tracing::info!(partitions = ?parts, "partitions assigned");
                 let mut core = lock(&self.0.core);
                 core.metrics.rebalances.fetch_add(1, Relaxed);
-                core.assign(&parts);
-                let _ = consumer;
+                core.assign(consumer, &parts);
                 core.metrics.ready.store(true, Relaxed);
             }
             Rebalance::Error(e) => {
@@ -333,6 +338,12 @@ struct Core {
     /// `auto.offset.reset` chose), instead of the beginning of the topic.
     first_read: BTreeMap<i32, i64>,
     owned: BTreeSet<i32>,
+    /// Restores in flight; their partitions are paused until they end.
+    restores: Restores,
+    /// The first offset of a restoring partition's record that reached the poll loop
+    /// anyway (fetched before the pause took hold). It is not processed; the partition is
+    /// sought back to it when its restore ends.
+    resume_at: BTreeMap<i32, i64>,
     txn_open: bool,
     /// Anything dispatched since the last commit.
     dirty: bool,
@@ -363,6 +374,10 @@ impl Core {
     }
 
     fn accept<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, m: &BorrowedMessage<'_>) {
+        if self.restores.is_restoring(m.partition()) {
+            self.resume_at.entry(m.partition()).or_insert(m.offset());
+            return;
+        }
         if self.eos && !self.txn_open {
             if let Err(e) = self.producer.get().begin_transaction() {
                 // The record at hand is not processed: the rewind seeks back before it.
@@ -614,80 +629,98 @@ impl Core {
             }
         }
         for p in &owned {
+            self.restores.cancel(*p);
+            self.resume_at.remove(p);
             let w = self.worker_of(*p);
             self.send_work(w, Work::Revoke { partition: *p });
         }
-        self.assign(&owned);
+        self.assign(consumer, &owned);
     }
 
-    fn assign(&mut self, parts: &[i32]) {
+    /// Takes `parts` on: empty state, and with stateful operators the partition paused
+    /// while a restore thread streams its changelog to the worker.
+    fn assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, parts: &[i32]) {
         for &p in parts {
-            let records = if self.has_state {
-                let t0 = Instant::now();
-                match self.read_changelog(p) {
-                    Ok(r) => {
-                        tracing::info!(partition = p, records = r.len(), took = ?t0.elapsed(), "state restored");
-                        r
-                    }
-                    Err(e) => {
-                        self.fatal = Some(format!("cannot restore state of partition {p}: {e}"));
-                        return;
-                    }
-                }
-            } else {
-                Vec::new()
-            };
             self.owned.insert(p);
             let w = self.worker_of(p);
-            self.send_work(
-                w,
-                Work::Assign {
-                    partition: p,
-                    records,
-                },
-            );
+            self.send_work(w, Work::Assign { partition: p });
+            if !self.has_state {
+                continue;
+            }
+            if let Err(e) = consumer.pause(&self.one(p)) {
+                self.fatal = Some(format!("cannot pause partition {p} for its restore: {e}"));
+                return;
+            }
+            if let Err(e) = self.restores.start(p, self.workers[w].tx.clone()) {
+                self.fatal = Some(format!("cannot start the restore of partition {p}: {e}"));
+                return;
+            }
         }
+        self.update_gauges();
+    }
+
+    /// Resumes the partitions whose restore ended; a restore that failed for good ends
+    /// the engine (a restart tries again).
+    fn resume_restored<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        for f in self.restores.finished() {
+            let p = f.partition;
+            match f.result {
+                Ok(records) => {
+                    tracing::info!(partition = p, records, took = ?f.took, "state restored");
+                    let resumed = consumer.resume(&self.one(p)).and_then(|()| {
+                        match self.resume_at.remove(&p) {
+                            Some(o) => consumer.seek(
+                                &self.cfg.topics.submissions,
+                                p,
+                                Offset::Offset(o),
+                                self.timeout(),
+                            ),
+                            None => Ok(()),
+                        }
+                    });
+                    if let Err(e) = resumed {
+                        self.fatal = Some(format!(
+                            "cannot resume partition {p} after its restore: {e}"
+                        ));
+                    }
+                }
+                Err(e) => {
+                    self.fatal = Some(format!("cannot restore state of partition {p}: {e}"));
+                }
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// A list of one input partition.
+    fn one(&self, p: i32) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        // Adding a partition to a fresh list cannot fail.
+        let _ = tpl.add_partition(&self.cfg.topics.submissions, p);
+        tpl
+    }
+
+    fn update_gauges(&self) {
         self.metrics
             .assigned_partitions
             .store(self.owned.len() as i64, Relaxed);
-    }
-
-    fn read_changelog(
-        &self,
-        p: i32,
-    ) -> Result<Vec<changelog::ChangelogRecord>, changelog::RestoreError> {
-        let mut attempt = 0;
-        loop {
-            match changelog::read_partition(
-                &self.cfg,
-                &self.brokers,
-                p,
-                self.timeout(),
-                &self.metrics.heartbeat_ms,
-            ) {
-                Ok(r) => return Ok(r),
-                Err(e) if attempt < 3 && !self.stop.is_set() => {
-                    attempt += 1;
-                    tracing::warn!(partition = p, error = %e, attempt, "restore failed; retrying");
-                    self.stop.wait(Duration::from_millis(500 * attempt));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.metrics
+            .restoring_partitions
+            .store(self.restores.count() as i64, Relaxed);
     }
 
     fn revoke(&mut self, parts: &[i32]) {
         for &p in parts {
             self.pending.remove(&p);
             self.first_read.remove(&p);
+            self.resume_at.remove(&p);
+            self.restores.cancel(p);
             if self.owned.remove(&p) {
                 let w = self.worker_of(p);
                 self.send_work(w, Work::Revoke { partition: p });
             }
         }
-        self.metrics
-            .assigned_partitions
-            .store(self.owned.len() as i64, Relaxed);
+        self.update_gauges();
     }
 }
 

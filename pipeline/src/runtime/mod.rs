@@ -2,13 +2,15 @@
 //!
 //! - [`engine`]: the consumer thread: poll, dispatch to workers, commit per interval
 //!   (one Kafka transaction under exactly-once), rebalance handling (commit before
-//!   revoke, restore on assign), recovery from aborted transactions and fatal producer
+//!   revoke, pause and restore on assign), recovery from aborted transactions and fatal producer
 //!   errors by rewinding to the committed offsets and the committed state.
 //! - [`worker`]: worker threads running the operator chain and producing outputs.
-//! - [`changelog`]: state changelog keys and per-partition restore.
+//! - [`changelog`]: state changelog keys and reading one partition's changelog.
+//! - [`restore`]: restores on threads of their own while their partitions are paused.
 
 pub mod changelog;
 pub mod engine;
+pub mod restore;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -37,8 +37,10 @@ pub struct InMsg {
 pub enum Work {
     /// Process these records of one partition, in order.
     Batch(Vec<InMsg>),
-    /// The partition is now owned: start empty and apply these changelog records.
-    Assign {
+    /// The partition is now owned: start with empty state.
+    Assign { partition: i32 },
+    /// Apply these changelog records of an owned partition (a chunk of its restore).
+    Restore {
         partition: i32,
         records: Vec<ChangelogRecord>,
     },
@@ -176,11 +178,13 @@ impl Worker {
                     }
                     self.tally.flush(&self.env.metrics);
                 }
-                Work::Assign { partition, records } => {
+                Work::Assign { partition } => {
                     self.chain.assigned(partition);
                     if !self.owned.contains(&partition) {
                         self.owned.push(partition);
                     }
+                }
+                Work::Restore { partition, records } => {
                     let mut applied = 0u64;
                     for r in &records {
                         match self
