@@ -1,7 +1,8 @@
 //! Kafka client configuration and topic administration.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -101,11 +102,14 @@ pub fn producer_config(cfg: &Config, brokers: &str) -> ClientConfig {
 }
 
 /// Producer context: counts failed deliveries (an at-least-once commit is refused while
-/// any output since the last commit failed) and logs client errors.
+/// any output since the last commit failed), charges each to the input record it was
+/// made for, and logs client errors.
 #[derive(Debug)]
 pub struct SinkContext {
     /// Shared counters.
     pub metrics: Arc<Metrics>,
+    /// Where failures of a record's own are charged.
+    pub failed: Arc<FailedOutputs>,
 }
 
 impl ClientContext for SinkContext {
@@ -116,12 +120,79 @@ impl ClientContext for SinkContext {
 }
 
 impl ProducerContext for SinkContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.metrics.delivery_failures.fetch_add(1, Relaxed);
-            tracing::warn!(error = %e, "delivery failed");
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
+        use RDKafkaErrorCode as C;
+        match result {
+            Ok(_) => {}
+            // Outputs of an aborted transaction, purged by the abort: not a failure of
+            // theirs, and counting it would fail the next commit too.
+            Err((e, _))
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(C::PurgeQueue | C::PurgeInflight)
+                ) => {}
+            Err((e, _)) => {
+                self.metrics.delivery_failures.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "delivery failed");
+                self.failed.charge(tag, e);
+            }
         }
+    }
+}
+
+// The delivery tag packs a partition and an offset into 64 bits.
+const _: () = assert!(usize::BITS == 64);
+
+/// The delivery tag of an output made for input record `partition`@`offset`: so that a
+/// failed delivery can be charged to that record. 0 is an output of no one record (the
+/// changelog).
+pub fn output_tag(partition: i32, offset: i64) -> usize {
+    ((partition as usize & 0xffff) << 48 | (offset as usize & 0xffff_ffff_ffff)) + 1
+}
+
+/// The input record of a delivery tag.
+pub fn tag_record(tag: usize) -> Option<(i32, i64)> {
+    let t = tag.checked_sub(1)?;
+    Some(((t >> 48) as i32, (t & 0xffff_ffff_ffff) as i64))
+}
+
+/// Whether `e` is a fault of the record itself (too large, invalid), which trying again
+/// cannot mend, rather than of the broker, the network or the transaction.
+pub fn is_record_error(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::MessageBatchTooLarge
+                | C::InvalidMessage
+                | C::InvalidMessageSize
+                | C::InvalidRecord
+        )
+    )
+}
+
+/// Input records whose outputs failed with an error of their own ([`is_record_error`]),
+/// charged when the output is queued (by a worker) or delivered (by [`SinkContext`]), and
+/// taken by the engine when the commit that they make fail is recovered.
+#[derive(Debug, Default)]
+pub struct FailedOutputs(Mutex<BTreeMap<(i32, i64), String>>);
+
+impl FailedOutputs {
+    /// Charges a failure to the record of `tag`, if it has one and `e` is its own.
+    pub fn charge(&self, tag: usize, e: &KafkaError) {
+        if let Some(rec) = tag_record(tag).filter(|_| is_record_error(e)) {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(rec, e.to_string());
+        }
+    }
+
+    /// The records charged since the last call, with their last error.
+    pub fn take(&self) -> BTreeMap<(i32, i64), String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -154,11 +225,23 @@ pub type OutProducer = ThreadedProducer<SinkContext>;
 /// whenever anything is in flight. Here it is called with 1 ms at a time, so that
 /// librdkafka sends at once and the queue is checked every millisecond.
 pub fn flush(producer: &OutProducer, timeout: Duration) -> Result<(), KafkaError> {
+    flush_unless(producer, timeout, || false)
+}
+
+/// [`flush`], which stops waiting (and returns `Ok`) as soon as `give_up()` holds.
+pub fn flush_unless(
+    producer: &OutProducer,
+    timeout: Duration,
+    give_up: impl Fn() -> bool,
+) -> Result<(), KafkaError> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         match producer.flush(Duration::from_millis(1)) {
             Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
-                if std::time::Instant::now() < deadline => {}
+                if std::time::Instant::now() < deadline && !give_up() => {}
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) if give_up() => {
+                return Ok(())
+            }
             other => return other,
         }
     }
@@ -254,5 +337,27 @@ where
             }
             Err((e, _)) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_charged_to_their_input_record_only_when_they_are_its_own() {
+        for (p, o) in [(0, 0), (7, 123_456), (1023, (1 << 47) - 1)] {
+            assert_eq!(tag_record(output_tag(p, o)), Some((p, o)));
+        }
+        assert_eq!(tag_record(0), None);
+        let failed = FailedOutputs::default();
+        let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        failed.charge(output_tag(3, 40), &too_large);
+        failed.charge(output_tag(3, 41), &timed_out);
+        failed.charge(0, &too_large);
+        let taken = failed.take();
+        assert_eq!(taken.keys().collect::<Vec<_>>(), vec![&(3, 40)]);
+        assert!(failed.take().is_empty());
     }
 }

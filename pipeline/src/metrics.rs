@@ -16,6 +16,7 @@ pub const DLQ_CODES: &[&str] = &[
     "invalid_value",
     "unsupported_version",
     "oversized",
+    "unproducible",
     "internal_error",
 ];
 
@@ -29,7 +30,7 @@ pub struct Metrics {
     /// Alerts produced.
     pub alerts: AtomicU64,
     /// DLQ records by code (index into [`DLQ_CODES`]).
-    pub dlq: [AtomicU64; 7],
+    pub dlq: [AtomicU64; DLQ_CODES.len()],
     /// Changelog records produced.
     pub changelog_records: AtomicU64,
     /// Transactions (or at-least-once commits) that completed.
@@ -136,7 +137,7 @@ pub struct LocalTally {
     consumed: u64,
     verdicts: [u64; 4],
     alerts: u64,
-    dlq: [u64; 7],
+    dlq: [u64; DLQ_CODES.len()],
     changelog_records: u64,
     age_us_sum: u64,
 }

@@ -731,6 +731,116 @@ fn a_restoring_partition_waits_paused_while_the_others_are_served() {
 }
 
 #[test]
+fn a_record_whose_verdict_the_topic_refuses_goes_to_the_dlq_after_three_tries() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let Some(mut cfg) = setup("rb-unproducible", 1) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    // The verdicts topic takes records up to 700 bytes, one record per batch: a verdict
+    // with no reasons fits, a spam verdict with several does not.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let altered = rt
+        .block_on(
+            admin.alter_configs(
+                &[
+                    AlterConfig::new(ResourceSpecifier::Topic(&cfg.topics.verdicts))
+                        .set("max.message.bytes", "700"),
+                ],
+                &AdminOptions::new(),
+            ),
+        )
+        .unwrap();
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    cfg.kafka
+        .client
+        .insert("batch.num.messages".into(), "1".into());
+    // After a refused record the broker can hold the abort up until the Kafka timeout,
+    // and the producer is then made anew: keep each try short.
+    cfg.processing.kafka_timeout_ms = 5_000;
+
+    // The golden events whose verdicts are small, and one whose verdict is large.
+    let golden = |f: &str| {
+        std::fs::read_to_string(format!("{}/tests/golden/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let sizes: HashMap<String, usize> = golden("verdicts.jsonl")
+        .lines()
+        .map(|l| {
+            (
+                serde_json::from_str::<Verdict>(l).unwrap().message_id,
+                l.len(),
+            )
+        })
+        .collect();
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    for line in golden("events.jsonl").lines() {
+        // The golden set has malformed lines too.
+        let Ok(ev) = spamflow_schemas::decode_submission(line.as_bytes()) else {
+            continue;
+        };
+        let rec = (
+            ev.sender.clone(),
+            line.as_bytes().to_vec(),
+            ev.message_id.clone(),
+        );
+        match sizes.get(&ev.message_id).copied().unwrap_or(0) {
+            n if (1..450).contains(&n) => small.push(rec),
+            n if n > 1_100 => large.push(rec),
+            _ => {}
+        }
+    }
+    small.truncate(150);
+    let large = large
+        .first()
+        .expect("a golden event with a large verdict")
+        .clone();
+    let mut evs = small.clone();
+    evs.insert(40, large.clone());
+    produce(&brokers, &cfg.topics.submissions, &kv(&evs));
+
+    let run = Running::start(&cfg, plain_chain());
+    // Read while it runs: each try costs an abort, so this takes a while.
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        1,
+        small.len(),
+        Duration::from_millis(500),
+        Duration::from_secs(180),
+    ));
+    let dlq = read_topic(
+        &brokers,
+        &cfg.topics.dlq,
+        1,
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    );
+    let m = run.stop();
+    assert!(m.aborts.load(Relaxed) >= 3, "{}", m.render());
+    assert_exactly_once(&got, &ids(&small));
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].headers["spamflow.error.code"], "unproducible");
+    assert_eq!(dlq[0].headers["spamflow.source.offset"], "40");
+    assert!(
+        dlq[0].headers["spamflow.error.message"].contains("3 tries"),
+        "{:?}",
+        dlq[0].headers
+    );
+    assert_eq!(dlq[0].payload.as_deref(), Some(large.1.as_slice()));
+    assert_offsets_committed(&cfg, 1);
+}
+
+#[test]
 fn compacted_topics_are_created_with_short_segments_so_that_compaction_runs() {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
     use rdkafka::client::DefaultClientContext;

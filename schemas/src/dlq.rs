@@ -60,6 +60,8 @@ pub enum DlqErrorKind {
     Oversized,
     /// Processing the record failed inside spamflow (a contained panic).
     Internal,
+    /// The record's outputs were refused (too large, invalid) however often it was tried.
+    Unproducible,
 }
 
 /// What went wrong with one input record.

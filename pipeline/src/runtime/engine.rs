@@ -28,7 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::ChainBuilder;
 
 use crate::config::{Config, Guarantee};
-use crate::kafka::{consumer_config, producer_config, OutProducer, SinkContext};
+use crate::kafka::{consumer_config, producer_config, FailedOutputs, OutProducer, SinkContext};
 use crate::metrics::Metrics;
 use crate::runtime::restore::Restores;
 use crate::runtime::worker::{
@@ -61,7 +61,8 @@ pub fn run(
         rules_version = %chain.rules_version(),
         "starting pipeline"
     );
-    let Some(producer) = make_producer(&cfg, brokers, &metrics, &stop)? else {
+    let failed = Arc::new(FailedOutputs::default());
+    let Some(producer) = make_producer(&cfg, brokers, &metrics, &failed, &stop)? else {
         return Ok(());
     };
     let producer = SharedProducer::new(producer);
@@ -72,6 +73,7 @@ pub fn run(
         topics: Arc::new(cfg.topics.clone()),
         metrics: metrics.clone(),
         max_message_bytes: cfg.processing.max_message_bytes,
+        failed: failed.clone(),
     });
     let workers = worker::spawn(cfg.worker_count(), env).context("starting worker threads")?;
     let n_workers = workers.len();
@@ -88,6 +90,8 @@ pub fn run(
             first_read: BTreeMap::new(),
             owned: BTreeSet::new(),
             restores: Restores::new(cfg.clone(), brokers),
+            failed,
+            output_tries: BTreeMap::new(),
             resume_at: BTreeMap::new(),
             txn_open: false,
             dirty: false,
@@ -224,6 +228,7 @@ fn make_producer(
     cfg: &Config,
     brokers: &str,
     metrics: &Arc<Metrics>,
+    failed: &Arc<FailedOutputs>,
     stop: &Stop,
 ) -> anyhow::Result<Option<OutProducer>> {
     let mut backoff = Duration::from_millis(250);
@@ -231,6 +236,7 @@ fn make_producer(
         let p: OutProducer = producer_config(cfg, brokers)
             .create_with_context(SinkContext {
                 metrics: metrics.clone(),
+                failed: failed.clone(),
             })
             .context("creating the output producer (check kafka.client settings)")?;
         if cfg.processing.guarantee == Guarantee::AtLeastOnce {
@@ -340,6 +346,11 @@ struct Core {
     owned: BTreeSet<i32>,
     /// Restores in flight; their partitions are paused until they end.
     restores: Restores,
+    /// Input records whose outputs failed with an error of their own, charged by the
+    /// producer and the workers.
+    failed: Arc<FailedOutputs>,
+    /// Failed commits so far per such input record (partition, offset).
+    output_tries: BTreeMap<(i32, i64), u32>,
     /// The first offset of a restoring partition's record that reached the poll loop
     /// anyway (fetched before the pause took hold). It is not processed; the partition is
     /// sought back to it when its restore ends.
@@ -477,23 +488,32 @@ impl Core {
         let barrier_took = t0.elapsed();
         let producer = self.producer.get();
         let tpl = self.offsets();
-        let result: Result<(), KafkaError> = if ack.send_errors > 0 {
+        // An output that failed loses the commit (under exactly-once librdkafka refuses
+        // to commit the transaction; under at-least-once the offsets must not pass it),
+        // so the flush stops waiting as soon as one does.
+        let seen = self.delivery_failures_seen;
+        let failures = &self.metrics.delivery_failures;
+        let failed = || failures.load(Relaxed) != seen;
+        let flushed = if ack.send_errors > 0 {
             Err(KafkaError::Canceled)
-        } else if self.eos {
-            match consumer.group_metadata() {
-                None => Err(KafkaError::Canceled),
-                Some(gm) => producer
+        } else {
+            match crate::kafka::flush_unless(&producer, self.timeout(), failed) {
+                Ok(()) if failed() => Err(KafkaError::Canceled),
+                other => other,
+            }
+        };
+        self.delivery_failures_seen = failures.load(Relaxed);
+        let result: Result<(), KafkaError> = if self.eos {
+            match (flushed, consumer.group_metadata()) {
+                (Err(e), _) => Err(e),
+                (Ok(()), None) => Err(KafkaError::Canceled),
+                (Ok(()), Some(gm)) => producer
                     .send_offsets_to_transaction(&tpl, &gm, self.timeout())
                     .and_then(|()| commit_with_retry(&producer, || self.timeout())),
             }
         } else {
-            let flushed = crate::kafka::flush(&producer, self.timeout());
-            let failures = self.metrics.delivery_failures.load(Relaxed);
-            let failed = failures != self.delivery_failures_seen;
-            self.delivery_failures_seen = failures;
             match flushed {
                 Err(e) => Err(e),
-                Ok(()) if failed => Err(KafkaError::Canceled),
                 Ok(()) if tpl.count() == 0 => Ok(()),
                 // A synchronous commit has no timeout of its own: when shutting down it
                 // is sent and not waited for (at worst the next owner redoes the records).
@@ -506,6 +526,11 @@ impl Core {
         match result {
             Ok(()) => {
                 tracing::debug!(barrier = ?barrier_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");
+                if !self.output_tries.is_empty() {
+                    let pending = &self.pending;
+                    self.output_tries
+                        .retain(|(p, o), _| pending.get(p).is_none_or(|next| o >= next));
+                }
                 self.metrics.commits.fetch_add(1, Relaxed);
                 self.metrics.uncommitted_since_ms.store(0, Relaxed);
                 self.pending.clear();
@@ -524,6 +549,7 @@ impl Core {
     /// engine instead: recreating it would fence the other one in turn, for ever.
     fn recover<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, error: &KafkaError) {
         self.metrics.aborts.fetch_add(1, Relaxed);
+        self.charge_failed_outputs();
         if self.eos {
             let code = match error {
                 KafkaError::Transaction(e) => Some(e.code()),
@@ -557,6 +583,40 @@ impl Core {
         }
     }
 
+    /// Counts a try against each input record whose outputs failed with an error of
+    /// their own in the commit being recovered. A record at [`UNPRODUCIBLE_TRIES`] goes
+    /// to the DLQ when it comes round again. When more than [`MOST_CHARGED`] records
+    /// failed at once, the fault is the topic's or the broker's (a size limit below the
+    /// producer's batches, say), not theirs: nothing is counted, and the stall shows in
+    /// `/healthz`.
+    fn charge_failed_outputs(&mut self) {
+        let failed = self.failed.take();
+        if failed.len() > MOST_CHARGED {
+            tracing::warn!(
+                records = failed.len(),
+                "outputs of many records were refused at once: not charged to the records"
+            );
+            return;
+        }
+        for ((p, o), error) in failed {
+            let tries = self.output_tries.entry((p, o)).or_insert(0);
+            *tries += 1;
+            tracing::warn!(partition = p, offset = o, tries = *tries, %error, "outputs of a record refused");
+            if *tries >= UNPRODUCIBLE_TRIES {
+                self.output_tries.remove(&(p, o));
+                let w = self.worker_of(p);
+                self.send_work(
+                    w,
+                    Work::Poison {
+                        partition: p,
+                        offset: o,
+                        error,
+                    },
+                );
+            }
+        }
+    }
+
     fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, why: &str) {
         if !self.dirty && !self.txn_open {
             return;
@@ -569,7 +629,7 @@ impl Core {
     fn recreate_producer(&mut self) {
         // Workers are idle here (after a barrier or before any dispatch).
         let metrics = self.metrics.clone();
-        match make_producer(&self.cfg, &self.brokers, &metrics, &self.stop) {
+        match make_producer(&self.cfg, &self.brokers, &metrics, &self.failed, &self.stop) {
             Ok(Some(p)) => {
                 self.producer.set(p);
                 self.metrics.producer_recreated.fetch_add(1, Relaxed);
@@ -724,6 +784,14 @@ impl Core {
     }
 }
 
+/// Commits a record's outputs may fail, with an error of their own, before the record
+/// goes to the DLQ as `unproducible`.
+pub const UNPRODUCIBLE_TRIES: u32 = 3;
+
+/// The most records whose outputs may fail in one commit for the failures to be charged
+/// to them.
+const MOST_CHARGED: usize = 4;
+
 /// Tries of a Kafka call that fails with an error that can heal, and the first wait
 /// between them (doubling: 0.2 + 0.4 + 0.8 + 1.6 s).
 const RETRIES: u32 = 5;
@@ -737,14 +805,14 @@ fn is_fenced(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// `commit_transaction`, retried while librdkafka says the error is retriable.
+/// `commit_transaction`, retried while librdkafka says the error is retriable. The
+/// outputs are flushed before (rdkafka's commit_transaction flushes first with its own
+/// flush, which waits in steps of up to 100 ms, see `kafka::flush`; after ours it finds
+/// nothing to wait for).
 fn commit_with_retry(
     producer: &OutProducer,
     timeout: impl Fn() -> Duration,
 ) -> Result<(), KafkaError> {
-    // rdkafka's commit_transaction flushes first with its own flush, which waits in steps
-    // of up to 100 ms (see `kafka::flush`); after this one it finds nothing to wait for.
-    crate::kafka::flush(producer, timeout())?;
     let mut attempts = 0;
     loop {
         match producer.commit_transaction(timeout()) {

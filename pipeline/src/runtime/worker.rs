@@ -4,6 +4,7 @@
 //! per-partition state needs no lock and events of one partition stay in offset order.
 //! CPU work runs here, never on the consumer thread or a tokio I/O thread.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
@@ -16,7 +17,7 @@ use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
 use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord, SubmissionEvent};
 
 use crate::config::TopicsConfig;
-use crate::kafka::{send_with_backpressure, OutProducer};
+use crate::kafka::{output_tag, send_with_backpressure, FailedOutputs, OutProducer};
 use crate::metrics::{LocalTally, Metrics};
 use crate::runtime::changelog::{self, ChangelogRecord};
 
@@ -46,6 +47,13 @@ pub enum Work {
     },
     /// The partition is no longer owned: drop its state.
     Revoke { partition: i32 },
+    /// The outputs of this input record could not be produced however often it was tried:
+    /// from now on it goes to the DLQ as `unproducible`, with `error`.
+    Poison {
+        partition: i32,
+        offset: i64,
+        error: String,
+    },
     /// Finish everything queued before this, write the changelog of changed state for
     /// the owned partitions, and reply.
     Barrier(Sender<BarrierAck>),
@@ -108,6 +116,8 @@ pub struct WorkerEnv {
     pub metrics: Arc<Metrics>,
     /// Input records above this size go to the DLQ.
     pub max_message_bytes: usize,
+    /// Where failures of an output's own are charged to its input record.
+    pub failed: Arc<FailedOutputs>,
 }
 
 /// Starts `n` workers.
@@ -137,6 +147,8 @@ struct Worker {
     buf: Vec<u8>,
     state_buf: Vec<StateUpdate>,
     send_errors: u64,
+    /// Input records (partition, offset) whose outputs cannot be produced, and why.
+    poison: HashMap<(i32, i64), String>,
 }
 
 impl Worker {
@@ -150,6 +162,7 @@ impl Worker {
             buf: Vec::with_capacity(1024),
             state_buf: Vec::new(),
             send_errors: 0,
+            poison: HashMap::new(),
         }
     }
 
@@ -207,6 +220,14 @@ impl Worker {
                     self.chain.revoked(partition);
                     self.owned.retain(|p| *p != partition);
                 }
+                // Kept when the partition goes: an offset names the same record for ever.
+                Work::Poison {
+                    partition,
+                    offset,
+                    error,
+                } => {
+                    self.poison.insert((partition, offset), error);
+                }
                 Work::Barrier(reply) => {
                     let producer = self.env.producer.get();
                     self.write_changelog(&producer);
@@ -222,7 +243,16 @@ impl Worker {
     /// The record's event, or why it goes to the DLQ.
     fn decode(&self, m: &InMsg) -> Result<SubmissionEvent, DlqError> {
         let payload = m.payload.as_deref().unwrap_or_default();
-        if payload.len() > self.env.max_message_bytes {
+        if let Some(error) = self.poison.get(&(m.partition, m.offset)) {
+            Err(DlqError {
+                kind: DlqErrorKind::Unproducible,
+                code: "unproducible",
+                message: format!(
+                    "its outputs could not be produced in {} tries: {error}",
+                    crate::runtime::engine::UNPRODUCIBLE_TRIES
+                ),
+            })
+        } else if payload.len() > self.env.max_message_bytes {
             Err(DlqError {
                 kind: DlqErrorKind::Oversized,
                 code: "oversized",
@@ -288,27 +318,31 @@ impl Worker {
         let _ = serde_json::to_writer(&mut self.buf, &verdict);
         let topics = &*self.env.topics;
         let key = verdict.message_id.as_bytes();
-        send(
+        let tag = output_tag(m.partition, m.offset);
+        let mut out = Sink {
             producer,
-            BaseRecord::to(&topics.verdicts).key(key).payload(&self.buf),
-            &mut self.send_errors,
+            failed: &self.env.failed,
+            send_errors: &mut self.send_errors,
+        };
+        out.send(
+            BaseRecord::with_opaque_to(&topics.verdicts, tag)
+                .key(key)
+                .payload(&self.buf),
         );
         if verdict.action.is_enforced() {
-            send(
-                producer,
-                BaseRecord::to(&topics.block).key(key).payload(&self.buf),
-                &mut self.send_errors,
+            out.send(
+                BaseRecord::with_opaque_to(&topics.block, tag)
+                    .key(key)
+                    .payload(&self.buf),
             );
         }
         if let Some(alert) = self.chain.policy().alert(&verdict) {
             self.tally.alert();
             let body = serde_json::to_vec(&alert).unwrap_or_default();
-            send(
-                producer,
-                BaseRecord::to(&topics.alerts)
+            out.send(
+                BaseRecord::with_opaque_to(&topics.alerts, tag)
                     .key(alert.recipient.as_bytes())
                     .payload(&body),
-                &mut self.send_errors,
             );
         }
     }
@@ -342,14 +376,21 @@ impl Worker {
             });
         }
         let topics = &*self.env.topics;
-        let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topics.dlq).headers(headers);
+        let mut r: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(&topics.dlq, output_tag(m.partition, m.offset))
+                .headers(headers);
         if let Some(k) = &rec.key {
             r = r.key(k.as_slice());
         }
         if let Some(p) = &rec.payload {
             r = r.payload(p.as_slice());
         }
-        send(producer, r, &mut self.send_errors);
+        Sink {
+            producer,
+            failed: &self.env.failed,
+            send_errors: &mut self.send_errors,
+        }
+        .send(r);
     }
 
     fn write_changelog(&mut self, producer: &OutProducer) {
@@ -367,23 +408,45 @@ impl Worker {
         }
         self.state_buf = buf;
         self.tally.changelog(pending.len() as u64);
+        let mut out = Sink {
+            producer,
+            failed: &self.env.failed,
+            send_errors: &mut self.send_errors,
+        };
         for (p, key, value) in &pending {
-            let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topics.changelog)
-                .partition(*p)
-                .key(key.as_slice());
+            // Tag 0: a changelog record belongs to no one input record.
+            let mut r: BaseRecord<'_, [u8], [u8], usize> =
+                BaseRecord::with_opaque_to(&topics.changelog, 0)
+                    .partition(*p)
+                    .key(key.as_slice());
             if let Some(v) = value {
                 r = r.payload(v.as_slice());
             }
-            send(producer, r, &mut self.send_errors);
+            out.send(r);
         }
     }
 }
 
-/// Queues one record; waits for room when the producer queue is full. Any other
-/// error is counted so that the engine refuses to commit and rewinds instead.
-fn send(producer: &OutProducer, rec: BaseRecord<'_, [u8], [u8]>, send_errors: &mut u64) {
-    if let Err(e) = send_with_backpressure(producer, rec) {
-        *send_errors += 1;
-        tracing::warn!(error = %e, "cannot queue output record; the commit will be refused and input rewound");
+/// Where a worker's outputs go.
+struct Sink<'a> {
+    producer: &'a OutProducer,
+    failed: &'a FailedOutputs,
+    send_errors: &'a mut u64,
+}
+
+impl Sink<'_> {
+    /// Queues one record; waits for room when the producer queue is full. Any other
+    /// error is counted so that the engine refuses to commit and rewinds instead, and
+    /// charged to the record's input record when it is the record's own.
+    fn send(&mut self, rec: BaseRecord<'_, [u8], [u8], usize>) {
+        let tag = rec.delivery_opaque;
+        if let Err(e) = send_with_backpressure(self.producer, rec) {
+            *self.send_errors += 1;
+            self.failed.charge(tag, &e);
+            // Once per commit: a producer in an error state refuses every record.
+            if *self.send_errors == 1 {
+                tracing::warn!(error = %e, "cannot queue output record; the commit will be refused and input rewound");
+            }
+        }
     }
 }
