@@ -153,14 +153,14 @@ burst = 2
 "#;
 
 /// The harness's own broker, driven through `scripts/kafka.sh`.
-struct Broker {
-    script: PathBuf,
-    state: PathBuf,
-    port: u16,
+pub(crate) struct Broker {
+    pub(crate) script: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) port: u16,
 }
 
 impl Broker {
-    fn run(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) fn run(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = Command::new("bash")
             .arg(&self.script)
             .args(args)
@@ -192,12 +192,12 @@ impl Drop for Broker {
 
 /// One set of topic names.
 #[derive(Debug, Clone)]
-struct Topics {
-    prefix: String,
+pub(crate) struct Topics {
+    pub(crate) prefix: String,
 }
 
 impl Topics {
-    fn name(&self, t: &str) -> String {
+    pub(crate) fn name(&self, t: &str) -> String {
         format!("{}-{t}", self.prefix)
     }
 
@@ -225,18 +225,18 @@ impl Topics {
 }
 
 /// The `spamflow run` processes of one topic set, by slot.
-struct Fleet<'a> {
-    cfg: &'a ChaosConfig,
-    brokers: String,
-    topics: Topics,
-    config: PathBuf,
-    logs: PathBuf,
-    slots: Vec<Option<(Child, Instant)>>,
-    starts: usize,
+pub(crate) struct Fleet<'a> {
+    pub(crate) cfg: &'a ChaosConfig,
+    pub(crate) brokers: String,
+    pub(crate) topics: Topics,
+    pub(crate) config: PathBuf,
+    pub(crate) logs: PathBuf,
+    pub(crate) slots: Vec<Option<(Child, Instant)>>,
+    pub(crate) starts: usize,
 }
 
 impl Fleet<'_> {
-    fn spawn(&mut self, slot: usize) -> anyhow::Result<()> {
+    pub(crate) fn spawn(&mut self, slot: usize) -> anyhow::Result<()> {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -317,7 +317,7 @@ impl Fleet<'_> {
         Ok(())
     }
 
-    fn stop_all(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop_all(&mut self) -> anyhow::Result<()> {
         for slot in self.live() {
             self.stop(slot)?;
         }
@@ -414,7 +414,7 @@ type Read = (String, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Reads `topics` from the beginning, read_committed, until `done` says so and nothing new
 /// came for `settle`, or `timeout` passes. Returns (topic, key, payload) per record.
-fn read_all(
+pub(crate) fn read_all(
     brokers: &str,
     topics: &[String],
     partitions: i32,
@@ -422,6 +422,36 @@ fn read_all(
     timeout: Duration,
     mut done: impl FnMut(usize) -> bool,
 ) -> anyhow::Result<Vec<Read>> {
+    let mut out = Vec::new();
+    scan(
+        brokers,
+        topics,
+        partitions,
+        settle,
+        timeout,
+        |m| {
+            out.push((
+                m.topic().to_owned(),
+                m.key().map(<[u8]>::to_vec),
+                m.payload().map(<[u8]>::to_vec),
+            ))
+        },
+        |n| done(n),
+    )?;
+    Ok(out)
+}
+
+/// Hands every record of `topics`, from the beginning, read_committed, to `each`, until
+/// `done(records so far)` says so and nothing new came for `settle`, or `timeout` passes.
+pub(crate) fn scan(
+    brokers: &str,
+    topics: &[String],
+    partitions: i32,
+    settle: Duration,
+    timeout: Duration,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+    mut done: impl FnMut(usize) -> bool,
+) -> anyhow::Result<()> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "spamflow-chaos-verifier")
@@ -437,19 +467,16 @@ fn read_all(
     }
     c.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
-    let mut out = Vec::new();
+    let mut n = 0;
     let mut quiet_since = Instant::now();
-    while Instant::now() < deadline && !(done(out.len()) && quiet_since.elapsed() >= settle) {
+    while Instant::now() < deadline && !(done(n) && quiet_since.elapsed() >= settle) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-            out.push((
-                m.topic().to_owned(),
-                m.key().map(<[u8]>::to_vec),
-                m.payload().map(<[u8]>::to_vec),
-            ));
+            each(&m);
+            n += 1;
             quiet_since = Instant::now();
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Outputs of one topic set: decisions by message id, DLQ keys, and the count of each id.
@@ -810,7 +837,11 @@ fn pause(fleet: &mut Fleet<'_>, report: &mut Report, ms: u64) -> anyhow::Result<
     Ok(())
 }
 
-fn create_topics(cfg: &ChaosConfig, brokers: &str, topics: &Topics) -> anyhow::Result<()> {
+pub(crate) fn create_topics(
+    cfg: &ChaosConfig,
+    brokers: &str,
+    topics: &Topics,
+) -> anyhow::Result<()> {
     let status = Command::new(&cfg.spamflow)
         .args([
             "create-topics",

@@ -5,6 +5,8 @@
 //! - [`kafka`]: producing with back-pressure, for the tools and the tests.
 //! - [`chaos`]: the fault harness (random kills, broker restarts, scaling; a
 //!   read_committed verifier and a comparison with an uninterrupted run).
+//! - [`overload`]: one instance fed faster than it can process, with its memory bound
+//!   and a verifier of one output per input.
 //! - [`corpus`]: a seeded labelled text corpus (spam of every category, plain and
 //!   obfuscated, and hard-negative ham) for training the classifier.
 //! - [`uci`]: the UCI SMS Spam Collection, checked and split by the fixed rule.
@@ -17,5 +19,6 @@
 pub mod chaos;
 pub mod corpus;
 pub mod kafka;
+pub mod overload;
 pub mod synth;
 pub mod uci;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spamflow_loadtest::corpus::Corpus;
 use spamflow_loadtest::synth::Synth;
-use spamflow_loadtest::{chaos, uci};
+use spamflow_loadtest::{chaos, overload, uci};
 
 #[derive(Parser)]
 #[command(
@@ -106,10 +106,86 @@ enum Cmd {
         #[arg(long, default_value_t = 600)]
         drain_timeout_secs: u64,
     },
+    /// The overload run: one instance fed at a multiple of its calibrated rate for a
+    /// while, then drained, on a broker of its own (docs/reliability.md). Exit code 1 when
+    /// anything was lost or duplicated, or memory went over the bound.
+    Overload {
+        /// Events of the calibration backlog.
+        #[arg(long, default_value_t = 1_000_000)]
+        calibration_events: usize,
+        /// Input rate as a multiple of the calibrated rate.
+        #[arg(long, default_value_t = 2.0)]
+        factor: f64,
+        /// Seconds of overload.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// A malformed record after every this many events (and an oversized one after
+        /// ten times as many); 0: none.
+        #[arg(long, default_value_t = 2_000)]
+        poison_every: usize,
+        /// Peak resident memory allowed to the instance, MiB.
+        #[arg(long, default_value_t = 1_024)]
+        rss_bound_mib: u64,
+        /// Partitions of every topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Seed of the events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The spamflow binary; default: next to this one.
+        #[arg(long)]
+        spamflow: Option<std::path::PathBuf>,
+        /// The broker script.
+        #[arg(long, default_value = "scripts/kafka.sh")]
+        kafka_script: std::path::PathBuf,
+        /// Port of the run's broker (the controller takes the next one).
+        #[arg(long, default_value_t = 39192)]
+        port: u16,
+        /// Keep logs and broker data here (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<std::path::PathBuf>,
+        /// Seconds to wait for the last outputs after the overload.
+        #[arg(long, default_value_t = 900)]
+        drain_timeout_secs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
+        Cmd::Overload {
+            calibration_events,
+            factor,
+            seconds,
+            poison_every,
+            rss_bound_mib,
+            partitions,
+            seed,
+            spamflow,
+            kafka_script,
+            port,
+            work_dir,
+            drain_timeout_secs,
+        } => {
+            let cfg = overload::OverloadConfig {
+                calibration_events,
+                factor,
+                seconds,
+                poison_every,
+                rss_bound_mib,
+                partitions,
+                seed,
+                spamflow: spamflow.unwrap_or_else(chaos::default_spamflow),
+                kafka_script,
+                port,
+                work_dir,
+                drain_timeout: std::time::Duration::from_secs(drain_timeout_secs),
+            };
+            let report = overload::run(&cfg, |line| eprintln!("overload: {line}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.passed() {
+                std::process::exit(1);
+            }
+        }
         Cmd::Chaos {
             events,
             poison_every,
