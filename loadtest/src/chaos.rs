@@ -420,7 +420,7 @@ pub(crate) fn read_all(
     partitions: i32,
     settle: Duration,
     timeout: Duration,
-    mut done: impl FnMut(usize) -> bool,
+    done: impl FnMut(usize) -> bool,
 ) -> anyhow::Result<Vec<Read>> {
     let mut out = Vec::new();
     scan(
@@ -436,7 +436,7 @@ pub(crate) fn read_all(
                 m.payload().map(<[u8]>::to_vec),
             ))
         },
-        |n| done(n),
+        done,
     )?;
     Ok(out)
 }

@@ -135,12 +135,12 @@ impl Inputs {
         let (doc, _) = self.synth.next_event();
         let id = doc["message_id"].as_str().unwrap_or_default().to_owned();
         let key = parse_sender(doc["sender"].as_str().unwrap_or_default()).key;
-        if self.poison_every > 0 && self.n % self.poison_every == 0 {
+        if self.poison_every > 0 && self.n.is_multiple_of(self.poison_every) {
             let k = self.n / self.poison_every;
             let id = format!("malformed-{k}");
             let body = format!("{{\"message_id\": \"{id}\", \"text\": 42, truncated");
             self.pending.push((id.clone(), body.into_bytes(), id));
-            if k % 10 == 0 {
+            if k.is_multiple_of(10) {
                 // Over processing.max_message_bytes (256 KiB), under the broker's 1 MB.
                 let id = format!("oversized-{k}");
                 let body = format!(
