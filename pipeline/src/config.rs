@@ -205,6 +205,13 @@ pub struct RulesConfig {
     /// kept. When `dir` holds a bad pack at start-up, spamflow starts with this one
     /// (loudly) instead of refusing to start. Empty: no fallback.
     pub last_good_dir: String,
+    /// A pack from a directory is first compiled by `spamflow rules check` in a child
+    /// process; if that takes longer than this, ms, the pack is rejected (and the serving
+    /// process never compiles it). 0: no child check.
+    pub compile_timeout_ms: u64,
+    /// Address space allowed to that child process, MiB: a pack whose compile needs more
+    /// is rejected.
+    pub compile_memory_mb: u64,
 }
 
 impl Default for RulesConfig {
@@ -214,6 +221,8 @@ impl Default for RulesConfig {
             reload_interval_ms: 2_000,
             max_scan_bytes: 8 * 1024,
             last_good_dir: String::new(),
+            compile_timeout_ms: 60_000,
+            compile_memory_mb: 1_024,
         }
     }
 }
@@ -303,19 +312,6 @@ pub enum LoadError {
     Invalid(Vec<ConfigError>),
 }
 
-/// Top-level sections an environment variable may set (others with the prefix, such as
-/// `SPAMFLOW_CONFIG`, are not configuration keys).
-const SECTIONS: &[&str] = &[
-    "kafka",
-    "topics",
-    "processing",
-    "policy",
-    "classifier",
-    "admin",
-    "embedded",
-    "log",
-];
-
 /// Parts of librdkafka setting names whose values are secrets.
 const SECRET_KEY_PARTS: &[&str] = &[
     "password",
@@ -368,11 +364,17 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        let env = Env::prefixed("SPAMFLOW_").split("__").filter(|k| {
+        // Every section of the file can be set from the environment; other SPAMFLOW_
+        // variables (SPAMFLOW_CONFIG, test settings) are not keys.
+        let sections: Vec<String> = serde_json::to_value(Config::default())
+            .ok()
+            .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+            .unwrap_or_default();
+        let env = Env::prefixed("SPAMFLOW_").split("__").filter(move |k| {
             // figment may hand the filter the key before or after `split`.
             let k = k.as_str().to_ascii_lowercase();
-            SECTIONS.iter().any(|s| {
-                k.strip_prefix(*s)
+            sections.iter().any(|s| {
+                k.strip_prefix(s.as_str())
                     .is_some_and(|rest| rest.starts_with('.') || rest.starts_with("__"))
             })
         });
@@ -464,6 +466,15 @@ impl Config {
         }
         for (key, reason) in self.throttle.validate() {
             bad(&format!("throttle.{key}"), reason);
+        }
+        if self.rules.compile_memory_mb < 64 {
+            bad(
+                "rules.compile_memory_mb",
+                format!(
+                    "{} is below 64: the check process itself needs more",
+                    self.rules.compile_memory_mb
+                ),
+            );
         }
         if self.admin.stall_timeout_ms < 1_000
             || self.admin.stall_timeout_ms <= 2 * self.processing.commit_interval_ms
@@ -610,6 +621,8 @@ mod tests {
         writeln!(f, "[processing]\ncommit_interval_ms = 250\nworkers = 3\n[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"").unwrap();
         figment::Jail::expect_with(|jail| {
             jail.set_env("SPAMFLOW_PROCESSING__WORKERS", "5");
+            jail.set_env("SPAMFLOW_RULES__MAX_SCAN_BYTES", "1000");
+            jail.set_env("SPAMFLOW_THROTTLE__MIN_MESSAGES", "7");
             jail.set_env("SPAMFLOW_CONFIG", "ignored-not-a-key");
             let cfg = Config::load(
                 Some(f.path()),
@@ -618,6 +631,9 @@ mod tests {
             .unwrap();
             assert_eq!(cfg.processing.commit_interval_ms, 250);
             assert_eq!(cfg.processing.workers, 5);
+            // Every section, not only some (rules, origin, velocity and throttle were not).
+            assert_eq!(cfg.rules.max_scan_bytes, 1000);
+            assert_eq!(cfg.throttle.min_messages, 7);
             assert_eq!(cfg.kafka.brokers, "b:9092");
             assert_eq!(
                 cfg.kafka

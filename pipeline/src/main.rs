@@ -428,8 +428,22 @@ fn init_logging(cfg: &Config) {
     }
 }
 
+/// Bounds every compile of a pack from a directory (`rules.compile_*`), with this
+/// executable as the checker.
+fn bound_rule_compiles(cfg: &Config) -> anyhow::Result<()> {
+    if cfg.rules.compile_timeout_ms > 0 {
+        spamflow_pipeline::rules::bound_compiles(spamflow_pipeline::rules::CompileBounds {
+            exe: std::env::current_exe().context("finding the spamflow executable")?,
+            timeout: Duration::from_millis(cfg.rules.compile_timeout_ms),
+            memory_mb: cfg.rules.compile_memory_mb,
+        });
+    }
+    Ok(())
+}
+
 fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let stop = Stop::new();
+    bound_rule_compiles(cfg)?;
     let ops = spamflow_pipeline::operators(cfg, None)?;
     let metrics = Arc::new(Metrics::for_operators(&ops));
     metrics.rules_fallback.store(
@@ -606,6 +620,7 @@ fn run_backtest(cfg: &Config, args: &BacktestArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening --events {}", events.display()))?;
     let (evs, bad) = backtest::read_events(std::io::BufReader::new(input))
         .with_context(|| format!("reading {}", events.display()))?;
+    bound_rule_compiles(cfg)?;
     let ops = spamflow_pipeline::operators(cfg, rules_dir)?;
     if let Some(path) = registry_file {
         for p in registry::load_file(path, &ops.registry)? {

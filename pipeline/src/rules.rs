@@ -6,12 +6,21 @@
 //! examples are run; only a pack that passes is swapped in, atomically. A pack that fails
 //! is logged with every problem and counted, and the previous pack keeps serving; the
 //! same broken content is not retried until it changes again.
+//!
+//! A pack from a directory can be pathological: a list of a million literals compiles for
+//! minutes in gigabytes. So, once [`bound_compiles`] has been called (`spamflow run` and
+//! `backtest` do), such a pack is first compiled by `spamflow rules check` in a child
+//! process with a time limit and an address-space limit; the serving process compiles it
+//! only if the child finished within both, so its own compile stays within them too (a
+//! compile is deterministic).
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spamflow_operators::pattern::PatternOperator;
 use spamflow_operators::pattern::{check_examples, CompiledPack, PackSource};
@@ -38,6 +47,104 @@ pub fn source(dir: Option<&Path>) -> Result<PackSource, PackRejected> {
             problems: vec![e.to_string()],
         }),
     }
+}
+
+/// Limits on compiling a pack from a directory (`rules.compile_timeout_ms`,
+/// `rules.compile_memory_mb`), and the `spamflow` binary that checks it.
+#[derive(Debug, Clone)]
+pub struct CompileBounds {
+    /// The `spamflow` executable.
+    pub exe: PathBuf,
+    /// Longest compile.
+    pub timeout: Duration,
+    /// Address space of the checking process, MiB.
+    pub memory_mb: u64,
+}
+
+static BOUNDS: OnceLock<CompileBounds> = OnceLock::new();
+
+/// From now on, every pack from a directory is checked within `bounds` before it is
+/// compiled in this process. Set once per process; later calls are ignored.
+pub fn bound_compiles(bounds: CompileBounds) {
+    let _ = BOUNDS.set(bounds);
+}
+
+/// Runs `spamflow rules check dir` within `b`. `Ok` when it finished in time, whatever it
+/// found wrong (its `FAIL` lines are the problems); rejected when it ran out of time or
+/// memory.
+pub fn check_within(b: &CompileBounds, dir: &Path) -> Result<(), PackRejected> {
+    let rejected = |problem: String| PackRejected {
+        source_name: dir.display().to_string(),
+        problems: vec![problem],
+    };
+    // The shell sets the address-space limit (ulimit -v, KiB) and becomes the checker.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -v "$1" && exec "$0" rules check "$2""#)
+        .arg(&b.exe)
+        .arg(b.memory_mb.saturating_mul(1024).to_string())
+        .arg(dir)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().map_err(|e| {
+        rejected(format!(
+            "cannot start {} to check the pack: {e}",
+            b.exe.display()
+        ))
+    })?;
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_string(&mut out);
+        }
+        out
+    });
+    let deadline = Instant::now() + b.timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                return Err(rejected(format!(
+                    "compiling the pack took longer than rules.compile_timeout_ms ({} ms)",
+                    b.timeout.as_millis()
+                )));
+            }
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(1) if out.lines().any(|l| l.starts_with("FAIL ")) => Err(PackRejected {
+            source_name: dir.display().to_string(),
+            problems: out
+                .lines()
+                .filter_map(|l| l.strip_prefix("FAIL "))
+                .map(str::to_owned)
+                .collect(),
+        }),
+        _ => Err(rejected(format!(
+            "compiling the pack in a process limited to {} MiB (rules.compile_memory_mb) failed ({status}): it needs more memory, or the pack cannot be read",
+            b.memory_mb
+        ))),
+    }
+}
+
+/// Compiles the pack `src` read from `dir`, checked within the bounds first when they are
+/// set.
+fn compile_dir(src: &PackSource, dir: &Path) -> Result<Arc<CompiledPack>, PackRejected> {
+    if let Some(b) = BOUNDS.get() {
+        check_within(b, dir)?;
+    }
+    compile_checked(src, &dir.display().to_string())
 }
 
 /// Compiles `src` and runs every rule's examples.
@@ -74,8 +181,13 @@ pub fn compile_or_last_good(
     dir: Option<&Path>,
     last_good: Option<&Path>,
 ) -> Result<(Arc<CompiledPack>, Option<String>), PackRejected> {
-    let name = dir.map_or_else(|| "built-in".to_owned(), |d| d.display().to_string());
-    let configured = source(dir).and_then(|src| compile_checked(&src, &name).map(|p| (p, src)));
+    let configured = source(dir).and_then(|src| {
+        let pack = match dir {
+            Some(d) => compile_dir(&src, d),
+            None => compile_checked(&src, "built-in"),
+        };
+        pack.map(|p| (p, src))
+    });
     match configured {
         Ok((pack, src)) => {
             keep_last_good(last_good, &src);
@@ -85,8 +197,7 @@ pub fn compile_or_last_good(
             let Some(kept) = last_good.filter(|d| d.is_dir()) else {
                 return Err(bad);
             };
-            let pack = compile_checked(&source(Some(kept))?, &kept.display().to_string())
-                .map_err(|_| bad.clone())?;
+            let pack = compile_dir(&source(Some(kept))?, kept).map_err(|_| bad.clone())?;
             let why = format!("{bad}; serving the last good pack from {}", kept.display());
             tracing::error!("{why}");
             Ok((pack, Some(why)))
@@ -137,7 +248,7 @@ pub fn reload_once(
     if hash == op.current().hash || rejected.as_deref() == Some(hash.as_str()) {
         return Reload::Unchanged;
     }
-    match compile_checked(&src, &dir.display().to_string()) {
+    match compile_dir(&src, dir) {
         Ok(pack) => {
             let (rules, took) = (pack.rules.len(), pack.compile_time);
             op.swap(pack);

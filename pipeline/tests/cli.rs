@@ -228,3 +228,84 @@ fn logs_to_a_pipe_carry_no_colour_codes_and_json_logs_are_json_lines() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
 }
+
+/// A pack whose one list holds `n` literals: at 300,000 it compiles for about a minute in
+/// 1.5 GB, the kind of pack a carrier could push by mistake.
+fn list_pack(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = String::new();
+    let mut x: u64 = 1;
+    for _ in 0..n {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        list.push_str(&format!("{:016x}.example\n", x));
+    }
+    std::fs::write(dir.path().join("big.txt"), list).unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "[[list]]\nid = \"url.listed\"\ncategory = \"url\"\nfile = \"big.txt\"\nscore = 30\nexamples = [\"see 0000000000000001.example\"]\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_pack_that_compiles_too_long_or_too_big_is_rejected_by_a_bounded_child() {
+    use spamflow_pipeline::rules::{check_within, CompileBounds};
+    use std::time::{Duration, Instant};
+    let bounds = |timeout_ms, memory_mb| CompileBounds {
+        exe: env!("CARGO_BIN_EXE_spamflow").into(),
+        timeout: Duration::from_millis(timeout_ms),
+        memory_mb,
+    };
+    // Within bounds: fine, and a pack with mistakes gets the checker's own problems.
+    check_within(&bounds(60_000, 1_024), default_pack().as_ref()).unwrap();
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(
+        bad.path().join("bad.toml"),
+        "[[rule]]\nid = \"x.misses\"\ncategory = \"x\"\nscore = 50\npatterns = ['foo']\nexamples = [\"bar\"]\n",
+    )
+    .unwrap();
+    let err = check_within(&bounds(60_000, 1_024), bad.path()).unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec!["x.misses (bad.toml:2): does not fire on example \"bar\"".to_string()]
+    );
+
+    let big = list_pack(60_000);
+    let t0 = Instant::now();
+    let err = check_within(&bounds(300, 1_024), big.path()).unwrap_err();
+    assert!(
+        err.problems[0].contains("rules.compile_timeout_ms (300 ms)"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "the child was not stopped"
+    );
+    // Out of address space, Hyperscan either fails to allocate (the checker then reports
+    // the database as too large) or the process dies.
+    let err = check_within(&bounds(600_000, 96), big.path()).unwrap_err();
+    assert!(
+        err.problems[0].contains("rules.compile_memory_mb")
+            || err.problems[0].contains("database too large"),
+        "{err}"
+    );
+
+    // End to end: backtest (like run) checks a --rules pack first and refuses it.
+    let events = format!("{}/tests/golden/events.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = spamflow()
+        .args(["backtest", "--events", &events, "--out"])
+        .arg(out_dir.path().join("v.jsonl"))
+        .arg("--rules")
+        .arg(big.path())
+        .env("SPAMFLOW_RULES__COMPILE_TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("rules.compile_timeout_ms (300 ms)"),
+        "{stderr}"
+    );
+}
