@@ -152,6 +152,65 @@ per_second = 2
 burst = 2
 "#;
 
+/// A run's broker of its own and its work directory (logs, broker data, the pipeline's
+/// configuration file).
+pub(crate) struct Harness {
+    /// Stopped when the harness is dropped, before the directory goes.
+    pub(crate) broker: Broker,
+    pub(crate) brokers: String,
+    pub(crate) work: PathBuf,
+    pub(crate) config: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Harness {
+    /// Checks that `spamflow` is there, makes the work directory (a temporary one when
+    /// `work_dir` is `None`) with [`PIPELINE_CONFIG`] in it, and starts the broker.
+    pub(crate) fn start(
+        spamflow: &Path,
+        work_dir: Option<&Path>,
+        kafka_script: &Path,
+        port: u16,
+        say: &mut impl FnMut(&str),
+    ) -> anyhow::Result<Harness> {
+        if !spamflow.is_file() {
+            bail!(
+                "no spamflow binary at {} (build it: cargo build --release -p spamflow-pipeline)",
+                spamflow.display()
+            );
+        }
+        let tmp = match work_dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir()?),
+        };
+        let work = match (work_dir, &tmp) {
+            (Some(d), _) => d.to_owned(),
+            (None, Some(t)) => t.path().to_owned(),
+            (None, None) => unreachable!("a temporary directory was made"),
+        };
+        std::fs::create_dir_all(&work)?;
+        let config = work.join("spamflow.toml");
+        std::fs::write(&config, PIPELINE_CONFIG)?;
+        let broker = Broker {
+            script: kafka_script.to_owned(),
+            state: work.join("kafka"),
+            port,
+        };
+        let brokers = broker.run(&["start"])?;
+        say(&format!(
+            "broker up on {brokers}; work dir {}",
+            work.display()
+        ));
+        Ok(Harness {
+            broker,
+            brokers,
+            work,
+            config,
+            _tmp: tmp,
+        })
+    }
+}
+
 /// The harness's own broker, driven through `scripts/kafka.sh`.
 pub(crate) struct Broker {
     pub(crate) script: PathBuf,
@@ -579,33 +638,19 @@ fn schedule(cfg: &ChaosConfig, rng: &mut SmallRng) -> Vec<Fault> {
 /// Runs the harness; `say` gets progress lines.
 pub fn run(cfg: &ChaosConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Report> {
     let started = Instant::now();
-    if !cfg.spamflow.is_file() {
-        bail!(
-            "no spamflow binary at {} (build it: cargo build -p spamflow-pipeline)",
-            cfg.spamflow.display()
-        );
-    }
-    let tmp;
-    let work = match &cfg.work_dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_owned()
-        }
-    };
-    std::fs::create_dir_all(&work)?;
-    let config = work.join("spamflow.toml");
-    std::fs::write(&config, PIPELINE_CONFIG)?;
-    let broker = Broker {
-        script: cfg.kafka_script.clone(),
-        state: work.join("kafka"),
-        port: cfg.port,
-    };
-    let brokers = broker.run(&["start"])?;
-    say(&format!(
-        "broker up on {brokers}; work dir {}",
-        work.display()
-    ));
+    let harness = Harness::start(
+        &cfg.spamflow,
+        cfg.work_dir.as_deref(),
+        &cfg.kafka_script,
+        cfg.port,
+        &mut say,
+    )?;
+    let broker = &harness.broker;
+    let (brokers, work, config) = (
+        harness.brokers.clone(),
+        harness.work.clone(),
+        harness.config.clone(),
+    );
 
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
     let faults = schedule(cfg, &mut rng);

@@ -90,21 +90,8 @@ enum Cmd {
         /// Seed of the events and of the fault schedule.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// The spamflow binary; default: next to this one.
-        #[arg(long)]
-        spamflow: Option<std::path::PathBuf>,
-        /// The broker script.
-        #[arg(long, default_value = "scripts/kafka.sh")]
-        kafka_script: std::path::PathBuf,
-        /// Port of the harness's broker (the controller takes the next one).
-        #[arg(long, default_value_t = 39192)]
-        port: u16,
-        /// Keep logs and broker data here (default: a temporary directory).
-        #[arg(long)]
-        work_dir: Option<std::path::PathBuf>,
-        /// Seconds to wait for the last outputs after the faults.
-        #[arg(long, default_value_t = 600)]
-        drain_timeout_secs: u64,
+        #[command(flatten)]
+        harness: HarnessArgs,
     },
     /// The overload run: one instance fed at a multiple of its calibrated rate for a
     /// while, then drained, on a broker of its own (docs/reliability.md). Exit code 1 when
@@ -132,22 +119,29 @@ enum Cmd {
         /// Seed of the events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// The spamflow binary; default: next to this one.
-        #[arg(long)]
-        spamflow: Option<std::path::PathBuf>,
-        /// The broker script.
-        #[arg(long, default_value = "scripts/kafka.sh")]
-        kafka_script: std::path::PathBuf,
-        /// Port of the run's broker (the controller takes the next one).
-        #[arg(long, default_value_t = 39192)]
-        port: u16,
-        /// Keep logs and broker data here (default: a temporary directory).
-        #[arg(long)]
-        work_dir: Option<std::path::PathBuf>,
-        /// Seconds to wait for the last outputs after the overload.
-        #[arg(long, default_value_t = 900)]
-        drain_timeout_secs: u64,
+        #[command(flatten)]
+        harness: HarnessArgs,
     },
+}
+
+/// What the harnesses that run a broker of their own share.
+#[derive(clap::Args)]
+struct HarnessArgs {
+    /// The spamflow binary; default: next to this one.
+    #[arg(long)]
+    spamflow: Option<std::path::PathBuf>,
+    /// The broker script.
+    #[arg(long, default_value = "scripts/kafka.sh")]
+    kafka_script: std::path::PathBuf,
+    /// Port of the run's broker (the controller takes the next one).
+    #[arg(long, default_value_t = 39192)]
+    port: u16,
+    /// Keep logs and broker data here (default: a temporary directory).
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
+    /// Seconds to wait for the last outputs once the input is in.
+    #[arg(long, default_value_t = 600)]
+    drain_timeout_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -160,11 +154,7 @@ fn main() -> anyhow::Result<()> {
             rss_bound_mib,
             partitions,
             seed,
-            spamflow,
-            kafka_script,
-            port,
-            work_dir,
-            drain_timeout_secs,
+            harness: h,
         } => {
             let cfg = overload::OverloadConfig {
                 calibration_events,
@@ -174,11 +164,11 @@ fn main() -> anyhow::Result<()> {
                 rss_bound_mib,
                 partitions,
                 seed,
-                spamflow: spamflow.unwrap_or_else(chaos::default_spamflow),
-                kafka_script,
-                port,
-                work_dir,
-                drain_timeout: std::time::Duration::from_secs(drain_timeout_secs),
+                spamflow: h.spamflow.unwrap_or_else(chaos::default_spamflow),
+                kafka_script: h.kafka_script,
+                port: h.port,
+                work_dir: h.work_dir,
+                drain_timeout: std::time::Duration::from_secs(h.drain_timeout_secs),
             };
             let report = overload::run(&cfg, |line| eprintln!("overload: {line}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -194,11 +184,7 @@ fn main() -> anyhow::Result<()> {
             broker_restarts,
             no_scale,
             seed,
-            spamflow,
-            kafka_script,
-            port,
-            work_dir,
-            drain_timeout_secs,
+            harness: h,
         } => {
             let cfg = chaos::ChaosConfig {
                 events,
@@ -208,11 +194,11 @@ fn main() -> anyhow::Result<()> {
                 broker_restarts,
                 scale: !no_scale,
                 seed,
-                spamflow: spamflow.unwrap_or_else(chaos::default_spamflow),
-                kafka_script,
-                port,
-                work_dir,
-                drain_timeout: std::time::Duration::from_secs(drain_timeout_secs),
+                spamflow: h.spamflow.unwrap_or_else(chaos::default_spamflow),
+                kafka_script: h.kafka_script,
+                port: h.port,
+                work_dir: h.work_dir,
+                drain_timeout: std::time::Duration::from_secs(h.drain_timeout_secs),
             };
             let report = chaos::run(&cfg, |line| eprintln!("chaos: {line}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);

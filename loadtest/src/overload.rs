@@ -25,7 +25,7 @@ use rdkafka::ClientConfig;
 use serde::Serialize;
 use spamflow_operators::origin::parse_sender;
 
-use crate::chaos::{self, Broker, ChaosConfig, Fleet, Topics, PIPELINE_CONFIG};
+use crate::chaos::{self, ChaosConfig, Fleet, Harness, Topics};
 use crate::synth::Synth;
 
 /// What to run.
@@ -237,33 +237,18 @@ fn count_outputs(
 /// Runs the overload; `say` gets progress lines.
 pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<OverloadReport> {
     let started = Instant::now();
-    if !cfg.spamflow.is_file() {
-        bail!(
-            "no spamflow binary at {} (build it: cargo build --release -p spamflow-pipeline)",
-            cfg.spamflow.display()
-        );
-    }
-    let tmp;
-    let work = match &cfg.work_dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_owned()
-        }
-    };
-    std::fs::create_dir_all(&work)?;
-    let config = work.join("spamflow.toml");
-    std::fs::write(&config, PIPELINE_CONFIG)?;
-    let broker = Broker {
-        script: cfg.kafka_script.clone(),
-        state: work.join("kafka"),
-        port: cfg.port,
-    };
-    let brokers = broker.run(&["start"])?;
-    say(&format!(
-        "broker up on {brokers}; work dir {}",
-        work.display()
-    ));
+    let harness = Harness::start(
+        &cfg.spamflow,
+        cfg.work_dir.as_deref(),
+        &cfg.kafka_script,
+        cfg.port,
+        &mut say,
+    )?;
+    let (brokers, work, config) = (
+        harness.brokers.clone(),
+        harness.work.clone(),
+        harness.config.clone(),
+    );
     let fleet_cfg = ChaosConfig {
         events: 0,
         poison_every: cfg.poison_every,

@@ -74,6 +74,29 @@ fn assert_offsets_committed(cfg: &Config, partitions: i32) {
     }
 }
 
+/// A producer with transactional id `id`, its transactions initialised.
+fn transactional_producer(brokers: &str, id: &str) -> rdkafka::producer::BaseProducer {
+    use rdkafka::producer::Producer;
+    let p: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("transactional.id", id)
+        .create()
+        .unwrap();
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    p
+}
+
+/// Produces `evs`, runs the counting chain until each has a verdict, and stops it: the
+/// first life of a pipeline whose state a later one restores.
+fn first_life(cfg: &Config, evs: &[(String, Vec<u8>, String)]) {
+    produce(&cfg.kafka.brokers, &cfg.topics.submissions, &kv(evs));
+    let run = Running::start(cfg, counting_chain());
+    run.wait_for(Duration::from_secs(90), "first half", |m| {
+        m.verdicts_total() >= evs.len() as u64
+    });
+    run.stop();
+}
+
 /// Each verdict of the counting fixture counts its sender's messages as one
 /// uninterrupted run over `evs`, in order, would.
 fn assert_counts_as_uninterrupted(evs: &[(String, Vec<u8>, String)], got: &[Verdict]) {
@@ -254,12 +277,7 @@ fn state_after_a_restart_equals_an_uninterrupted_run() {
     let brokers = cfg.kafka.brokers.clone();
     let evs = events(1_500, 21);
     let (first, second) = evs.split_at(800);
-    produce(&brokers, &cfg.topics.submissions, &kv(first));
-    let run = Running::start(&cfg, counting_chain());
-    run.wait_for(Duration::from_secs(90), "first half", |m| {
-        m.verdicts_total() >= first.len() as u64
-    });
-    run.stop();
+    first_life(&cfg, first);
     produce(&brokers, &cfg.topics.submissions, &kv(second));
     let run = Running::start(&cfg, counting_chain());
     run.wait_for(Duration::from_secs(90), "second half", |m| {
@@ -511,7 +529,6 @@ fn at_least_once_delivers_every_verdict() {
 
 #[test]
 fn a_producer_fenced_by_another_instance_exits_and_a_restart_goes_on_exactly_once() {
-    use rdkafka::producer::{BaseProducer, Producer};
     let Some(cfg) = setup("rb-fence", 2) else {
         return;
     };
@@ -527,12 +544,7 @@ fn a_producer_fenced_by_another_instance_exits_and_a_restart_goes_on_exactly_onc
     // Another producer with our transactional id fences the running one, as a second
     // live instance with the same id would. Taking the id back would fence that one in
     // turn, for ever: the fenced instance must exit and say why.
-    let intruder: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("transactional.id", cfg.transactional_id())
-        .create()
-        .unwrap();
-    intruder.init_transactions(Duration::from_secs(30)).unwrap();
+    let intruder = transactional_producer(&brokers, &cfg.transactional_id());
     produce(&brokers, &cfg.topics.submissions, &kv(second));
     let err = run.exited(Duration::from_secs(90)).unwrap_err().to_string();
     assert!(
@@ -589,20 +601,15 @@ fn a_second_live_instance_with_the_same_instance_id_makes_the_first_exit_with_th
 
 #[test]
 fn restore_waits_for_an_undecided_changelog_transaction_instead_of_stopping_before_it() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseRecord, Producer};
     use spamflow_pipeline::runtime::changelog::{encode_key, read_partition, RestoreError};
     let Some(cfg) = setup("rb-lso", 1) else {
         return;
     };
     let brokers = cfg.kafka.brokers.clone();
     let topic = cfg.topics.changelog.clone();
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("transactional.id", unique("lso-writer"))
-        .create()
-        .unwrap();
+    let p = transactional_producer(&brokers, &unique("lso-writer"));
     let t = Duration::from_secs(30);
-    p.init_transactions(t).unwrap();
     let write = |key: &str, value: &str| {
         let k = encode_key(0, "velocity", key.as_bytes());
         p.send(BaseRecord::to(&topic).partition(0).key(&k).payload(value))
@@ -646,29 +653,19 @@ fn restore_waits_for_an_undecided_changelog_transaction_instead_of_stopping_befo
 
 #[test]
 fn a_restoring_partition_waits_paused_while_the_others_are_served() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseRecord, Producer};
     let Some(cfg) = setup("rb-restore-paused", 2) else {
         return;
     };
     let brokers = cfg.kafka.brokers.clone();
     let evs = events(1_200, 33);
     let (first, second) = evs.split_at(600);
-    produce(&brokers, &cfg.topics.submissions, &kv(first));
-    let run = Running::start(&cfg, counting_chain());
-    run.wait_for(Duration::from_secs(90), "first half", |m| {
-        m.verdicts_total() >= first.len() as u64
-    });
-    run.stop();
+    first_life(&cfg, first);
 
     // Changelog partition 0 ends in a transaction nobody decides yet: its restore must
     // wait for it, and until then partition 1 must be served.
-    let writer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("transactional.id", unique("undecided"))
-        .create()
-        .unwrap();
+    let writer = transactional_producer(&brokers, &unique("undecided"));
     let t = Duration::from_secs(30);
-    writer.init_transactions(t).unwrap();
     writer.begin_transaction().unwrap();
     writer
         .send(
