@@ -27,6 +27,7 @@ pub mod registry;
 pub mod rules;
 pub mod runtime;
 pub mod sample;
+pub mod tap;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -113,6 +113,9 @@ enum Cmd {
         #[arg(long)]
         errors: Option<PathBuf>,
     },
+    /// Read an output topic (verdicts, block, alerts, DLQ) with filters, read-only: no
+    /// consumer group, no commits, read_committed (docs/operations.md, "The tap").
+    Tap(TapCli),
     /// Create every spamflow topic on the configured brokers (existing topics are kept).
     CreateTopics {
         /// Bootstrap servers (kafka.brokers).
@@ -122,6 +125,54 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },
+}
+
+#[derive(clap::Args)]
+struct TapCli {
+    /// Bootstrap servers (kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// The topic to read (its name comes from topics.*).
+    #[arg(long, value_enum, default_value = "verdicts")]
+    topic: spamflow_pipeline::tap::TapTopic,
+    /// Only this action (allow, label, block, throttle).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only records with a reason of this category (an alert: of its categories).
+    #[arg(long)]
+    category: Option<String>,
+    /// Only this relay operator.
+    #[arg(long)]
+    relay_operator: Option<String>,
+    /// Only senders starting with this (as sent, e.g. +8210 or 010).
+    #[arg(long)]
+    sender_prefix: Option<String>,
+    /// Only records with this reason code, or a code prefix ending in "." (smishing.);
+    /// on the DLQ, its error code.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Start this long ago (10m, 2h); default: from the beginning, or with --follow the end.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "from")]
+    since: Option<Duration>,
+    /// Start at this time (RFC 3339).
+    #[arg(long)]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Keep reading new records until interrupted.
+    #[arg(long)]
+    follow: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: spamflow_pipeline::tap::TapFormat,
+    /// Print counts by action, category, rule and relay operator every this long (with
+    /// --follow; otherwise once, at the end) instead of records.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    summary: Option<Duration>,
+    /// Show sender and recipient numbers unmasked.
+    #[arg(long)]
+    show_numbers: bool,
+    /// Stop after this many records.
+    #[arg(long)]
+    limit: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -251,6 +302,9 @@ fn main() -> ExitCode {
         Cmd::CreateTopics {
             brokers: Some(b), ..
         }
+        | Cmd::Tap(TapCli {
+            brokers: Some(b), ..
+        })
         | Cmd::Registry {
             cmd:
                 RegistryCmd::Put {
@@ -333,6 +387,7 @@ fn main() -> ExitCode {
             json,
             errors,
         } => eval(&cfg, model.as_deref(), &data, json, errors.as_deref()),
+        Cmd::Tap(args) => tap(&cfg, &args),
         Cmd::Config => serde_json::to_string_pretty(&cfg.redacted_json())
             .map(|s| println!("{s}"))
             .map_err(Into::into),
@@ -426,6 +481,57 @@ fn init_logging(cfg: &Config) {
     } else {
         builder.init();
     }
+}
+
+fn tap(cfg: &Config, a: &TapCli) -> anyhow::Result<()> {
+    use spamflow_pipeline::tap::{Filter, TapArgs};
+    anyhow::ensure!(
+        !cfg.kafka.brokers.is_empty(),
+        "spamflow tap needs --brokers (or kafka.brokers)"
+    );
+    let since = a
+        .since
+        .map(|d| chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default());
+    let args = TapArgs {
+        topic: a.topic,
+        filter: Filter {
+            action: a.action.clone(),
+            category: a.category.clone(),
+            relay_operator: a.relay_operator.clone(),
+            sender_prefix: a.sender_prefix.clone(),
+            rule: a.rule.clone(),
+        },
+        from: a.from.or(since),
+        follow: a.follow,
+        format: a.format,
+        summary: a.summary,
+        show_numbers: a.show_numbers,
+        width: std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(160),
+        limit: a.limit,
+    };
+    let stop = Stop::new();
+    {
+        let stop = stop.clone();
+        // Ctrl-C ends a --follow cleanly.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                });
+                stop.trigger();
+            }
+        });
+    }
+    let shown =
+        spamflow_pipeline::tap::tap(cfg, &args, &mut std::io::stdout().lock(), || stop.is_set())?;
+    eprintln!("{shown} record(s)");
+    Ok(())
 }
 
 /// Bounds every compile of a pack from a directory (`rules.compile_*`), with this

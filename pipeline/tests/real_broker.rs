@@ -837,6 +837,142 @@ fn a_record_whose_verdict_the_topic_refuses_goes_to_the_dlq_after_three_tries() 
     assert_offsets_committed(&cfg, 1);
 }
 
+/// The group's committed offsets on the input topic.
+fn committed(cfg: &Config, partitions: i32) -> Vec<Offset> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("group.id", &cfg.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(&cfg.topics.submissions, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    got.elements().iter().map(|e| e.offset()).collect()
+}
+
+/// `spamflow tap --format json --show-numbers` with `args`, on `cfg`'s topics.
+fn tap_json(cfg: &Config, args: &[&str]) -> Vec<Verdict> {
+    let out = Command::new(env!("CARGO_BIN_EXE_spamflow"))
+        .args([
+            "tap",
+            "--brokers",
+            &cfg.kafka.brokers,
+            "--format",
+            "json",
+            "--show-numbers",
+        ])
+        .args(args)
+        .env_remove("SPAMFLOW_CONFIG")
+        .env("SPAMFLOW_TOPICS__VERDICTS", &cfg.topics.verdicts)
+        .env("SPAMFLOW_TOPICS__BLOCK", &cfg.topics.block)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_tap_selects_exactly_the_matching_verdicts_and_leaves_the_group_alone() {
+    let Some(cfg) = setup("rb-tap", 2) else {
+        return;
+    };
+    let evs = events(800, 77);
+    produce(&cfg.kafka.brokers, &cfg.topics.submissions, &kv(&evs));
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(Duration::from_secs(90), "all verdicts", |m| {
+        m.verdicts_total() >= evs.len() as u64
+    });
+    run.stop();
+    let all = verdicts(&read_topic(
+        &cfg.kafka.brokers,
+        &cfg.topics.verdicts,
+        2,
+        evs.len(),
+        Duration::from_millis(300),
+        Duration::from_secs(60),
+    ));
+    let before = committed(&cfg, 2);
+    let ids = |vs: &[Verdict]| {
+        let mut v: Vec<String> = vs.iter().map(|v| v.message_id.clone()).collect();
+        v.sort();
+        v
+    };
+    let want = |keep: &dyn Fn(&Verdict) -> bool| {
+        ids(&all.iter().filter(|v| keep(v)).cloned().collect::<Vec<_>>())
+    };
+
+    assert_eq!(ids(&tap_json(&cfg, &[])), want(&|_| true));
+    assert_eq!(
+        ids(&tap_json(&cfg, &["--action", "block"])),
+        want(&|v| v.action == spamflow_schemas::Action::Block)
+    );
+    let blocked = want(&|v| v.action.is_enforced());
+    assert!(!blocked.is_empty());
+    assert_eq!(ids(&tap_json(&cfg, &["--topic", "block"])), blocked);
+    let rule = all
+        .iter()
+        .flat_map(|v| v.reasons.iter())
+        .find(|r| r.operator == "pattern")
+        .map(|r| r.code.clone())
+        .expect("a pattern reason in the run");
+    assert_eq!(
+        ids(&tap_json(&cfg, &["--rule", &rule])),
+        want(&|v| v.reasons.iter().any(|r| r.code == rule))
+    );
+    // Filters taken from one relayed verdict with reasons, so that they select something.
+    let v0 = all
+        .iter()
+        .find(|v| v.relay_operator.is_some() && !v.reasons.is_empty())
+        .expect("a relayed verdict with reasons");
+    let relay = v0.relay_operator.clone().unwrap_or_default();
+    let prefix: String = v0.sender.chars().take(6).collect();
+    let category = v0.reasons[0].category.clone();
+    let combined = want(&|v| {
+        v.relay_operator.as_deref() == Some(relay.as_str())
+            && v.sender.starts_with(&prefix)
+            && v.reasons.iter().any(|r| r.category == category)
+    });
+    assert!(!combined.is_empty() && combined.len() < all.len());
+    let filters = [
+        "--relay-operator",
+        &relay,
+        "--sender-prefix",
+        &prefix,
+        "--category",
+        &category,
+    ];
+    assert_eq!(ids(&tap_json(&cfg, &filters)), combined);
+    // Masked by default, in the table too.
+    let out = Command::new(env!("CARGO_BIN_EXE_spamflow"))
+        .args(["tap", "--brokers", &cfg.kafka.brokers, "--limit", "5"])
+        .env_remove("SPAMFLOW_CONFIG")
+        .env("SPAMFLOW_TOPICS__VERDICTS", &cfg.topics.verdicts)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.lines().count(), 6, "{table}");
+    assert!(
+        !table.contains(&all[0].sender) || all[0].sender.chars().count() <= 6,
+        "{table}"
+    );
+    assert_eq!(
+        committed(&cfg, 2),
+        before,
+        "tapping moved the pipeline's offsets"
+    );
+}
+
 #[test]
 fn compacted_topics_are_created_with_short_segments_so_that_compaction_runs() {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
