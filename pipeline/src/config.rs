@@ -115,6 +115,8 @@ pub struct TopicsConfig {
     pub registry: String,
     /// Operator state changelog (compacted; as many partitions as `submissions`).
     pub changelog: String,
+    /// Subscribers' spam reports: SpamReport JSON keyed by the reported sender.
+    pub reports: String,
 }
 
 impl Default for TopicsConfig {
@@ -127,12 +129,13 @@ impl Default for TopicsConfig {
             dlq: "sms.submissions.dlq".into(),
             registry: "spamflow.sender-registry".into(),
             changelog: "spamflow.state.changelog".into(),
+            reports: "sms.reports".into(),
         }
     }
 }
 
 impl TopicsConfig {
-    fn named(&self) -> [(&'static str, &str); 7] {
+    fn named(&self) -> [(&'static str, &str); 8] {
         [
             ("submissions", &self.submissions),
             ("verdicts", &self.verdicts),
@@ -141,6 +144,7 @@ impl TopicsConfig {
             ("dlq", &self.dlq),
             ("registry", &self.registry),
             ("changelog", &self.changelog),
+            ("reports", &self.reports),
         ]
     }
 }

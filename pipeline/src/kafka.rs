@@ -247,6 +247,45 @@ pub fn flush_unless(
     }
 }
 
+/// Publishes `records` (key, value; `None` is a tombstone) to `topic` with an idempotent
+/// producer and waits until every one is delivered. The topic must exist.
+pub fn publish(
+    cfg: &Config,
+    brokers: &str,
+    topic: &str,
+    records: &[(String, Option<Vec<u8>>)],
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+        base_config(cfg, brokers)
+            .set("enable.idempotence", "true")
+            .create()
+            .context("creating a producer")?;
+    let md = producer
+        .client()
+        .fetch_metadata(
+            Some(topic),
+            Duration::from_millis(cfg.processing.kafka_timeout_ms),
+        )
+        .with_context(|| format!("reading metadata of {topic} from {brokers}"))?;
+    if let Some(err) = md.topics().first().and_then(|t| t.error()) {
+        anyhow::bail!(
+            "topic {topic} is not available ({err:?}); create it with `spamflow create-topics`"
+        );
+    }
+    for (key, value) in records {
+        let mut r: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).key(key.as_str());
+        if let Some(v) = value {
+            r = r.payload(v.as_slice());
+        }
+        send_with_backpressure(&producer, r).with_context(|| format!("publishing to {topic}"))?;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .with_context(|| format!("flushing records to {topic}"))?;
+    Ok(())
+}
+
 /// Topic spec for creation: name, partitions, compacted.
 #[derive(Debug, Clone)]
 pub struct TopicSpec {
@@ -288,6 +327,7 @@ pub fn topic_specs(cfg: &Config, partitions: i32) -> Vec<TopicSpec> {
         // One changelog partition per input partition: state of input partition p lives
         // in changelog partition p, so restore reads exactly one partition.
         spec(&t.changelog, partitions, true),
+        spec(&t.reports, partitions, false),
     ]
 }
 

@@ -24,6 +24,7 @@ pub mod embedded;
 pub mod kafka;
 pub mod metrics;
 pub mod registry;
+pub mod reports;
 pub mod rules;
 pub mod runtime;
 pub mod sample;

@@ -113,6 +113,9 @@ enum Cmd {
         #[arg(long)]
         errors: Option<PathBuf>,
     },
+    /// Publish subscribers' spam reports (SpamReport v1) to topics.reports, from a file of
+    /// JSON lines or one from the options; every report is checked first.
+    Report(ReportCli),
     /// Read an output topic (verdicts, block, alerts, DLQ) with filters, read-only: no
     /// consumer group, no commits, read_committed (docs/operations.md, "The tap").
     Tap(TapCli),
@@ -125,6 +128,40 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
     },
+}
+
+#[derive(clap::Args)]
+struct ReportCli {
+    /// Bootstrap servers (kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// SpamReport v1 JSON lines; nothing is published unless every line is valid.
+    #[arg(long, conflicts_with_all = ["reporter", "sender", "text", "message_id"])]
+    file: Option<PathBuf>,
+    /// The reporting subscriber.
+    #[arg(long, required_unless_present = "file")]
+    reporter: Option<String>,
+    /// The reported sender.
+    #[arg(long, required_unless_present = "file")]
+    sender: Option<String>,
+    /// The reported text.
+    #[arg(long)]
+    text: Option<String>,
+    /// The reported message's id.
+    #[arg(long)]
+    message_id: Option<String>,
+    /// kisa_118, carrier_app, short_code or other.
+    #[arg(long, default_value = "other")]
+    channel: String,
+    /// The category the subscriber chose.
+    #[arg(long)]
+    category: Option<String>,
+    /// Report id; default: one made from the time and this process.
+    #[arg(long)]
+    report_id: Option<String>,
+    /// When it was reported (RFC 3339); default: now.
+    #[arg(long)]
+    reported_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(clap::Args)]
@@ -305,6 +342,9 @@ fn main() -> ExitCode {
         | Cmd::Tap(TapCli {
             brokers: Some(b), ..
         })
+        | Cmd::Report(ReportCli {
+            brokers: Some(b), ..
+        })
         | Cmd::Registry {
             cmd:
                 RegistryCmd::Put {
@@ -388,6 +428,7 @@ fn main() -> ExitCode {
             errors,
         } => eval(&cfg, model.as_deref(), &data, json, errors.as_deref()),
         Cmd::Tap(args) => tap(&cfg, &args),
+        Cmd::Report(args) => report(&cfg, args),
         Cmd::Config => serde_json::to_string_pretty(&cfg.redacted_json())
             .map(|s| println!("{s}"))
             .map_err(Into::into),
@@ -481,6 +522,58 @@ fn init_logging(cfg: &Config) {
     } else {
         builder.init();
     }
+}
+
+fn report(cfg: &Config, a: ReportCli) -> anyhow::Result<()> {
+    use spamflow_pipeline::reports;
+    anyhow::ensure!(
+        !cfg.kafka.brokers.is_empty(),
+        "spamflow report needs --brokers (or kafka.brokers)"
+    );
+    let list = match &a.file {
+        Some(f) => {
+            let (list, problems) = reports::read_file(f)?;
+            anyhow::ensure!(
+                problems.is_empty(),
+                "nothing published; fix these lines first:\n  {}",
+                problems.join("\n  ")
+            );
+            list
+        }
+        None => {
+            let now = chrono::Utc::now();
+            let channel = serde_json::from_value(json!(a.channel)).map_err(|_| {
+                anyhow::anyhow!(
+                    "--channel {:?} is not one of kisa_118, carrier_app, short_code, other",
+                    a.channel
+                )
+            })?;
+            vec![spamflow_schemas::SpamReport {
+                schema_version: 1,
+                report_id: a.report_id.unwrap_or_else(|| {
+                    format!(
+                        "cli-{}-{}",
+                        now.timestamp_nanos_opt().unwrap_or_default(),
+                        std::process::id()
+                    )
+                }),
+                reported_at: a.reported_at.unwrap_or(now),
+                reporter: a.reporter.unwrap_or_default(),
+                sender: a.sender.unwrap_or_default(),
+                text: a.text,
+                message_id: a.message_id,
+                channel,
+                category: a.category,
+            }]
+        }
+    };
+    reports::publish(cfg, &cfg.kafka.brokers, &list)?;
+    println!(
+        "published {} report(s) to {}",
+        list.len(),
+        cfg.topics.reports
+    );
+    Ok(())
 }
 
 fn tap(cfg: &Config, a: &TapCli) -> anyhow::Result<()> {

@@ -18,13 +18,12 @@ use anyhow::Context as _;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::origin::{parse_sender, Registry};
 use spamflow_schemas::RegistrationRecord;
 
 use crate::config::Config;
-use crate::kafka::{base_config, base_consumer_config, Reader, ReaderContext};
+use crate::kafka::{base_consumer_config, Reader, ReaderContext};
 use crate::metrics::Metrics;
 use crate::runtime::Stop;
 
@@ -167,23 +166,7 @@ pub fn publish(
     brokers: &str,
     records: &[(String, Option<RegistrationRecord>)],
 ) -> anyhow::Result<()> {
-    let producer: ThreadedProducer<DefaultProducerContext> = base_config(cfg, brokers)
-        .set("enable.idempotence", "true")
-        .create()
-        .context("creating the registry producer")?;
-    let topic = &cfg.topics.registry;
-    let md = producer
-        .client()
-        .fetch_metadata(
-            Some(topic),
-            Duration::from_millis(cfg.processing.kafka_timeout_ms),
-        )
-        .with_context(|| format!("reading metadata of {topic} from {brokers}"))?;
-    if let Some(err) = md.topics().first().and_then(|t| t.error()) {
-        anyhow::bail!(
-            "topic {topic} is not available ({err:?}); create it with `spamflow create-topics`"
-        );
-    }
+    let mut keyed = Vec::with_capacity(records.len());
     for (number, rec) in records {
         let id = parse_sender(number);
         anyhow::ensure!(
@@ -191,19 +174,7 @@ pub fn publish(
             "{number:?} is not a valid phone number ({})",
             id.kind.as_str()
         );
-        let value = rec.as_ref().map(serde_json::to_vec).transpose()?;
-        let mut r: BaseRecord<'_, str, [u8]> =
-            BaseRecord::to(&cfg.topics.registry).key(id.key.as_str());
-        if let Some(v) = &value {
-            r = r.payload(v.as_slice());
-        }
-        producer
-            .send(r)
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("publishing {number}"))?;
+        keyed.push((id.key, rec.as_ref().map(serde_json::to_vec).transpose()?));
     }
-    producer
-        .flush(Duration::from_secs(30))
-        .context("flushing registry records")?;
-    Ok(())
+    crate::kafka::publish(cfg, brokers, &cfg.topics.registry, &keyed)
 }

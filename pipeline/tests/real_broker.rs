@@ -974,6 +974,97 @@ fn the_tap_selects_exactly_the_matching_verdicts_and_leaves_the_group_alone() {
 }
 
 #[test]
+fn spamflow_report_publishes_checked_reports_keyed_by_the_reported_sender() {
+    let Some(cfg) = setup("rb-report", 2) else {
+        return;
+    };
+    let report = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_spamflow"))
+            .args(["report", "--brokers", &cfg.kafka.brokers])
+            .args(args)
+            .env_remove("SPAMFLOW_CONFIG")
+            .env("SPAMFLOW_TOPICS__REPORTS", &cfg.topics.reports)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let samples = format!(
+        "{}/../schemas/samples/reports.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bad = dir.path().join("bad.jsonl");
+    let good = std::fs::read_to_string(&samples).unwrap();
+    std::fs::write(&bad, format!("{good}{{\"schema_version\":1}}\n")).unwrap();
+    let out = report(&["--file", bad.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("nothing published") && stderr.contains("bad.jsonl:4:"),
+        "{stderr}"
+    );
+
+    let out = report(&["--file", &samples]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = report(&[
+        "--reporter",
+        "01011112222",
+        "--sender",
+        "+82 10-9876-1234",
+        "--text",
+        "[Web발신] 택배 주소지 불명",
+        "--channel",
+        "short_code",
+        "--report-id",
+        "cli-1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = report(&[
+        "--reporter",
+        "010",
+        "--sender",
+        "011",
+        "--channel",
+        "fax",
+        "--text",
+        "x",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--channel \"fax\""));
+
+    let got = read_topic(
+        &cfg.kafka.brokers,
+        &cfg.topics.reports,
+        2,
+        4,
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        got.len(),
+        4,
+        "the bad file published nothing; the rest all arrived"
+    );
+    for r in &got {
+        let rep = spamflow_schemas::decode_report(r.payload.as_deref().unwrap()).unwrap();
+        let key = String::from_utf8(r.key.clone().unwrap()).unwrap();
+        assert_eq!(
+            key,
+            spamflow_operators::origin::parse_sender(&rep.sender).key
+        );
+    }
+    // The sample reports name one sender three ways; all share its key and partition.
+    assert!(got.windows(2).all(|w| w[0].key == w[1].key));
+}
+
+#[test]
 fn compacted_topics_are_created_with_short_segments_so_that_compaction_runs() {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
     use rdkafka::client::DefaultClientContext;

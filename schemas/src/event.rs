@@ -161,15 +161,16 @@ pub fn decode_submission(payload: &[u8]) -> Result<SubmissionEvent, DecodeError>
     }
     let event: SubmissionEvent = match serde_json::from_slice(payload) {
         Ok(ev) => ev,
-        Err(_) => return Err(field_error(payload)),
+        Err(_) => return Err(field_error::<SubmissionEvent>(payload)),
     };
     validate(&event)?;
     Ok(event)
 }
 
-fn field_error(payload: &[u8]) -> DecodeError {
+/// The error of a document of type `T` that failed to decode, naming the field.
+pub(crate) fn field_error<T: serde::de::DeserializeOwned>(payload: &[u8]) -> DecodeError {
     let de = &mut serde_json::Deserializer::from_slice(payload);
-    match serde_path_to_error::deserialize::<_, SubmissionEvent>(de) {
+    match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(_) => DecodeError::Field {
             field: ".".into(),
             detail: "trailing data".into(),

@@ -7,9 +7,11 @@
 //! - [`verdict`]: `Verdict` v1 (written to `sms.verdicts` and `sms.block`) and the
 //!   recipient `Alert` v1 (written to `sms.alerts`).
 //! - [`registry`]: sender-number registration records (`spamflow.sender-registry`).
+//! - [`report`]: subscribers' spam reports, `SpamReport` v1 (`sms.reports`), and their
+//!   decoder ([`decode_report`]).
 //! - [`dlq`]: the dead-letter record: original key and bytes plus error headers.
 //!
-//! JSON Schema files for the event and the verdict live in `schemas/json/`; the tests
+//! JSON Schema files for the event, the verdict and the report live in `schemas/json/`; the tests
 //! check that sample documents round-trip through these types and validate against them.
 //!
 //! Versioning: every document carries `schema_version`. Readers accept the versions in
@@ -19,6 +21,7 @@
 pub mod dlq;
 pub mod event;
 pub mod registry;
+pub mod report;
 pub mod verdict;
 
 pub use dlq::{DlqError, DlqErrorKind, DlqRecord};
@@ -27,4 +30,5 @@ pub use event::{
     MAX_TEXT_BYTES, SUPPORTED_EVENT_VERSIONS,
 };
 pub use registry::{RegistrationRecord, RegistrationStatus};
+pub use report::{decode_report, ReportChannel, SpamReport};
 pub use verdict::{Action, Alert, Reason, Verdict};

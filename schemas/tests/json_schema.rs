@@ -1,7 +1,7 @@
 //! Sample documents round-trip through the Rust types and validate against the JSON
 //! Schemas; documents the Rust types emit validate too.
 
-use spamflow_schemas::{decode_submission, SubmissionEvent, Verdict};
+use spamflow_schemas::{decode_report, decode_submission, SpamReport, SubmissionEvent, Verdict};
 
 fn schema(name: &str) -> jsonschema::Validator {
     let path = format!("{}/json/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -78,4 +78,25 @@ fn schema_rejects_what_the_decoder_rejects() {
             "decoder accepted {bad}"
         );
     }
+}
+
+#[test]
+fn report_samples_round_trip_and_validate_and_the_schema_refuses_what_the_decoder_does() {
+    let v = schema("spam-report.v1.schema.json");
+    let samples = lines("reports.jsonl");
+    assert!(samples.len() >= 3);
+    for line in &samples {
+        let raw: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_valid(&v, &raw);
+        let r = decode_report(line.as_bytes()).unwrap();
+        let emitted = serde_json::to_value(&r).unwrap();
+        assert_valid(&v, &emitted);
+        let again: SpamReport = serde_json::from_value(emitted).unwrap();
+        assert_eq!(again, r);
+    }
+    // Neither text nor message id: both refuse it.
+    let mut doc: serde_json::Value = serde_json::from_str(&samples[0]).unwrap();
+    doc.as_object_mut().unwrap().remove("text");
+    assert!(!v.is_valid(&doc));
+    assert!(decode_report(doc.to_string().as_bytes()).is_err());
 }

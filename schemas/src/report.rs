@@ -1,0 +1,159 @@
+//! `SpamReport` v1: one subscriber's report of a spam message (`sms.reports`), from the
+//! 118 reporting centre, a carrier's app, or a text forwarded to a short code.
+//!
+//! A report names the reported sender and either the text (what the subscriber saw) or
+//! the message id (when the reporting app knows it). Decoding validates like
+//! [`crate::decode_submission`] and fails with the same [`DecodeError`]s, naming the field.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{field_error, MAX_ADDRESS_BYTES, MAX_NAME_BYTES};
+use crate::{DecodeError, MAX_TEXT_BYTES};
+
+/// Report schema versions this build reads.
+pub const SUPPORTED_REPORT_VERSIONS: &[u32] = &[1];
+
+/// Longest report id accepted.
+pub const MAX_REPORT_ID_BYTES: usize = 128;
+
+/// Where a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportChannel {
+    /// KISA's 118 reporting centre.
+    #[serde(rename = "kisa_118")]
+    Kisa118,
+    /// A carrier's app (which may know the message id).
+    CarrierApp,
+    /// A text forwarded to a reporting short code.
+    ShortCode,
+    /// Anything else (a web form, a call centre).
+    Other,
+}
+
+/// One subscriber's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpamReport {
+    /// Always 1 for this version.
+    pub schema_version: u32,
+    /// Unique id of the report (the reporting system's).
+    pub report_id: String,
+    /// When the subscriber reported (RFC 3339 UTC).
+    pub reported_at: DateTime<Utc>,
+    /// The reporting subscriber (the recipient of the reported message).
+    pub reporter: String,
+    /// The reported sender, as the subscriber saw it.
+    pub sender: String,
+    /// The reported text, when the report carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The reported message's id, when the reporting system knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Where the report came from.
+    pub channel: ReportChannel,
+    /// The category the subscriber chose, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// Decodes and validates one `SpamReport` payload.
+pub fn decode_report(payload: &[u8]) -> Result<SpamReport, DecodeError> {
+    if payload.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if let Err(e) = std::str::from_utf8(payload) {
+        return Err(DecodeError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        });
+    }
+    let report: SpamReport = match serde_json::from_slice(payload) {
+        Ok(r) => r,
+        Err(_) => return Err(field_error::<SpamReport>(payload)),
+    };
+    validate(&report)?;
+    Ok(report)
+}
+
+fn validate(r: &SpamReport) -> Result<(), DecodeError> {
+    if !SUPPORTED_REPORT_VERSIONS.contains(&r.schema_version) {
+        return Err(DecodeError::UnsupportedVersion(r.schema_version));
+    }
+    let invalid = |field: &'static str, detail: String| DecodeError::Invalid { field, detail };
+    let bounded = |field: &'static str, v: &str, max: usize, required: bool| {
+        if required && v.trim().is_empty() {
+            Err(invalid(field, "must not be empty".into()))
+        } else if v.len() > max {
+            Err(invalid(field, format!("{} bytes, limit {max}", v.len())))
+        } else {
+            Ok(())
+        }
+    };
+    bounded("report_id", &r.report_id, MAX_REPORT_ID_BYTES, true)?;
+    bounded("reporter", &r.reporter, MAX_ADDRESS_BYTES, true)?;
+    bounded("sender", &r.sender, MAX_ADDRESS_BYTES, true)?;
+    if let Some(t) = &r.text {
+        bounded("text", t, MAX_TEXT_BYTES, false)?;
+    }
+    if let Some(m) = &r.message_id {
+        bounded("message_id", m, 256, true)?;
+    }
+    if let Some(c) = &r.category {
+        bounded("category", c, MAX_NAME_BYTES, true)?;
+    }
+    let has_text = r.text.as_deref().is_some_and(|t| !t.trim().is_empty());
+    if !has_text && r.message_id.is_none() {
+        return Err(invalid(
+            "text",
+            "a report needs the reported text or the message_id".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"schema_version":1,"report_id":"r-1","reported_at":"2026-12-02T09:00:00Z","reporter":"+821012345678","sender":"+821098765432","text":"[Web발신] 택배 주소 확인 bit.ly/x","channel":"kisa_118"}"#;
+
+    #[test]
+    fn a_good_report_decodes_and_bad_ones_name_the_field() {
+        let r = decode_report(GOOD.as_bytes()).unwrap();
+        assert_eq!(r.channel, ReportChannel::Kisa118);
+        assert_eq!(r.sender, "+821098765432");
+        let bad =
+            |from: &str, to: &str| decode_report(GOOD.replace(from, to).as_bytes()).unwrap_err();
+        assert_eq!(
+            bad(r#""reporter":"+821012345678""#, r#""reporter":"""#).to_string(),
+            "field `reporter`: must not be empty"
+        );
+        assert!(bad(r#""channel":"kisa_118""#, r#""channel":"fax""#)
+            .to_string()
+            .starts_with("field `channel`"));
+        assert!(bad(r#""reported_at":"2026-12-02T09:00:00Z","#, "")
+            .to_string()
+            .contains("reported_at"));
+        assert_eq!(
+            bad(r#","text":"[Web발신] 택배 주소 확인 bit.ly/x""#, "").to_string(),
+            "field `text`: a report needs the reported text or the message_id"
+        );
+        let by_id = GOOD.replace(
+            r#""text":"[Web발신] 택배 주소 확인 bit.ly/x""#,
+            r#""message_id":"m-77""#,
+        );
+        assert_eq!(
+            decode_report(by_id.as_bytes())
+                .unwrap()
+                .message_id
+                .as_deref(),
+            Some("m-77")
+        );
+        assert!(matches!(
+            bad(r#""schema_version":1"#, r#""schema_version":2"#),
+            DecodeError::UnsupportedVersion(2)
+        ));
+        assert_eq!(decode_report(b"").unwrap_err(), DecodeError::Empty);
+    }
+}
