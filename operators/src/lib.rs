@@ -32,6 +32,7 @@ pub mod operator;
 pub mod origin;
 pub mod pattern;
 pub mod policy;
+pub mod reports;
 pub mod signal;
 pub mod throttle;
 pub mod velocity;

@@ -13,6 +13,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use spamflow_operators::classifier::ClassifierConfig;
 use spamflow_operators::origin::OriginConfig;
+use spamflow_operators::reports::ReportsConfig;
 use spamflow_operators::throttle::ThrottleConfig;
 use spamflow_operators::velocity::VelocityConfig;
 use spamflow_operators::PolicyConfig;
@@ -39,6 +40,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// The AI text classifier and its fitted policy; model file, shadow model, reload.
     pub classifier: ClassifierConfig,
+    /// Subscribers' reports: reported content blocked once enough subscribers report it.
+    pub reports: ReportsConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.

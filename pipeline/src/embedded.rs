@@ -263,6 +263,19 @@ pub fn run(
         follower.wait_loaded(&stop, Duration::from_secs(60)),
         "the sender registry did not load from the embedded broker"
     );
+    let report_follower = cfg
+        .reports
+        .enabled
+        .then(|| {
+            crate::reports::follow(
+                cfg,
+                &brokers,
+                ops.reported.clone(),
+                metrics.clone(),
+                follower_stop.clone(),
+            )
+        })
+        .transpose()?;
 
     let pipeline_stop = Stop::new();
     let pipeline = {
@@ -364,6 +377,9 @@ pub fn run(
         .map_err(|_| anyhow::anyhow!("observer thread panicked"))?;
     follower_stop.trigger();
     let _ = follower.handle.join();
+    if let Some(h) = report_follower {
+        let _ = h.join();
+    }
     drop(mock);
     replay_result.context("replaying sample traffic")?;
     pipeline_result.context("pipeline")?;

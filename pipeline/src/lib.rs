@@ -36,6 +36,7 @@ use std::sync::Arc;
 use spamflow_operators::classifier::ModelHandle;
 use spamflow_operators::origin::{OriginOperator, Registry};
 use spamflow_operators::pattern::{PatternConfig, PatternOperator};
+use spamflow_operators::reports::{ReportedContent, ReportsOperator};
 use spamflow_operators::throttle::{ThrottleFactory, ThrottleStats};
 use spamflow_operators::velocity::{VelocityFactory, VelocityStats};
 use spamflow_operators::ChainBuilder;
@@ -58,6 +59,8 @@ pub struct Operators {
     pub pattern: PatternOperator,
     /// The sender-number registry the origin operator checks (fed by the follower).
     pub registry: Arc<Registry>,
+    /// The reported contents the reports operator checks (fed by the report follower).
+    pub reported: Arc<ReportedContent>,
     /// The serving classifier model and the shadow model (swapped on reload), when the
     /// classifier runs.
     pub models: Option<(ModelHandle, Option<ModelHandle>)>,
@@ -110,10 +113,15 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
         let f = ThrottleFactory::new(cfg.throttle.clone(), stats.throttle.clone());
         chain = chain.stateful("throttle", move || Box::new(f.build()));
     }
+    let reported = Arc::new(ReportedContent::new(cfg.reports.clone()));
+    if cfg.reports.enabled {
+        chain = chain.stateless(Arc::new(ReportsOperator::new(reported.clone())));
+    }
     Ok(Operators {
         chain,
         pattern,
         registry,
+        reported,
         models,
         rules_fallback,
         stats,

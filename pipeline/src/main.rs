@@ -743,9 +743,25 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             }
             tracing::warn!(topic = %cfg.topics.registry, "still loading the sender registry before consuming");
         }
+        let reports = cfg
+            .reports
+            .enabled
+            .then(|| {
+                spamflow_pipeline::reports::follow(
+                    cfg,
+                    &brokers,
+                    ops.reported.clone(),
+                    metrics.clone(),
+                    stop.clone(),
+                )
+            })
+            .transpose()?;
         let result = runtime::run(cfg, &brokers, ops.chain, metrics, stop.clone());
         stop.trigger();
         let _ = follower.handle.join();
+        if let Some(h) = reports {
+            let _ = h.join();
+        }
         result
     };
     stop.trigger();

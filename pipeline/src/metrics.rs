@@ -65,6 +65,12 @@ pub struct Metrics {
     pub registry_rejected: AtomicU64,
     /// Numbers in the registry table.
     pub registry_numbers: AtomicI64,
+    /// Spam reports read (each instance reads them all).
+    pub reports_applied: AtomicU64,
+    /// Reports that are not valid SpamReports (skipped).
+    pub reports_rejected: AtomicU64,
+    /// Contents blocked because enough subscribers reported them.
+    pub reported_contents_blocked: AtomicI64,
     /// Set once the consumer and producer are up and a first assignment was handled.
     pub ready: AtomicBool,
     /// The pack in `rules.dir` was rejected at start-up and the last good pack serves.
@@ -281,6 +287,16 @@ impl Metrics {
             self.registry_rejected.load(Relaxed),
         );
         counter(
+            "spamflow_reports_total",
+            "Spam reports read from topics.reports.",
+            self.reports_applied.load(Relaxed),
+        );
+        counter(
+            "spamflow_reports_rejected_total",
+            "Records of topics.reports that are not valid reports (skipped).",
+            self.reports_rejected.load(Relaxed),
+        );
+        counter(
             "spamflow_client_errors_total",
             "Errors reported by the Kafka clients.",
             self.client_errors.load(Relaxed),
@@ -381,6 +397,11 @@ impl Metrics {
         );
         let _ = writeln!(
             s,
+            "# HELP spamflow_reported_contents_blocked Contents blocked because enough subscribers reported them.\n# TYPE spamflow_reported_contents_blocked gauge\nspamflow_reported_contents_blocked {}",
+            self.reported_contents_blocked.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
             "# HELP spamflow_ready Whether the instance is consuming.\n# TYPE spamflow_ready gauge\nspamflow_ready {}",
             u8::from(self.ready.load(Relaxed))
         );
@@ -419,6 +440,8 @@ mod tests {
             "spamflow_model_reload_failures_total",
             "spamflow_registry_records_applied_total",
             "spamflow_registry_numbers",
+            "spamflow_reports_total",
+            "spamflow_reported_contents_blocked",
             "spamflow_velocity_late_events_total",
             "spamflow_velocity_senders",
             "spamflow_throttle_throttled_total",

@@ -1,15 +1,137 @@
 //! Subscribers' spam reports: `spamflow report` reads and publishes them to
 //! `topics.reports`, keyed by the reported sender's normalized form (as submissions are
-//! keyed), so that the reports of one sender share a partition.
+//! keyed), so that the reports of one sender share a partition; and every instance
+//! follows the topic into its [`ReportedContent`], which blocks content that enough
+//! distinct subscribers reported.
+//!
+//! The follower reads every partition (no consumer group: each instance needs every
+//! report), starting at the reports that can still matter: those of the last
+//! `reports.window_secs + reports.block_secs`. So a restarted instance rebuilds what is
+//! blocked. A record that is not a valid report is logged by partition and offset,
+//! counted, and skipped.
 
+use std::hash::{Hash as _, Hasher as _};
 use std::io::BufRead as _;
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::origin::parse_sender;
+use spamflow_operators::reports::{Added, ReportedContent};
 use spamflow_schemas::{decode_report, SpamReport};
 
 use crate::config::Config;
+use crate::kafka::{base_consumer_config, Reader, ReaderContext};
+use crate::metrics::Metrics;
+use crate::runtime::Stop;
+
+/// Starts following `topics.reports` into `content`; the thread ends on `stop`.
+pub fn follow(
+    cfg: &Config,
+    brokers: &str,
+    content: Arc<ReportedContent>,
+    metrics: Arc<Metrics>,
+    stop: Stop,
+) -> anyhow::Result<JoinHandle<()>> {
+    let topic = cfg.topics.reports.clone();
+    let consumer: Reader = base_consumer_config(cfg, brokers)
+        // Needed to assign; never joined (no subscribe) and never committed.
+        .set("group.id", format!("{}-reports", cfg.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(ReaderContext)
+        .context("creating the report follower")?;
+    let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
+    let lookback = Duration::from_secs(cfg.reports.window_secs + cfg.reports.block_secs);
+    let handle = std::thread::Builder::new().name("spamflow-reports".into()).spawn(move || {
+        let partitions = loop {
+            match consumer.fetch_metadata(Some(&topic), timeout) {
+                Ok(md) => match md.topics().first().map(|t| (t.error(), t.partitions().len())) {
+                    Some((None, n)) if n > 0 => break n as i32,
+                    other => tracing::warn!(topic, ?other, "reports topic not available yet; retrying"),
+                },
+                Err(e) => tracing::warn!(topic, error = %e, "cannot read reports topic metadata; retrying"),
+            }
+            if stop.wait(Duration::from_secs(1)) {
+                return;
+            }
+        };
+        let from = chrono::Utc::now() - chrono::Duration::from_std(lookback).unwrap_or_default();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            let _ = tpl.add_partition_offset(&topic, p, Offset::Offset(from.timestamp_millis()));
+        }
+        let start = match consumer.offsets_for_times(tpl.clone(), timeout) {
+            Ok(found) => {
+                // A partition with no report since then starts at its end.
+                let mut t = TopicPartitionList::new();
+                for e in found.elements() {
+                    let o = match e.offset() {
+                        Offset::Offset(o) => Offset::Offset(o),
+                        _ => Offset::End,
+                    };
+                    let _ = t.add_partition_offset(&topic, e.partition(), o);
+                }
+                t
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot find where the reports of the last window start; reading all");
+                let mut t = TopicPartitionList::new();
+                for p in 0..partitions {
+                    let _ = t.add_partition_offset(&topic, p, Offset::Beginning);
+                }
+                t
+            }
+        };
+        if let Err(e) = consumer.assign(&start) {
+            tracing::error!(error = %e, "cannot assign the reports topic");
+            return;
+        }
+        while !stop.is_set() {
+            match consumer.poll(Duration::from_millis(100)) {
+                None | Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => {
+                    metrics.client_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "report follower error");
+                }
+                Some(Ok(m)) => match decode_report(m.payload().unwrap_or_default()) {
+                    Ok(r) => {
+                        metrics.reports_applied.fetch_add(1, Relaxed);
+                        if let Added::Blocked(b) = apply(&content, &r) {
+                            metrics
+                                .reported_contents_blocked
+                                .store(content.blocked_count() as i64, Relaxed);
+                            tracing::info!(reporters = b.reporters, report = %r.report_id, "reported content blocked");
+                        }
+                    }
+                    Err(e) => {
+                        metrics.reports_rejected.fetch_add(1, Relaxed);
+                        tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "skipping a record that is not a spam report");
+                    }
+                },
+            }
+        }
+    })?;
+    Ok(handle)
+}
+
+/// Counts one report. Reports that carry only a message id do not count towards content
+/// (the text of a message by id is not kept).
+pub fn apply(content: &ReportedContent, r: &SpamReport) -> Added {
+    let Some(text) = r.text.as_deref() else {
+        return Added::Ignored;
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parse_sender(&r.reporter).key.hash(&mut h);
+    content.add(text, h.finish(), r.reported_at.timestamp_millis())
+}
 
 /// Reads reports (JSON lines) from a file: the reports, and one problem (`file:line:
 /// error`) per line that is not a valid report. Blank lines are skipped.

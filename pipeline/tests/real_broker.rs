@@ -1064,6 +1064,111 @@ fn spamflow_report_publishes_checked_reports_keyed_by_the_reported_sender() {
     assert!(got.windows(2).all(|w| w[0].key == w[1].key));
 }
 
+/// A domestic SMS submitted now.
+fn sms_now(id: &str, sender: &str, text: &str) -> (String, Vec<u8>) {
+    let doc = serde_json::json!({
+        "schema_version": 1, "message_id": id, "submitted_at": chrono::Utc::now(),
+        "sender": sender, "recipient": "+821055550000", "text": text, "kind": "sms",
+        "origin": {"route": "domestic", "smsc": "smsc-test-1"},
+    });
+    (sender.to_owned(), serde_json::to_vec(&doc).unwrap())
+}
+
+#[test]
+fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
+    use spamflow_pipeline::reports;
+    let Some(cfg) = setup("rb-reports", 2) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
+    let reported = ops.reported.clone();
+    let run = Running::start(&cfg, ops.chain);
+    let follower = reports::follow(
+        &cfg,
+        &brokers,
+        reported,
+        run.metrics.clone(),
+        run.stop.clone(),
+    )
+    .unwrap();
+    let text = "[Web발신] 김민수 고객님 보험금 환급 대상 확인 바랍니다 refund-kr.top/q7";
+    let report = |n: u32| spamflow_schemas::SpamReport {
+        schema_version: 1,
+        report_id: format!("r-{n}"),
+        reported_at: chrono::Utc::now(),
+        reporter: format!("+8210777700{n:02}"),
+        sender: "+821012340000".into(),
+        text: Some(text.into()),
+        message_id: None,
+        channel: spamflow_schemas::ReportChannel::Kisa118,
+        category: None,
+    };
+    let verdict_of = |id: &str, n: usize| {
+        read_topic(
+            &brokers,
+            &cfg.topics.verdicts,
+            2,
+            n,
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        )
+        .iter()
+        .map(|r| serde_json::from_slice::<Verdict>(r.payload.as_deref().unwrap()).unwrap())
+        .find(|v| v.message_id == id)
+        .unwrap_or_else(|| panic!("no verdict for {id}"))
+    };
+    let reported_reason = |v: &Verdict| v.reasons.iter().any(|r| r.code == "reports.content");
+
+    // Two reporters: not enough.
+    reports::publish(&cfg, &brokers, &[report(1), report(2)]).unwrap();
+    run.wait_for(Duration::from_secs(60), "two reports read", |m| {
+        m.reports_applied.load(Relaxed) >= 2
+    });
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("before", "+821012340000", text)],
+    );
+    assert!(!reported_reason(&verdict_of("before", 1)));
+
+    // The third: from now on the content, with another name and link, is blocked
+    // whoever sends it.
+    reports::publish(&cfg, &brokers, &[report(3)]).unwrap();
+    run.wait_for(Duration::from_secs(60), "content blocked", |m| {
+        m.reported_contents_blocked.load(Relaxed) == 1
+    });
+    let variant = "[Web발신] 이영희 고객님 보험금 환급 대상 확인 바랍니다 kr-refund.xyz/z1";
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[
+            sms_now("after", "+821099998888", variant),
+            sms_now(
+                "other",
+                "+821099998888",
+                "내일 점심 같이 먹을래? 12시에 회사 앞에서 보자",
+            ),
+        ],
+    );
+    let after = verdict_of("after", 3);
+    assert!(reported_reason(&after), "{after:?}");
+    assert_eq!(after.action, spamflow_schemas::Action::Block);
+    let evidence = after
+        .reasons
+        .iter()
+        .find(|r| r.code == "reports.content")
+        .and_then(|r| r.evidence.clone())
+        .unwrap_or_default();
+    assert!(
+        evidence.starts_with("reported by 3 subscribers"),
+        "{evidence}"
+    );
+    assert!(!reported_reason(&verdict_of("other", 3)));
+    run.stop();
+    let _ = follower.join();
+}
+
 #[test]
 fn compacted_topics_are_created_with_short_segments_so_that_compaction_runs() {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};

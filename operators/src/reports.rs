@@ -1,0 +1,275 @@
+//! Reported content: text that enough distinct subscribers reported is blocked, from any
+//! sender and on any partition.
+//!
+//! Reports are fingerprinted with the campaign detector's masked-text fingerprint
+//! ([`crate::velocity::fingerprint::fingerprint`]), so that copies differing only in
+//! names, numbers and links count as one content. When reports of one fingerprint from
+//! at least `min_reporters` distinct reporters fall within `window_secs` of each other
+//! (report time), the fingerprint is blocked for `block_secs` after the report that
+//! crossed the line. [`ReportedContent`] is shared by every worker of an instance and fed
+//! by the report follower; [`ReportsOperator`] checks each message against it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::operator::{EventCtx, OperatorWorker, StatelessOperator};
+use crate::signal::{ActionHint, Signal};
+use crate::velocity::fingerprint::fingerprint;
+
+/// `[reports]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Follow `topics.reports` and block reported content.
+    pub enabled: bool,
+    /// Distinct reporters of one content needed to block it.
+    pub min_reporters: u32,
+    /// The reports must fall within this many seconds of each other.
+    pub window_secs: u64,
+    /// How long reported content stays blocked after the report that crossed the line.
+    pub block_secs: u64,
+    /// Most contents tracked (reported but not yet blocked, and blocked); reports of new
+    /// contents beyond it are counted and dropped.
+    pub max_contents: usize,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> Self {
+        ReportsConfig {
+            enabled: true,
+            min_reporters: 3,
+            window_secs: 600,
+            block_secs: 86_400,
+            max_contents: 100_000,
+        }
+    }
+}
+
+/// A blocked content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocked {
+    /// Distinct reporters when it was blocked.
+    pub reporters: u32,
+    /// Report time of the report that crossed the line, ms.
+    pub since_ms: i64,
+    /// Blocked until then (message event time), ms.
+    pub until_ms: i64,
+}
+
+/// What one report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Counted; not (yet) enough reporters.
+    Counted,
+    /// This report blocked the content.
+    Blocked(Blocked),
+    /// The content was blocked already.
+    AlreadyBlocked,
+    /// Not counted: the text has too few letters to be told apart from everyone's
+    /// ("네", "ㅇㅋ"), or the table is full.
+    Ignored,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// (reporter, report time ms), newest last; one entry per reporter.
+    reports: Vec<(u64, i64)>,
+}
+
+/// The reported contents of one instance.
+#[derive(Debug)]
+pub struct ReportedContent {
+    cfg: ReportsConfig,
+    pending: Mutex<HashMap<u64, Pending>>,
+    blocked: RwLock<HashMap<u64, Blocked>>,
+    /// `blocked.len()`, read without the lock on every message.
+    n_blocked: AtomicUsize,
+}
+
+/// Texts with fewer letters than this are never taken as reported content.
+const MIN_LETTERS: u32 = 6;
+
+impl ReportedContent {
+    /// Nothing reported yet.
+    pub fn new(cfg: ReportsConfig) -> Self {
+        ReportedContent {
+            cfg,
+            pending: Mutex::new(HashMap::new()),
+            blocked: RwLock::new(HashMap::new()),
+            n_blocked: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts the report of `text` by `reporter` (any stable id of the subscriber) at
+    /// `at_ms` (report time).
+    pub fn add(&self, text: &str, reporter: u64, at_ms: i64) -> Added {
+        let fp = fingerprint(text);
+        if fp.letters < MIN_LETTERS {
+            return Added::Ignored;
+        }
+        if let Some(b) = self.read_blocked().get(&fp.hash) {
+            if at_ms < b.until_ms {
+                return Added::AlreadyBlocked;
+            }
+        }
+        let window = (self.cfg.window_secs * 1000) as i64;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.contains_key(&fp.hash) && pending.len() >= self.cfg.max_contents {
+            // Make room from contents whose reports all fell out of the window.
+            pending.retain(|_, p| p.reports.iter().any(|(_, t)| at_ms - t < window));
+            if pending.len() >= self.cfg.max_contents {
+                return Added::Ignored;
+            }
+        }
+        let p = pending.entry(fp.hash).or_default();
+        p.reports
+            .retain(|(r, t)| *r != reporter && at_ms - t < window);
+        p.reports.push((reporter, at_ms));
+        let reporters = p.reports.len() as u32;
+        if reporters < self.cfg.min_reporters {
+            return Added::Counted;
+        }
+        pending.remove(&fp.hash);
+        drop(pending);
+        let b = Blocked {
+            reporters,
+            since_ms: at_ms,
+            until_ms: at_ms + (self.cfg.block_secs * 1000) as i64,
+        };
+        let mut blocked = self.blocked.write().unwrap_or_else(|e| e.into_inner());
+        blocked.retain(|_, old| old.until_ms > at_ms);
+        blocked.insert(fp.hash, b);
+        self.n_blocked.store(blocked.len(), Relaxed);
+        Added::Blocked(b)
+    }
+
+    /// Whether `text` is blocked for a message at `event_time_ms`.
+    pub fn check(&self, text: &str, event_time_ms: i64) -> Option<Blocked> {
+        if self.n_blocked.load(Relaxed) == 0 {
+            return None;
+        }
+        let fp = fingerprint(text);
+        self.read_blocked()
+            .get(&fp.hash)
+            .filter(|b| event_time_ms < b.until_ms)
+            .copied()
+    }
+
+    /// Contents blocked now (expired ones leave with the next block).
+    pub fn blocked_count(&self) -> usize {
+        self.n_blocked.load(Relaxed)
+    }
+
+    fn read_blocked(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Blocked>> {
+        self.blocked.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Blocks messages whose content was reported (reason `reports.content`).
+#[derive(Debug, Clone)]
+pub struct ReportsOperator {
+    content: Arc<ReportedContent>,
+}
+
+impl ReportsOperator {
+    /// An operator checking against `content`.
+    pub fn new(content: Arc<ReportedContent>) -> Self {
+        ReportsOperator { content }
+    }
+}
+
+impl StatelessOperator for ReportsOperator {
+    fn name(&self) -> &'static str {
+        "reports"
+    }
+
+    fn content_hash(&self) -> String {
+        // Reports are live data, like the registry; the thresholds are configuration.
+        let c = &self.content.cfg;
+        format!(
+            "reports-v1:{}:{}:{}",
+            c.min_reporters, c.window_secs, c.block_secs
+        )
+    }
+
+    fn worker(&self) -> Box<dyn OperatorWorker> {
+        Box::new(self.clone())
+    }
+}
+
+impl OperatorWorker for ReportsOperator {
+    fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
+        if let Some(b) = self.content.check(&ctx.event.text, ctx.event_time_ms) {
+            let since = chrono::DateTime::from_timestamp_millis(b.since_ms)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            out.push(Signal {
+                hint: ActionHint::Block,
+                evidence: Some(format!(
+                    "reported by {} subscribers; blocked since {since}",
+                    b.reporters
+                )),
+                ..Signal::new("reports", "reports.content", "reports", 100)
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPAM: &str = "[Web발신] 고객님 택배 주소지 불명으로 보관중 확인 cj-parcel.top/a1";
+
+    fn content(min: u32) -> ReportedContent {
+        ReportedContent::new(ReportsConfig {
+            min_reporters: min,
+            window_secs: 600,
+            block_secs: 3_600,
+            ..ReportsConfig::default()
+        })
+    }
+
+    #[test]
+    fn distinct_reporters_within_the_window_block_the_content_and_its_variants() {
+        let c = content(3);
+        let t0 = 1_000_000_000_000;
+        assert_eq!(c.add(SPAM, 1, t0), Added::Counted);
+        // The same reporter twice counts once.
+        assert_eq!(c.add(SPAM, 1, t0 + 1_000), Added::Counted);
+        assert_eq!(c.check(SPAM, t0 + 2_000), None);
+        assert_eq!(c.add(SPAM, 2, t0 + 2_000), Added::Counted);
+        let Added::Blocked(b) = c.add(SPAM, 3, t0 + 3_000) else {
+            panic!("three reporters block");
+        };
+        assert_eq!((b.reporters, b.since_ms), (3, t0 + 3_000));
+        assert_eq!(c.add(SPAM, 4, t0 + 4_000), Added::AlreadyBlocked);
+        // Another link and name: the same masked content.
+        let variant = "[Web발신] 고객님 택배 주소지 불명으로 보관중 확인 cj-box.xyz/zz9";
+        assert_eq!(c.check(variant, t0 + 5_000), Some(b));
+        assert_eq!(
+            c.check(
+                "[Web발신] 오늘 저녁 회식 장소는 강남역 3번 출구 앞입니다",
+                t0
+            ),
+            None
+        );
+        // Expired after block_secs.
+        assert_eq!(c.check(SPAM, t0 + 3_000 + 3_600_000), None);
+    }
+
+    #[test]
+    fn reports_outside_the_window_and_short_texts_do_not_count() {
+        let c = content(2);
+        let t0 = 1_000_000_000_000;
+        assert_eq!(c.add(SPAM, 1, t0), Added::Counted);
+        assert_eq!(c.add(SPAM, 2, t0 + 601_000), Added::Counted);
+        assert_eq!(c.blocked_count(), 0);
+        assert!(matches!(c.add(SPAM, 3, t0 + 602_000), Added::Blocked(_)));
+        assert_eq!(c.add("네", 1, t0), Added::Ignored);
+        assert_eq!(c.add("네", 2, t0), Added::Ignored);
+    }
+}
