@@ -270,6 +270,7 @@ impl Topics {
             "dlq",
             "registry",
             "changelog",
+            "reports",
         ]
         .iter()
         .map(|t| {

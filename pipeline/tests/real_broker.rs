@@ -323,6 +323,7 @@ fn spawn_pipeline(
         .env("SPAMFLOW_TOPICS__DLQ", &cfg.topics.dlq)
         .env("SPAMFLOW_TOPICS__REGISTRY", &cfg.topics.registry)
         .env("SPAMFLOW_TOPICS__CHANGELOG", &cfg.topics.changelog)
+        .env("SPAMFLOW_TOPICS__REPORTS", &cfg.topics.reports)
         .env("SPAMFLOW_ADMIN__LISTEN", "")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

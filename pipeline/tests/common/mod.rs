@@ -63,6 +63,7 @@ pub fn config(brokers: &str, tag: &str) -> Config {
         (&mut t.dlq, "dlq"),
         (&mut t.registry, "registry"),
         (&mut t.changelog, "changelog"),
+        (&mut t.reports, "reports"),
     ] {
         *slot = format!("{name}-{id}");
     }
