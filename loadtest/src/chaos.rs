@@ -56,6 +56,13 @@ pub struct ChaosConfig {
     pub scale: bool,
     /// Seed of the events and of the fault schedule.
     pub seed: u64,
+    /// The binary, the broker and the work directory.
+    pub harness: HarnessConfig,
+}
+
+/// What a run with a broker of its own needs.
+#[derive(Debug, Clone)]
+pub struct HarnessConfig {
     /// The `spamflow` binary.
     pub spamflow: PathBuf,
     /// `scripts/kafka.sh`.
@@ -64,7 +71,7 @@ pub struct ChaosConfig {
     pub port: u16,
     /// Logs and broker data; a temporary directory when `None`.
     pub work_dir: Option<PathBuf>,
-    /// How long to wait for the last verdicts after the faults.
+    /// How long to wait for the last outputs once the input is in.
     pub drain_timeout: Duration,
 }
 
@@ -166,13 +173,9 @@ pub(crate) struct Harness {
 impl Harness {
     /// Checks that `spamflow` is there, makes the work directory (a temporary one when
     /// `work_dir` is `None`) with [`PIPELINE_CONFIG`] in it, and starts the broker.
-    pub(crate) fn start(
-        spamflow: &Path,
-        work_dir: Option<&Path>,
-        kafka_script: &Path,
-        port: u16,
-        say: &mut impl FnMut(&str),
-    ) -> anyhow::Result<Harness> {
+    pub(crate) fn start(h: &HarnessConfig, say: &mut impl FnMut(&str)) -> anyhow::Result<Harness> {
+        let (spamflow, kafka_script, port) = (&h.spamflow, &h.kafka_script, h.port);
+        let work_dir = h.work_dir.as_deref();
         if !spamflow.is_file() {
             bail!(
                 "no spamflow binary at {} (build it: cargo build --release -p spamflow-pipeline)",
@@ -301,7 +304,7 @@ impl Fleet<'_> {
             .create(true)
             .append(true)
             .open(self.logs.join(format!("{}-{slot}.log", self.topics.prefix)))?;
-        let child = Command::new(&self.cfg.spamflow)
+        let child = Command::new(&self.cfg.harness.spamflow)
             .args([
                 "run",
                 "--brokers",
@@ -318,7 +321,7 @@ impl Fleet<'_> {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {}", self.cfg.spamflow.display()))?;
+            .with_context(|| format!("starting {}", self.cfg.harness.spamflow.display()))?;
         if self.slots.len() <= slot {
             self.slots.resize_with(slot + 1, || None);
         }
@@ -639,13 +642,7 @@ fn schedule(cfg: &ChaosConfig, rng: &mut SmallRng) -> Vec<Fault> {
 /// Runs the harness; `say` gets progress lines.
 pub fn run(cfg: &ChaosConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Report> {
     let started = Instant::now();
-    let harness = Harness::start(
-        &cfg.spamflow,
-        cfg.work_dir.as_deref(),
-        &cfg.kafka_script,
-        cfg.port,
-        &mut say,
-    )?;
+    let harness = Harness::start(&cfg.harness, &mut say)?;
     let broker = &harness.broker;
     let (brokers, work, config) = (
         harness.brokers.clone(),
@@ -743,7 +740,7 @@ pub fn run(cfg: &ChaosConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Repor
         &topics,
         cfg.partitions,
         records.len(),
-        cfg.drain_timeout,
+        cfg.harness.drain_timeout,
     )?;
     report.unplanned_exits.extend(fleet.supervise()?);
     fleet.stop_all()?;
@@ -802,7 +799,7 @@ pub fn run(cfg: &ChaosConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Repor
         &reference,
         cfg.partitions,
         records.len(),
-        cfg.drain_timeout,
+        cfg.harness.drain_timeout,
     )?;
     calm.stop_all()?;
     report.decisions_differ = want
@@ -848,7 +845,7 @@ fn backtest_differ(
         lines.push(b'\n');
     }
     std::fs::write(&input, lines)?;
-    let status = Command::new(&cfg.spamflow)
+    let status = Command::new(&cfg.harness.spamflow)
         .arg("backtest")
         .arg("--events")
         .arg(&input)
@@ -888,7 +885,7 @@ pub(crate) fn create_topics(
     brokers: &str,
     topics: &Topics,
 ) -> anyhow::Result<()> {
-    let status = Command::new(&cfg.spamflow)
+    let status = Command::new(&cfg.harness.spamflow)
         .args([
             "create-topics",
             "--brokers",
@@ -929,11 +926,13 @@ mod tests {
             broker_restarts: restarts,
             scale: true,
             seed: 3,
-            spamflow: PathBuf::new(),
-            kafka_script: PathBuf::new(),
-            port: 0,
-            work_dir: None,
-            drain_timeout: Duration::ZERO,
+            harness: HarnessConfig {
+                spamflow: PathBuf::new(),
+                kafka_script: PathBuf::new(),
+                port: 0,
+                work_dir: None,
+                drain_timeout: Duration::ZERO,
+            },
         }
     }
 

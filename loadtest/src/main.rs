@@ -124,6 +124,18 @@ enum Cmd {
     },
 }
 
+impl HarnessArgs {
+    fn into_config(self) -> chaos::HarnessConfig {
+        chaos::HarnessConfig {
+            spamflow: self.spamflow.unwrap_or_else(chaos::default_spamflow),
+            kafka_script: self.kafka_script,
+            port: self.port,
+            work_dir: self.work_dir,
+            drain_timeout: std::time::Duration::from_secs(self.drain_timeout_secs),
+        }
+    }
+}
+
 /// What the harnesses that run a broker of their own share.
 #[derive(clap::Args)]
 struct HarnessArgs {
@@ -164,11 +176,7 @@ fn main() -> anyhow::Result<()> {
                 rss_bound_mib,
                 partitions,
                 seed,
-                spamflow: h.spamflow.unwrap_or_else(chaos::default_spamflow),
-                kafka_script: h.kafka_script,
-                port: h.port,
-                work_dir: h.work_dir,
-                drain_timeout: std::time::Duration::from_secs(h.drain_timeout_secs),
+                harness: h.into_config(),
             };
             let report = overload::run(&cfg, |line| eprintln!("overload: {line}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -194,11 +202,7 @@ fn main() -> anyhow::Result<()> {
                 broker_restarts,
                 scale: !no_scale,
                 seed,
-                spamflow: h.spamflow.unwrap_or_else(chaos::default_spamflow),
-                kafka_script: h.kafka_script,
-                port: h.port,
-                work_dir: h.work_dir,
-                drain_timeout: std::time::Duration::from_secs(h.drain_timeout_secs),
+                harness: h.into_config(),
             };
             let report = chaos::run(&cfg, |line| eprintln!("chaos: {line}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -12,7 +12,6 @@
 //!    message id, DLQ records by key) without keeping the records.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
@@ -25,7 +24,7 @@ use rdkafka::ClientConfig;
 use serde::Serialize;
 use spamflow_operators::origin::parse_sender;
 
-use crate::chaos::{self, ChaosConfig, Fleet, Harness, Topics};
+use crate::chaos::{self, ChaosConfig, Fleet, Harness, HarnessConfig, Topics};
 use crate::synth::Synth;
 
 /// What to run.
@@ -46,16 +45,8 @@ pub struct OverloadConfig {
     pub partitions: i32,
     /// Seed of the events.
     pub seed: u64,
-    /// The `spamflow` binary.
-    pub spamflow: PathBuf,
-    /// `scripts/kafka.sh`.
-    pub kafka_script: PathBuf,
-    /// Broker port (the controller takes the next one).
-    pub port: u16,
-    /// Logs and broker data; a temporary directory when `None`.
-    pub work_dir: Option<PathBuf>,
-    /// How long to wait for the last outputs after the overload.
-    pub drain_timeout: Duration,
+    /// The binary, the broker and the work directory.
+    pub harness: HarnessConfig,
 }
 
 /// What happened.
@@ -237,13 +228,7 @@ fn count_outputs(
 /// Runs the overload; `say` gets progress lines.
 pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<OverloadReport> {
     let started = Instant::now();
-    let harness = Harness::start(
-        &cfg.spamflow,
-        cfg.work_dir.as_deref(),
-        &cfg.kafka_script,
-        cfg.port,
-        &mut say,
-    )?;
+    let harness = Harness::start(&cfg.harness, &mut say)?;
     let (brokers, work, config) = (
         harness.brokers.clone(),
         harness.work.clone(),
@@ -257,11 +242,10 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
         broker_restarts: 0,
         scale: false,
         seed: cfg.seed,
-        spamflow: cfg.spamflow.clone(),
-        kafka_script: cfg.kafka_script.clone(),
-        port: cfg.port,
-        work_dir: Some(work.clone()),
-        drain_timeout: cfg.drain_timeout,
+        harness: HarnessConfig {
+            work_dir: Some(work.clone()),
+            ..cfg.harness.clone()
+        },
     };
     let fleet = |prefix: &str| Fleet {
         cfg: &fleet_cfg,
@@ -303,7 +287,7 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
         &calib.topics,
         cfg.partitions,
         || Some(backlog.len()),
-        cfg.drain_timeout,
+        cfg.harness.drain_timeout,
         &seen,
         |k| {
             if k == n / 10 {
@@ -354,7 +338,7 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
         );
         let (partitions, timeout) = (
             cfg.partitions,
-            cfg.drain_timeout + Duration::from_secs(cfg.seconds),
+            cfg.harness.drain_timeout + Duration::from_secs(cfg.seconds),
         );
         thread::spawn(move || {
             let mut last = Instant::now();

@@ -23,11 +23,13 @@ fn kills_broker_restarts_and_scaling_lose_duplicate_and_change_nothing() {
         broker_restarts: 1,
         scale: true,
         seed: 7,
-        spamflow: chaos::default_spamflow(),
-        kafka_script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh"),
-        port: 39292,
-        work_dir: None,
-        drain_timeout: Duration::from_secs(300),
+        harness: chaos::HarnessConfig {
+            spamflow: chaos::default_spamflow(),
+            kafka_script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh"),
+            port: 39292,
+            work_dir: None,
+            drain_timeout: Duration::from_secs(300),
+        },
     };
     let report = chaos::run(&cfg, |line| eprintln!("chaos: {line}")).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());

@@ -37,8 +37,42 @@ fn ids(evs: &[(String, Vec<u8>, String)]) -> Vec<String> {
     evs.iter().map(|e| e.2.clone()).collect()
 }
 
+/// The verdicts of `cfg`'s run, read_committed: at least `n`, then quiet for 500 ms.
+fn committed_verdicts(cfg: &Config, partitions: i32, n: usize) -> Vec<Verdict> {
+    verdicts(&read_topic(
+        &cfg.kafka.brokers,
+        &cfg.topics.verdicts,
+        partitions,
+        n,
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    ))
+}
+
 /// Committed offsets of the group equal the end offsets of the input topic.
 fn assert_offsets_committed(cfg: &Config, partitions: i32) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .create()
+        .unwrap();
+    for (p, offset) in committed(cfg, partitions).into_iter().enumerate() {
+        let (_, high) = c
+            .fetch_watermarks(&cfg.topics.submissions, p as i32, Duration::from_secs(10))
+            .unwrap();
+        match offset {
+            // A transactional producer's commit marker takes the last offset.
+            Offset::Offset(o) => assert!(
+                o == high || o + 1 == high,
+                "partition {p}: committed {o}, end {high}"
+            ),
+            Offset::Invalid if high == 0 => {}
+            other => panic!("partition {p}: committed {other:?}, end {high}"),
+        }
+    }
+}
+
+/// The group's committed offsets on the input topic, by partition.
+fn committed(cfg: &Config, partitions: i32) -> Vec<Offset> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
         .set("group.id", &cfg.kafka.group_id)
@@ -49,29 +83,8 @@ fn assert_offsets_committed(cfg: &Config, partitions: i32) {
     for p in 0..partitions {
         tpl.add_partition(&cfg.topics.submissions, p);
     }
-    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    for e in committed.elements() {
-        let (_, high) = c
-            .fetch_watermarks(
-                &cfg.topics.submissions,
-                e.partition(),
-                Duration::from_secs(10),
-            )
-            .unwrap();
-        match e.offset() {
-            // A transactional producer's commit marker takes the last offset.
-            Offset::Offset(o) => assert!(
-                o == high || o + 1 == high,
-                "partition {}: committed {o}, end {high}",
-                e.partition()
-            ),
-            Offset::Invalid if high == 0 => {}
-            other => panic!(
-                "partition {}: committed {other:?}, end {high}",
-                e.partition()
-            ),
-        }
-    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    got.elements().iter().map(|e| e.offset()).collect()
 }
 
 /// A producer with transactional id `id`, its transactions initialised.
@@ -141,14 +154,7 @@ fn exactly_once_end_to_end_with_dlq_and_committed_offsets() {
     assert!(metrics.commits.load(Relaxed) > 0);
     assert_eq!(metrics.aborts.load(Relaxed), 0);
 
-    let got = verdicts(&read_topic(
-        &brokers,
-        &cfg.topics.verdicts,
-        4,
-        evs.len(),
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-    ));
+    let got = committed_verdicts(&cfg, 4, evs.len());
     assert_exactly_once(&got, &ids(&evs));
     assert!(got.iter().all(|v| v.rules_version.starts_with("sha256:")));
     // The SMSCs' topic carries exactly the block and throttle verdicts.
@@ -285,14 +291,7 @@ fn state_after_a_restart_equals_an_uninterrupted_run() {
     });
     let m = run.stop();
     assert!(m.restored_records.load(Relaxed) > 0);
-    let got = verdicts(&read_topic(
-        &brokers,
-        &cfg.topics.verdicts,
-        3,
-        evs.len(),
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-    ));
+    let got = committed_verdicts(&cfg, 3, evs.len());
     assert_exactly_once(&got, &ids(&evs));
     assert_counts_as_uninterrupted(&evs, &got);
 }
@@ -515,14 +514,7 @@ fn at_least_once_delivers_every_verdict() {
         m.verdicts_total() >= evs.len() as u64
     });
     run.stop();
-    let got = verdicts(&read_topic(
-        &brokers,
-        &cfg.topics.verdicts,
-        2,
-        evs.len(),
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-    ));
+    let got = committed_verdicts(&cfg, 2, evs.len());
     // A graceful stop commits after flushing: no duplicates even at-least-once.
     assert_exactly_once(&got, &ids(&evs));
     assert_offsets_committed(&cfg, 2);
@@ -716,14 +708,7 @@ fn a_restoring_partition_waits_paused_while_the_others_are_served() {
     let m = run.stop();
     assert_eq!(m.restoring_partitions.load(Relaxed), 0);
 
-    let got = verdicts(&read_topic(
-        &brokers,
-        &cfg.topics.verdicts,
-        2,
-        evs.len(),
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-    ));
+    let got = committed_verdicts(&cfg, 2, evs.len());
     assert_exactly_once(&got, &ids(&evs));
     assert_counts_as_uninterrupted(&evs, &got);
 }
@@ -836,22 +821,6 @@ fn a_record_whose_verdict_the_topic_refuses_goes_to_the_dlq_after_three_tries() 
     );
     assert_eq!(dlq[0].payload.as_deref(), Some(large.1.as_slice()));
     assert_offsets_committed(&cfg, 1);
-}
-
-/// The group's committed offsets on the input topic.
-fn committed(cfg: &Config, partitions: i32) -> Vec<Offset> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.kafka.brokers)
-        .set("group.id", &cfg.kafka.group_id)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(&cfg.topics.submissions, p);
-    }
-    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    got.elements().iter().map(|e| e.offset()).collect()
 }
 
 /// `spamflow tap --format json --show-numbers` with `args`, on `cfg`'s topics.
