@@ -8,9 +8,10 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::util::IntoOpaque;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{Config, Guarantee};
 use crate::metrics::Metrics;
@@ -284,6 +285,33 @@ pub fn publish(
         .flush(Duration::from_secs(30))
         .with_context(|| format!("flushing records to {topic}"))?;
     Ok(())
+}
+
+/// The offsets of `topic`'s `partitions` at `time`: per partition, the first record at or
+/// after it, or, where there is none, the partition's end as an offset number (not
+/// `Offset::End`, which would be resolved later and skip what arrives meanwhile).
+pub fn offsets_at<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+    partitions: &[i32],
+    time: chrono::DateTime<chrono::Utc>,
+    timeout: Duration,
+) -> KafkaResult<TopicPartitionList> {
+    use rdkafka::consumer::Consumer as _;
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(time.timestamp_millis()))?;
+    }
+    let found = consumer.offsets_for_times(tpl, timeout)?;
+    let mut out = TopicPartitionList::new();
+    for e in found.elements() {
+        let o = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => consumer.fetch_watermarks(topic, e.partition(), timeout)?.1,
+        };
+        out.add_partition_offset(topic, e.partition(), Offset::Offset(o))?;
+    }
+    Ok(out)
 }
 
 /// Topic spec for creation: name, partitions, compacted.

@@ -64,23 +64,9 @@ pub fn follow(
             }
         };
         let from = chrono::Utc::now() - chrono::Duration::from_std(lookback).unwrap_or_default();
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            let _ = tpl.add_partition_offset(&topic, p, Offset::Offset(from.timestamp_millis()));
-        }
-        let start = match consumer.offsets_for_times(tpl.clone(), timeout) {
-            Ok(found) => {
-                // A partition with no report since then starts at its end.
-                let mut t = TopicPartitionList::new();
-                for e in found.elements() {
-                    let o = match e.offset() {
-                        Offset::Offset(o) => Offset::Offset(o),
-                        _ => Offset::End,
-                    };
-                    let _ = t.add_partition_offset(&topic, e.partition(), o);
-                }
-                t
-            }
+        let all: Vec<i32> = (0..partitions).collect();
+        let start = match crate::kafka::offsets_at(&consumer, &topic, &all, from, timeout) {
+            Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot find where the reports of the last window start; reading all");
                 let mut t = TopicPartitionList::new();

@@ -383,30 +383,22 @@ pub fn tap(
         !parts.is_empty(),
         "topic {topic} does not exist (or has no partitions)"
     );
-    let mut tpl = TopicPartitionList::new();
-    for p in &parts {
-        let start = match (args.from, args.follow) {
-            (Some(t), _) => Offset::Offset(t.timestamp_millis()),
-            (None, true) => Offset::End,
-            (None, false) => Offset::Beginning,
-        };
-        tpl.add_partition_offset(topic, *p, start)?;
-    }
-    if args.from.is_some() {
-        tpl = consumer
-            .offsets_for_times(tpl, timeout)
-            .context("finding the offsets of --since/--from")?;
-        // A partition with nothing after the time starts at its end.
-        let mut fixed = TopicPartitionList::new();
-        for e in tpl.elements_for_topic(topic) {
-            let o = match e.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
-                _ => Offset::End,
-            };
-            fixed.add_partition_offset(topic, e.partition(), o)?;
+    let tpl = match (args.from, args.follow) {
+        (Some(t), _) => crate::kafka::offsets_at(&consumer, topic, &parts, t, timeout)
+            .context("finding the offsets of --since/--from")?,
+        (None, follow) => {
+            let mut tpl = TopicPartitionList::new();
+            for p in &parts {
+                let start = if follow {
+                    Offset::End
+                } else {
+                    Offset::Beginning
+                };
+                tpl.add_partition_offset(topic, *p, start)?;
+            }
+            tpl
         }
-        tpl = fixed;
-    }
+    };
     consumer.assign(&tpl)?;
 
     if let Some(h) = header(args.format).filter(|_| args.summary.is_none()) {

@@ -1054,14 +1054,6 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
     let reported = ops.reported.clone();
     let run = Running::start(&cfg, ops.chain);
-    let follower = reports::follow(
-        &cfg,
-        &brokers,
-        reported,
-        run.metrics.clone(),
-        run.stop.clone(),
-    )
-    .unwrap();
     let text = "[Web발신] 김민수 고객님 보험금 환급 대상 확인 바랍니다 refund-kr.top/q7";
     let report = |n: u32| spamflow_schemas::SpamReport {
         schema_version: 1,
@@ -1090,8 +1082,17 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     };
     let reported_reason = |v: &Verdict| v.reasons.iter().any(|r| r.code == "reports.content");
 
-    // Two reporters: not enough.
+    // Two reporters, reported before this instance started (it reads back the reports
+    // that can still matter): not enough.
     reports::publish(&cfg, &brokers, &[report(1), report(2)]).unwrap();
+    let follower = reports::follow(
+        &cfg,
+        &brokers,
+        reported,
+        run.metrics.clone(),
+        run.stop.clone(),
+    )
+    .unwrap();
     run.wait_for(Duration::from_secs(60), "two reports read", |m| {
         m.reports_applied.load(Relaxed) >= 2
     });
