@@ -238,7 +238,9 @@ fn main() -> anyhow::Result<()> {
     done.store(true, Relaxed);
     let _ = feeder.join();
     stop.trigger();
-    let _ = follower.join();
+    if let Some(f) = follower {
+        let _ = f.join();
+    }
     engine
         .join()
         .map_err(|_| anyhow::anyhow!("pipeline panicked"))??;

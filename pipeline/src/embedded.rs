@@ -263,19 +263,13 @@ pub fn run(
         follower.wait_loaded(&stop, Duration::from_secs(60)),
         "the sender registry did not load from the embedded broker"
     );
-    let report_follower = cfg
-        .reports
-        .enabled
-        .then(|| {
-            crate::reports::follow(
-                cfg,
-                &brokers,
-                ops.reported.clone(),
-                metrics.clone(),
-                follower_stop.clone(),
-            )
-        })
-        .transpose()?;
+    let report_follower = crate::reports::follow(
+        cfg,
+        &brokers,
+        ops.reported.clone(),
+        metrics.clone(),
+        follower_stop.clone(),
+    )?;
 
     let pipeline_stop = Stop::new();
     let pipeline = {

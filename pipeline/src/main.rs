@@ -743,19 +743,13 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             }
             tracing::warn!(topic = %cfg.topics.registry, "still loading the sender registry before consuming");
         }
-        let reports = cfg
-            .reports
-            .enabled
-            .then(|| {
-                spamflow_pipeline::reports::follow(
-                    cfg,
-                    &brokers,
-                    ops.reported.clone(),
-                    metrics.clone(),
-                    stop.clone(),
-                )
-            })
-            .transpose()?;
+        let reports = spamflow_pipeline::reports::follow(
+            cfg,
+            &brokers,
+            ops.reported.clone(),
+            metrics.clone(),
+            stop.clone(),
+        )?;
         let result = runtime::run(cfg, &brokers, ops.chain, metrics, stop.clone());
         stop.trigger();
         let _ = follower.handle.join();

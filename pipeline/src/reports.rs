@@ -31,14 +31,18 @@ use crate::kafka::{base_consumer_config, Reader, ReaderContext};
 use crate::metrics::Metrics;
 use crate::runtime::Stop;
 
-/// Starts following `topics.reports` into `content`; the thread ends on `stop`.
+/// Starts following `topics.reports` into `content`; the thread ends on `stop`. `None`
+/// with `reports.enabled = false`.
 pub fn follow(
     cfg: &Config,
     brokers: &str,
     content: Arc<ReportedContent>,
     metrics: Arc<Metrics>,
     stop: Stop,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    if !cfg.reports.enabled {
+        return Ok(None);
+    }
     let topic = cfg.topics.reports.clone();
     let consumer: Reader = base_consumer_config(cfg, brokers)
         // Needed to assign; never joined (no subscribe) and never committed.
@@ -105,7 +109,7 @@ pub fn follow(
             }
         }
     })?;
-    Ok(handle)
+    Ok(Some(handle))
 }
 
 /// Counts one report. Reports that carry only a message id do not count towards content

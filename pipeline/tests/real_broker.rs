@@ -1137,7 +1137,9 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     );
     assert!(!reported_reason(&verdict_of("other", 3)));
     run.stop();
-    let _ = follower.join();
+    if let Some(f) = follower {
+        let _ = f.join();
+    }
 }
 
 #[test]
