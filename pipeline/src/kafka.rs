@@ -287,6 +287,33 @@ pub fn publish(
     Ok(())
 }
 
+/// The number of partitions of `topic`, asked every second until the topic is there;
+/// `None` when `stop` is triggered first.
+pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+    stop: &crate::runtime::Stop,
+) -> Option<i32> {
+    use rdkafka::consumer::Consumer as _;
+    loop {
+        match consumer.fetch_metadata(Some(topic), timeout) {
+            Ok(md) => match md
+                .topics()
+                .first()
+                .map(|t| (t.error(), t.partitions().len()))
+            {
+                Some((None, n)) if n > 0 => return Some(n as i32),
+                other => tracing::warn!(topic, ?other, "topic not available yet; retrying"),
+            },
+            Err(e) => tracing::warn!(topic, error = %e, "cannot read topic metadata; retrying"),
+        }
+        if stop.wait(Duration::from_secs(1)) {
+            return None;
+        }
+    }
+}
+
 /// The offsets of `topic`'s `partitions` at `time`: per partition, the first record at or
 /// after it, or, where there is none, the partition's end as an offset number (not
 /// `Offset::End`, which would be resolved later and skip what arrives meanwhile).

@@ -72,18 +72,8 @@ pub fn follow(
     let loaded = Arc::new(AtomicBool::new(false));
     let flag = loaded.clone();
     let handle = std::thread::Builder::new().name("spamflow-registry".into()).spawn(move || {
-        // Partitions: retried until the topic's metadata is available.
-        let partitions = loop {
-            match consumer.fetch_metadata(Some(&topic), timeout) {
-                Ok(md) => match md.topics().first().map(|t| (t.error(), t.partitions().len())) {
-                    Some((None, n)) if n > 0 => break n as i32,
-                    other => tracing::warn!(topic, ?other, "registry topic not available yet; retrying"),
-                },
-                Err(e) => tracing::warn!(topic, error = %e, "cannot read registry topic metadata; retrying"),
-            }
-            if stop.wait(Duration::from_secs(1)) {
-                return;
-            }
+        let Some(partitions) = crate::kafka::partition_count(&consumer, &topic, timeout, &stop) else {
+            return;
         };
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {

@@ -55,17 +55,8 @@ pub fn follow(
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
     let lookback = Duration::from_secs(cfg.reports.window_secs + cfg.reports.block_secs);
     let handle = std::thread::Builder::new().name("spamflow-reports".into()).spawn(move || {
-        let partitions = loop {
-            match consumer.fetch_metadata(Some(&topic), timeout) {
-                Ok(md) => match md.topics().first().map(|t| (t.error(), t.partitions().len())) {
-                    Some((None, n)) if n > 0 => break n as i32,
-                    other => tracing::warn!(topic, ?other, "reports topic not available yet; retrying"),
-                },
-                Err(e) => tracing::warn!(topic, error = %e, "cannot read reports topic metadata; retrying"),
-            }
-            if stop.wait(Duration::from_secs(1)) {
-                return;
-            }
+        let Some(partitions) = crate::kafka::partition_count(&consumer, &topic, timeout, &stop) else {
+            return;
         };
         let from = chrono::Utc::now() - chrono::Duration::from_std(lookback).unwrap_or_default();
         let all: Vec<i32> = (0..partitions).collect();

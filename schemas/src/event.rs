@@ -151,20 +151,25 @@ impl DecodeError {
 /// The fast path is plain `serde_json`; only a failing document is decoded a second time
 /// with path tracking, so that the error names the field without costing the good path.
 pub fn decode_submission(payload: &[u8]) -> Result<SubmissionEvent, DecodeError> {
-    if payload.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    if let Err(e) = std::str::from_utf8(payload) {
-        return Err(DecodeError::InvalidUtf8 {
-            offset: e.valid_up_to(),
-        });
-    }
+    check_payload(payload)?;
     let event: SubmissionEvent = match serde_json::from_slice(payload) {
         Ok(ev) => ev,
         Err(_) => return Err(field_error::<SubmissionEvent>(payload)),
     };
     validate(&event)?;
     Ok(event)
+}
+
+/// A payload a document can be read from: not empty, UTF-8.
+pub(crate) fn check_payload(payload: &[u8]) -> Result<(), DecodeError> {
+    if payload.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    std::str::from_utf8(payload)
+        .map(|_| ())
+        .map_err(|e| DecodeError::InvalidUtf8 {
+            offset: e.valid_up_to(),
+        })
 }
 
 /// The error of a document of type `T` that failed to decode, naming the field.

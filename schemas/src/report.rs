@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{field_error, MAX_ADDRESS_BYTES, MAX_NAME_BYTES};
+use crate::event::{check_payload, field_error, MAX_ADDRESS_BYTES, MAX_NAME_BYTES};
 use crate::{DecodeError, MAX_TEXT_BYTES};
 
 /// Report schema versions this build reads.
@@ -60,14 +60,7 @@ pub struct SpamReport {
 
 /// Decodes and validates one `SpamReport` payload.
 pub fn decode_report(payload: &[u8]) -> Result<SpamReport, DecodeError> {
-    if payload.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    if let Err(e) = std::str::from_utf8(payload) {
-        return Err(DecodeError::InvalidUtf8 {
-            offset: e.valid_up_to(),
-        });
-    }
+    check_payload(payload)?;
     let report: SpamReport = match serde_json::from_slice(payload) {
         Ok(r) => r,
         Err(_) => return Err(field_error::<SpamReport>(payload)),
