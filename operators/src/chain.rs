@@ -30,7 +30,7 @@ fn prefix(text: &str, max: usize) -> &str {
 }
 
 /// `rules_version`: a content hash of the policy, every stateless operator's rules and
-/// every stateful operator's configuration.
+/// the configuration of every stateful operator that can change a verdict.
 fn rules_version(
     policy: &Policy,
     stateless: &[Arc<dyn StatelessOperator>],
@@ -42,7 +42,8 @@ fn rules_version(
         h.update(op.name());
         h.update(op.content_hash());
     }
-    for (name, hash) in stateful {
+    // An operator with an empty hash (statistics) never changes a verdict.
+    for (name, hash) in stateful.iter().filter(|(_, hash)| !hash.is_empty()) {
         h.update(name);
         h.update(hash);
     }

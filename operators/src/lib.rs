@@ -17,6 +17,7 @@
 //!   training and metrics; the model carries the fitted policy.
 //! - [`velocity`]: per-sender event-time windows and campaigns (stateful).
 //! - [`throttle`]: spam ratios and GCRA quotas per relay operator (stateful).
+//! - [`stats`]: spam statistics per relay operator, reseller and hour (stateful).
 //! - [`chain`]: one worker's operator chain: event in, verdict out; synchronous and
 //!   infallible on the hot path.
 //!
@@ -34,6 +35,7 @@ pub mod pattern;
 pub mod policy;
 pub mod reports;
 pub mod signal;
+pub mod stats;
 pub mod throttle;
 pub mod velocity;
 

@@ -104,7 +104,8 @@ pub struct StateError {
 pub trait StatefulOperator: Send {
     /// Bounded operator name; also the changelog key prefix.
     fn name(&self) -> &'static str;
-    /// Content hash of the operator's configuration (part of `rules_version`).
+    /// Content hash of the operator's configuration (part of `rules_version`); empty for an
+    /// operator that never changes a verdict.
     fn content_hash(&self) -> String;
     /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition`.
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);

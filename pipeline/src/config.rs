@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use spamflow_operators::classifier::ClassifierConfig;
 use spamflow_operators::origin::OriginConfig;
 use spamflow_operators::reports::ReportsConfig;
+use spamflow_operators::stats::StatsConfig;
 use spamflow_operators::throttle::ThrottleConfig;
 use spamflow_operators::velocity::VelocityConfig;
 use spamflow_operators::PolicyConfig;
@@ -42,6 +43,8 @@ pub struct Config {
     pub classifier: ClassifierConfig,
     /// Subscribers' reports: reported content blocked once enough subscribers report it.
     pub reports: ReportsConfig,
+    /// Spam statistics per relay operator, reseller and hour (stateful).
+    pub stats: StatsConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.
@@ -120,6 +123,9 @@ pub struct TopicsConfig {
     pub changelog: String,
     /// Subscribers' spam reports: SpamReport JSON keyed by the reported sender.
     pub reports: String,
+    /// Spam statistics per relay operator and hour (compacted; as many partitions as
+    /// `submissions`).
+    pub operator_stats: String,
 }
 
 impl Default for TopicsConfig {
@@ -133,12 +139,13 @@ impl Default for TopicsConfig {
             registry: "spamflow.sender-registry".into(),
             changelog: "spamflow.state.changelog".into(),
             reports: "sms.reports".into(),
+            operator_stats: "spamflow.operator-stats".into(),
         }
     }
 }
 
 impl TopicsConfig {
-    fn named(&self) -> [(&'static str, &str); 8] {
+    fn named(&self) -> [(&'static str, &str); 9] {
         [
             ("submissions", &self.submissions),
             ("verdicts", &self.verdicts),
@@ -148,6 +155,7 @@ impl TopicsConfig {
             ("registry", &self.registry),
             ("changelog", &self.changelog),
             ("reports", &self.reports),
+            ("operator_stats", &self.operator_stats),
         ]
     }
 }
@@ -507,6 +515,9 @@ impl Config {
                     format!("file {path} does not exist"),
                 );
             }
+        }
+        for (key, reason) in self.stats.validate() {
+            bad(&format!("stats.{key}"), reason);
         }
         for e in self.policy.validate() {
             bad(&format!("policy.{}", e.key), e.reason);

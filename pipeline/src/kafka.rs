@@ -383,6 +383,8 @@ pub fn topic_specs(cfg: &Config, partitions: i32) -> Vec<TopicSpec> {
         // in changelog partition p, so restore reads exactly one partition.
         spec(&t.changelog, partitions, true),
         spec(&t.reports, partitions, false),
+        // Partition p holds input partition p's statistics (written with its changelog).
+        spec(&t.operator_stats, partitions, true),
     ]
 }
 

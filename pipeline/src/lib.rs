@@ -11,6 +11,7 @@
 //! - [`classifier`]: model loading and hot reload, `spamflow train` and `eval`.
 //! - [`metrics`], [`admin`]: counters and the `/healthz` `/readyz` `/metrics` endpoint.
 //! - [`sample`]: the bundled sample traffic.
+//! - [`stats`]: `spamflow stats`, spam statistics per relay operator from their topic.
 //!
 //! Threads: one consumer thread (poll, dispatch, commit; rebalance callbacks run on it),
 //! N worker threads (CPU work), librdkafka's own threads, and a small tokio runtime for
@@ -28,6 +29,7 @@ pub mod reports;
 pub mod rules;
 pub mod runtime;
 pub mod sample;
+pub mod stats;
 pub mod tap;
 
 use std::path::Path;
@@ -37,6 +39,7 @@ use spamflow_operators::classifier::ModelHandle;
 use spamflow_operators::origin::{OriginOperator, Registry};
 use spamflow_operators::pattern::{PatternConfig, PatternOperator};
 use spamflow_operators::reports::{ReportedContent, ReportsOperator};
+use spamflow_operators::stats::{StatsFactory, StatsMetrics};
 use spamflow_operators::throttle::{ThrottleFactory, ThrottleStats};
 use spamflow_operators::velocity::{VelocityFactory, VelocityStats};
 use spamflow_operators::ChainBuilder;
@@ -48,6 +51,8 @@ pub struct OperatorStats {
     pub velocity: Arc<VelocityStats>,
     /// Throttle operator: throttled messages, quota step changes.
     pub throttle: Arc<ThrottleStats>,
+    /// Statistics operator: verdicts by relay operator.
+    pub relay: Arc<StatsMetrics>,
 }
 
 /// The operators of one pipeline: the chain builder, and handles for hot reload.
@@ -112,6 +117,10 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     if cfg.throttle.enabled {
         let f = ThrottleFactory::new(cfg.throttle.clone(), stats.throttle.clone());
         chain = chain.stateful("throttle", move || Box::new(f.build()));
+    }
+    if cfg.stats.enabled {
+        let f = StatsFactory::new(cfg.stats.clone(), registry.clone(), stats.relay.clone());
+        chain = chain.stateful(spamflow_operators::stats::NAME, move || Box::new(f.build()));
     }
     let reported = Arc::new(ReportedContent::new(cfg.reports.clone()));
     if cfg.reports.enabled {

@@ -119,6 +119,9 @@ enum Cmd {
     /// Read an output topic (verdicts, block, alerts, DLQ) with filters, read-only: no
     /// consumer group, no commits, read_committed (docs/operations.md, "The tap").
     Tap(TapCli),
+    /// Print spam statistics per relay operator (and reseller) by hour, day or month, from
+    /// topics.operator_stats (docs/stats.md).
+    Stats(StatsCli),
     /// Create every spamflow topic on the configured brokers (existing topics are kept).
     CreateTopics {
         /// Bootstrap servers (kafka.brokers).
@@ -162,6 +165,31 @@ struct ReportCli {
     /// When it was reported (RFC 3339); default: now.
     #[arg(long)]
     reported_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(clap::Args)]
+struct StatsCli {
+    /// Bootstrap servers (kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Rows per hour, day or month.
+    #[arg(long, value_enum, default_value = "day")]
+    period: spamflow_pipeline::stats::Period,
+    /// First date counted (YYYY-MM-DD, in --utc-offset).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// Last date counted (YYYY-MM-DD, in --utc-offset).
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
+    /// Hours, days and months are those of this offset from UTC.
+    #[arg(long, default_value = "+09:00", allow_hyphen_values = true)]
+    utc_offset: String,
+    /// One row per reseller as well as relay operator.
+    #[arg(long)]
+    by_reseller: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: spamflow_pipeline::stats::StatsFormat,
 }
 
 #[derive(clap::Args)]
@@ -342,6 +370,9 @@ fn main() -> ExitCode {
         | Cmd::Tap(TapCli {
             brokers: Some(b), ..
         })
+        | Cmd::Stats(StatsCli {
+            brokers: Some(b), ..
+        })
         | Cmd::Report(ReportCli {
             brokers: Some(b), ..
         })
@@ -428,6 +459,7 @@ fn main() -> ExitCode {
             errors,
         } => eval(&cfg, model.as_deref(), &data, json, errors.as_deref()),
         Cmd::Tap(args) => tap(&cfg, &args),
+        Cmd::Stats(args) => stats(&cfg, &args),
         Cmd::Report(args) => report(&cfg, args),
         Cmd::Config => serde_json::to_string_pretty(&cfg.redacted_json())
             .map(|s| println!("{s}"))
@@ -574,6 +606,48 @@ fn report(cfg: &Config, a: ReportCli) -> anyhow::Result<()> {
         cfg.topics.reports
     );
     Ok(())
+}
+
+fn stats(cfg: &Config, a: &StatsCli) -> anyhow::Result<()> {
+    use spamflow_pipeline::stats::{aggregate, read, render, Query};
+    anyhow::ensure!(
+        !cfg.kafka.brokers.is_empty(),
+        "spamflow stats needs --brokers (or kafka.brokers)"
+    );
+    let offset = parse_utc_offset(&a.utc_offset)?;
+    if let (Some(f), Some(t)) = (a.from, a.to) {
+        anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
+    }
+    let records = read(cfg)?;
+    let rows = aggregate(
+        &records,
+        &Query {
+            period: a.period,
+            offset,
+            from: a.from,
+            to: a.to,
+            by_reseller: a.by_reseller,
+        },
+    );
+    render(&rows, a.format, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// `+09:00`, `-05:30`, `Z`.
+fn parse_utc_offset(s: &str) -> anyhow::Result<chrono::FixedOffset> {
+    if s == "Z" || s == "+00:00" {
+        return Ok(chrono::FixedOffset::east_opt(0).expect("zero offset"));
+    }
+    let bad = || anyhow::anyhow!("--utc-offset {s:?} is not like +09:00 or -05:30");
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    anyhow::ensure!(h <= 14 && m < 60, bad());
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
 }
 
 fn tap(cfg: &Config, a: &TapCli) -> anyhow::Result<()> {

@@ -80,10 +80,26 @@ pub struct Metrics {
     /// [`mono_ms`] since which records have been read and not committed (0: none). A
     /// commit clears it; an abort does not, so repeated aborts show as a growing age.
     pub uncommitted_since_ms: AtomicU64,
-    /// Sum of (decided_at - submitted_at) in microseconds, and its count, for the mean age.
+    /// Sum of (decided_at - submitted_at) in microseconds over all verdicts.
     pub age_us_sum: AtomicU64,
+    /// Verdicts by decision age: one count per bucket of [`AGE_BUCKETS_US`], then the
+    /// older ones (not cumulative; rendered cumulative).
+    pub age_buckets: [AtomicU64; AGE_BUCKETS_US.len() + 1],
     /// Counters of the stateful operators.
     pub operators: crate::OperatorStats,
+}
+
+/// Upper bounds of the decision-age histogram's buckets, in microseconds (1 ms to 10 s).
+pub const AGE_BUCKETS_US: [u64; 13] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000,
+    5_000_000, 10_000_000,
+];
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Milliseconds since this process's first call: a monotonic clock for progress ages.
@@ -146,6 +162,7 @@ pub struct LocalTally {
     dlq: [u64; DLQ_CODES.len()],
     changelog_records: u64,
     age_us_sum: u64,
+    age_buckets: [u64; AGE_BUCKETS_US.len() + 1],
 }
 
 impl LocalTally {
@@ -157,6 +174,7 @@ impl LocalTally {
     pub fn verdict(&mut self, a: Action, age_us: u64) {
         self.verdicts[action_index(a)] += 1;
         self.age_us_sum += age_us;
+        self.age_buckets[AGE_BUCKETS_US.partition_point(|&b| b < age_us)] += 1;
     }
     /// One alert written.
     pub fn alert(&mut self) {
@@ -187,6 +205,9 @@ impl LocalTally {
         m.changelog_records
             .fetch_add(self.changelog_records, Relaxed);
         m.age_us_sum.fetch_add(self.age_us_sum, Relaxed);
+        for (i, n) in self.age_buckets.iter().enumerate() {
+            m.age_buckets[i].fetch_add(*n, Relaxed);
+        }
         *self = LocalTally::default();
     }
 }
@@ -301,11 +322,6 @@ impl Metrics {
             "Errors reported by the Kafka clients.",
             self.client_errors.load(Relaxed),
         );
-        counter(
-            "spamflow_decision_age_microseconds_sum",
-            "Sum of decided_at minus submitted_at over all verdicts.",
-            self.age_us_sum.load(Relaxed),
-        );
         let v = &self.operators.velocity;
         counter(
             "spamflow_velocity_late_events_total",
@@ -358,6 +374,23 @@ impl Metrics {
             "# HELP spamflow_velocity_senders Senders kept in velocity state (as of each partition's last sweep).\n# TYPE spamflow_velocity_senders gauge\nspamflow_velocity_senders {}",
             v.senders.load(Relaxed)
         );
+        let _ = writeln!(s, "# HELP spamflow_decision_age_seconds Time from submitted_at to the decision (decided_at), by verdict.\n# TYPE spamflow_decision_age_seconds histogram");
+        let mut cumulative = 0;
+        for (i, n) in self.age_buckets.iter().enumerate() {
+            cumulative += n.load(Relaxed);
+            let le = AGE_BUCKETS_US
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |us| (*us as f64 / 1e6).to_string());
+            let _ = writeln!(
+                s,
+                "spamflow_decision_age_seconds_bucket{{le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "spamflow_decision_age_seconds_sum {}\nspamflow_decision_age_seconds_count {cumulative}",
+            self.age_us_sum.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(s, "# HELP spamflow_verdicts_total Verdicts by action.\n# TYPE spamflow_verdicts_total counter");
         for a in [
             Action::Allow,
@@ -371,6 +404,23 @@ impl Metrics {
                 a.as_str(),
                 self.verdicts_of(a)
             );
+        }
+        let _ = writeln!(s, "# HELP spamflow_relay_verdicts_total Verdicts by relay operator (those the sender registry names; others as other, none without one) and action.\n# TYPE spamflow_relay_verdicts_total counter");
+        for (op, counts) in self.operators.relay.snapshot() {
+            let op = label_value(&op);
+            for a in [
+                Action::Allow,
+                Action::Label,
+                Action::Throttle,
+                Action::Block,
+            ] {
+                let _ = writeln!(
+                    s,
+                    "spamflow_relay_verdicts_total{{relay_operator=\"{op}\",action=\"{}\"}} {}",
+                    a.as_str(),
+                    counts[action_index(a)]
+                );
+            }
         }
         let _ = writeln!(s, "# HELP spamflow_dlq_total Records sent to the DLQ by error code.\n# TYPE spamflow_dlq_total counter");
         for (i, code) in DLQ_CODES.iter().enumerate() {
@@ -423,7 +473,7 @@ mod tests {
         let m = Metrics::default();
         let mut t = LocalTally::default();
         t.consumed();
-        t.verdict(Action::Block, 10);
+        t.verdict(Action::Block, 3_000);
         t.dlq("bad_field");
         t.dlq("something-unknown");
         t.flush(&m);
@@ -431,6 +481,22 @@ mod tests {
         assert_eq!(m.dlq_total(), 2);
         let text = m.render();
         assert!(text.contains("spamflow_verdicts_total{action=\"block\"} 1"));
+        assert!(
+            text.contains("spamflow_decision_age_seconds_bucket{le=\"0.001\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spamflow_decision_age_seconds_bucket{le=\"0.01\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spamflow_decision_age_seconds_bucket{le=\"+Inf\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spamflow_decision_age_seconds_count 1"),
+            "{text}"
+        );
         assert!(text.contains("spamflow_dlq_total{code=\"bad_field\"} 1"));
         assert!(text.contains("spamflow_dlq_total{code=\"internal_error\"} 1"));
         for name in [

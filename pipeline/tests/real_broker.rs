@@ -323,6 +323,10 @@ fn spawn_pipeline(
         .env("SPAMFLOW_TOPICS__REGISTRY", &cfg.topics.registry)
         .env("SPAMFLOW_TOPICS__CHANGELOG", &cfg.topics.changelog)
         .env("SPAMFLOW_TOPICS__REPORTS", &cfg.topics.reports)
+        .env(
+            "SPAMFLOW_TOPICS__OPERATOR_STATS",
+            &cfg.topics.operator_stats,
+        )
         .env("SPAMFLOW_ADMIN__LISTEN", "")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -497,6 +501,20 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     assert!(
         differ.is_empty(),
         "operator state differs from the uninterrupted run: {differ:?}"
+    );
+    // The statistics too: no count lost or doubled by the kill, in the state and as
+    // published.
+    let hours = a
+        .keys()
+        .filter(|k| k.windows(7).any(|w| w == b"/stats/") && !k.ends_with(b"/stats/w"))
+        .count();
+    assert!(hours > 0, "no statistics in the state");
+    let published = final_state(&brokers, &cfg.topics.operator_stats, 4);
+    assert_eq!(published.len(), hours);
+    assert_eq!(
+        published,
+        final_state(&brokers, &reference.topics.operator_stats, 4),
+        "published statistics differ from the uninterrupted run"
     );
 }
 
@@ -1168,5 +1186,93 @@ fn compacted_topics_are_created_with_short_segments_so_that_compaction_runs() {
             let got = resource.get(key).and_then(|e| e.value.clone());
             assert_eq!(got.as_deref(), Some(*want), "{topic} {key}");
         }
+    }
+}
+
+#[test]
+fn operator_statistics_equal_a_recomputation_from_the_verdict_topic() {
+    let Some(cfg) = setup("rb-stats", 3) else {
+        return;
+    };
+    // Ten events a second from 09:58: the run crosses an hour boundary.
+    let evs = events_from(2_500, 91, "2026-03-01T09:58:00Z", 10.0);
+    produce(&cfg.kafka.brokers, &cfg.topics.submissions, &kv(&evs));
+    let ops = spamflow_pipeline::operators(&Config::default(), None).unwrap();
+    let relay = ops.stats.relay.clone();
+    let run = Running::start(&cfg, ops.chain);
+    run.wait_for(Duration::from_secs(90), "all verdicts", |m| {
+        m.verdicts_total() >= evs.len() as u64
+    });
+    run.stop();
+    let all = committed_verdicts(&cfg, 3, evs.len());
+    assert_exactly_once(&all, &ids(&evs));
+
+    // The same figures worked out from the verdicts: (hour, relay operator) -> counts.
+    let mut want: BTreeMap<(String, String), spamflow_schemas::StatsCounts> = BTreeMap::new();
+    for v in &all {
+        let hour = v.submitted_at.format("%Y-%m-%dT%H").to_string();
+        let op = v.relay_operator.clone().unwrap_or_else(|| "none".into());
+        want.entry((hour, op))
+            .or_default()
+            .count(v.action, v.reasons.first().map(|r| r.category.as_str()));
+    }
+    assert!(
+        want.len() > 6,
+        "several hours and relay operators: {:?}",
+        want.keys()
+    );
+    assert!(want
+        .values()
+        .any(|c| c.blocked > 0 && c.allowed > 0 && !c.categories.is_empty()));
+    let out = Command::new(env!("CARGO_BIN_EXE_spamflow"))
+        .args(["stats", "--brokers", &cfg.kafka.brokers, "--period", "hour"])
+        .args(["--utc-offset", "+00:00", "--format", "json"])
+        .env_remove("SPAMFLOW_CONFIG")
+        .env(
+            "SPAMFLOW_TOPICS__OPERATOR_STATS",
+            &cfg.topics.operator_stats,
+        )
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let counts: spamflow_schemas::StatsCounts = serde_json::from_value(row.clone()).unwrap();
+        let key = (
+            row["period"].as_str().unwrap().to_owned(),
+            row["relay_operator"].as_str().unwrap().to_owned(),
+        );
+        got.insert(key, counts);
+    }
+    assert_eq!(got, want);
+
+    // The metric: the same verdicts by action (no registry here, so relay operators are
+    // `other`, traffic without one `none`).
+    let labelled = relay.snapshot();
+    assert!(
+        labelled.iter().all(|(l, _)| l == "other" || l == "none"),
+        "{labelled:?}"
+    );
+    for (i, a) in [
+        spamflow_schemas::Action::Allow,
+        spamflow_schemas::Action::Label,
+        spamflow_schemas::Action::Throttle,
+        spamflow_schemas::Action::Block,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sum: u64 = labelled.iter().map(|(_, c)| c[i]).sum();
+        assert_eq!(
+            sum,
+            all.iter().filter(|v| v.action == a).count() as u64,
+            "{a:?}"
+        );
     }
 }

@@ -9,9 +9,11 @@
 //! - [`registry`]: sender-number registration records (`spamflow.sender-registry`).
 //! - [`report`]: subscribers' spam reports, `SpamReport` v1 (`sms.reports`), and their
 //!   decoder ([`decode_report`]).
+//! - [`stats`]: spam statistics per relay operator and hour, `OperatorStats` v1
+//!   (`spamflow.operator-stats`).
 //! - [`dlq`]: the dead-letter record: original key and bytes plus error headers.
 //!
-//! JSON Schema files for the event, the verdict and the report live in `schemas/json/`; the tests
+//! JSON Schema files for the event, the verdict, the report and the statistics live in `schemas/json/`; the tests
 //! check that sample documents round-trip through these types and validate against them.
 //!
 //! Versioning: every document carries `schema_version`. Readers accept the versions in
@@ -22,6 +24,7 @@ pub mod dlq;
 pub mod event;
 pub mod registry;
 pub mod report;
+pub mod stats;
 pub mod verdict;
 
 pub use dlq::{DlqError, DlqErrorKind, DlqRecord};
@@ -31,4 +34,5 @@ pub use event::{
 };
 pub use registry::{RegistrationRecord, RegistrationStatus};
 pub use report::{decode_report, ReportChannel, SpamReport};
+pub use stats::{OperatorStats, StatsCounts, StatsRow};
 pub use verdict::{Action, Alert, Reason, Verdict};

@@ -1,7 +1,9 @@
 //! Sample documents round-trip through the Rust types and validate against the JSON
 //! Schemas; documents the Rust types emit validate too.
 
-use spamflow_schemas::{decode_report, decode_submission, SpamReport, SubmissionEvent, Verdict};
+use spamflow_schemas::{
+    decode_report, decode_submission, OperatorStats, SpamReport, SubmissionEvent, Verdict,
+};
 
 fn schema(name: &str) -> jsonschema::Validator {
     let path = format!("{}/json/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -99,4 +101,23 @@ fn report_samples_round_trip_and_validate_and_the_schema_refuses_what_the_decode
     doc.as_object_mut().unwrap().remove("text");
     assert!(!v.is_valid(&doc));
     assert!(decode_report(doc.to_string().as_bytes()).is_err());
+}
+
+#[test]
+fn operator_stats_samples_round_trip_and_validate() {
+    let v = schema("operator-stats.v1.schema.json");
+    let samples = lines("operator-stats.jsonl");
+    assert!(samples.len() >= 2);
+    for line in samples {
+        let raw: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_valid(&v, &raw);
+        let rec: OperatorStats = serde_json::from_str(&line).unwrap();
+        let emitted = serde_json::to_value(&rec).unwrap();
+        assert_valid(&v, &emitted);
+        let again: OperatorStats = serde_json::from_value(emitted).unwrap();
+        assert_eq!(again, rec);
+    }
+    let bad: serde_json::Value =
+        serde_json::from_str(r#"{"schema_version":1,"hour":"2026-12-02T05:00:00Z","partition":0,"rows":[{"relay_operator":"x","messages":-1,"allowed":0,"labelled":0,"throttled":0,"blocked":0}]}"#).unwrap();
+    assert!(!v.is_valid(&bad));
 }

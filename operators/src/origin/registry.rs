@@ -7,7 +7,7 @@
 //! number as a `u64` of its digits, and owner, relay operator and reseller names are
 //! interned to `u32` ids. Measured size: `docs/benchmarks.md`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -119,6 +119,8 @@ impl Interner {
 pub struct Registry {
     entries: DashMap<u64, Entry>,
     names: Interner,
+    /// Relay operators named by any record so far (metric labels).
+    relay_operators: RwLock<HashSet<Arc<str>>>,
     applied: AtomicU64,
     rejected: AtomicU64,
 }
@@ -128,6 +130,7 @@ impl Default for Registry {
         Registry {
             entries: DashMap::new(),
             names: Interner::new(),
+            relay_operators: RwLock::default(),
             applied: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         }
@@ -214,6 +217,12 @@ impl Registry {
     }
 
     fn insert(&self, k: u64, rec: &RegistrationRecord) {
+        if !self.knows_relay_operator(&rec.relay_operator) {
+            self.relay_operators
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(Arc::from(rec.relay_operator.as_str()));
+        }
         let entry = Entry {
             owner: self.names.intern(&rec.owner),
             relay_operator: self.names.intern(&rec.relay_operator),
@@ -258,6 +267,14 @@ impl Registry {
             }
         }
         Lookup::Ok
+    }
+
+    /// Whether any registration record so far named `name` as its relay operator.
+    pub fn knows_relay_operator(&self, name: &str) -> bool {
+        self.relay_operators
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
     }
 
     /// The owner of a registered number (for reports).

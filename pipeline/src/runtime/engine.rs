@@ -65,6 +65,7 @@ pub fn run(
     let Some(producer) = make_producer(&cfg, brokers, &metrics, &failed, &stop)? else {
         return Ok(());
     };
+    warn_missing_outputs(&cfg, &producer, &chain);
     let producer = SharedProducer::new(producer);
     let has_state = chain.has_state();
     let env = Arc::new(WorkerEnv {
@@ -224,6 +225,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Makes the output producer; under exactly-once initialises transactions (fencing a
 /// previous incarnation with the same transactional id), retrying with back-off while
 /// the brokers are unreachable. `None` if stopped while waiting.
+/// Logs an error for every output topic this chain writes that the brokers do not have
+/// (typically a topic added by an upgrade before `spamflow create-topics` ran): its
+/// records would fail, so commits would stop. Only a hint: the run goes on, and heals
+/// once the topic exists.
+fn warn_missing_outputs(cfg: &Config, producer: &OutProducer, chain: &ChainBuilder) {
+    let t = &cfg.topics;
+    let mut outputs = vec![
+        ("topics.verdicts", &t.verdicts),
+        ("topics.block", &t.block),
+        ("topics.alerts", &t.alerts),
+        ("topics.dlq", &t.dlq),
+    ];
+    let names = chain.operator_names();
+    if chain.has_state() {
+        outputs.push(("topics.changelog", &t.changelog));
+    }
+    if names.contains(&spamflow_operators::stats::NAME) {
+        outputs.push(("topics.operator_stats", &t.operator_stats));
+    }
+    let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms.min(10_000));
+    for (key, topic) in outputs {
+        match producer.client().fetch_metadata(Some(topic), timeout) {
+            Ok(md) => {
+                let missing = md
+                    .topics()
+                    .iter()
+                    .any(|mt| mt.error().is_some() || mt.partitions().is_empty());
+                if missing {
+                    tracing::error!(topic = %topic, key, "output topic does not exist; create it with `spamflow create-topics` (commits fail until it exists)");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(topic = %topic, error = %e, "cannot check that the output topic exists")
+            }
+        }
+    }
+}
+
 fn make_producer(
     cfg: &Config,
     brokers: &str,

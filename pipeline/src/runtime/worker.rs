@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use sha2::{Digest, Sha256};
+use spamflow_operators::stats;
 use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
 use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord, SubmissionEvent};
 
@@ -400,10 +401,12 @@ impl Worker {
         let topics = &*self.env.topics;
         let owned = self.owned.clone();
         let mut buf = std::mem::take(&mut self.state_buf);
-        let mut pending: Vec<(i32, Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        // (partition, changelog key, update, whether it is also published as statistics)
+        let mut pending: Vec<(i32, Vec<u8>, StateUpdate, bool)> = Vec::new();
         for p in owned {
             self.chain.snapshot(p, &mut buf, |op, u| {
-                pending.push((p, changelog::encode_key(p, op, &u.key), u.value))
+                let publish = op == stats::NAME && stats::is_hour_key(&u.key);
+                pending.push((p, changelog::encode_key(p, op, &u.key), u, publish))
             });
         }
         self.state_buf = buf;
@@ -413,7 +416,7 @@ impl Worker {
             failed: &self.env.failed,
             send_errors: &mut self.send_errors,
         };
-        for (p, key, value) in &pending {
+        for (p, key, StateUpdate { value, .. }, publish) in &pending {
             // Tag 0: a changelog record belongs to no one input record.
             let mut r: BaseRecord<'_, [u8], [u8], usize> =
                 BaseRecord::with_opaque_to(&topics.changelog, 0)
@@ -421,6 +424,16 @@ impl Worker {
                     .key(key.as_slice());
             if let Some(v) = value {
                 r = r.payload(v.as_slice());
+                // Statistics are published as well, in the same transaction; an hour
+                // dropped from memory (a tombstone) stays on the stats topic.
+                if *publish {
+                    out.send(
+                        BaseRecord::with_opaque_to(&topics.operator_stats, 0)
+                            .partition(*p)
+                            .key(key.as_slice())
+                            .payload(v.as_slice()),
+                    );
+                }
             }
             out.send(r);
         }

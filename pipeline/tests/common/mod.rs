@@ -64,6 +64,7 @@ pub fn config(brokers: &str, tag: &str) -> Config {
         (&mut t.registry, "registry"),
         (&mut t.changelog, "changelog"),
         (&mut t.reports, "reports"),
+        (&mut t.operator_stats, "stats"),
     ] {
         *slot = format!("{name}-{id}");
     }
@@ -76,8 +77,17 @@ pub fn config(brokers: &str, tag: &str) -> Config {
 
 /// Seeded synthetic events: (key, payload, message_id).
 pub fn events(n: usize, seed: u64) -> Vec<(String, Vec<u8>, String)> {
-    let mut synth =
-        spamflow_loadtest::synth::Synth::new(seed, "2026-03-01T09:00:00Z".parse().unwrap(), 200.0);
+    events_from(n, seed, "2026-03-01T09:00:00Z", 200.0)
+}
+
+/// Seeded synthetic events from `start`, `per_sec` of them per second of event time.
+pub fn events_from(
+    n: usize,
+    seed: u64,
+    start: &str,
+    per_sec: f64,
+) -> Vec<(String, Vec<u8>, String)> {
+    let mut synth = spamflow_loadtest::synth::Synth::new(seed, start.parse().unwrap(), per_sec);
     (0..n)
         .map(|_| {
             let (doc, _) = synth.next_event();
