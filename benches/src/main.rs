@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -361,46 +361,11 @@ fn load(brokers: &str, topic: &str, events: &[(String, Vec<u8>)]) -> anyhow::Res
     Ok(())
 }
 
-/// Bare consume -> produce of the same bytes with commit after flush; events/s.
+/// The bare passthrough until it has forwarded `n` records; events/s.
 fn passthrough(brokers: &str, from: &str, to: &str, n: usize, group: &str) -> anyhow::Result<f64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "5")
-        .create()?;
-    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "2")
-        .set("enable.idempotence", "true")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
-    c.subscribe(&[from])?;
-    let mut t0 = None;
-    let mut seen = 0;
-    let mut last_commit = Instant::now();
-    while seen < n {
-        let Some(r) = c.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let m = r?;
-        t0.get_or_insert_with(Instant::now);
-        let mut rec = BaseRecord::to(to).payload(m.payload().unwrap_or_default());
-        if let Some(k) = m.key() {
-            rec = rec.key(k);
-        }
-        spamflow_loadtest::kafka::send(&p, rec);
-        seen += 1;
-        if last_commit.elapsed() >= Duration::from_millis(100) {
-            p.flush(Duration::from_secs(30))?;
-            c.commit_consumer_state(CommitMode::Async)?;
-            last_commit = Instant::now();
-        }
-    }
-    p.flush(Duration::from_secs(30))?;
-    c.commit_consumer_state(CommitMode::Sync)?;
-    Ok(n as f64 / t0.map_or(1e-9, |t| t.elapsed().as_secs_f64()))
+    let (seen, took) =
+        spamflow_loadtest::kafka::passthrough(brokers, from, to, group, |seen| seen >= n as u64)?;
+    Ok(seen as f64 / took.as_secs_f64().max(1e-9))
 }
 
 /// The pipeline from its first record until every event is answered; events/s.

@@ -1,9 +1,12 @@
-//! What the load tools share for producing.
+//! What the load tools share for producing, and the bare passthrough baseline.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::message::ToBytes;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Message, ToBytes};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
 
 /// Queues `rec` on `p`, waiting while the producer's queue is full.
 pub fn send<K, P>(p: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord<'_, K, P>)
@@ -15,4 +18,57 @@ where
         rec = back;
         p.poll(Duration::from_millis(1));
     }
+}
+
+/// A bare consume -> produce of the same bytes (keys kept) in consumer group `group`,
+/// committing after a flush every 100 ms (at-least-once): the baseline the pipeline is
+/// measured against. Runs until `done(forwarded so far)`; returns the records forwarded
+/// and the time from the first one.
+pub fn passthrough(
+    brokers: &str,
+    from: &str,
+    to: &str,
+    group: &str,
+    mut done: impl FnMut(u64) -> bool,
+) -> anyhow::Result<(u64, Duration)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .context("creating the passthrough consumer")?;
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "2")
+        .set("enable.idempotence", "true")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .context("creating the passthrough producer")?;
+    c.subscribe(&[from])?;
+    let mut first = None;
+    let mut seen = 0u64;
+    let mut last_commit = Instant::now();
+    while !done(seen) {
+        let Some(r) = c.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = r?;
+        first.get_or_insert_with(Instant::now);
+        let mut rec = BaseRecord::to(to).payload(m.payload().unwrap_or_default());
+        if let Some(k) = m.key() {
+            rec = rec.key(k);
+        }
+        send(&p, rec);
+        seen += 1;
+        if last_commit.elapsed() >= Duration::from_millis(100) {
+            p.flush(Duration::from_secs(30))?;
+            c.commit_consumer_state(CommitMode::Async)?;
+            last_commit = Instant::now();
+        }
+    }
+    p.flush(Duration::from_secs(30))?;
+    c.commit_consumer_state(CommitMode::Sync)?;
+    Ok((seen, first.map_or(Duration::ZERO, |t| t.elapsed())))
 }

@@ -7,6 +7,9 @@
 //!   read_committed verifier and a comparison with an uninterrupted run).
 //! - [`overload`]: one instance fed faster than it can process, with its memory bound
 //!   and a verifier of one output per input.
+//! - [`replay`]: recorded traffic: `record` a topic to a file, `replay` it at any speed,
+//!   `run` it while matching every verdict to its event (latency percentiles, step mode,
+//!   plots).
 //! - [`corpus`]: a seeded labelled text corpus (spam of every category, plain and
 //!   obfuscated, and hard-negative ham) for training the classifier.
 //! - [`uci`]: the UCI SMS Spam Collection, checked and split by the fixed rule.
@@ -20,5 +23,6 @@ pub mod chaos;
 pub mod corpus;
 pub mod kafka;
 pub mod overload;
+pub mod replay;
 pub mod synth;
 pub mod uci;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spamflow_loadtest::corpus::Corpus;
 use spamflow_loadtest::synth::Synth;
-use spamflow_loadtest::{chaos, overload, uci};
+use spamflow_loadtest::{chaos, overload, replay, uci};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,10 @@ enum Cmd {
         /// Also write the registration records of the legitimate bulk senders here.
         #[arg(long)]
         registry: Option<std::path::PathBuf>,
+        /// Write a recording for `replay` and `run` to this file instead of JSON lines
+        /// (keyed by the normalized sender, timestamped with submitted_at).
+        #[arg(long)]
+        recording: Option<std::path::PathBuf>,
     },
     /// Write a seeded labelled text corpus (JSON lines for `spamflow train`) to stdout.
     Corpus {
@@ -93,6 +97,91 @@ enum Cmd {
         #[command(flatten)]
         harness: HarnessArgs,
     },
+    /// Capture a topic to a compressed file (keys, values, headers, timestamps),
+    /// read_committed, without joining a consumer group (docs/loadtest.md).
+    Record {
+        /// Bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// Topic to capture.
+        #[arg(long)]
+        topic: String,
+        /// Output file.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// First record time (RFC 3339); default: the beginning of the topic.
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Last record time (RFC 3339); default: the end of the topic when recording starts.
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// At most this many records.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Send a recording to a topic at its recorded pace scaled by --speed, or at a fixed
+    /// --rate; message ids and submitted_at are rewritten, keys kept.
+    Replay {
+        #[command(flatten)]
+        replay: ReplayCli,
+    },
+    /// Replay and read the verdicts at the same time: every verdict matched to its event,
+    /// latency from submitted_at to verdict visible (HdrHistogram), a line per second, a
+    /// summary; exit code 1 when an event got no verdict (docs/loadtest.md).
+    Run {
+        #[command(flatten)]
+        replay: ReplayCli,
+        /// The verdict topic.
+        #[arg(long, default_value = "sms.verdicts")]
+        verdicts: String,
+        /// Stop sending after this long (10s, 5m); needed with --loop.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Wait this long at most for the last verdicts.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        drain: std::time::Duration,
+        /// Leave the events sent in this first part out of the run's percentiles (they
+        /// are still matched and shown per second).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        warmup: std::time::Duration,
+        /// Step mode: first rate (records/s); the recording loops.
+        #[arg(long, requires = "step_by")]
+        step_from: Option<u64>,
+        /// Step mode: rate added at each step.
+        #[arg(long)]
+        step_by: Option<u64>,
+        /// Step mode: length of a step.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        step_every: std::time::Duration,
+        /// Step mode: at most this many steps.
+        #[arg(long, default_value_t = 20)]
+        step_max: u32,
+        /// Step mode: the p99 a step must stay under, ms.
+        #[arg(long, default_value_t = 20.0)]
+        target_p99_ms: f64,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Draw throughput and latency percentiles over time to this SVG file.
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
+    },
+    /// A bare consume -> produce of the same bytes (at-least-once), the baseline for
+    /// `run`: start it in place of the pipeline and point `run --verdicts` at its output.
+    Passthrough {
+        /// Bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// Input topic.
+        #[arg(long, default_value = "sms.submissions")]
+        from: String,
+        /// Output topic.
+        #[arg(long)]
+        to: String,
+        /// Consumer group.
+        #[arg(long, default_value = "spamflow-passthrough")]
+        group: String,
+    },
     /// The overload run: one instance fed at a multiple of its calibrated rate for a
     /// while, then drained, on a broker of its own (docs/reliability.md). Exit code 1 when
     /// anything was lost or duplicated, or memory went over the bound.
@@ -122,6 +211,42 @@ enum Cmd {
         #[command(flatten)]
         harness: HarnessArgs,
     },
+}
+
+/// What `replay` and `run` send.
+#[derive(clap::Args)]
+struct ReplayCli {
+    /// Bootstrap servers.
+    #[arg(long)]
+    brokers: String,
+    /// The recording.
+    #[arg(long = "in")]
+    input: std::path::PathBuf,
+    /// Topic to send to.
+    #[arg(long, default_value = "sms.submissions")]
+    topic: String,
+    /// Recorded pace times this (1x, 10x) or max.
+    #[arg(long, default_value = "1x", conflicts_with = "rate")]
+    speed: replay::Pace,
+    /// A fixed rate, records per second, instead of the recorded pace.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Start again at the end of the recording.
+    #[arg(long = "loop")]
+    looped: bool,
+}
+
+impl ReplayCli {
+    fn into_args(self) -> replay::ReplayArgs {
+        replay::ReplayArgs {
+            brokers: self.brokers,
+            input: self.input,
+            topic: self.topic,
+            pace: self.rate.map_or(self.speed, replay::Pace::Rate),
+            looped: self.looped,
+            tag: format!("r{}", chrono::Utc::now().timestamp_millis()),
+        }
+    }
 }
 
 impl HarnessArgs {
@@ -184,6 +309,83 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Cmd::Record {
+            brokers,
+            topic,
+            out,
+            from,
+            to,
+            count,
+        } => {
+            let n = replay::record(&replay::RecordArgs {
+                brokers,
+                topic,
+                out: out.clone(),
+                from,
+                to,
+                count,
+                timeout: std::time::Duration::from_secs(30),
+            })?;
+            eprintln!("recorded {n} record(s) to {}", out.display());
+        }
+        Cmd::Passthrough {
+            brokers,
+            from,
+            to,
+            group,
+        } => {
+            spamflow_loadtest::kafka::passthrough(&brokers, &from, &to, &group, |_| false)?;
+        }
+        Cmd::Replay { replay: r } => {
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let n = replay::replay(&r.into_args(), &stop)?;
+            eprintln!("replayed {n} record(s)");
+        }
+        Cmd::Run {
+            replay: r,
+            verdicts,
+            duration,
+            drain,
+            warmup,
+            step_from,
+            step_by,
+            step_every,
+            step_max,
+            target_p99_ms,
+            json,
+            plot,
+        } => {
+            let args = replay::RunArgs {
+                replay: r.into_args(),
+                verdicts,
+                step: step_from.map(|from| replay::Step {
+                    from,
+                    by: step_by.unwrap_or(0),
+                    every: step_every,
+                    target_p99_ms,
+                    max_steps: step_max,
+                }),
+                duration,
+                drain,
+                warmup,
+                live: true,
+            };
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let report = replay::run(&args, &stop)?;
+            if let Some(path) = plot {
+                std::fs::write(&path, replay::plot_svg(&report))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", replay::summary(&report));
+            }
+            if report.missing > 0 {
+                eprintln!("{} event(s) got no verdict", report.missing);
+                std::process::exit(1);
+            }
+        }
         Cmd::Chaos {
             events,
             poison_every,
@@ -216,19 +418,31 @@ fn main() -> anyhow::Result<()> {
             start,
             rate,
             registry,
+            recording,
         } => {
             let start = start
                 .parse()
                 .with_context(|| format!("--start {start:?} is not an RFC 3339 timestamp"))?;
             let mut synth = Synth::new(seed, start, rate);
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            for _ in 0..count {
-                let (doc, _) = synth.next_event();
-                serde_json::to_writer(&mut out, &doc)?;
-                out.write_all(b"\n")?;
+            if let Some(path) = recording {
+                // A recording, as `record` would have captured the events from a topic.
+                let mut w = replay::RecordWriter::create(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                for _ in 0..count {
+                    let (doc, _) = synth.next_event();
+                    w.write(&replay::synthetic(&doc)?)?;
+                }
+                w.finish()?.flush()?;
+            } else {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                for _ in 0..count {
+                    let (doc, _) = synth.next_event();
+                    serde_json::to_writer(&mut out, &doc)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
             }
-            out.flush()?;
             if let Some(path) = registry {
                 let lines: Vec<String> = synth.registry().iter().map(|r| r.to_string()).collect();
                 std::fs::write(&path, lines.join("\n") + "\n")
