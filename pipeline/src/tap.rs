@@ -33,7 +33,12 @@ pub enum TapTopic {
     Alerts,
     /// Dead-lettered input (`topics.dlq`).
     Dlq,
+    /// Subscribers' spam reports (`topics.reports`); the reported text cut to an excerpt.
+    Reports,
 }
+
+/// How much of a reported text the tap shows: reports quote private messages.
+const REPORT_EXCERPT_CHARS: usize = 40;
 
 /// How to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -130,6 +135,31 @@ impl Row {
                     json,
                 })
             }
+            TapTopic::Reports => {
+                let r = spamflow_schemas::decode_report(payload).map_err(|e| e.to_string())?;
+                let excerpt = r
+                    .text
+                    .as_deref()
+                    .map(|t| cut(t, REPORT_EXCERPT_CHARS))
+                    .unwrap_or_default();
+                let mut json = serde_json::to_value(&r).map_err(|e| e.to_string())?;
+                if r.text.is_some() {
+                    json["text"] = Value::from(excerpt.clone());
+                }
+                let channel = json["channel"].as_str().unwrap_or_default().to_owned();
+                Ok(Row {
+                    time: Some(r.reported_at),
+                    id: r.report_id,
+                    action: "report".into(),
+                    score: 0,
+                    sender: r.sender,
+                    relay: String::new(),
+                    categories: r.category.into_iter().collect(),
+                    rules: vec![channel],
+                    excerpt,
+                    json,
+                })
+            }
             TapTopic::Dlq => Ok(Row {
                 time: headers
                     .get(spamflow_schemas::dlq::headers::FAILED_AT)
@@ -176,7 +206,7 @@ impl Row {
     /// The row with its sender and recipient masked wherever they appear (a reason's
     /// evidence can quote the sender).
     pub fn masked(mut self) -> Row {
-        let numbers: Vec<String> = ["sender", "recipient"]
+        let numbers: Vec<String> = ["sender", "recipient", "reporter"]
             .iter()
             .filter_map(|k| self.json.get(*k).and_then(Value::as_str))
             .filter(|n| !n.is_empty())
@@ -359,6 +389,7 @@ pub fn tap(
         TapTopic::Block => &cfg.topics.block,
         TapTopic::Alerts => &cfg.topics.alerts,
         TapTopic::Dlq => &cfg.topics.dlq,
+        TapTopic::Reports => &cfg.topics.reports,
     };
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
     let consumer: BaseConsumer<ReaderContext> = base_consumer_config(cfg, &cfg.kafka.brokers)
@@ -575,5 +606,37 @@ mod tests {
             text.contains("t: 2 records") && text.contains("block 2"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn reports_show_an_excerpt_and_masked_numbers_and_filter_by_category_and_channel() {
+        let long = format!(
+            r#"{{"schema_version":1,"report_id":"r-1","reported_at":"2026-12-02T09:01:12Z","reporter":"+821031234567","sender":"+821098761234","text":"{}","channel":"kisa_118","category":"smishing"}}"#,
+            "택배 주소지 불명 ".repeat(10)
+        );
+        let row = Row::parse(TapTopic::Reports, None, long.as_bytes(), &BTreeMap::new())
+            .unwrap()
+            .masked();
+        assert_eq!(row.excerpt.chars().count(), REPORT_EXCERPT_CHARS);
+        let json = render(&row, TapFormat::Json, 0);
+        assert!(
+            !json.contains("+821031234567") && !json.contains("+821098761234"),
+            "{json}"
+        );
+        assert!(
+            !json.contains(&"택배 주소지 불명 ".repeat(10)),
+            "the whole text: {json}"
+        );
+        let f = |f: Filter| row.matches(&f);
+        assert!(f(Filter {
+            category: Some("smishing".into()),
+            rule: Some("kisa_118".into()),
+            ..Filter::default()
+        }));
+        assert!(!f(Filter {
+            rule: Some("carrier_app".into()),
+            ..Filter::default()
+        }));
+        assert!(Row::parse(TapTopic::Reports, None, b"{}", &BTreeMap::new()).is_err());
     }
 }
