@@ -597,6 +597,7 @@ mod tests {
             seed: 1,
             sources: vec![],
             metrics: serde_json::Value::Null,
+            category_features: crate::classifier::CategoryFeatures::All,
         };
         crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
     }

@@ -31,6 +31,9 @@ const KIND_WORD: u64 = 2;
 const KIND_BIGRAM: u64 = 3;
 const KIND_SHAPE: u64 = 4;
 
+/// Shape features at the end of every text's features (length, word count, URL-like).
+pub const SHAPE_FEATURES: usize = 3;
+
 /// One feature occurrence: its slot and its byte span in the canonical text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Feature {

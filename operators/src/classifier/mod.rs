@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 pub use features::{Extractor, Feature};
-pub use model::{sigmoid, Model, ModelError, ModelHeader, SourceInfo};
+pub use model::{sigmoid, CategoryFeatures, Model, ModelError, ModelHeader, SourceInfo};
 
 use crate::normalize::Normalized;
 use crate::policy::CLASSIFIER;
@@ -139,17 +139,13 @@ pub struct ClassifierWorker {
     x: Extractor,
     scores: Vec<f32>,
     contributions: Vec<f32>,
-    spans: Vec<((usize, usize), f32)>,
+    candidates: Vec<usize>,
+    slots: Vec<u32>,
 }
 
 /// Probability at or above which the classifier works out a category and evidence, and
 /// its reason is listed in the verdict (below it the signal still counts in the policy).
 pub const REASON_MIN_PROBABILITY: f32 = 0.5;
-/// How many of the strongest features are considered for evidence.
-const EVIDENCE_CANDIDATES: usize = 12;
-/// A feature is an evidence candidate when it pushes towards spam at least this share of
-/// the strongest feature's push.
-const EVIDENCE_FLOOR: f32 = 0.25;
 /// How many evidence spans a reason carries.
 const EVIDENCE_SPANS: usize = 3;
 /// A category is named when the category head gives it at least this probability.
@@ -188,30 +184,36 @@ impl ClassifierWorker {
         if probability < REASON_MIN_PROBABILITY {
             return scored;
         }
-        let (best, p) = model.category(feats, &mut self.scores);
+        // The strongest features: the evidence, and (with such a model) what the
+        // category head reads.
+        model::evidence_candidates(&self.contributions, &mut self.candidates);
+        self.slots.clear();
+        match h.category_features {
+            CategoryFeatures::Evidence => self
+                .slots
+                .extend(self.candidates.iter().map(|&i| feats[i].slot)),
+            CategoryFeatures::All => self.slots.extend(feats.iter().map(|f| f.slot)),
+        }
+        let (best, p) = model.category(&self.slots, &mut self.scores);
         if p >= CATEGORY_MIN_PROBABILITY {
             scored.category = Some((h.categories[best].clone(), p));
         }
-        // Evidence: the strongest positive features, overlapping spans merged (the n-grams
-        // of one word make one excerpt), mapped to the original text.
-        // Candidates are the features that give at least a quarter of the strongest one's
-        // push (a tight pass over the contributions first), at most the strongest dozen.
-        let strongest = self.contributions.iter().fold(0.0f32, |m, &c| m.max(c));
-        let floor = strongest * EVIDENCE_FLOOR;
-        self.spans.clear();
-        for (f, &c) in feats.iter().zip(&self.contributions) {
-            if c > 0.0 && c >= floor && f.span.1 > f.span.0 {
-                self.spans.push(((f.span.0 as usize, f.span.1 as usize), c));
-            }
-        }
-        if self.spans.len() > EVIDENCE_CANDIDATES {
-            self.spans
-                .select_nth_unstable_by(EVIDENCE_CANDIDATES - 1, |a, b| b.1.total_cmp(&a.1));
-            self.spans.truncate(EVIDENCE_CANDIDATES);
-        }
-        self.spans.sort_unstable_by_key(|s| s.0);
-        let mut merged: Vec<((usize, usize), f32)> = Vec::with_capacity(EVIDENCE_CANDIDATES);
-        for &(s, c) in &self.spans {
+        // Evidence: overlapping candidate spans merged (the n-grams of one word make one
+        // excerpt), the strongest first, mapped to the original text.
+        let mut merged: Vec<((usize, usize), f32)> = Vec::with_capacity(self.candidates.len());
+        let mut spans: Vec<((usize, usize), f32)> = self
+            .candidates
+            .iter()
+            .map(|&i| {
+                let f = feats[i];
+                (
+                    (f.span.0 as usize, f.span.1 as usize),
+                    self.contributions[i],
+                )
+            })
+            .collect();
+        spans.sort_unstable_by_key(|s| s.0);
+        for (s, c) in spans {
             match merged.last_mut() {
                 Some((m, mc)) if s.0 < m.1 => {
                     m.1 = m.1.max(s.1);
@@ -310,6 +312,24 @@ pub fn signal(s: &Scored, text: &str) -> Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evidence_candidates_are_the_strongest_dozen_over_the_floor_without_shape_features() {
+        let mut out = Vec::new();
+        // Weak pushes below a quarter of the strongest, and the shape features (the last
+        // three, here the strongest of all), are not candidates.
+        let mut c = vec![4.0, 0.5, -3.0, 1.0, 2.0];
+        c.extend([9.0, 9.0, 9.0]);
+        model::evidence_candidates(&c, &mut out);
+        assert_eq!(out, vec![0, 3, 4]);
+        // Twenty equal pushes: the first dozen by position, in text order.
+        let mut c = vec![1.0; 20];
+        c.extend([0.0; 3]);
+        model::evidence_candidates(&c, &mut out);
+        assert_eq!(out, (0..12).collect::<Vec<_>>());
+        model::evidence_candidates(&[0.0, 0.0, 0.0], &mut out);
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn evidence_shows_whole_words() {

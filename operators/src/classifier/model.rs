@@ -67,6 +67,52 @@ pub struct ModelHeader {
     /// Held-out metrics printed by `spamflow train` (informational).
     #[serde(default)]
     pub metrics: serde_json::Value,
+    /// Which features the category head reads (`all` in files written before it was
+    /// written down).
+    #[serde(default)]
+    pub category_features: CategoryFeatures,
+}
+
+/// The features the category head reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CategoryFeatures {
+    /// Every feature of the text.
+    #[default]
+    All,
+    /// Only the evidence candidates: the features that push hardest towards spam
+    /// ([`evidence_candidates`]), at most a dozen. They name what the message sells, and
+    /// reading a dozen weights rows instead of hundreds is most of the category's cost.
+    Evidence,
+}
+
+/// How many of the strongest features are evidence candidates.
+pub const EVIDENCE_CANDIDATES: usize = 12;
+/// A feature is an evidence candidate when it pushes towards spam at least this share of
+/// the strongest feature's push.
+const EVIDENCE_FLOOR: f32 = 0.25;
+
+/// The indices of the evidence candidates among a text's features, given each feature's
+/// contribution to the spam log-odds: the features (shape features, the last
+/// [`crate::classifier::features::SHAPE_FEATURES`], excluded) that push towards spam at
+/// least a quarter as hard as the strongest one, the strongest dozen of them (ties by
+/// position, so training and serving choose alike), in text order.
+pub fn evidence_candidates(contributions: &[f32], out: &mut Vec<usize>) {
+    out.clear();
+    let n = contributions
+        .len()
+        .saturating_sub(super::features::SHAPE_FEATURES);
+    let scored = &contributions[..n];
+    let strongest = scored.iter().fold(0.0f32, |m, &c| m.max(c));
+    let floor = strongest * EVIDENCE_FLOOR;
+    out.extend((0..n).filter(|&i| scored[i] > 0.0 && scored[i] >= floor));
+    if out.len() > EVIDENCE_CANDIDATES {
+        out.select_nth_unstable_by(EVIDENCE_CANDIDATES - 1, |&a, &b| {
+            scored[b].total_cmp(&scored[a]).then(a.cmp(&b))
+        });
+        out.truncate(EVIDENCE_CANDIDATES);
+        out.sort_unstable();
+    }
 }
 
 /// A model that cannot be used.
@@ -269,15 +315,17 @@ impl Model {
         self.header.bias + contributions.iter().sum::<f32>()
     }
 
-    /// The most likely category of a spam text and its probability among categories.
-    pub fn category(&self, features: &[Feature], scores: &mut Vec<f32>) -> (usize, f32) {
+    /// The most likely category of a spam text and its probability among categories,
+    /// from the slots the category head reads (all of the text's, or its evidence
+    /// candidates': [`ModelHeader::category_features`]).
+    pub fn category(&self, slots: &[u32], scores: &mut Vec<f32>) -> (usize, f32) {
         let k = self.header.categories.len();
         let mask = self.header.category_buckets - 1;
-        let v = value(features.len());
+        let v = value(slots.len());
         scores.clear();
         scores.extend_from_slice(&self.header.category_bias);
-        for f in features {
-            let at = (f.slot & mask) as usize * k;
+        for s in slots {
+            let at = (s & mask) as usize * k;
             for (s, w) in scores.iter_mut().zip(&self.category_weights[at..at + k]) {
                 *s += w * v;
             }

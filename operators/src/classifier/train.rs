@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::features::Extractor;
-use super::model::{sigmoid, softmax, value, Model, ModelHeader, SourceInfo};
+use super::model::{
+    evidence_candidates, sigmoid, softmax, value, CategoryFeatures, Model, ModelHeader, SourceInfo,
+};
 use crate::normalize::Normalized;
 use crate::policy::{has_hangul, FittedPolicy, ScriptPolicy, CLASSIFIER_LOG_ODDS_CLAMP};
 use crate::Signal;
@@ -388,6 +390,25 @@ fn train_one_spam_head(
     head
 }
 
+/// The slots the category head reads of each text: its evidence candidates under the
+/// final spam head's weights, as [`super::ClassifierWorker`] chooses them when serving.
+fn candidate_slots(enc: &Encoded, spam_weights: &[f32]) -> Encoded {
+    let mut contributions = Vec::new();
+    let mut candidates = Vec::new();
+    let slots = enc
+        .slots
+        .iter()
+        .map(|slots| {
+            let v = value(slots.len());
+            contributions.clear();
+            contributions.extend(slots.iter().map(|&s| spam_weights[s as usize] * v));
+            evidence_candidates(&contributions, &mut candidates);
+            candidates.iter().map(|&i| slots[i]).collect()
+        })
+        .collect();
+    Encoded { slots }
+}
+
 fn train_category_head(
     enc: &Encoded,
     cats: &[Option<usize>],
@@ -669,7 +690,13 @@ pub fn train(
                 .and_then(|c| categories.iter().position(|x| x == c))
         })
         .collect();
-    let (cw, cb) = train_category_head(&enc, &cats, &weights, categories.len(), cfg);
+    let (cw, cb) = train_category_head(
+        &candidate_slots(&enc, &head.w.w),
+        &cats,
+        &weights,
+        categories.len(),
+        cfg,
+    );
     progress("final model trained");
     let header = ModelHeader {
         buckets,
@@ -683,6 +710,7 @@ pub fn train(
         seed: cfg.seed,
         sources,
         metrics: serde_json::Value::Null,
+        category_features: CategoryFeatures::Evidence,
     };
     Ok(Model::new(header, head.w.w, cw))
 }
