@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
-use spamflow_schemas::{Action, OperatorStats, StatsCounts, StatsRow, Verdict};
+use spamflow_schemas::{OperatorStats, StatsCounts, StatsRow, Verdict};
 
 use crate::eventtime::{PartitionClock, CLOCK_KEY};
 use crate::operator::{drain_dirty, EventCtx, StateError, StateUpdate, StatefulOperator};
@@ -103,15 +103,6 @@ impl StatsMetrics {
                 *a += b;
             }
         }
-    }
-}
-
-fn action_index(a: Action) -> usize {
-    match a {
-        Action::Allow => 0,
-        Action::Label => 1,
-        Action::Throttle => 2,
-        Action::Block => 3,
     }
 }
 
@@ -242,7 +233,7 @@ impl StatefulOperator for StatsOperator {
             .unwrap_or("");
         let category = verdict.reasons.first().map(|r| r.category.as_str());
         let label = self.label(op).to_owned();
-        self.deltas.entry(label).or_default()[action_index(verdict.action)] += 1;
+        self.deltas.entry(label).or_default()[verdict.action.index()] += 1;
 
         let max_rows = self.cfg.max_rows_per_hour;
         let p = self.partitions.entry(ctx.partition).or_default();
@@ -367,7 +358,7 @@ impl StatefulOperator for StatsOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spamflow_schemas::{Reason, SubmissionEvent};
+    use spamflow_schemas::{Action, Reason, SubmissionEvent};
 
     fn event(op: Option<&str>, reseller: Option<&str>, at_ms: i64) -> SubmissionEvent {
         let mut v = serde_json::json!({

@@ -287,6 +287,45 @@ pub fn publish(
     Ok(())
 }
 
+/// A read-only reader of `topic` for a tool (`spamflow tap`, `spamflow stats`), and the
+/// topic's partitions. It assigns partitions itself: librdkafka wants a group id even to
+/// assign, and this one never joins a group (no subscribe) and never commits. It reads
+/// read_committed and reports the end of each partition.
+pub fn tool_reader(
+    cfg: &Config,
+    tool: &str,
+    topic: &str,
+) -> anyhow::Result<(rdkafka::consumer::BaseConsumer<ReaderContext>, Vec<i32>)> {
+    use anyhow::Context as _;
+    use rdkafka::consumer::Consumer as _;
+    let consumer: rdkafka::consumer::BaseConsumer<ReaderContext> =
+        base_consumer_config(cfg, &cfg.kafka.brokers)
+            .set(
+                "group.id",
+                format!("spamflow-{tool}-{}", std::process::id()),
+            )
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .create_with_context(ReaderContext)
+            .with_context(|| format!("creating the {tool} reader"))?;
+    let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("reading the partitions of {topic}"))?;
+    let parts: Vec<i32> = md
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    anyhow::ensure!(
+        !parts.is_empty(),
+        "topic {topic} does not exist (or has no partitions)"
+    );
+    Ok((consumer, parts))
+}
+
 /// The number of partitions of `topic`, asked every second until the topic is there;
 /// `None` when `stop` is triggered first.
 pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(

@@ -144,15 +144,6 @@ impl Metrics {
     }
 }
 
-fn action_index(a: Action) -> usize {
-    match a {
-        Action::Allow => 0,
-        Action::Label => 1,
-        Action::Throttle => 2,
-        Action::Block => 3,
-    }
-}
-
 /// A worker's local tally, published with [`LocalTally::flush`].
 #[derive(Debug, Default)]
 pub struct LocalTally {
@@ -172,7 +163,7 @@ impl LocalTally {
     }
     /// One verdict written.
     pub fn verdict(&mut self, a: Action, age_us: u64) {
-        self.verdicts[action_index(a)] += 1;
+        self.verdicts[a.index()] += 1;
         self.age_us_sum += age_us;
         self.age_buckets[AGE_BUCKETS_US.partition_point(|&b| b < age_us)] += 1;
     }
@@ -215,7 +206,7 @@ impl LocalTally {
 impl Metrics {
     /// Verdicts of one action so far.
     pub fn verdicts_of(&self, a: Action) -> u64 {
-        self.verdicts[action_index(a)].load(Relaxed)
+        self.verdicts[a.index()].load(Relaxed)
     }
     /// All verdicts so far.
     pub fn verdicts_total(&self) -> u64 {
@@ -418,7 +409,7 @@ impl Metrics {
                     s,
                     "spamflow_relay_verdicts_total{{relay_operator=\"{op}\",action=\"{}\"}} {}",
                     a.as_str(),
-                    counts[action_index(a)]
+                    counts[a.index()]
                 );
             }
         }

@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Datelike as _, FixedOffset, NaiveDate, Timelike as _, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,7 +21,6 @@ use serde::Serialize;
 use spamflow_schemas::{OperatorStats, StatsCounts};
 
 use crate::config::Config;
-use crate::kafka::{base_consumer_config, ReaderContext};
 
 /// How hours are summed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,27 +78,7 @@ pub struct Query {
 pub fn read(cfg: &Config) -> anyhow::Result<Vec<OperatorStats>> {
     let topic = &cfg.topics.operator_stats;
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
-    let consumer: BaseConsumer<ReaderContext> = base_consumer_config(cfg, &cfg.kafka.brokers)
-        // Needed to assign; never joined and never committed.
-        .set("group.id", format!("spamflow-stats-{}", std::process::id()))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .create_with_context(ReaderContext)
-        .context("creating the stats reader")?;
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .with_context(|| format!("reading the partitions of {topic}"))?;
-    let parts: Vec<i32> = md
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    anyhow::ensure!(
-        !parts.is_empty(),
-        "topic {topic} does not exist (or has no partitions)"
-    );
+    let (consumer, parts) = crate::kafka::tool_reader(cfg, "stats", topic)?;
     let mut tpl = TopicPartitionList::new();
     for p in &parts {
         tpl.add_partition_offset(topic, *p, Offset::Beginning)?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,7 +20,6 @@ use spamflow_operators::origin::registry::mask_number;
 use spamflow_schemas::{Alert, Verdict};
 
 use crate::config::Config;
-use crate::kafka::{base_consumer_config, ReaderContext};
 
 /// Which output topic to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -392,28 +391,7 @@ pub fn tap(
         TapTopic::Reports => &cfg.topics.reports,
     };
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
-    let consumer: BaseConsumer<ReaderContext> = base_consumer_config(cfg, &cfg.kafka.brokers)
-        // librdkafka wants a group id even to assign; this one never joins (no subscribe)
-        // and never commits.
-        .set("group.id", format!("spamflow-tap-{}", std::process::id()))
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .create_with_context(ReaderContext)
-        .context("creating the tap's consumer")?;
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .with_context(|| format!("reading the partitions of {topic}"))?;
-    let parts: Vec<i32> = md
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    anyhow::ensure!(
-        !parts.is_empty(),
-        "topic {topic} does not exist (or has no partitions)"
-    );
+    let (consumer, parts) = crate::kafka::tool_reader(cfg, "tap", topic)?;
     let tpl = match (args.from, args.follow) {
         (Some(t), _) => crate::kafka::offsets_at(&consumer, topic, &parts, t, timeout)
             .context("finding the offsets of --since/--from")?,

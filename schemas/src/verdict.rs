@@ -18,6 +18,24 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order of [`Action::index`].
+    pub const ALL: [Action; 4] = [
+        Action::Allow,
+        Action::Label,
+        Action::Throttle,
+        Action::Block,
+    ];
+
+    /// Position in [`Action::ALL`] (for per-action counters).
+    pub fn index(self) -> usize {
+        match self {
+            Action::Allow => 0,
+            Action::Label => 1,
+            Action::Throttle => 2,
+            Action::Block => 3,
+        }
+    }
+
     /// Stable lower-case name, as on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
