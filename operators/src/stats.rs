@@ -92,12 +92,12 @@ impl StatsMetrics {
         m.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
-    fn add(&self, deltas: &mut HashMap<String, [u64; 4]>) {
+    fn add(&self, deltas: &mut HashMap<String, (String, [u64; 4])>) {
         if deltas.is_empty() {
             return;
         }
         let mut m = self.by_operator.lock().unwrap_or_else(|e| e.into_inner());
-        for (label, d) in deltas.drain() {
+        for (_, (label, d)) in deltas.drain() {
             let e = m.entry(label).or_default();
             for (a, b) in e.iter_mut().zip(d) {
                 *a += b;
@@ -131,7 +131,6 @@ impl StatsFactory {
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             partitions: HashMap::new(),
-            labels: HashMap::new(),
             deltas: HashMap::new(),
         }
     }
@@ -156,23 +155,28 @@ pub struct StatsOperator {
     registry: Arc<Registry>,
     metrics: Arc<StatsMetrics>,
     partitions: HashMap<i32, PartitionStats>,
-    /// Metric label of each relay operator seen since the last snapshot.
-    labels: HashMap<String, String>,
-    /// Verdict counts by metric label since the last snapshot.
-    deltas: HashMap<String, [u64; 4]>,
+    /// Relay operators seen since the last snapshot: their metric label and their
+    /// verdicts by action.
+    deltas: HashMap<String, (String, [u64; 4])>,
 }
 
 impl StatsOperator {
-    fn label(&mut self, op: &str) -> &str {
-        if !self.labels.contains_key(op) {
-            let label = if op == NO_OPERATOR || self.registry.knows_relay_operator(op) {
-                op
-            } else {
-                OTHER
-            };
-            self.labels.insert(op.to_owned(), label.to_owned());
+    /// Counts a verdict of relay operator `op` for the metrics.
+    fn count_metric(&mut self, op: &str, action: usize) {
+        match self.deltas.get_mut(op) {
+            Some((_, counts)) => counts[action] += 1,
+            None => {
+                let label = if op == NO_OPERATOR || self.registry.knows_relay_operator(op) {
+                    op
+                } else {
+                    OTHER
+                };
+                let mut counts = [0; 4];
+                counts[action] = 1;
+                self.deltas
+                    .insert(op.to_owned(), (label.to_owned(), counts));
+            }
         }
-        &self.labels[op]
     }
 
     /// The record of `partition`'s hour starting at `hour_ms`, if it is kept.
@@ -232,8 +236,7 @@ impl StatefulOperator for StatsOperator {
             .and_then(|r| r.reseller.as_deref())
             .unwrap_or("");
         let category = verdict.reasons.first().map(|r| r.category.as_str());
-        let label = self.label(op).to_owned();
-        self.deltas.entry(label).or_default()[verdict.action.index()] += 1;
+        self.count_metric(op, verdict.action.index());
 
         let max_rows = self.cfg.max_rows_per_hour;
         let p = self.partitions.entry(ctx.partition).or_default();
@@ -273,7 +276,9 @@ impl StatefulOperator for StatsOperator {
         if misdated {
             counts.misdated += 1;
         }
-        p.dirty.push(hour_ms);
+        if p.dirty.last() != Some(&hour_ms) {
+            p.dirty.push(hour_ms);
+        }
     }
 
     fn assigned(&mut self, partition: i32) {
@@ -323,7 +328,6 @@ impl StatefulOperator for StatsOperator {
 
     fn snapshot(&mut self, partition: i32, out: &mut Vec<StateUpdate>) {
         self.metrics.add(&mut self.deltas);
-        self.labels.clear();
         let Some(p) = self.partitions.get_mut(&partition) else {
             return;
         };
