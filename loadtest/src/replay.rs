@@ -446,8 +446,8 @@ pub struct ReplayArgs {
     pub tag: String,
 }
 
-/// Sends the recording; `on_sent(id)` is called with each rewritten id (none for
-/// records sent unchanged) and `rate` is read before each record when it is set (the
+/// Sends the recording; `on_sent(id)` is called just before each record is sent, with its
+/// rewritten id (none for records sent unchanged) and `rate` is read before each record when it is set (the
 /// step mode changes it). Returns the number of records sent.
 fn send_all(
     args: &ReplayArgs,
@@ -522,8 +522,9 @@ fn send_all(
             if let Some(v) = value.as_deref() {
                 rec = rec.payload(v);
             }
-            crate::kafka::send(&p, rec);
+            // Registered before it is sent, so that its verdict always finds it.
             on_sent(id);
+            crate::kafka::send(&p, rec);
             sent += 1;
         }
         round += 1;
@@ -682,8 +683,12 @@ struct Shared {
     start: Instant,
     start_ms: i64,
     sent: u64,
-    expected: HashSet<String>,
-    seen: HashSet<String>,
+    /// Events sent with a rewritten id.
+    expected: u64,
+    /// Of those, the ones whose verdict was read.
+    matched: u64,
+    /// Sent and not yet verdicted (memory stays bounded by what is in flight).
+    pending: HashSet<String>,
     duplicates: u64,
     total: Histogram<u64>,
     seconds: BTreeMap<u64, Bucket>,
@@ -707,9 +712,7 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
     let records = RecordReader::open(&args.replay.input)?.read_all()?;
     anyhow::ensure!(!records.is_empty(), "the recording is empty");
     anyhow::ensure!(
-        !(args.replay.looped || args.step.is_some())
-            || args.duration.is_some()
-            || args.step.is_some(),
+        !args.replay.looped || args.duration.is_some() || args.step.is_some(),
         "a looped run needs --duration"
     );
     let timeout = Duration::from_secs(30);
@@ -727,8 +730,9 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
         start,
         start_ms: Utc::now().timestamp_millis(),
         sent: 0,
-        expected: HashSet::new(),
-        seen: HashSet::new(),
+        expected: 0,
+        matched: 0,
+        pending: HashSet::new(),
         duplicates: 0,
         total: histogram(),
         seconds: BTreeMap::new(),
@@ -759,10 +763,11 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
                     .max(1) as u64;
                 let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
                 let arrived = s.start.elapsed().as_secs();
-                if !s.seen.insert(v.message_id) {
+                if !s.pending.remove(&v.message_id) {
                     s.duplicates += 1;
                     continue;
                 }
+                s.matched += 1;
                 let since_start = (v.submitted_at.timestamp_millis() - s.start_ms).max(0);
                 let submitted = (since_start / 1000) as u64;
                 if since_start >= warmup_ms {
@@ -799,7 +804,8 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
                     s.sent += 1;
                     s.bucket(second).offered += 1;
                     if let Some(id) = id {
-                        s.expected.insert(id);
+                        s.expected += 1;
+                        s.pending.insert(id);
                     }
                 },
             )
@@ -825,7 +831,7 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
             }
             let in_flight = {
                 let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                s.expected.len() as u64 - s.seen.len().min(s.expected.len()) as u64
+                s.pending.len() as u64
             };
             // Saturated: ten seconds of the current rate waiting. Further steps only pile up.
             let saturated = in_flight > 10 * rate.load(Relaxed).max(1);
@@ -852,7 +858,7 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
         if let Some(t) = send_end {
             let all = {
                 let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                s.expected.iter().all(|id| s.seen.contains(id))
+                s.pending.is_empty()
             };
             if all || t.elapsed() >= args.drain || stop.load(Relaxed) {
                 break;
@@ -876,7 +882,7 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
 
 fn live_line(s: &Shared, second: u64, finite: Option<u64>) -> String {
     let b = s.seconds.get(&second);
-    let in_flight = s.expected.len().saturating_sub(s.seen.len());
+    let in_flight = s.pending.len();
     let progress = finite.map_or_else(String::new, |total| {
         let done = (s.sent * 20 / total.max(1)).min(20) as usize;
         format!(
@@ -923,7 +929,7 @@ fn report(s: &Shared, sent: u64, seconds: f64, step: Option<&Step>, warmup: Dura
             rate: b.rate,
         });
     }
-    let missing = s.expected.iter().filter(|id| !s.seen.contains(*id)).count() as u64;
+    let missing = s.pending.len() as u64;
     let mut steps = Vec::new();
     if let Some(step) = step {
         let every = step.every.as_secs().max(1);
@@ -970,13 +976,13 @@ fn report(s: &Shared, sent: u64, seconds: f64, step: Option<&Step>, warmup: Dura
         .last();
     RunReport {
         sent,
-        expected: s.expected.len() as u64,
-        verdicts: s.seen.iter().filter(|id| s.expected.contains(*id)).count() as u64,
+        expected: s.expected,
+        verdicts: s.matched,
         missing,
         duplicates: s.duplicates,
         seconds,
         offered_per_sec: sent as f64 / seconds,
-        achieved_per_sec: s.seen.len() as f64 / seconds,
+        achieved_per_sec: s.matched as f64 / seconds,
         p50_ms: ms(&s.total, 0.5),
         p90_ms: ms(&s.total, 0.9),
         p99_ms: ms(&s.total, 0.99),
@@ -1183,8 +1189,9 @@ mod tests {
             start: Instant::now(),
             start_ms: 0,
             sent: 3,
-            expected: ["a", "b", "c"].map(String::from).into_iter().collect(),
-            seen: ["a", "b"].map(String::from).into_iter().collect(),
+            expected: 3,
+            matched: 2,
+            pending: ["c"].map(String::from).into_iter().collect(),
             duplicates: 1,
             total: histogram(),
             seconds: BTreeMap::new(),

@@ -341,18 +341,20 @@ impl Chain {
         }
     }
 
-    /// Hands `f(operator, update)` each key of `partition` changed since the last snapshot.
+    /// Hands `f(operator, update, published)` each key of `partition` changed since the
+    /// last snapshot (`published`: see [`StatefulOperator::published`]).
     pub fn snapshot(
         &mut self,
         partition: i32,
         buf: &mut Vec<StateUpdate>,
-        mut f: impl FnMut(&'static str, StateUpdate),
+        mut f: impl FnMut(&'static str, StateUpdate, bool),
     ) {
         for op in &mut self.stateful {
             buf.clear();
             op.snapshot(partition, buf);
             for u in buf.drain(..) {
-                f(op.name(), u);
+                let published = u.value.is_some() && op.published(&u.key);
+                f(op.name(), u, published);
             }
         }
     }

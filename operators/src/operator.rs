@@ -97,6 +97,17 @@ pub struct StateError {
     pub detail: String,
 }
 
+impl StateError {
+    /// `operator` cannot restore `key` (printed lossily): `detail`.
+    pub fn new(operator: &'static str, key: &[u8], detail: impl Into<String>) -> Self {
+        StateError {
+            operator,
+            key: String::from_utf8_lossy(key).into_owned(),
+            detail: detail.into(),
+        }
+    }
+}
+
 /// A stateful operator (velocity, throttle) with per-partition keyed state.
 ///
 /// Input is keyed by sender, so per-sender state of one sender lives in one partition
@@ -131,4 +142,9 @@ pub trait StatefulOperator: Send {
     fn revoked(&mut self, partition: i32);
     /// Appends the keys of `partition` changed since the last snapshot and marks them clean.
     fn snapshot(&mut self, partition: i32, out: &mut Vec<StateUpdate>);
+    /// Whether the changelog record of `key` (with a value) is also published, in the same
+    /// transaction, to `topics.operator_stats`. Only the statistics operator's hours are.
+    fn published(&self, _key: &[u8]) -> bool {
+        false
+    }
 }

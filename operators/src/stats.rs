@@ -136,15 +136,18 @@ impl StatsFactory {
     }
 }
 
-/// Rows of one hour: relay operator -> reseller -> counts.
-type Hour = BTreeMap<String, BTreeMap<String, StatsCounts>>;
+/// The counts of one hour: relay operator -> reseller -> counts, and how many rows that is.
+#[derive(Debug, Default)]
+struct Hour {
+    operators: BTreeMap<String, BTreeMap<String, StatsCounts>>,
+    rows: usize,
+}
 
 #[derive(Debug, Default)]
 struct PartitionStats {
     clock: PartitionClock,
     clock_dirty: bool,
     hours: BTreeMap<i64, Hour>,
-    rows: HashMap<i64, usize>,
     dirty: Vec<i64>,
 }
 
@@ -187,14 +190,14 @@ impl StatsOperator {
     }
 }
 
-/// Whether a changelog key of this operator is an hour's counts (published on the stats
-/// topic), not the partition clock.
-pub fn is_hour_key(key: &[u8]) -> bool {
+/// Whether a changelog key of this operator is an hour's counts, not the partition clock.
+fn is_hour_key(key: &[u8]) -> bool {
     key != [CLOCK_KEY]
 }
 
 fn record(partition: i32, hour_ms: i64, hour: &Hour) -> OperatorStats {
     let rows = hour
+        .operators
         .iter()
         .flat_map(|(op, resellers)| {
             resellers.iter().map(move |(r, c)| StatsRow {
@@ -254,21 +257,23 @@ impl StatefulOperator for StatsOperator {
         p.clock_dirty = true;
         let hour_ms = time_ms.div_euclid(HOUR_MS) * HOUR_MS;
         let hour = p.hours.entry(hour_ms).or_default();
-        let rows = p.rows.entry(hour_ms).or_default();
-        let known = hour.get(op).is_some_and(|r| r.contains_key(reseller));
-        let (op, reseller) = if known || *rows < max_rows {
+        let known = hour
+            .operators
+            .get(op)
+            .is_some_and(|r| r.contains_key(reseller));
+        let (op, reseller) = if known || hour.rows < max_rows {
             (op, reseller)
         } else {
             (OTHER, "")
         };
-        let resellers = match hour.get_mut(op) {
+        let resellers = match hour.operators.get_mut(op) {
             Some(r) => r,
-            None => hour.entry(op.to_owned()).or_default(),
+            None => hour.operators.entry(op.to_owned()).or_default(),
         };
         let counts = match resellers.get_mut(reseller) {
             Some(c) => c,
             None => {
-                *rows += 1;
+                hour.rows += 1;
                 resellers.entry(reseller.to_owned()).or_default()
             }
         };
@@ -291,11 +296,7 @@ impl StatefulOperator for StatsOperator {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), StateError> {
-        let err = |detail: String| StateError {
-            operator: NAME,
-            key: String::from_utf8_lossy(key).into_owned(),
-            detail,
-        };
+        let err = |detail: String| StateError::new(NAME, key, detail);
         let p = self.partitions.entry(partition).or_default();
         if !is_hour_key(key) {
             p.clock = PartitionClock::decode(value).map_err(err)?;
@@ -307,23 +308,29 @@ impl StatefulOperator for StatsOperator {
             .ok_or_else(|| err("key is not an hour".into()))?;
         let Some(value) = value else {
             p.hours.remove(&hour_ms);
-            p.rows.remove(&hour_ms);
             return Ok(());
         };
         let rec: OperatorStats = serde_json::from_slice(value).map_err(|e| err(e.to_string()))?;
-        let mut hour = Hour::new();
-        for row in &rec.rows {
-            hour.entry(row.relay_operator.clone())
+        let mut hour = Hour {
+            rows: rec.rows.len(),
+            ..Hour::default()
+        };
+        for row in rec.rows {
+            hour.operators
+                .entry(row.relay_operator)
                 .or_default()
-                .insert(row.reseller.clone(), row.counts.clone());
+                .insert(row.reseller, row.counts);
         }
-        p.rows.insert(hour_ms, rec.rows.len());
         p.hours.insert(hour_ms, hour);
         Ok(())
     }
 
     fn revoked(&mut self, partition: i32) {
         self.partitions.remove(&partition);
+    }
+
+    fn published(&self, key: &[u8]) -> bool {
+        is_hour_key(key)
     }
 
     fn snapshot(&mut self, partition: i32, out: &mut Vec<StateUpdate>) {
@@ -337,12 +344,9 @@ impl StatefulOperator for StatsOperator {
         // Hours the misdated rule no longer counts into are dropped (a tombstone in the
         // changelog only: the stats topic keeps them).
         let oldest = (wm - i64::from(self.cfg.keep_hours) * HOUR_MS).div_euclid(HOUR_MS) * HOUR_MS;
-        let old: Vec<i64> = p.hours.range(..oldest).map(|(h, _)| *h).collect();
-        for h in old {
-            p.hours.remove(&h);
-            p.rows.remove(&h);
-            p.dirty.push(h);
-        }
+        let kept = p.hours.split_off(&oldest);
+        p.dirty
+            .extend(std::mem::replace(&mut p.hours, kept).into_keys());
         let hours = &p.hours;
         drain_dirty(
             &mut p.dirty,

@@ -918,11 +918,7 @@ impl StatefulOperator for ThrottleOperator {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), StateError> {
-        let err = |detail: String| StateError {
-            operator: "throttle",
-            key: String::from_utf8_lossy(key).into_owned(),
-            detail,
-        };
+        let err = |detail: String| StateError::new("throttle", key, detail);
         let buckets = self.shared.cfg.buckets;
         let every = buckets;
         let p = self

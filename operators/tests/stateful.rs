@@ -353,7 +353,7 @@ fn state_restored_from_coalesced_snapshots_continues_exactly_like_an_uninterrupt
         if i > 0 && i % 500 == 0 {
             let mut n = 0;
             let mut keys = std::collections::HashSet::new();
-            chain.snapshot(0, &mut buf, |op, u| {
+            chain.snapshot(0, &mut buf, |op, u, _| {
                 n += 1;
                 keys.insert((op, u.key.clone()));
                 log.insert((op.to_owned(), u.key), u.value);
@@ -417,7 +417,7 @@ fn prefetching_the_next_event_never_changes_a_verdict() {
             verdicts.push(process(&mut chain, e).decision());
         }
         let mut state = Vec::new();
-        chain.snapshot(7, &mut Vec::new(), |op, u| state.push((op, u.key)));
+        chain.snapshot(7, &mut Vec::new(), |op, u, _| state.push((op, u.key)));
         (verdicts, state)
     };
     let (plain, _) = run(false);

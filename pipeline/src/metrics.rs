@@ -383,12 +383,7 @@ impl Metrics {
             self.age_us_sum.load(Relaxed) as f64 / 1e6
         );
         let _ = writeln!(s, "# HELP spamflow_verdicts_total Verdicts by action.\n# TYPE spamflow_verdicts_total counter");
-        for a in [
-            Action::Allow,
-            Action::Label,
-            Action::Throttle,
-            Action::Block,
-        ] {
+        for a in Action::ALL {
             let _ = writeln!(
                 s,
                 "spamflow_verdicts_total{{action=\"{}\"}} {}",
@@ -399,12 +394,7 @@ impl Metrics {
         let _ = writeln!(s, "# HELP spamflow_relay_verdicts_total Verdicts by relay operator (those the sender registry names; others as other, none without one) and action.\n# TYPE spamflow_relay_verdicts_total counter");
         for (op, counts) in self.operators.relay.snapshot() {
             let op = label_value(&op);
-            for a in [
-                Action::Allow,
-                Action::Label,
-                Action::Throttle,
-                Action::Block,
-            ] {
+            for a in Action::ALL {
                 let _ = writeln!(
                     s,
                     "spamflow_relay_verdicts_total{{relay_operator=\"{op}\",action=\"{}\"}} {}",

@@ -141,6 +141,7 @@ pub struct ClassifierWorker {
     contributions: Vec<f32>,
     candidates: Vec<usize>,
     slots: Vec<u32>,
+    spans: Vec<((usize, usize), f32)>,
 }
 
 /// Probability at or above which the classifier works out a category and evidence, and
@@ -201,19 +202,16 @@ impl ClassifierWorker {
         // Evidence: overlapping candidate spans merged (the n-grams of one word make one
         // excerpt), the strongest first, mapped to the original text.
         let mut merged: Vec<((usize, usize), f32)> = Vec::with_capacity(self.candidates.len());
-        let mut spans: Vec<((usize, usize), f32)> = self
-            .candidates
-            .iter()
-            .map(|&i| {
-                let f = feats[i];
-                (
-                    (f.span.0 as usize, f.span.1 as usize),
-                    self.contributions[i],
-                )
-            })
-            .collect();
-        spans.sort_unstable_by_key(|s| s.0);
-        for (s, c) in spans {
+        self.spans.clear();
+        self.spans.extend(self.candidates.iter().map(|&i| {
+            let f = feats[i];
+            (
+                (f.span.0 as usize, f.span.1 as usize),
+                self.contributions[i],
+            )
+        }));
+        self.spans.sort_unstable_by_key(|s| s.0);
+        for &(s, c) in &self.spans {
             match merged.last_mut() {
                 Some((m, mc)) if s.0 < m.1 => {
                     m.1 = m.1.max(s.1);

@@ -757,11 +757,7 @@ impl StatefulOperator for VelocityOperator {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), StateError> {
-        let err = |detail: String| StateError {
-            operator: "velocity",
-            key: String::from_utf8_lossy(key).into_owned(),
-            detail,
-        };
+        let err = |detail: String| StateError::new("velocity", key, detail);
         let p = self.parts.entry(partition).or_default();
         match key {
             [CLOCK_KEY] => {

@@ -13,7 +13,6 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use sha2::{Digest, Sha256};
-use spamflow_operators::stats;
 use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
 use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord, SubmissionEvent};
 
@@ -404,8 +403,7 @@ impl Worker {
         // (partition, changelog key, update, whether it is also published as statistics)
         let mut pending: Vec<(i32, Vec<u8>, StateUpdate, bool)> = Vec::new();
         for p in owned {
-            self.chain.snapshot(p, &mut buf, |op, u| {
-                let publish = op == stats::NAME && stats::is_hour_key(&u.key);
+            self.chain.snapshot(p, &mut buf, |op, u, publish| {
                 pending.push((p, changelog::encode_key(p, op, &u.key), u, publish))
             });
         }
