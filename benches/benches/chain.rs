@@ -51,6 +51,7 @@ fn chain(c: &mut Criterion) {
                             event: &ev,
                             partition: 0,
                             event_time_ms: ev.event_time_ms(),
+                            counted: false,
                         };
                         let v = ch.process(&ctx, ev.submitted_at);
                         out.clear();

@@ -48,6 +48,7 @@ fn origin(c: &mut Criterion) {
                         event: e,
                         partition: 0,
                         event_time_ms: e.event_time_ms(),
+                        counted: false,
                     },
                     &mut out,
                 );

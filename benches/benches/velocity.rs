@@ -37,6 +37,7 @@ fn pass(events: &[SubmissionEvent], round: &mut i64, mut f: impl FnMut(&EventCtx
             event: e,
             partition: 0,
             event_time_ms: e.event_time_ms() + *round * span,
+            counted: false,
         });
     }
 }

@@ -91,6 +91,7 @@ fn main() -> anyhow::Result<()> {
                         event: ev,
                         partition: 0,
                         event_time_ms: 0,
+                        counted: false,
                     },
                     ev.submitted_at,
                 );

@@ -217,6 +217,7 @@ fn worker(stage: Stage, prefetch: Hooks, evs: &[(i32, SubmissionEvent)]) -> Dura
                     event: ev,
                     partition: *p,
                     event_time_ms: ev.event_time_ms() + shift_ms,
+                    counted: false,
                 };
                 out.clear();
                 // As the runtime's workers do: the next event's state starts loading
@@ -226,6 +227,7 @@ fn worker(stage: Stage, prefetch: Hooks, evs: &[(i32, SubmissionEvent)]) -> Dura
                         event: next,
                         partition: *np,
                         event_time_ms: next.event_time_ms() + shift_ms,
+                        counted: false,
                     };
                     if prefetch.velocity && matches!(stage, Stage::Velocity | Stage::Both) {
                         v.prefetch(&next);
@@ -464,6 +466,7 @@ fn fill(n: u64, per_sender: u64) -> spamflow_operators::velocity::VelocityOperat
                 event: &ev,
                 partition: (s % 16) as i32,
                 event_time_ms: ev.event_time_ms(),
+                counted: false,
             };
             out.clear();
             op.inspect(&ctx, &mut out);

@@ -32,6 +32,7 @@ fuzz_target!(|input: (&[u8], Option<&[u8]>)| {
             event: &ev,
             partition: 0,
             event_time_ms: ev.event_time_ms(),
+            counted: false,
         };
         let mut out = Vec::new();
         op.inspect(&ctx, &mut out);

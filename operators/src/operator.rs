@@ -17,6 +17,11 @@ pub struct EventCtx<'a> {
     pub partition: i32,
     /// `submitted_at` in ms since the epoch: the only clock operators may use.
     pub event_time_ms: i64,
+    /// The restored state already counts this event: it is an at-least-once replay of a
+    /// record processed before a crash or a failed offset commit, after its state changes
+    /// were written to the changelog. Stateful operators judge it against their state but
+    /// must not count it again (no new counts, no quota taken, no feedback).
+    pub counted: bool,
 }
 
 /// A stateless operator (pattern, origin): compiled once per rule-pack version and
@@ -118,7 +123,8 @@ pub trait StatefulOperator: Send {
     /// Content hash of the operator's configuration (part of `rules_version`); empty for an
     /// operator that never changes a verdict.
     fn content_hash(&self) -> String;
-    /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition`.
+    /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition` unless
+    /// `ctx.counted`.
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);
     /// `next` is the event to be inspected after the current one: the operator may start
     /// loading its state into the cache (prefetch, no waiting), so that those cache misses
@@ -126,7 +132,8 @@ pub trait StatefulOperator: Send {
     /// inspected; nothing it does may change a verdict.
     fn prefetch(&mut self, _next: &EventCtx<'_>) {}
     /// The policy's verdict on the event just inspected (feedback, e.g. spam ratios per
-    /// relay operator). Called once after every [`StatefulOperator::inspect`].
+    /// relay operator). Called once after every [`StatefulOperator::inspect`], also for a
+    /// `ctx.counted` event, which must not be counted again.
     fn decided(&mut self, _ctx: &EventCtx<'_>, _verdict: &Verdict) {}
     /// `partition` is now owned by this worker; its state starts empty and is then
     /// filled by [`StatefulOperator::restore`] calls from the changelog.

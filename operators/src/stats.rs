@@ -240,6 +240,9 @@ impl StatefulOperator for StatsOperator {
             .unwrap_or("");
         let category = verdict.reasons.first().map(|r| r.category.as_str());
         self.count_metric(op, verdict.action.index());
+        if ctx.counted {
+            return;
+        }
 
         let max_rows = self.cfg.max_rows_per_hour;
         let p = self.partitions.entry(ctx.partition).or_default();
@@ -413,6 +416,7 @@ mod tests {
             event: ev,
             partition: p,
             event_time_ms: ev.submitted_at.timestamp_millis(),
+            counted: false,
         };
         s.inspect(&ctx, &mut Vec::new());
         s.decided(&ctx, v);

@@ -799,7 +799,8 @@ impl StatefulOperator for ThrottleOperator {
                 }
             }
         }
-        if let Some(op) = relay.operator.as_deref() {
+        // A replayed event took its quota when it was first judged (`EventCtx::counted`).
+        if let Some(op) = relay.operator.as_deref().filter(|_| !ctx.counted) {
             found.ids[0] = p.find_or_insert(cfg, &sh.stats, 0, op.as_bytes(), now_b);
             if let Some(id) = found.ids[0] {
                 let per_n = p.tables[0].per_n;
@@ -875,6 +876,9 @@ impl StatefulOperator for ThrottleOperator {
         let Some(found) = p.inspected.take() else {
             return; // stale
         };
+        if ctx.counted {
+            return; // already in the spam ratios
+        }
         let Some(relay) = &ctx.event.relay else {
             return;
         };

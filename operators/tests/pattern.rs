@@ -46,6 +46,7 @@ fn verdicts(texts: &[String]) -> Vec<Verdict> {
                     event: &ev,
                     partition: 0,
                     event_time_ms: 0,
+                    counted: false,
                 },
                 ev.submitted_at,
             )

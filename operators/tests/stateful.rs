@@ -100,6 +100,7 @@ fn process(chain: &mut Chain, ev: &SubmissionEvent) -> Verdict {
             event: ev,
             partition: 0,
             event_time_ms: ev.event_time_ms(),
+            counted: false,
         },
         ev.submitted_at,
     )
@@ -410,6 +411,7 @@ fn prefetching_the_next_event_never_changes_a_verdict() {
                             event: n,
                             partition,
                             event_time_ms: n.event_time_ms(),
+                            counted: false,
                         });
                     }
                 }

@@ -169,6 +169,7 @@ pub fn run(
                 partition_of(parse_sender(&ev.sender).key.as_bytes(), partitions)
             },
             event_time_ms: ev.event_time_ms(),
+            counted: false,
         };
         let v = chain.process(&ctx, ev.submitted_at);
         summary.events += 1;

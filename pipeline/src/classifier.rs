@@ -216,6 +216,7 @@ pub fn evaluate(
             event: &ev,
             partition: 0,
             event_time_ms: ev.submitted_at.timestamp_millis(),
+            counted: false,
         };
         let v = chain.process(&ctx, ev.submitted_at);
         let outcome = match v.action {
@@ -278,6 +279,7 @@ pub fn train_cmd(
                 event: &ev,
                 partition: 0,
                 event_time_ms: 0,
+                counted: false,
             };
             chain.stateless_signals(&ctx).to_vec()
         })

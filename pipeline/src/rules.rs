@@ -333,6 +333,7 @@ examples = ["a WORD here"]
             event: e,
             partition: 0,
             event_time_ms: 0,
+            counted: false,
         };
         let v1 = c.process(&ctx(&ev), ev.submitted_at);
         assert_eq!(v1.reasons[0].code, "test.word");

@@ -47,6 +47,7 @@ fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflo
         event: &ev,
         partition: 0,
         event_time_ms: 0,
+        counted: false,
     };
     chain.process(&ctx, ev.submitted_at)
 }

@@ -534,3 +534,84 @@ fn a_shutdown_with_the_broker_gone_ends_by_its_deadline_not_the_kafka_timeout() 
         );
     }
 }
+
+#[test]
+fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use std::collections::{HashMap, HashSet};
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mock, mut cfg) = mock_with_topics("mock-alo-count", 1);
+    cfg.processing.guarantee = spamflow_pipeline::config::Guarantee::AtLeastOnce;
+    let brokers = cfg.kafka.brokers.clone();
+    let topic = cfg.topics.submissions.clone();
+    let first = events(400, 41);
+    let kv = |s: &[(String, Vec<u8>, String)]| {
+        s.iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    produce(&brokers, &topic, &kv(&first));
+    // The first offset commit fails after its flush: the state of what it covered is in
+    // the changelog, so the replay from the start must not count those records again.
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE],
+    );
+    let run = Running::start(&cfg, counting_chain());
+    run.wait_for(Duration::from_secs(60), "a failed and a good commit", |m| {
+        m.aborts.load(Relaxed) >= 1 && m.commits.load(Relaxed) >= 1
+    });
+    // Then one more message per sender: its count is the sender's messages, each once.
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut probes = Vec::new();
+    for (key, value, _) in &first {
+        let mut doc: serde_json::Value = serde_json::from_slice(value).unwrap();
+        let sender = doc["sender"].as_str().unwrap().to_owned();
+        let n = sent.entry(sender.clone()).or_default();
+        *n += 1;
+        if *n == 1 {
+            doc["message_id"] = format!("probe-{}", probes.len()).into();
+            probes.push((key.clone(), serde_json::to_vec(&doc).unwrap(), sender));
+        }
+    }
+    produce(&brokers, &topic, &kv(&probes));
+    let want: HashSet<String> = (0..probes.len()).map(|i| format!("probe-{i}")).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = verdicts(&read_topic(
+            &brokers,
+            &cfg.topics.verdicts,
+            1,
+            first.len() + probes.len(),
+            Duration::from_millis(300),
+            Duration::from_secs(5),
+        ));
+        let seen: HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+        if want.iter().all(|id| seen.contains(id.as_str())) {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no verdict for some probes"
+        );
+    };
+    let metrics = run.stop();
+    assert!(metrics.restored_records.load(Relaxed) > 0);
+    let seen: HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    for (_, _, id) in &first {
+        assert!(seen.contains(id.as_str()), "no verdict for {id}");
+    }
+    let replayed = got.len() - seen.len();
+    assert!(replayed > 0, "the failed commit replayed nothing");
+    for (i, (_, _, sender)) in probes.iter().enumerate() {
+        let v = got
+            .iter()
+            .find(|v| v.message_id == format!("probe-{i}"))
+            .unwrap();
+        assert_eq!(
+            fixture_count(v).evidence.as_deref(),
+            Some(format!("count={}", sent[sender] + 1).as_str()),
+            "sender {i}: {replayed} replayed verdicts"
+        );
+    }
+}

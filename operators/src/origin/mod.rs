@@ -341,6 +341,7 @@ mod tests {
                 event: e,
                 partition: 0,
                 event_time_ms: e.event_time_ms(),
+                counted: false,
             },
             &mut out,
         );
@@ -428,6 +429,7 @@ mod tests {
                 event: &e,
                 partition: 0,
                 event_time_ms: 0,
+                counted: false,
             },
             &mut out,
         );

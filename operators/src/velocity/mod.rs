@@ -674,12 +674,15 @@ impl StatefulOperator for VelocityOperator {
                     cc.max_fingerprints,
                 )
             });
-        if new || !s.dirty() {
-            p.dirty.push(key);
-        }
-        let (_, late) = s.record(layout, t, recipient, fold32(fp.hash));
-        if late {
-            sh.stats.late.fetch_add(1, Relaxed);
+        // A replayed event is already in the sender's counts (see `EventCtx::counted`).
+        if !ctx.counted {
+            if new || !s.dirty() {
+                p.dirty.push(key);
+            }
+            let (_, late) = s.record(layout, t, recipient, fold32(fp.hash));
+            if late {
+                sh.stats.late.fetch_add(1, Relaxed);
+            }
         }
         let mut counts: [Option<Counts>; MAX_WINDOWS] = [None; MAX_WINDOWS];
         for r in &sh.rules {

@@ -17,6 +17,29 @@ use crate::config::Config;
 use crate::kafka::{base_consumer_config, Reader, ReaderContext};
 use crate::runtime::Stop;
 
+/// The operator segment of a partition's input mark: `<p>/input/` holds the input offsets
+/// `[first, next)` whose records the partition's state (written before it, in the same
+/// changelog partition) already counts. Written under at-least-once only, where state and
+/// offsets are not committed together: after a crash or a failed offset commit past the
+/// flush, the records replayed from the committed offset up to `next` are judged without
+/// being counted again (`EventCtx::counted`).
+pub const INPUT_MARK: &str = "input";
+
+/// The value of an input mark: `first` and `next`, 8 bytes each, big-endian.
+pub fn encode_input_mark(first: i64, next: i64) -> Vec<u8> {
+    let mut v = first.to_be_bytes().to_vec();
+    v.extend_from_slice(&next.to_be_bytes());
+    v
+}
+
+/// `(first, next)` of an input mark's value; `None` for any other value.
+pub fn decode_input_mark(value: &[u8]) -> Option<(i64, i64)> {
+    let (first, next) = value.split_at_checked(8)?;
+    let first = i64::from_be_bytes(first.try_into().ok()?);
+    let next = i64::from_be_bytes(next.try_into().ok()?);
+    (first <= next).then_some((first, next))
+}
+
 /// One restored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangelogRecord {
@@ -222,5 +245,16 @@ mod tests {
         assert_eq!(decode_key(&k), Some((7, "velocity", &b"+8210/odd"[..])));
         assert_eq!(decode_key(b"nonsense"), None);
         assert_eq!(decode_key(b"x/velocity/k"), None);
+    }
+
+    #[test]
+    fn input_marks_round_trip_and_refuse_other_values() {
+        assert_eq!(
+            decode_input_mark(&encode_input_mark(7, 420)),
+            Some((7, 420))
+        );
+        assert_eq!(decode_input_mark(&encode_input_mark(9, 3)), None);
+        assert_eq!(decode_input_mark(b"short"), None);
+        assert_eq!(decode_input_mark(&[0; 17]), None);
     }
 }

@@ -75,6 +75,7 @@ pub fn run(
         metrics: metrics.clone(),
         max_message_bytes: cfg.processing.max_message_bytes,
         failed: failed.clone(),
+        input_marks: !eos,
     });
     let workers = worker::spawn(cfg.worker_count(), env).context("starting worker threads")?;
     let n_workers = workers.len();

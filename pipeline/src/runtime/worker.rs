@@ -118,6 +118,9 @@ pub struct WorkerEnv {
     pub max_message_bytes: usize,
     /// Where failures of an output's own are charged to its input record.
     pub failed: Arc<FailedOutputs>,
+    /// Write each partition's input mark after its state (at-least-once: state and
+    /// offsets are not committed together; see [`changelog::INPUT_MARK`]).
+    pub input_marks: bool,
 }
 
 /// Starts `n` workers.
@@ -149,6 +152,14 @@ struct Worker {
     send_errors: u64,
     /// Input records (partition, offset) whose outputs cannot be produced, and why.
     poison: HashMap<(i32, i64), String>,
+    /// Per owned partition: the first offset processed since it was assigned, and the next
+    /// one to process (kept when `input_marks`).
+    offsets: HashMap<i32, (i64, i64)>,
+    /// The input marks written at the last barrier.
+    marked: HashMap<i32, i64>,
+    /// Per partition, the offsets `[first, next)` its restored state already counts,
+    /// until a record outside them comes.
+    counted: HashMap<i32, (i64, i64)>,
 }
 
 impl Worker {
@@ -163,6 +174,9 @@ impl Worker {
             state_buf: Vec::new(),
             send_errors: 0,
             poison: HashMap::new(),
+            offsets: HashMap::new(),
+            marked: HashMap::new(),
+            counted: HashMap::new(),
         }
     }
 
@@ -183,6 +197,7 @@ impl Worker {
                                     event: ev,
                                     partition: n.partition,
                                     event_time_ms: ev.event_time_ms(),
+                                    counted: false,
                                 });
                             }
                             next = Some(decoded);
@@ -192,6 +207,7 @@ impl Worker {
                     self.tally.flush(&self.env.metrics);
                 }
                 Work::Assign { partition } => {
+                    self.forget(partition);
                     self.chain.assigned(partition);
                     if !self.owned.contains(&partition) {
                         self.owned.push(partition);
@@ -200,6 +216,10 @@ impl Worker {
                 Work::Restore { partition, records } => {
                     let mut applied = 0u64;
                     for r in &records {
+                        if r.operator == changelog::INPUT_MARK {
+                            self.restore_input_mark(partition, r.value.as_deref());
+                            continue;
+                        }
                         match self
                             .chain
                             .restore(partition, &r.operator, &r.key, r.value.as_deref())
@@ -217,6 +237,7 @@ impl Worker {
                         .fetch_add(applied, std::sync::atomic::Ordering::Relaxed);
                 }
                 Work::Revoke { partition } => {
+                    self.forget(partition);
                     self.chain.revoked(partition);
                     self.owned.retain(|p| *p != partition);
                 }
@@ -237,6 +258,51 @@ impl Worker {
                     });
                 }
             }
+        }
+    }
+
+    fn forget(&mut self, partition: i32) {
+        self.offsets.remove(&partition);
+        self.marked.remove(&partition);
+        self.counted.remove(&partition);
+    }
+
+    fn restore_input_mark(&mut self, partition: i32, value: Option<&[u8]>) {
+        match value.map(changelog::decode_input_mark) {
+            Some(Some(window)) => {
+                self.counted.insert(partition, window);
+            }
+            None => {
+                self.counted.remove(&partition);
+            }
+            Some(None) => {
+                tracing::warn!(partition, "skipping an input mark that does not decode")
+            }
+        }
+    }
+
+    /// Whether the restored state already counts record `m` (a replay after a crash or a
+    /// failed offset commit under at-least-once). The first record outside the counted
+    /// offsets ends them; one below them means the offsets started again (a recreated
+    /// topic) and the mark no longer applies.
+    fn replayed(&mut self, m: &InMsg) -> bool {
+        if self.env.input_marks {
+            let e = self
+                .offsets
+                .entry(m.partition)
+                .or_insert((m.offset, m.offset));
+            e.1 = m.offset + 1;
+        }
+        if self.counted.is_empty() {
+            return false;
+        }
+        match self.counted.get(&m.partition) {
+            Some(&(first, next)) if (first..next).contains(&m.offset) => true,
+            Some(_) => {
+                self.counted.remove(&m.partition);
+                false
+            }
+            None => false,
         }
     }
 
@@ -278,6 +344,7 @@ impl Worker {
         event: Result<SubmissionEvent, DlqError>,
     ) {
         self.tally.consumed();
+        let counted = self.replayed(m);
         let event = match event {
             Ok(ev) => ev,
             Err(error) => return self.dead_letter(producer, m, error),
@@ -286,7 +353,7 @@ impl Worker {
         // with it the offsets of records that got no verdict. The panic hook logs where
         // it happened, never the message (`main.rs`).
         let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.judge(producer, m, &event)
+            self.judge(producer, m, &event, counted)
         }));
         if judged.is_err() {
             let error = DlqError {
@@ -300,11 +367,12 @@ impl Worker {
     }
 
     /// Runs the chain on `event` and sends its verdict, block record and alert.
-    fn judge(&mut self, producer: &OutProducer, m: &InMsg, event: &SubmissionEvent) {
+    fn judge(&mut self, producer: &OutProducer, m: &InMsg, event: &SubmissionEvent, counted: bool) {
         let ctx = EventCtx {
             event,
             partition: m.partition,
             event_time_ms: event.event_time_ms(),
+            counted,
         };
         let now = Utc::now();
         let verdict = self.chain.process(&ctx, now);
@@ -397,7 +465,8 @@ impl Worker {
         if !self.chain.has_state() {
             return;
         }
-        let topics = &*self.env.topics;
+        let env = self.env.clone();
+        let topics = &*env.topics;
         let owned = self.owned.clone();
         let mut buf = std::mem::take(&mut self.state_buf);
         // (partition, changelog key, update, whether it is also published as statistics)
@@ -406,6 +475,16 @@ impl Worker {
             self.chain.snapshot(p, &mut buf, |op, u, publish| {
                 pending.push((p, changelog::encode_key(p, op, &u.key), u, publish))
             });
+            // After the partition's state, in its changelog partition: a mark that arrived
+            // means the state before it did too.
+            if let Some(mark) = self.input_mark(p) {
+                let update = StateUpdate {
+                    key: Vec::new(),
+                    value: Some(mark),
+                };
+                let key = changelog::encode_key(p, changelog::INPUT_MARK, &[]);
+                pending.push((p, key, update, false));
+            }
         }
         self.state_buf = buf;
         self.tally.changelog(pending.len() as u64);
@@ -435,6 +514,22 @@ impl Worker {
             }
             out.send(r);
         }
+    }
+
+    /// The input mark of partition `p` if records of it were processed since the last
+    /// one: the offsets processed since it was assigned, and those its restored state
+    /// counted if replaying them has not ended yet.
+    fn input_mark(&mut self, p: i32) -> Option<Vec<u8>> {
+        let &(mut first, mut next) = self.offsets.get(&p)?;
+        if self.marked.get(&p) == Some(&next) {
+            return None;
+        }
+        self.marked.insert(p, next);
+        if let Some(&(f, n)) = self.counted.get(&p) {
+            first = first.min(f);
+            next = next.max(n);
+        }
+        Some(changelog::encode_input_mark(first, next))
     }
 }
 

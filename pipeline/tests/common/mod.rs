@@ -305,8 +305,10 @@ impl StatefulOperator for CountingOperator {
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
         let (counts, dirty) = self.parts.entry(ctx.partition).or_default();
         let n = counts.entry(ctx.event.sender.clone()).or_default();
-        *n += 1;
-        dirty.insert(ctx.event.sender.clone());
+        if !ctx.counted {
+            *n += 1;
+            dirty.insert(ctx.event.sender.clone());
+        }
         out.push(Signal {
             evidence: Some(format!("count={n}")),
             ..Signal::new("fixture", "fixture.count", "fixture", 0)
