@@ -46,6 +46,10 @@ pub struct ChaosConfig {
     pub events: usize,
     /// One poison record (not a SubmissionEvent) after every this many events; 0: none.
     pub poison_every: usize,
+    /// One valid event whose text makes the pipeline panic ([`PANIC_MARKER`]) after every
+    /// this many events; 0: none. Needs a debug build of `spamflow` (the injector is not
+    /// in release builds).
+    pub panic_every: usize,
     /// Partitions of every topic.
     pub partitions: i32,
     /// SIGKILLs of pipeline instances.
@@ -82,6 +86,10 @@ pub struct Report {
     pub events: usize,
     /// Poison records produced.
     pub poison: usize,
+    /// Records produced that make the pipeline panic (they must reach the DLQ).
+    pub panics: usize,
+    /// Of them, those that got a verdict instead (the binary has no injector).
+    pub panics_with_verdict: usize,
     /// SIGKILLs.
     pub kills: usize,
     /// Of them, within 2 s of the instance's start (restore, rebalance).
@@ -129,6 +137,7 @@ impl Report {
             && self.unexpected == 0
             && self.decisions_differ == 0
             && self.backtest_differ == 0
+            && self.panics_with_verdict == 0
             && self.state_differ == 0
             && self.state_keys > 0
             && self.throttled > 0
@@ -318,6 +327,14 @@ impl Fleet<'_> {
             .envs(self.topics.env())
             .env("SPAMFLOW_ADMIN__LISTEN", "")
             .env("RUST_LOG", "info")
+            .env(
+                "SPAMFLOW_TEST_PANIC_MARKER",
+                if self.cfg.panic_every > 0 {
+                    PANIC_MARKER
+                } else {
+                    ""
+                },
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -418,20 +435,31 @@ fn terminate(child: &mut Child, grace: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// The input: (key, payload, id). Poison records have ids `poison-<n>` as their key.
+/// The text that makes a debug build of the pipeline panic (`SPAMFLOW_TEST_PANIC_MARKER`).
+pub const PANIC_MARKER: &str = "CHAOS-PANIC-INJECT";
+
+/// The input: (key, payload, id). Poison records have ids `poison-<n>` and records that
+/// panic ids `panic-<n>`, as their key (their DLQ records are found by it).
 fn input(cfg: &ChaosConfig) -> Vec<(String, Vec<u8>, String)> {
     let mut synth = Synth::new(cfg.seed, "2026-03-01T09:00:00Z".parse().unwrap(), 200.0);
     let mut out = Vec::with_capacity(cfg.events + cfg.events / cfg.poison_every.max(1));
+    let every = |n: usize, i: usize| n > 0 && (i + 1).is_multiple_of(n);
     for i in 0..cfg.events {
-        let (doc, _) = synth.next_event();
+        let (mut doc, _) = synth.next_event();
         let id = doc["message_id"].as_str().unwrap_or_default().to_owned();
         // Keyed as the design says an SMSC keys its submissions: by the normalized sender.
         let key = parse_sender(doc["sender"].as_str().unwrap_or_default()).key;
         out.push((key, serde_json::to_vec(&doc).unwrap_or_default(), id));
-        if cfg.poison_every > 0 && (i + 1) % cfg.poison_every == 0 {
+        if every(cfg.poison_every, i) {
             let id = format!("poison-{}", i / cfg.poison_every);
             let body = format!("{{\"message_id\": \"{id}\", \"text\": 42, truncated");
             out.push((id.clone(), body.into_bytes(), id));
+        }
+        if every(cfg.panic_every, i) {
+            let id = format!("panic-{}", i / cfg.panic_every);
+            doc["message_id"] = id.clone().into();
+            doc["text"] = format!("{PANIC_MARKER} 이 문자는 처리 중에 실패합니다").into();
+            out.push((id.clone(), serde_json::to_vec(&doc).unwrap_or_default(), id));
         }
     }
     out
@@ -655,7 +683,11 @@ pub fn run(cfg: &ChaosConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Repor
     let records = input(cfg);
     let mut report = Report {
         events: cfg.events,
-        poison: records.len() - cfg.events,
+        poison: records
+            .iter()
+            .filter(|r| r.2.starts_with("poison-"))
+            .count(),
+        panics: records.iter().filter(|r| r.2.starts_with("panic-")).count(),
         ..Report::default()
     };
     // About 3.5 s per fault; the input is fed over that span, so faults hit live traffic.
@@ -755,6 +787,11 @@ pub fn run(cfg: &ChaosConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Repor
     report.throttled = fired("throttle.relay_quota");
     report.campaigns = fired("campaign.same_text_many_senders");
     report.dlq = got.dlq;
+    report.panics_with_verdict = got
+        .decisions
+        .keys()
+        .filter(|id| id.starts_with("panic-"))
+        .count();
     let expected: HashMap<&str, ()> = records.iter().map(|r| (r.2.as_str(), ())).collect();
     report.missing = expected
         .keys()
@@ -840,7 +877,9 @@ fn backtest_differ(
         work.join("backtest-dlq.jsonl"),
     );
     let mut lines = Vec::new();
-    for (_, payload, _) in records {
+    // Records that panic never reach the state in the pipeline (the injector is first in
+    // the chain); backtest runs without the injector, so they are left out.
+    for (_, payload, _) in records.iter().filter(|r| !r.2.starts_with("panic-")) {
         lines.extend_from_slice(payload);
         lines.push(b'\n');
     }
@@ -921,6 +960,7 @@ mod tests {
         ChaosConfig {
             events: 1_000,
             poison_every: 100,
+            panic_every: 0,
             partitions: 4,
             kills,
             broker_restarts: restarts,

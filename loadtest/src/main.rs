@@ -79,6 +79,11 @@ enum Cmd {
         /// One poison record (must reach the DLQ) after every this many events; 0: none.
         #[arg(long, default_value_t = 500)]
         poison_every: usize,
+        /// One event that makes the pipeline panic (must reach the DLQ as internal_error)
+        /// after every this many; 0: none. Needs a debug build of spamflow (`--spamflow
+        /// target/debug/spamflow`): release builds have no fault injector.
+        #[arg(long, default_value_t = 0)]
+        panic_every: usize,
         /// Partitions of every topic.
         #[arg(long, default_value_t = 4)]
         partitions: i32,
@@ -389,6 +394,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Chaos {
             events,
             poison_every,
+            panic_every,
             partitions,
             kills,
             broker_restarts,
@@ -399,6 +405,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = chaos::ChaosConfig {
                 events,
                 poison_every,
+                panic_every,
                 partitions,
                 kills,
                 broker_restarts,

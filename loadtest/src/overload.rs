@@ -237,6 +237,7 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
     let fleet_cfg = ChaosConfig {
         events: 0,
         poison_every: cfg.poison_every,
+        panic_every: 0,
         partitions: cfg.partitions,
         kills: 0,
         broker_restarts: 0,

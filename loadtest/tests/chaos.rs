@@ -1,5 +1,6 @@
 //! The fault harness's short form, run by `make test` (CI): at least 5 SIGKILLs, one
-//! broker restart and scaling 1 -> 2 -> 3 -> 1, on a broker of its own. The full run is
+//! broker restart and scaling 1 -> 2 -> 3 -> 1, on a broker of its own, with malformed
+//! records and records that make the (debug) pipeline panic. The full run is
 //! `spamflow-loadtest chaos` (docs/reliability.md).
 
 use std::path::Path;
@@ -18,6 +19,7 @@ fn kills_broker_restarts_and_scaling_lose_duplicate_and_change_nothing() {
     let cfg = ChaosConfig {
         events: 4_000,
         poison_every: 500,
+        panic_every: 400,
         partitions: 4,
         kills: 5,
         broker_restarts: 1,
@@ -38,6 +40,7 @@ fn kills_broker_restarts_and_scaling_lose_duplicate_and_change_nothing() {
         "{report:?}"
     );
     assert_eq!(report.scale_steps, [1, 2, 3, 1]);
-    assert_eq!(report.verdicts + report.dlq, 4_000 + 8, "{report:?}");
+    assert_eq!(report.panics, 10, "{report:?}");
+    assert_eq!(report.verdicts + report.dlq, 4_000 + 8 + 10, "{report:?}");
     assert!(report.passed(), "{report:?}");
 }

@@ -22,6 +22,8 @@ pub mod backtest;
 pub mod classifier;
 pub mod config;
 pub mod embedded;
+#[cfg(debug_assertions)]
+pub mod fault;
 pub mod kafka;
 pub mod metrics;
 pub mod registry;
@@ -99,7 +101,12 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     let registry = Arc::new(Registry::new());
     let origin = OriginOperator::new(cfg.origin.clone(), registry.clone());
     let stats = OperatorStats::default();
-    let mut chain = ChainBuilder::new(cfg.policy.build())
+    let mut chain = ChainBuilder::new(cfg.policy.build());
+    #[cfg(debug_assertions)]
+    if let Some(injector) = fault::PanicOnMarker::from_env() {
+        chain = chain.stateless(Arc::new(injector));
+    }
+    chain = chain
         .stateless(Arc::new(pattern.clone()))
         .stateless(Arc::new(origin));
     let models = if cfg.classifier.enabled {

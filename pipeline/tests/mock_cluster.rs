@@ -61,32 +61,7 @@ fn embedded_run_answers_every_event_including_malformed_ones() {
     assert_eq!(written["missing"].as_u64(), Some(0));
 }
 
-/// Test fixture, not a detector: panics on texts with `PANIC-INJECT` (a bug stand-in).
-#[derive(Debug)]
-struct PanicOnMarker;
-
-impl spamflow_operators::StatelessOperator for PanicOnMarker {
-    fn name(&self) -> &'static str {
-        "panic-fixture"
-    }
-    fn content_hash(&self) -> String {
-        "panic-fixture-v1".into()
-    }
-    fn worker(&self) -> Box<dyn spamflow_operators::OperatorWorker> {
-        Box::new(PanicOnMarker)
-    }
-}
-
-impl spamflow_operators::OperatorWorker for PanicOnMarker {
-    fn inspect(
-        &mut self,
-        ctx: &spamflow_operators::EventCtx<'_>,
-        _out: &mut Vec<spamflow_operators::Signal>,
-    ) {
-        assert!(!ctx.event.text.contains("PANIC-INJECT"), "injected panic");
-    }
-}
-
+#[cfg(debug_assertions)] // the injector is in debug builds only
 #[test]
 fn a_panicking_record_and_an_oversized_one_go_to_the_dlq_and_the_rest_get_verdicts() {
     let (_mock, mut cfg) = mock_with_topics("mock-poison", 2);
@@ -113,7 +88,8 @@ fn a_panicking_record_and_an_oversized_one_go_to_the_dlq_and_the_rest_get_verdic
         &records,
         &[("message.max.bytes", "8000000")],
     );
-    let chain = plain_chain().stateless(std::sync::Arc::new(PanicOnMarker));
+    let injector = spamflow_pipeline::fault::PanicOnMarker::new("PANIC-INJECT");
+    let chain = plain_chain().stateless(std::sync::Arc::new(injector));
     let run = Running::start(&cfg, chain);
     run.wait_for(
         Duration::from_secs(60),
