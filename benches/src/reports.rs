@@ -113,6 +113,7 @@ fn main() -> anyhow::Result<()> {
         &cfg,
         &args.brokers,
         ops.reported.clone(),
+        ops.registry.clone(),
         metrics.clone(),
         stop.clone(),
     )?;

@@ -8,6 +8,11 @@
 //! (report time), the fingerprint is blocked for `block_secs` after the report that
 //! crossed the line. [`ReportedContent`] is shared by every worker of an instance and fed
 //! by the report follower; [`ReportsOperator`] checks each message against it.
+//!
+//! Reported numbers: when reports of one sender number from at least
+//! `suspend_min_reporters` distinct reporters fall within `suspend_window_secs`,
+//! [`ReportedNumbers`] says so once; the report follower then suspends the number in the
+//! sender registry (`suspend = "auto"`), or leaves it to staff (`"propose"`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -32,8 +37,28 @@ pub struct ReportsConfig {
     /// How long reported content stays blocked after the report that crossed the line.
     pub block_secs: u64,
     /// Most contents tracked (reported but not yet blocked, and blocked); reports of new
-    /// contents beyond it are counted and dropped.
+    /// contents beyond it are counted and dropped. Reported numbers are bounded alike.
     pub max_contents: usize,
+    /// What happens to a number that enough distinct subscribers reported.
+    pub suspend: Suspend,
+    /// Distinct reporters of one sender number needed.
+    pub suspend_min_reporters: u32,
+    /// Their reports must fall within this many seconds of each other.
+    pub suspend_window_secs: u64,
+}
+
+/// What happens to a number that enough distinct subscribers reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Suspend {
+    /// Suspended at once: a suspension record in the sender registry, which every
+    /// instance follows.
+    #[default]
+    Auto,
+    /// Only proposed (`spamflow numbers proposals`); a member of staff decides.
+    Propose,
+    /// Neither.
+    Off,
 }
 
 impl Default for ReportsConfig {
@@ -44,6 +69,9 @@ impl Default for ReportsConfig {
             window_secs: 600,
             block_secs: 86_400,
             max_contents: 100_000,
+            suspend: Suspend::Auto,
+            suspend_min_reporters: 5,
+            suspend_window_secs: 3_600,
         }
     }
 }
@@ -168,6 +196,66 @@ impl ReportedContent {
     }
 }
 
+/// Distinct reporters per reported sender number, for suspension. Fed in report order by
+/// one thread (the report follower, or `spamflow numbers proposals`): every instance
+/// reads the same reports in the same order per partition, and reports are keyed by
+/// sender, so every instance finds the same numbers at the same report.
+#[derive(Debug)]
+pub struct ReportedNumbers {
+    min_reporters: u32,
+    window_ms: i64,
+    max_numbers: usize,
+    /// Per normalized number: (reporter, report time ms), one entry per reporter.
+    numbers: HashMap<String, Vec<(u64, i64)>>,
+}
+
+impl ReportedNumbers {
+    /// Nothing reported yet.
+    pub fn new(cfg: &ReportsConfig) -> Self {
+        ReportedNumbers {
+            min_reporters: cfg.suspend_min_reporters.max(1),
+            window_ms: (cfg.suspend_window_secs * 1000) as i64,
+            max_numbers: cfg.max_contents,
+            numbers: HashMap::new(),
+        }
+    }
+
+    /// Counts a report of `number` by `reporter` at `at_ms`. Reports at or before
+    /// `changed_ms` (when staff or an earlier suspension last changed the number's status)
+    /// do not count. Returns the distinct reporters when this report is the one that
+    /// reaches `suspend_min_reporters`; the count then starts again.
+    pub fn add(
+        &mut self,
+        number: &str,
+        reporter: u64,
+        at_ms: i64,
+        changed_ms: Option<i64>,
+    ) -> Option<u32> {
+        if changed_ms.is_some_and(|c| at_ms <= c) {
+            return None;
+        }
+        let window = self.window_ms;
+        if !self.numbers.contains_key(number) && self.numbers.len() >= self.max_numbers {
+            self.numbers
+                .retain(|_, r| r.iter().any(|(_, t)| at_ms - t < window));
+            if self.numbers.len() >= self.max_numbers {
+                return None;
+            }
+        }
+        let reports = self.numbers.entry(number.to_owned()).or_default();
+        reports.retain(|(r, t)| {
+            *r != reporter && at_ms - t < window && changed_ms.is_none_or(|c| *t > c)
+        });
+        reports.push((reporter, at_ms));
+        let n = reports.len() as u32;
+        if n < self.min_reporters {
+            return None;
+        }
+        self.numbers.remove(number);
+        Some(n)
+    }
+}
+
 /// Blocks messages whose content was reported (reason `reports.content`).
 #[derive(Debug, Clone)]
 pub struct ReportsOperator {
@@ -259,6 +347,41 @@ mod tests {
         );
         // Expired after block_secs.
         assert_eq!(c.check(SPAM, t0 + 3_000 + 3_600_000), None);
+    }
+
+    #[test]
+    fn a_number_is_named_once_at_the_report_that_reaches_the_distinct_reporters() {
+        let cfg = ReportsConfig {
+            suspend_min_reporters: 3,
+            suspend_window_secs: 60,
+            ..ReportsConfig::default()
+        };
+        let mut n = ReportedNumbers::new(&cfg);
+        let t0 = 1_000_000_000_000;
+        let a = "+821012345678";
+        assert_eq!(n.add(a, 1, t0, None), None);
+        assert_eq!(
+            n.add(a, 1, t0 + 1_000, None),
+            None,
+            "one reporter counts once"
+        );
+        assert_eq!(n.add("+821099998888", 2, t0, None), None, "another number");
+        // Out of the window: reporter 1's first report no longer counts with these.
+        assert_eq!(n.add(a, 2, t0 + 61_500, None), None);
+        assert_eq!(n.add(a, 3, t0 + 62_000, None), None);
+        assert_eq!(n.add(a, 4, t0 + 62_500, None), Some(3));
+        // Counting starts again after a decision.
+        assert_eq!(n.add(a, 5, t0 + 63_000, None), None);
+        // Reports up to a status change by staff do not count.
+        let mut n = ReportedNumbers::new(&cfg);
+        for r in 1..=2 {
+            assert_eq!(n.add(a, r, t0 + r as i64, None), None);
+        }
+        let released = Some(t0 + 10);
+        assert_eq!(n.add(a, 3, t0 + 10, released), None);
+        assert_eq!(n.add(a, 3, t0 + 20, released), None);
+        assert_eq!(n.add(a, 4, t0 + 30, released), None);
+        assert_eq!(n.add(a, 5, t0 + 40, released), Some(3));
     }
 
     #[test]

@@ -267,6 +267,7 @@ pub fn run(
         cfg,
         &brokers,
         ops.reported.clone(),
+        ops.registry.clone(),
         metrics.clone(),
         follower_stop.clone(),
     )?;

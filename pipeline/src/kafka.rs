@@ -326,6 +326,56 @@ pub fn tool_reader(
     Ok((consumer, parts))
 }
 
+/// Reads `topic` with a [`tool_reader`] from `from` (the first record at or after that
+/// time; the beginning with `None`) to the end of every partition as it was when reached,
+/// handing each record to `each`. Fails when the end is not reached within
+/// `processing.kafka_timeout_ms` of the last record.
+pub fn read_to_end(
+    cfg: &Config,
+    tool: &str,
+    topic: &str,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> anyhow::Result<()> {
+    use rdkafka::consumer::Consumer as _;
+    use rdkafka::message::Message as _;
+    let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
+    let (consumer, parts) = tool_reader(cfg, tool, topic)?;
+    let tpl = match from {
+        Some(t) => offsets_at(&consumer, topic, &parts, t, timeout)?,
+        None => {
+            let mut tpl = TopicPartitionList::new();
+            for p in &parts {
+                tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+            }
+            tpl
+        }
+    };
+    consumer.assign(&tpl)?;
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut deadline = std::time::Instant::now() + timeout;
+    while at_end.len() < parts.len() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{topic}: the end of {} partition(s) was not reached within {timeout:?}",
+            parts.len() - at_end.len()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "{tool} reader error"),
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                deadline = std::time::Instant::now() + timeout;
+                each(&m);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The number of partitions of `topic`, asked every second until the topic is there;
 /// `None` when `stop` is triggered first.
 pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(

@@ -26,6 +26,7 @@ pub mod embedded;
 pub mod fault;
 pub mod kafka;
 pub mod metrics;
+pub mod numbers;
 pub mod registry;
 pub mod reports;
 pub mod rules;

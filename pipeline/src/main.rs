@@ -122,6 +122,12 @@ enum Cmd {
     /// Print spam statistics per relay operator (and reseller) by hour, day or month, from
     /// topics.operator_stats (docs/stats.md).
     Stats(StatsCli),
+    /// Suspended sender numbers, for staff: list, show a number's trail, suspend, release,
+    /// and the numbers subscribers' reports propose (docs/reports.md).
+    Numbers {
+        #[command(subcommand)]
+        cmd: NumbersCmd,
+    },
     /// Create every spamflow topic on the configured brokers (existing topics are kept).
     CreateTopics {
         /// Bootstrap servers (kafka.brokers).
@@ -165,6 +171,86 @@ struct ReportCli {
     /// When it was reported (RFC 3339); default: now.
     #[arg(long)]
     reported_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(clap::Subcommand)]
+enum NumbersCmd {
+    /// Every number with a record in the registry (or only those of one status).
+    List {
+        #[command(flatten)]
+        common: NumbersArgs,
+        /// Only numbers with this status (active or suspended).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Every record of one number still in the registry topic, oldest first: who changed
+    /// its status, when and why.
+    Show {
+        #[command(flatten)]
+        common: NumbersArgs,
+        /// The number, in any format.
+        #[arg(long)]
+        number: String,
+    },
+    /// Suspend a number: every message from it is blocked, by every instance.
+    Suspend {
+        #[command(flatten)]
+        common: NumbersArgs,
+        #[command(flatten)]
+        change: NumberChange,
+    },
+    /// Release a suspended number.
+    Release {
+        #[command(flatten)]
+        common: NumbersArgs,
+        #[command(flatten)]
+        change: NumberChange,
+    },
+    /// Numbers enough distinct subscribers reported and that are not suspended (what
+    /// reports.suspend = "propose" leaves to staff), with the record suspending them would
+    /// publish.
+    Proposals {
+        #[command(flatten)]
+        common: NumbersArgs,
+        /// Reports of this long ago and since count.
+        #[arg(long, default_value = "24h")]
+        since: humantime::Duration,
+    },
+}
+
+#[derive(clap::Args)]
+struct NumbersArgs {
+    /// Bootstrap servers (kafka.brokers).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: spamflow_pipeline::numbers::NumbersFormat,
+}
+
+#[derive(clap::Args)]
+struct NumberChange {
+    /// The number, in any format.
+    #[arg(long)]
+    number: String,
+    /// Who makes the change (kept in the record).
+    #[arg(long)]
+    by: String,
+    /// Why (kept in the record).
+    #[arg(long)]
+    reason: String,
+}
+
+impl NumbersCmd {
+    fn common(&self) -> &NumbersArgs {
+        match self {
+            NumbersCmd::List { common, .. }
+            | NumbersCmd::Show { common, .. }
+            | NumbersCmd::Suspend { common, .. }
+            | NumbersCmd::Release { common, .. }
+            | NumbersCmd::Proposals { common, .. } => common,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -373,6 +459,44 @@ fn main() -> ExitCode {
         | Cmd::Stats(StatsCli {
             brokers: Some(b), ..
         })
+        | Cmd::Numbers {
+            cmd:
+                NumbersCmd::List {
+                    common:
+                        NumbersArgs {
+                            brokers: Some(b), ..
+                        },
+                    ..
+                }
+                | NumbersCmd::Show {
+                    common:
+                        NumbersArgs {
+                            brokers: Some(b), ..
+                        },
+                    ..
+                }
+                | NumbersCmd::Suspend {
+                    common:
+                        NumbersArgs {
+                            brokers: Some(b), ..
+                        },
+                    ..
+                }
+                | NumbersCmd::Release {
+                    common:
+                        NumbersArgs {
+                            brokers: Some(b), ..
+                        },
+                    ..
+                }
+                | NumbersCmd::Proposals {
+                    common:
+                        NumbersArgs {
+                            brokers: Some(b), ..
+                        },
+                    ..
+                },
+        }
         | Cmd::Report(ReportCli {
             brokers: Some(b), ..
         })
@@ -460,6 +584,7 @@ fn main() -> ExitCode {
         } => eval(&cfg, model.as_deref(), &data, json, errors.as_deref()),
         Cmd::Tap(args) => tap(&cfg, &args),
         Cmd::Stats(args) => stats(&cfg, &args),
+        Cmd::Numbers { cmd } => numbers_cmd(&cfg, cmd),
         Cmd::Report(args) => report(&cfg, args),
         Cmd::Config => serde_json::to_string_pretty(&cfg.redacted_json())
             .map(|s| println!("{s}"))
@@ -631,6 +756,69 @@ fn stats(cfg: &Config, a: &StatsCli) -> anyhow::Result<()> {
     );
     render(&rows, a.format, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+fn numbers_cmd(cfg: &Config, cmd: NumbersCmd) -> anyhow::Result<()> {
+    use spamflow_pipeline::numbers::{change, current, proposals, publish, read_history, render};
+    use spamflow_schemas::RegistrationStatus;
+    anyhow::ensure!(
+        !cfg.kafka.brokers.is_empty(),
+        "spamflow numbers needs --brokers (or kafka.brokers)"
+    );
+    let format = cmd.common().format;
+    let suspend = matches!(cmd, NumbersCmd::Suspend { .. });
+    let history = read_history(cfg)?;
+    let out = &mut std::io::stdout().lock();
+    match cmd {
+        NumbersCmd::List { status, .. } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some("active") => Some(RegistrationStatus::Active),
+                Some("suspended") => Some(RegistrationStatus::Suspended),
+                Some(other) => anyhow::bail!("--status {other:?} is neither active nor suspended"),
+            };
+            let now = current(&history);
+            render(
+                now.values()
+                    .copied()
+                    .filter(|r| status.is_none_or(|s| r.status == s)),
+                format,
+                out,
+            )
+        }
+        NumbersCmd::Show { number, .. } => {
+            let key = spamflow_operators::origin::parse_sender(&number).key;
+            let records = history
+                .get(&key)
+                .with_context(|| format!("no record of {key} in {}", cfg.topics.registry))?;
+            render(records.iter().flatten(), format, out)?;
+            if records.last().is_some_and(Option::is_none) {
+                println!("(removed: the latest record is a tombstone)");
+            }
+            Ok(())
+        }
+        NumbersCmd::Suspend { change: c, .. } | NumbersCmd::Release { change: c, .. } => {
+            let status = if suspend {
+                RegistrationStatus::Suspended
+            } else {
+                RegistrationStatus::Active
+            };
+            let rec = change(
+                &history,
+                &c.number,
+                status,
+                &c.by,
+                &c.reason,
+                chrono::Utc::now(),
+            )?;
+            render([&rec], format, out)?;
+            publish(cfg, rec)
+        }
+        NumbersCmd::Proposals { since, .. } => {
+            let since = chrono::Utc::now() - chrono::Duration::from_std(*since)?;
+            render(proposals(cfg, &history, since)?.iter(), format, out)
+        }
+    }
 }
 
 /// `+09:00`, `-05:30`, `Z`.
@@ -821,6 +1009,7 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             cfg,
             &brokers,
             ops.reported.clone(),
+            ops.registry.clone(),
             metrics.clone(),
             stop.clone(),
         )?;
@@ -1057,6 +1246,7 @@ fn registry_cmd(cfg: &Config, cmd: RegistryCmd) -> anyhow::Result<()> {
                 status,
                 valid_from: time(valid_from, "--valid-from")?,
                 valid_until: time(valid_until, "--valid-until")?,
+                ..Default::default()
             };
             vec![(number, Some(rec))]
         }

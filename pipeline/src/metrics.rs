@@ -71,6 +71,12 @@ pub struct Metrics {
     pub reports_rejected: AtomicU64,
     /// Contents blocked because enough subscribers reported them.
     pub reported_contents_blocked: AtomicI64,
+    /// Numbers this instance suspended because enough subscribers reported them.
+    pub numbers_suspended: AtomicU64,
+    /// Numbers enough subscribers reported, left to staff (`reports.suspend = "propose"`).
+    pub numbers_proposed: AtomicU64,
+    /// Suspended numbers in the registry table.
+    pub registry_suspended: AtomicI64,
     /// Set once the consumer and producer are up and a first assignment was handled.
     pub ready: AtomicBool,
     /// The pack in `rules.dir` was rejected at start-up and the last good pack serves.
@@ -309,6 +315,16 @@ impl Metrics {
             self.reports_rejected.load(Relaxed),
         );
         counter(
+            "spamflow_numbers_suspended_total",
+            "Numbers this instance suspended in the registry because enough subscribers reported them.",
+            self.numbers_suspended.load(Relaxed),
+        );
+        counter(
+            "spamflow_numbers_proposed_total",
+            "Numbers enough subscribers reported, proposed for suspension to staff.",
+            self.numbers_proposed.load(Relaxed),
+        );
+        counter(
             "spamflow_client_errors_total",
             "Errors reported by the Kafka clients.",
             self.client_errors.load(Relaxed),
@@ -428,6 +444,11 @@ impl Metrics {
         );
         let _ = writeln!(
             s,
+            "# HELP spamflow_registry_suspended Suspended numbers in the sender registry.\n# TYPE spamflow_registry_suspended gauge\nspamflow_registry_suspended {}",
+            self.registry_suspended.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
             "# HELP spamflow_reported_contents_blocked Contents blocked because enough subscribers reported them.\n# TYPE spamflow_reported_contents_blocked gauge\nspamflow_reported_contents_blocked {}",
             self.reported_contents_blocked.load(Relaxed)
         );
@@ -489,6 +510,8 @@ mod tests {
             "spamflow_registry_numbers",
             "spamflow_reports_total",
             "spamflow_reported_contents_blocked",
+            "spamflow_numbers_suspended_total",
+            "spamflow_registry_suspended",
             "spamflow_velocity_late_events_total",
             "spamflow_velocity_senders",
             "spamflow_throttle_throttled_total",

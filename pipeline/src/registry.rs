@@ -111,6 +111,9 @@ pub fn follow(
                         }
                     };
                     metrics.registry_numbers.store(registry.len() as i64, Relaxed);
+                    metrics
+                        .registry_suspended
+                        .store(registry.suspended_count() as i64, Relaxed);
                 }
             }
         }

@@ -9,6 +9,15 @@
 //! `reports.window_secs + reports.block_secs`. So a restarted instance rebuilds what is
 //! blocked. A record that is not a valid report is logged by partition and offset,
 //! counted, and skipped.
+//!
+//! The follower also counts distinct reporters per reported number ([`ReportedNumbers`]).
+//! With `reports.suspend = "auto"` the report that reaches `reports.suspend_min_reporters`
+//! makes the instance publish a suspension record to the sender registry. Every instance
+//! reads the same reports in the same order, so each publishes the same record (same key,
+//! same bytes: its time is the report's), and compaction keeps one. A number already
+//! suspended is left alone, and reports up to the number's last status change (a release
+//! by staff) do not count, so a restarted instance, which reads the reports again, does
+//! not undo a release.
 
 use std::hash::{Hash as _, Hasher as _};
 use std::io::BufRead as _;
@@ -22,27 +31,34 @@ use anyhow::Context as _;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use spamflow_operators::origin::parse_sender;
-use spamflow_operators::reports::{Added, ReportedContent};
-use spamflow_schemas::{decode_report, SpamReport};
+use spamflow_operators::origin::{mask_number, parse_sender, Registry};
+use spamflow_operators::reports::{Added, ReportedContent, ReportedNumbers, Suspend};
+use spamflow_schemas::{decode_report, RegistrationRecord, RegistrationStatus, SpamReport};
 
 use crate::config::Config;
 use crate::kafka::{base_consumer_config, Reader, ReaderContext};
 use crate::metrics::Metrics;
 use crate::runtime::Stop;
 
-/// Starts following `topics.reports` into `content`; the thread ends on `stop`. `None`
-/// with `reports.enabled = false`.
+/// Who an automatic suspension names as its author.
+pub const AUTO_SUSPENDED_BY: &str = "spamflow:reports";
+
+/// Starts following `topics.reports` into `content` (and, for suspensions, against
+/// `registry`, which must be loaded first); the thread ends on `stop`. `None` with
+/// `reports.enabled = false`.
 pub fn follow(
     cfg: &Config,
     brokers: &str,
     content: Arc<ReportedContent>,
+    registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     stop: Stop,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     if !cfg.reports.enabled {
         return Ok(None);
     }
+    let (cfg_owned, brokers_owned) = (cfg.clone(), brokers.to_owned());
+    let mut numbers = ReportedNumbers::new(&cfg.reports);
     let topic = cfg.topics.reports.clone();
     let consumer: Reader = base_consumer_config(cfg, brokers)
         // Needed to assign; never joined (no subscribe) and never committed.
@@ -84,13 +100,17 @@ pub fn follow(
                 }
                 Some(Ok(m)) => match decode_report(m.payload().unwrap_or_default()) {
                     Ok(r) => {
-                        metrics.reports_applied.fetch_add(1, Relaxed);
                         if let Added::Blocked(b) = apply(&content, &r) {
                             metrics
                                 .reported_contents_blocked
                                 .store(content.blocked_count() as i64, Relaxed);
                             tracing::info!(reporters = b.reporters, report = %r.report_id, "reported content blocked");
                         }
+                        if let Some(rec) = count_number(&cfg_owned, &mut numbers, &registry, &r) {
+                            suspend(&cfg_owned, &brokers_owned, &metrics, rec);
+                        }
+                        // Counted once everything this report did is done.
+                        metrics.reports_applied.fetch_add(1, Relaxed);
                     }
                     Err(e) => {
                         metrics.reports_rejected.fetch_add(1, Relaxed);
@@ -103,15 +123,85 @@ pub fn follow(
     Ok(Some(handle))
 }
 
+/// Counts the report against its sender number. Returns the suspension to publish when
+/// this report reaches `reports.suspend_min_reporters` (with `suspend = "propose"`, the
+/// record staff would publish; with `"off"`, nothing).
+pub fn count_number(
+    cfg: &Config,
+    numbers: &mut ReportedNumbers,
+    registry: &Registry,
+    r: &SpamReport,
+) -> Option<RegistrationRecord> {
+    if cfg.reports.suspend == Suspend::Off {
+        return None;
+    }
+    let sender = parse_sender(&r.sender);
+    if !sender.kind.is_number() || registry.is_suspended(&sender.key) {
+        return None;
+    }
+    let at = r.reported_at;
+    let reporters = numbers.add(
+        &sender.key,
+        reporter_id(&r.reporter),
+        at.timestamp_millis(),
+        registry.changed_at_ms(&sender.key),
+    )?;
+    let mut rec = registry
+        .registration(&sender.key)
+        .unwrap_or_else(|| RegistrationRecord {
+            number: sender.key.clone(),
+            ..RegistrationRecord::default()
+        });
+    rec.status = RegistrationStatus::Suspended;
+    rec.changed_by = Some(AUTO_SUSPENDED_BY.into());
+    rec.changed_at = Some(at);
+    rec.reason = Some(format!(
+        "reported by {reporters} distinct subscribers within {} s",
+        cfg.reports.suspend_window_secs
+    ));
+    rec.reporters = Some(reporters);
+    Some(rec)
+}
+
+/// Publishes an automatic suspension (`suspend = "auto"`), or logs the proposal.
+fn suspend(cfg: &Config, brokers: &str, metrics: &Metrics, rec: RegistrationRecord) {
+    let masked = mask_number(&rec.number);
+    if cfg.reports.suspend == Suspend::Propose {
+        metrics.numbers_proposed.fetch_add(1, Relaxed);
+        tracing::warn!(number = %masked, reporters = rec.reporters, "number proposed for suspension (reports.suspend = propose): see `spamflow numbers proposals`");
+        return;
+    }
+    let number = rec.number.clone();
+    match crate::registry::publish(cfg, brokers, &[(number, Some(rec))]) {
+        Ok(()) => {
+            metrics.numbers_suspended.fetch_add(1, Relaxed);
+            tracing::warn!(number = %masked, "number suspended: enough subscribers reported it");
+        }
+        Err(e) => {
+            metrics.client_errors.fetch_add(1, Relaxed);
+            tracing::error!(number = %masked, error = %e, "cannot publish a suspension to the registry; another instance or a restart publishes it");
+        }
+    }
+}
+
+/// A stable id of a reporting subscriber (a hash of the normalized number).
+fn reporter_id(reporter: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parse_sender(reporter).key.hash(&mut h);
+    h.finish()
+}
+
 /// Counts one report. Reports that carry only a message id do not count towards content
 /// (the text of a message by id is not kept).
 pub fn apply(content: &ReportedContent, r: &SpamReport) -> Added {
     let Some(text) = r.text.as_deref() else {
         return Added::Ignored;
     };
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    parse_sender(&r.reporter).key.hash(&mut h);
-    content.add(text, h.finish(), r.reported_at.timestamp_millis())
+    content.add(
+        text,
+        reporter_id(&r.reporter),
+        r.reported_at.timestamp_millis(),
+    )
 }
 
 /// Reads reports (JSON lines) from a file: the reports, and one problem (`file:line:

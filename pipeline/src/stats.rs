@@ -10,13 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::time::Duration;
 
 use chrono::{DateTime, Datelike as _, FixedOffset, NaiveDate, Timelike as _, Utc};
-use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use spamflow_schemas::{OperatorStats, StatsCounts};
 
@@ -76,48 +72,23 @@ pub struct Query {
 
 /// Reads every current record of `topics.operator_stats` (the latest per key).
 pub fn read(cfg: &Config) -> anyhow::Result<Vec<OperatorStats>> {
-    let topic = &cfg.topics.operator_stats;
-    let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
-    let (consumer, parts) = crate::kafka::tool_reader(cfg, "stats", topic)?;
-    let mut tpl = TopicPartitionList::new();
-    for p in &parts {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
     let mut latest: HashMap<Vec<u8>, Option<OperatorStats>> = HashMap::new();
-    let mut at_end = std::collections::BTreeSet::new();
     let mut unreadable = 0u64;
-    let deadline = std::time::Instant::now() + timeout;
-    while at_end.len() < parts.len() {
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "{topic}: the end of {} partition(s) was not reached within {timeout:?}",
-            parts.len() - at_end.len()
-        );
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
+    crate::kafka::read_to_end(cfg, "stats", &cfg.topics.operator_stats, None, |m| {
+        let key = m.key().unwrap_or_default().to_vec();
+        match m.payload().map(serde_json::from_slice::<OperatorStats>) {
+            None => {
+                latest.insert(key, None);
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "stats reader error"),
-            Some(Ok(m)) => {
-                at_end.remove(&m.partition());
-                let key = m.key().unwrap_or_default().to_vec();
-                match m.payload().map(serde_json::from_slice::<OperatorStats>) {
-                    None => {
-                        latest.insert(key, None);
-                    }
-                    Some(Ok(r)) => {
-                        latest.insert(key, Some(r));
-                    }
-                    Some(Err(e)) => {
-                        unreadable += 1;
-                        tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "skipping a stats record that does not decode");
-                    }
-                }
+            Some(Ok(r)) => {
+                latest.insert(key, Some(r));
+            }
+            Some(Err(e)) => {
+                unreadable += 1;
+                tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e, "skipping a stats record that does not decode");
             }
         }
-    }
+    })?;
     if unreadable > 0 {
         eprintln!("{unreadable} stats record(s) could not be read and were skipped");
     }

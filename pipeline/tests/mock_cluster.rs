@@ -389,6 +389,7 @@ fn the_registry_follows_its_topic_live_and_skips_malformed_records() {
         status: RegistrationStatus::Active,
         valid_from: None,
         valid_until: None,
+        ..Default::default()
     };
     spamflow_pipeline::registry::publish(
         &cfg,

@@ -1070,7 +1070,7 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     };
     let brokers = cfg.kafka.brokers.clone();
     let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
-    let reported = ops.reported.clone();
+    let (reported, registry) = (ops.reported.clone(), ops.registry.clone());
     let run = Running::start(&cfg, ops.chain);
     let text = "[Web발신] 김민수 고객님 보험금 환급 대상 확인 바랍니다 refund-kr.top/q7";
     let report = |n: u32| spamflow_schemas::SpamReport {
@@ -1107,6 +1107,7 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
         &cfg,
         &brokers,
         reported,
+        registry,
         run.metrics.clone(),
         run.stop.clone(),
     )
@@ -1158,6 +1159,321 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     if let Some(f) = follower {
         let _ = f.join();
     }
+}
+
+/// An instance's followers as `spamflow run` starts them: the registry (loaded first),
+/// then the reports, into the instance's own tables.
+struct Followers {
+    ops: spamflow_pipeline::Operators,
+    metrics: std::sync::Arc<spamflow_pipeline::metrics::Metrics>,
+    stop: spamflow_pipeline::runtime::Stop,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Followers {
+    fn start(cfg: &Config) -> Followers {
+        let ops = spamflow_pipeline::operators(cfg, None).unwrap();
+        let metrics = std::sync::Arc::new(spamflow_pipeline::metrics::Metrics::default());
+        let stop = spamflow_pipeline::runtime::Stop::new();
+        let brokers = &cfg.kafka.brokers;
+        let registry = spamflow_pipeline::registry::follow(
+            cfg,
+            brokers,
+            ops.registry.clone(),
+            metrics.clone(),
+            stop.clone(),
+        )
+        .unwrap();
+        assert!(registry.wait_loaded(&stop, Duration::from_secs(60)));
+        let reports = spamflow_pipeline::reports::follow(
+            cfg,
+            brokers,
+            ops.reported.clone(),
+            ops.registry.clone(),
+            metrics.clone(),
+            stop.clone(),
+        )
+        .unwrap();
+        let threads = std::iter::once(registry.handle).chain(reports).collect();
+        Followers {
+            ops,
+            metrics,
+            stop,
+            threads,
+        }
+    }
+
+    /// Waits until `cond` holds of this instance (or panics after a minute).
+    fn wait_for(&self, what: &str, cond: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            self.stop.wait(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(self) {
+        self.stop.trigger();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_number_reported_by_enough_subscribers_is_suspended_everywhere_until_staff_release_it() {
+    use spamflow_pipeline::{numbers, reports};
+    use spamflow_schemas::RegistrationStatus;
+    let Some(mut cfg) = setup("rb-numbers", 2) else {
+        return;
+    };
+    cfg.reports.suspend_min_reporters = 3;
+    let brokers = cfg.kafka.brokers.clone();
+    let spammer = "+821033334444";
+    let report = |n: u32| spamflow_schemas::SpamReport {
+        schema_version: 1,
+        report_id: format!("n-{n}"),
+        reported_at: chrono::Utc::now(),
+        reporter: format!("+8210666600{n:02}"),
+        sender: "010-3333-4444".into(),
+        text: Some(format!("{n}번째 신고: 도박 사이트 홍보 문자")),
+        message_id: None,
+        channel: spamflow_schemas::ReportChannel::ShortCode,
+        category: Some("gambling".into()),
+    };
+    // Instance a judges messages; instance b only follows (as another pod would).
+    let a = Followers::start(&cfg);
+    let b = Followers::start(&cfg);
+    let run = Running::start(&cfg, a.ops.chain.clone());
+    let suspended_code = |v: &Verdict| v.reasons.iter().any(|r| r.code == "registry.suspended");
+    let verdicts_of = |ids: &[&str]| -> Vec<Verdict> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got: Vec<Verdict> = verdicts(&read_topic(
+                &brokers,
+                &cfg.topics.verdicts,
+                2,
+                1,
+                Duration::from_millis(200),
+                Duration::from_secs(5),
+            ))
+            .into_iter()
+            .filter(|v| ids.contains(&v.message_id.as_str()))
+            .collect();
+            if got.len() >= ids.len() {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "no verdicts for {ids:?}");
+        }
+    };
+    let chat = "내일 회의 몇 시에 시작해?";
+
+    reports::publish(&cfg, &brokers, &[report(1), report(2)]).unwrap();
+    a.wait_for("two reports", |f| {
+        f.metrics.reports_applied.load(Relaxed) == 2
+    });
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("n-before", spammer, chat)],
+    );
+    assert!(!suspended_code(&verdicts_of(&["n-before"])[0]));
+
+    // The third reporter: both instances suspend the number, with the same record.
+    reports::publish(&cfg, &brokers, &[report(3)]).unwrap();
+    for f in [&a, &b] {
+        f.wait_for("the suspension", |f| f.ops.registry.is_suspended(spammer));
+    }
+    let ids = ["n-s0", "n-s1", "n-s2", "n-s3"];
+    let msgs: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            // Other keys: other partitions; the sender is what counts.
+            let (_, v) = sms_now(id, spammer, chat);
+            (format!("key-{i}"), v)
+        })
+        .collect();
+    produce(&brokers, &cfg.topics.submissions, &msgs);
+    for v in verdicts_of(&ids) {
+        assert!(suspended_code(&v), "{v:?}");
+        assert_eq!(v.action, spamflow_schemas::Action::Block);
+    }
+    let history = numbers::read_history(&cfg).unwrap();
+    let trail: Vec<_> = history[spammer].iter().flatten().collect();
+    assert!(
+        !trail.is_empty() && trail.iter().all(|r| *r == trail[0]),
+        "{trail:?}"
+    );
+    assert_eq!(trail[0].status, RegistrationStatus::Suspended);
+    assert_eq!(
+        trail[0].changed_by.as_deref(),
+        Some(reports::AUTO_SUSPENDED_BY)
+    );
+    assert_eq!(trail[0].reporters, Some(3));
+    assert_eq!(a.metrics.numbers_suspended.load(Relaxed), 1);
+    assert_eq!(b.metrics.numbers_suspended.load(Relaxed), 1);
+
+    // Staff release it: allowed again everywhere, and the trail says who and why.
+    let release = numbers::change(
+        &history,
+        "010-3333-4444",
+        RegistrationStatus::Active,
+        "kim",
+        "appeal 2026-77 accepted",
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    numbers::publish(&cfg, release).unwrap();
+    for f in [&a, &b] {
+        f.wait_for("the release", |f| !f.ops.registry.is_suspended(spammer));
+    }
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("n-after", spammer, chat)],
+    );
+    assert!(!suspended_code(&verdicts_of(&["n-after"])[0]));
+    let history = numbers::read_history(&cfg).unwrap();
+    let last = history[spammer].last().unwrap().as_ref().unwrap();
+    assert_eq!(
+        (
+            last.status,
+            last.changed_by.as_deref(),
+            last.reason.as_deref()
+        ),
+        (
+            RegistrationStatus::Active,
+            Some("kim"),
+            Some("appeal 2026-77 accepted")
+        )
+    );
+
+    // A restarted instance reads the three reports again: they came before the release,
+    // so it does not suspend the number again.
+    let c = Followers::start(&cfg);
+    c.wait_for("the reports again", |f| {
+        f.metrics.reports_applied.load(Relaxed) == 3
+    });
+    assert_eq!(c.metrics.numbers_suspended.load(Relaxed), 0);
+    assert!(!c.ops.registry.is_suspended(spammer));
+    run.stop();
+    for f in [a, b, c] {
+        f.stop();
+    }
+}
+
+#[test]
+fn staff_suspend_list_show_release_and_see_proposals_with_spamflow_numbers() {
+    let Some(cfg) = setup("rb-numbers-cli", 1) else {
+        return;
+    };
+    let numbers = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spamflow"))
+            .arg("numbers")
+            .args(args)
+            .args(["--brokers", &cfg.kafka.brokers])
+            .env_remove("SPAMFLOW_CONFIG")
+            .env("SPAMFLOW_TOPICS__REGISTRY", &cfg.topics.registry)
+            .env("SPAMFLOW_TOPICS__REPORTS", &cfg.topics.reports)
+            .env("SPAMFLOW_REPORTS__SUSPEND_MIN_REPORTERS", "2")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let change = [
+        "--number",
+        "010-2222-3333",
+        "--by",
+        "kim",
+        "--reason",
+        "KISA request 118-4",
+    ];
+    let (ok, out, err) = numbers(&[&["suspend"][..], &change].concat());
+    assert!(ok, "{err}");
+    assert!(out.contains("+821022223333  suspended"), "{out}");
+    let (ok, out, err) = numbers(&["list", "--status", "suspended", "--format", "json"]);
+    assert!(ok, "{err}");
+    let listed: spamflow_schemas::RegistrationRecord = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (
+            listed.number.as_str(),
+            listed.changed_by.as_deref(),
+            listed.reason.as_deref()
+        ),
+        ("+821022223333", Some("kim"), Some("KISA request 118-4"))
+    );
+    let (ok, _, err) = numbers(&[&["suspend"][..], &change].concat());
+    assert!(!ok && err.contains("suspended already"), "{err}");
+    let release = [
+        "--number",
+        "01022223333",
+        "--by",
+        "lee",
+        "--reason",
+        "owner verified",
+    ];
+    let (ok, _, err) = numbers(&[&["release"][..], &release].concat());
+    assert!(ok, "{err}");
+    let (ok, out, err) = numbers(&["show", "--number", "+82 10 2222 3333"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and the two changes: {out}");
+    assert!(
+        lines[1].contains("suspended") && lines[1].contains("kim"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("active") && lines[2].contains("lee"),
+        "{out}"
+    );
+    assert!(
+        numbers(&["list", "--status", "suspended"])
+            .1
+            .lines()
+            .count()
+            == 1
+    );
+
+    // Two distinct reporters of another number: proposed (with suspend = propose the
+    // pipeline would leave it to staff), the released one is not.
+    let report = |n: u32, sender: &str| spamflow_schemas::SpamReport {
+        schema_version: 1,
+        report_id: format!("p-{n}"),
+        reported_at: chrono::Utc::now(),
+        reporter: format!("+8210555500{n:02}"),
+        sender: sender.into(),
+        text: Some("대출 승인 문자".into()),
+        message_id: None,
+        channel: spamflow_schemas::ReportChannel::CarrierApp,
+        category: Some("loan".into()),
+    };
+    spamflow_pipeline::reports::publish(
+        &cfg,
+        &cfg.kafka.brokers,
+        &[
+            report(1, "010-7777-8888"),
+            report(2, "010-7777-8888"),
+            report(3, "010-2222-3333"),
+        ],
+    )
+    .unwrap();
+    let (ok, out, err) = numbers(&["proposals", "--since", "1h", "--format", "json"]);
+    assert!(ok, "{err}");
+    let proposed: Vec<spamflow_schemas::RegistrationRecord> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(proposed.len(), 1, "{out}");
+    assert_eq!(
+        (proposed[0].number.as_str(), proposed[0].reporters),
+        ("+821077778888", Some(2))
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use spamflow_schemas::Route;
 
 pub use number::{parse_sender, SenderId, SenderKind};
-pub use registry::{Lookup, Registry, RegistryError};
+pub use registry::{mask_number, Lookup, Registry, RegistryError};
 
 use crate::{ActionHint, EventCtx, OperatorWorker, Signal, StatelessOperator};
 
@@ -259,6 +259,18 @@ impl OperatorWorker for OriginWorker {
                 ..Signal::new("origin", "origin.invalid_sender", "spoofing", 80)
             });
         }
+        if cfg.check_registry
+            && ev.relay_operator().is_none()
+            && sender.kind.is_number()
+            && self.op.registry.is_suspended(&sender.key)
+        {
+            // A suspended number is blocked whatever the traffic (a spammer's own phone).
+            out.push(Signal {
+                hint: ActionHint::Block,
+                evidence: Some(format!("{} is suspended", sender.key)),
+                ..Signal::new("origin", "registry.suspended", "registry", 60)
+            });
+        }
         if let (true, Some(op)) = (cfg.check_registry, ev.relay_operator()) {
             let reseller = ev.relay.as_ref().and_then(|r| r.reseller.as_deref());
             let lookup = if sender.kind.is_number() {
@@ -285,6 +297,8 @@ impl OperatorWorker for OriginWorker {
                 ),
             };
             let hint = match cfg.registry_action.as_str() {
+                // Suspension is a hard rule, whatever registry_action says.
+                _ if code == "registry.suspended" => ActionHint::Block,
                 "block" => ActionHint::Block,
                 "label" => ActionHint::Label,
                 _ => ActionHint::Score,
@@ -361,6 +375,7 @@ mod tests {
             status: RegistrationStatus::Active,
             valid_from: None,
             valid_until: None,
+            ..Default::default()
         })
         .unwrap();
         let mut cfg = OriginConfig::default();

@@ -8,7 +8,7 @@
 //! interned to `u32` ids. Measured size: `docs/benchmarks.md`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use dashmap::DashMap;
@@ -83,11 +83,16 @@ struct Interner {
 impl Interner {
     fn new() -> Self {
         let i = Interner::default();
-        // Id 0 is "none".
+        // Id 0 is "none", the empty name.
+        let none: Arc<str> = Arc::from("");
         i.names
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::from(""));
+            .push(none.clone());
+        i.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(none, 0);
         i
     }
 
@@ -123,6 +128,10 @@ pub struct Registry {
     relay_operators: RwLock<HashSet<Arc<str>>>,
     applied: AtomicU64,
     rejected: AtomicU64,
+    /// Suspended entries, read on every message that is not bulk (none: no look-up).
+    suspended: AtomicUsize,
+    /// When the status of a number last changed, for the records that say it.
+    changed_ms: DashMap<u64, i64>,
 }
 
 impl Default for Registry {
@@ -133,6 +142,8 @@ impl Default for Registry {
             relay_operators: RwLock::default(),
             applied: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            suspended: AtomicUsize::new(0),
+            changed_ms: DashMap::new(),
         }
     }
 }
@@ -195,7 +206,10 @@ impl Registry {
         }
         .ok_or_else(|| RegistryError::BadKey(key.chars().take(64).collect()))?;
         let Some(value) = value else {
-            self.entries.remove(&k);
+            if let Some((_, old)) = self.entries.remove(&k) {
+                self.count_suspended(Some(old), None);
+            }
+            self.changed_ms.remove(&k);
             return Ok(());
         };
         let rec: RegistrationRecord =
@@ -217,7 +231,8 @@ impl Registry {
     }
 
     fn insert(&self, k: u64, rec: &RegistrationRecord) {
-        if !self.knows_relay_operator(&rec.relay_operator) {
+        // A suspended number that was never registered names no relay operator.
+        if !rec.relay_operator.is_empty() && !self.knows_relay_operator(&rec.relay_operator) {
             self.relay_operators
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
@@ -231,7 +246,71 @@ impl Registry {
             valid_from_ms: rec.valid_from.map_or(i64::MIN, |t| t.timestamp_millis()),
             valid_until_ms: rec.valid_until.map_or(i64::MAX, |t| t.timestamp_millis()),
         };
-        self.entries.insert(k, entry);
+        let old = self.entries.insert(k, entry);
+        self.count_suspended(old, Some(entry));
+        match rec.changed_at {
+            Some(t) => self.changed_ms.insert(k, t.timestamp_millis()),
+            None => self.changed_ms.remove(&k).map(|(_, t)| t),
+        };
+    }
+
+    fn count_suspended(&self, old: Option<Entry>, new: Option<Entry>) {
+        match (
+            old.is_some_and(|e| e.suspended),
+            new.is_some_and(|e| e.suspended),
+        ) {
+            (false, true) => {
+                self.suspended.fetch_add(1, Relaxed);
+            }
+            (true, false) => {
+                self.suspended.fetch_sub(1, Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the number (normalized E.164 key) is suspended: every message from it is
+    /// blocked, bulk or not. One atomic load while nothing is suspended.
+    pub fn is_suspended(&self, e164: &str) -> bool {
+        self.suspended.load(Relaxed) > 0
+            && number_key(e164)
+                .and_then(|k| self.entries.get(&k).map(|e| e.suspended))
+                .unwrap_or(false)
+    }
+
+    /// Numbers suspended now.
+    pub fn suspended_count(&self) -> usize {
+        self.suspended.load(Relaxed)
+    }
+
+    /// When the number's status last changed (`changed_at` of its record), ms.
+    pub fn changed_at_ms(&self, e164: &str) -> Option<i64> {
+        self.changed_ms.get(&number_key(e164)?).map(|t| *t)
+    }
+
+    /// The registration fields of the number's record (without who changed it, when and
+    /// why, which the table does not keep).
+    pub fn registration(&self, e164: &str) -> Option<RegistrationRecord> {
+        let e = *self.entries.get(&number_key(e164)?)?;
+        let time = |ms: i64| chrono::DateTime::from_timestamp_millis(ms);
+        Some(RegistrationRecord {
+            number: e164.to_owned(),
+            owner: self.names.name(e.owner).to_string(),
+            relay_operator: self.names.name(e.relay_operator).to_string(),
+            reseller: (e.reseller != 0).then(|| self.names.name(e.reseller).to_string()),
+            status: if e.suspended {
+                RegistrationStatus::Suspended
+            } else {
+                RegistrationStatus::Active
+            },
+            valid_from: (e.valid_from_ms != i64::MIN)
+                .then(|| time(e.valid_from_ms))
+                .flatten(),
+            valid_until: (e.valid_until_ms != i64::MAX)
+                .then(|| time(e.valid_until_ms))
+                .flatten(),
+            ..Default::default()
+        })
     }
 
     /// Checks a bulk sender (normalized E.164 key) against the registry at event time.
@@ -250,6 +329,10 @@ impl Registry {
         };
         if e.suspended {
             return Lookup::Suspended;
+        }
+        if e.relay_operator == 0 {
+            // Known only for its status history (a released suspension): not registered.
+            return Lookup::Unregistered;
         }
         if at_ms < e.valid_from_ms || at_ms >= e.valid_until_ms {
             return Lookup::Expired;
@@ -297,7 +380,60 @@ mod tests {
             status: RegistrationStatus::Active,
             valid_from: None,
             valid_until: None,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_suspended_number_is_known_everywhere_and_a_released_unregistered_one_is_not_registered() {
+        let r = Registry::new();
+        assert!(!r.is_suspended("+821012345678"));
+        let mut s = RegistrationRecord {
+            number: "+821012345678".into(),
+            status: RegistrationStatus::Suspended,
+            changed_at: Some("2026-12-02T09:00:00Z".parse().unwrap()),
+            changed_by: Some("spamflow:reports".into()),
+            ..Default::default()
+        };
+        r.put(&s).unwrap();
+        assert!(r.is_suspended("+821012345678"));
+        assert_eq!(r.suspended_count(), 1);
+        assert!(!r.knows_relay_operator(""));
+        assert_eq!(
+            r.changed_at_ms("+821012345678"),
+            Some(s.changed_at.unwrap().timestamp_millis())
+        );
+        assert_eq!(
+            r.check("+821012345678", "relay-a", None, 0),
+            Lookup::Suspended
+        );
+        s.status = RegistrationStatus::Active;
+        r.put(&s).unwrap();
+        assert!(!r.is_suspended("+821012345678"));
+        assert_eq!(r.suspended_count(), 0);
+        assert_eq!(
+            r.check("+821012345678", "relay-a", None, 0),
+            Lookup::Unregistered
+        );
+        // A registered number keeps its registration through a suspension.
+        let mut reg = rec("1588-1234", "relay-a");
+        reg.reseller = Some("shop".into());
+        r.put(&reg).unwrap();
+        let back = r.registration("+8215881234").unwrap();
+        assert_eq!(
+            (
+                back.owner.as_str(),
+                back.relay_operator.as_str(),
+                back.reseller.as_deref()
+            ),
+            ("Acme", "relay-a", Some("shop"))
+        );
+        r.apply("+8215881234", None).unwrap();
+        r.apply("+821012345678", None).unwrap();
+        assert_eq!(
+            (r.suspended_count(), r.changed_at_ms("+821012345678")),
+            (0, None)
+        );
     }
 
     #[test]
