@@ -734,7 +734,7 @@ fn report(cfg: &Config, a: ReportCli) -> anyhow::Result<()> {
 }
 
 fn stats(cfg: &Config, a: &StatsCli) -> anyhow::Result<()> {
-    use spamflow_pipeline::stats::{aggregate, read, render, Query};
+    use spamflow_pipeline::stats::{aggregate, read, read_reports, render, Query};
     anyhow::ensure!(
         !cfg.kafka.brokers.is_empty(),
         "spamflow stats needs --brokers (or kafka.brokers)"
@@ -744,8 +744,24 @@ fn stats(cfg: &Config, a: &StatsCli) -> anyhow::Result<()> {
         anyhow::ensure!(f <= t, "--from {f} is after --to {t}");
     }
     let records = read(cfg)?;
+    // Reports from the first day asked for, or from the first hour counted.
+    let reports_from = match a.from {
+        Some(d) => d
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(offset).single())
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        None => records.iter().map(|r| r.hour).min(),
+    };
+    let reports = match read_reports(cfg, reports_from) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spamflow: reports are not counted: {e:#}");
+            Vec::new()
+        }
+    };
     let rows = aggregate(
         &records,
+        &reports,
         &Query {
             period: a.period,
             offset,

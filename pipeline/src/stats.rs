@@ -7,6 +7,11 @@
 //! its end (read_committed, no consumer group, no commits), keeps the latest record per
 //! key (what compaction would keep), and sums hours and partitions into periods: hours,
 //! days or months in a fixed UTC offset (Korea's by default).
+//!
+//! Reports received come from `topics.reports` (by report time), each attributed to the
+//! relay operator (and reseller) the reported number is registered to in the sender
+//! registry; reports of numbers that are not registered count under `none`, like traffic
+//! without a relay operator.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -53,6 +58,62 @@ pub struct PeriodRow {
     /// The summed counts.
     #[serde(flatten)]
     pub counts: StatsCounts,
+    /// Subscribers' reports of numbers registered to this relay operator (and reseller),
+    /// by report time.
+    pub reports: u64,
+}
+
+impl PeriodRow {
+    /// Reports per 10,000 messages (0 without messages).
+    pub fn reports_per_10k(&self) -> f64 {
+        if self.counts.messages == 0 {
+            0.0
+        } else {
+            self.reports as f64 * 10_000.0 / self.counts.messages as f64
+        }
+    }
+}
+
+/// One subscriber's report: when, and the relay operator and reseller of the reported
+/// number (`none` and empty when it is not registered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Report time.
+    pub at: DateTime<Utc>,
+    /// Relay operator the reported number is registered to, or `none`.
+    pub relay_operator: String,
+    /// Its reseller, or empty.
+    pub reseller: String,
+}
+
+/// Reads the reports since `from` (all with `None`) and attributes each with the sender
+/// registry as it is now.
+pub fn read_reports(cfg: &Config, from: Option<DateTime<Utc>>) -> anyhow::Result<Vec<Report>> {
+    let history = crate::numbers::read_history(cfg)?;
+    let registered = crate::numbers::current(&history);
+    let mut out = Vec::new();
+    crate::kafka::read_to_end(cfg, "stats", &cfg.topics.reports, from, |m| {
+        let Ok(r) = spamflow_schemas::decode_report(m.payload().unwrap_or_default()) else {
+            return;
+        };
+        let key = spamflow_operators::origin::parse_sender(&r.sender).key;
+        let (relay_operator, reseller) = match registered.get(key.as_str()) {
+            Some(rec) if !rec.relay_operator.is_empty() => (
+                rec.relay_operator.clone(),
+                rec.reseller.clone().unwrap_or_default(),
+            ),
+            _ => (
+                spamflow_operators::stats::NO_OPERATOR.to_owned(),
+                String::new(),
+            ),
+        };
+        out.push(Report {
+            at: r.reported_at,
+            relay_operator,
+            reseller,
+        });
+    })?;
+    Ok(out)
 }
 
 /// What to sum.
@@ -107,30 +168,46 @@ fn period_of(hour: DateTime<Utc>, q: &Query) -> (String, NaiveDate) {
     (label, date)
 }
 
-/// Sums `records` into rows by period and relay operator (and reseller), sorted by
-/// period, then by messages (most first), then by name.
-pub fn aggregate(records: &[OperatorStats], q: &Query) -> Vec<PeriodRow> {
-    let mut sums: BTreeMap<(String, String, Option<String>), StatsCounts> = BTreeMap::new();
+/// Sums `records` and `reports` into rows by period and relay operator (and reseller),
+/// sorted by period, then by messages (most first), then by name.
+pub fn aggregate(records: &[OperatorStats], reports: &[Report], q: &Query) -> Vec<PeriodRow> {
+    type Key = (String, String, Option<String>);
+    let mut sums: BTreeMap<Key, (StatsCounts, u64)> = BTreeMap::new();
+    let in_range =
+        |date: NaiveDate| !(q.from.is_some_and(|f| date < f) || q.to.is_some_and(|t| date > t));
     for r in records {
         let (period, date) = period_of(r.hour, q);
-        if q.from.is_some_and(|f| date < f) || q.to.is_some_and(|t| date > t) {
+        if !in_range(date) {
             continue;
         }
         for row in &r.rows {
             let reseller = q.by_reseller.then(|| row.reseller.clone());
             sums.entry((period.clone(), row.relay_operator.clone(), reseller))
                 .or_default()
+                .0
                 .add(&row.counts);
+        }
+    }
+    for r in reports {
+        let (period, date) = period_of(r.at, q);
+        if in_range(date) {
+            let reseller = q.by_reseller.then(|| r.reseller.clone());
+            sums.entry((period, r.relay_operator.clone(), reseller))
+                .or_default()
+                .1 += 1;
         }
     }
     let mut rows: Vec<PeriodRow> = sums
         .into_iter()
-        .map(|((period, relay_operator, reseller), counts)| PeriodRow {
-            period,
-            relay_operator,
-            reseller,
-            counts,
-        })
+        .map(
+            |((period, relay_operator, reseller), (counts, reports))| PeriodRow {
+                period,
+                relay_operator,
+                reseller,
+                counts,
+                reports,
+            },
+        )
         .collect();
     rows.sort_by(|a, b| {
         a.period
@@ -172,12 +249,13 @@ pub fn render(
                 v["blocked_percent"] = serde_json::json!(
                     r.counts.blocked as f64 * 100.0 / r.counts.messages.max(1) as f64
                 );
+                v["reports_per_10k"] = serde_json::json!(r.reports_per_10k());
                 writeln!(out, "{v}")?;
             }
         }
         StatsFormat::Csv => {
             let reseller = if by_reseller { "reseller," } else { "" };
-            writeln!(out, "period,relay_operator,{reseller}messages,allowed,labelled,throttled,blocked,blocked_percent,misdated,top_categories")?;
+            writeln!(out, "period,relay_operator,{reseller}messages,allowed,labelled,throttled,blocked,blocked_percent,reports,reports_per_10k,misdated,top_categories")?;
             for r in rows {
                 let c = &r.counts;
                 let reseller = r
@@ -186,7 +264,7 @@ pub fn render(
                     .map_or_else(String::new, |s| format!("{},", csv_field(s)));
                 writeln!(
                     out,
-                    "{},{},{reseller}{},{},{},{},{},{},{},{}",
+                    "{},{},{reseller}{},{},{},{},{},{},{},{:.2},{},{}",
                     r.period,
                     csv_field(&r.relay_operator),
                     c.messages,
@@ -195,6 +273,8 @@ pub fn render(
                     c.throttled,
                     c.blocked,
                     percent(c.blocked, c.messages),
+                    r.reports,
+                    r.reports_per_10k(),
                     c.misdated,
                     csv_field(&top(c))
                 )?;
@@ -213,7 +293,7 @@ pub fn render(
                 .max(14);
             writeln!(
                 out,
-                "{:<13} {:<w$} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}  top categories",
+                "{:<13} {:<w$} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}  top categories",
                 "period",
                 "relay operator",
                 "messages",
@@ -221,13 +301,15 @@ pub fn render(
                 "labelled",
                 "throttled",
                 "blocked",
-                "blocked%"
+                "blocked%",
+                "reports",
+                "rep/10k"
             )?;
             for r in rows {
                 let c = &r.counts;
                 writeln!(
                     out,
-                    "{:<13} {:<w$} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8}  {}",
+                    "{:<13} {:<w$} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8.2}  {}",
                     r.period,
                     name(r),
                     c.messages,
@@ -236,6 +318,8 @@ pub fn render(
                     c.throttled,
                     c.blocked,
                     percent(c.blocked, c.messages),
+                    r.reports,
+                    r.reports_per_10k(),
                     top(c)
                 )?;
             }
@@ -305,7 +389,7 @@ mod tests {
             to: None,
             by_reseller,
         };
-        let days = aggregate(&records, &q(Period::Day, false));
+        let days = aggregate(&records, &[], &q(Period::Day, false));
         let got: Vec<_> = days
             .iter()
             .map(|r| {
@@ -325,17 +409,18 @@ mod tests {
                 ("2026-12-02", "kt", 1, 0)
             ]
         );
-        let months = aggregate(&records, &q(Period::Month, false));
+        let months = aggregate(&records, &[], &q(Period::Month, false));
         assert_eq!(months.len(), 2);
         assert_eq!(
             (months[0].period.as_str(), months[0].counts.messages),
             ("2026-12", 6)
         );
-        let by_reseller = aggregate(&records, &q(Period::Hour, true));
+        let by_reseller = aggregate(&records, &[], &q(Period::Hour, true));
         assert_eq!(by_reseller.len(), 4);
         assert_eq!(by_reseller[0].period, "2026-12-01T23");
         let only_second = aggregate(
             &records,
+            &[],
             &Query {
                 from: NaiveDate::from_ymd_opt(2026, 12, 2),
                 ..q(Period::Day, false)
@@ -343,12 +428,41 @@ mod tests {
         );
         assert_eq!(only_second.len(), 1);
 
+        // Reports by report time, under the relay operator of the reported number; one
+        // of a number that is not registered counts under `none`.
+        let report = |at: DateTime<Utc>, op: &str| Report {
+            at,
+            relay_operator: op.into(),
+            reseller: String::new(),
+        };
+        let reports = [
+            report(h1, "kt"),
+            report(h1 + chrono::Duration::minutes(5), "kt"),
+            report(h2, "none"),
+        ];
+        let days = aggregate(&records, &reports, &q(Period::Day, false));
+        let got: Vec<_> = days
+            .iter()
+            .map(|r| (r.period.as_str(), r.relay_operator.as_str(), r.reports))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("2026-12-01", "kt", 2),
+                ("2026-12-01", "lg", 0),
+                ("2026-12-02", "kt", 0),
+                ("2026-12-02", "none", 1)
+            ]
+        );
+        assert_eq!(days[0].reports_per_10k(), 4_000.0);
+        assert_eq!(days[3].reports_per_10k(), 0.0, "no messages");
+
         let mut csv = Vec::new();
         render(&days, StatsFormat::Csv, &mut csv).unwrap();
         let csv = String::from_utf8(csv).unwrap();
         assert_eq!(
             csv.lines().nth(1).unwrap(),
-            "2026-12-01,kt,5,3,0,0,2,40.00,0,gambling 2"
+            "2026-12-01,kt,5,3,0,0,2,40.00,2,4000.00,0,gambling 2"
         );
         let mut json = Vec::new();
         render(&days, StatsFormat::Json, &mut json).unwrap();
@@ -356,6 +470,10 @@ mod tests {
             serde_json::from_str(String::from_utf8(json).unwrap().lines().next().unwrap()).unwrap();
         assert_eq!(first["blocked"], 2);
         assert_eq!(first["blocked_percent"], 40.0);
+        assert_eq!(
+            (first["reports"].as_u64(), first["reports_per_10k"].as_f64()),
+            (Some(2), Some(4_000.0))
+        );
         let mut table = Vec::new();
         render(&days, StatsFormat::Table, &mut table).unwrap();
         assert!(String::from_utf8(table)
@@ -363,6 +481,6 @@ mod tests {
             .lines()
             .nth(1)
             .unwrap()
-            .contains("40.00  gambling 2"));
+            .contains("40.00        2  4000.00  gambling 2"));
     }
 }

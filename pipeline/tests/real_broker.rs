@@ -1540,6 +1540,41 @@ fn operator_statistics_equal_a_recomputation_from_the_verdict_topic() {
     assert!(want
         .values()
         .any(|c| c.blocked > 0 && c.allowed > 0 && !c.categories.is_empty()));
+    // Reports: two of a number registered to relay-x, one of a number not registered.
+    let registered = spamflow_schemas::RegistrationRecord {
+        number: "1588-7777".into(),
+        owner: "Acme".into(),
+        relay_operator: "relay-x".into(),
+        ..Default::default()
+    };
+    spamflow_pipeline::registry::publish(
+        &cfg,
+        &cfg.kafka.brokers,
+        &[("1588-7777".into(), Some(registered))],
+    )
+    .unwrap();
+    let reported_at: chrono::DateTime<chrono::Utc> = "2026-03-01T10:15:00Z".parse().unwrap();
+    let report = |n: u32, sender: &str| spamflow_schemas::SpamReport {
+        schema_version: 1,
+        report_id: format!("s-{n}"),
+        reported_at,
+        reporter: format!("+8210444400{n:02}"),
+        sender: sender.into(),
+        text: Some("광고 문자".into()),
+        message_id: None,
+        channel: spamflow_schemas::ReportChannel::Kisa118,
+        category: None,
+    };
+    spamflow_pipeline::reports::publish(
+        &cfg,
+        &cfg.kafka.brokers,
+        &[
+            report(1, "1588-7777"),
+            report(2, "15887777"),
+            report(3, "010-1111-2222"),
+        ],
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_spamflow"))
         .args(["stats", "--brokers", &cfg.kafka.brokers, "--period", "hour"])
         .args(["--utc-offset", "+00:00", "--format", "json"])
@@ -1548,6 +1583,8 @@ fn operator_statistics_equal_a_recomputation_from_the_verdict_topic() {
             "SPAMFLOW_TOPICS__OPERATOR_STATS",
             &cfg.topics.operator_stats,
         )
+        .env("SPAMFLOW_TOPICS__REGISTRY", &cfg.topics.registry)
+        .env("SPAMFLOW_TOPICS__REPORTS", &cfg.topics.reports)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
@@ -1557,6 +1594,7 @@ fn operator_statistics_equal_a_recomputation_from_the_verdict_topic() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut got = BTreeMap::new();
+    let mut reports = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let row: serde_json::Value = serde_json::from_str(line).unwrap();
         let counts: spamflow_schemas::StatsCounts = serde_json::from_value(row.clone()).unwrap();
@@ -1564,9 +1602,19 @@ fn operator_statistics_equal_a_recomputation_from_the_verdict_topic() {
             row["period"].as_str().unwrap().to_owned(),
             row["relay_operator"].as_str().unwrap().to_owned(),
         );
-        got.insert(key, counts);
+        if let Some(n) = row["reports"].as_u64().filter(|n| *n > 0) {
+            reports.insert(key.clone(), n);
+        }
+        if counts.messages > 0 {
+            got.insert(key, counts);
+        }
     }
     assert_eq!(got, want);
+    let hour = |op: &str| ("2026-03-01T10".to_owned(), op.to_owned());
+    assert_eq!(
+        reports,
+        BTreeMap::from([(hour("relay-x"), 2), (hour("none"), 1)])
+    );
 
     // The metric: the same verdicts by action (no registry here, so relay operators are
     // `other`, traffic without one `none`).
