@@ -345,6 +345,18 @@ impl Chain {
         }
     }
 
+    /// The sender-registry records made for `partition` since the last call (see
+    /// [`StatefulOperator::registry_records`]).
+    pub fn registry_records(
+        &mut self,
+        partition: i32,
+        out: &mut Vec<spamflow_schemas::RegistrationRecord>,
+    ) {
+        for op in &mut self.stateful {
+            op.registry_records(partition, out);
+        }
+    }
+
     /// Hands `f(operator, update, published)` each key of `partition` changed since the
     /// last snapshot (`published`: see [`StatefulOperator::published`]).
     pub fn snapshot(

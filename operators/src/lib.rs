@@ -29,6 +29,7 @@ pub mod classifier;
 mod divisor;
 pub mod eventtime;
 pub mod normalize;
+pub mod numbers;
 pub mod operator;
 pub mod origin;
 pub mod pattern;

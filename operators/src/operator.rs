@@ -154,4 +154,13 @@ pub trait StatefulOperator: Send {
     fn published(&self, _key: &[u8]) -> bool {
         false
     }
+    /// Appends the sender-registry records (suspensions) made for `partition` since the
+    /// last call; the runtime writes them to `topics.registry` in the same transaction as
+    /// the changelog. Only the numbers operator makes any.
+    fn registry_records(
+        &mut self,
+        _partition: i32,
+        _out: &mut Vec<spamflow_schemas::RegistrationRecord>,
+    ) {
+    }
 }

@@ -45,6 +45,8 @@ pub struct Config {
     pub reports: ReportsConfig,
     /// Spam statistics per relay operator, reseller and hour (stateful).
     pub stats: StatsConfig,
+    /// Sender numbers blocked for spam again and again are suspended (stateful).
+    pub numbers: spamflow_operators::numbers::NumbersConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.
@@ -518,6 +520,9 @@ impl Config {
         }
         for (key, reason) in self.stats.validate() {
             bad(&format!("stats.{key}"), reason);
+        }
+        for (key, reason) in self.numbers.validate() {
+            bad(&format!("numbers.{key}"), reason);
         }
         for e in self.policy.validate() {
             bad(&format!("policy.{}", e.key), e.reason);

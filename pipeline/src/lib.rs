@@ -39,6 +39,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use spamflow_operators::classifier::ModelHandle;
+use spamflow_operators::numbers::NumbersFactory;
 use spamflow_operators::origin::{OriginOperator, Registry};
 use spamflow_operators::pattern::{PatternConfig, PatternOperator};
 use spamflow_operators::reports::{ReportedContent, ReportsOperator};
@@ -129,6 +130,12 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     if cfg.stats.enabled {
         let f = StatsFactory::new(cfg.stats.clone(), registry.clone(), stats.relay.clone());
         chain = chain.stateful(spamflow_operators::stats::NAME, move || Box::new(f.build()));
+    }
+    if cfg.numbers.suspend_after_blocks > 0 {
+        let f = NumbersFactory::new(cfg.numbers.clone(), registry.clone());
+        chain = chain.stateful(spamflow_operators::numbers::NAME, move || {
+            Box::new(f.build())
+        });
     }
     let reported = Arc::new(ReportedContent::new(cfg.reports.clone()));
     if cfg.reports.enabled {

@@ -1364,6 +1364,80 @@ fn a_number_reported_by_enough_subscribers_is_suspended_everywhere_until_staff_r
 }
 
 #[test]
+fn a_number_blocked_for_spam_again_and_again_is_suspended_in_the_same_transaction() {
+    use spamflow_pipeline::numbers;
+    use spamflow_schemas::{Action, RegistrationStatus};
+    let Some(mut cfg) = setup("rb-blocks", 2) else {
+        return;
+    };
+    cfg.numbers.suspend_after_blocks = 3;
+    let brokers = cfg.kafka.brokers.clone();
+    let spammer = "+821055556666";
+    let spam = "[Web발신] 카지노 첫충 30% 바카라 무한 출금 가입코드 777 https://win-777.top";
+    let chat = "오늘 저녁에 집에 몇 시에 와?";
+    let a = Followers::start(&cfg);
+    let run = Running::start(&cfg, a.ops.chain.clone());
+    let ids: Vec<String> = (0..4).map(|i| format!("b-{i}")).collect();
+    let mut msgs: Vec<(String, Vec<u8>)> = ids[..3]
+        .iter()
+        .map(|id| sms_now(id, spammer, spam))
+        .collect();
+    // Spoofed from abroad: blocked, but the number is somebody else's and does not count.
+    let spoofed = {
+        let (k, v) = sms_now("b-spoofed", "+821077778888", spam);
+        let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        doc["origin"] =
+            serde_json::json!({"route": "international", "country": "CN", "smsc": "smsc-test-1"});
+        (k, serde_json::to_vec(&doc).unwrap())
+    };
+    msgs.extend([spoofed.clone(), spoofed.clone(), spoofed]);
+    produce(&brokers, &cfg.topics.submissions, &msgs);
+    a.wait_for("the suspension", |f| f.ops.registry.is_suspended(spammer));
+    let history = numbers::read_history(&cfg).unwrap();
+    let rec = history[spammer].last().unwrap().as_ref().unwrap();
+    assert_eq!(
+        (rec.status, rec.changed_by.as_deref(), rec.blocks),
+        (
+            RegistrationStatus::Suspended,
+            Some(spamflow_operators::numbers::SUSPENDED_BY),
+            Some(3)
+        )
+    );
+    assert!(
+        !history.contains_key("+821077778888"),
+        "a spoofed number is not suspended"
+    );
+    // From now on even a harmless text from the number is blocked.
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now(&ids[3], spammer, chat)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let got = verdicts(&read_topic(
+            &brokers,
+            &cfg.topics.verdicts,
+            2,
+            1,
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+        ));
+        if let Some(v) = got.into_iter().find(|v| v.message_id == ids[3]) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no verdict for {}", ids[3]);
+    };
+    assert_eq!(last.action, Action::Block);
+    assert!(
+        last.reasons.iter().any(|r| r.code == "registry.suspended"),
+        "{last:?}"
+    );
+    run.stop();
+    a.stop();
+}
+
+#[test]
 fn staff_suspend_list_show_release_and_see_proposals_with_spamflow_numbers() {
     let Some(cfg) = setup("rb-numbers-cli", 1) else {
         return;

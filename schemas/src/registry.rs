@@ -51,4 +51,7 @@ pub struct RegistrationRecord {
     /// For a suspension from reports: the distinct subscribers whose reports counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporters: Option<u32>,
+    /// For a suspension after repeated blocks: the spam blocks that counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<u32>,
 }

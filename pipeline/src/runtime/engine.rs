@@ -245,6 +245,9 @@ fn warn_missing_outputs(cfg: &Config, producer: &OutProducer, chain: &ChainBuild
     if names.contains(&spamflow_operators::stats::NAME) {
         outputs.push(("topics.operator_stats", &t.operator_stats));
     }
+    if names.contains(&spamflow_operators::numbers::NAME) {
+        outputs.push(("topics.registry", &t.registry));
+    }
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms.min(10_000));
     for (key, topic) in outputs {
         match producer.client().fetch_metadata(Some(topic), timeout) {

@@ -471,10 +471,12 @@ impl Worker {
         let mut buf = std::mem::take(&mut self.state_buf);
         // (partition, changelog key, update, whether it is also published as statistics)
         let mut pending: Vec<(i32, Vec<u8>, StateUpdate, bool)> = Vec::new();
+        let mut suspensions = Vec::new();
         for p in owned {
             self.chain.snapshot(p, &mut buf, |op, u, publish| {
                 pending.push((p, changelog::encode_key(p, op, &u.key), u, publish))
             });
+            self.chain.registry_records(p, &mut suspensions);
             // After the partition's state, in its changelog partition: a mark that arrived
             // means the state before it did too.
             if let Some(mark) = self.input_mark(p) {
@@ -513,6 +515,16 @@ impl Worker {
                 }
             }
             out.send(r);
+        }
+        // Suspensions of numbers (the numbers operator), keyed by the normalized number
+        // like every registry record.
+        for rec in &suspensions {
+            let value = serde_json::to_vec(rec).unwrap_or_default();
+            out.send(
+                BaseRecord::with_opaque_to(&topics.registry, 0)
+                    .key(rec.number.as_bytes())
+                    .payload(value.as_slice()),
+            );
         }
     }
 
