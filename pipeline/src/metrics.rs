@@ -71,6 +71,9 @@ pub struct Metrics {
     pub reports_rejected: AtomicU64,
     /// Contents blocked because enough subscribers reported them.
     pub reported_contents_blocked: AtomicI64,
+    /// Kafka calls of a rewind (committed offsets, seeks) that failed with an error that
+    /// heals and were tried again.
+    pub kafka_retries: AtomicU64,
     /// Numbers this instance suspended because enough subscribers reported them.
     pub numbers_suspended: AtomicU64,
     /// Numbers enough subscribers reported, left to staff (`reports.suspend = "propose"`).
@@ -313,6 +316,11 @@ impl Metrics {
             "spamflow_reports_rejected_total",
             "Records of topics.reports that are not valid reports (skipped).",
             self.reports_rejected.load(Relaxed),
+        );
+        counter(
+            "spamflow_kafka_retries_total",
+            "Kafka calls of a rewind (committed offsets, seeks) that failed with an error that heals and were tried again.",
+            self.kafka_retries.load(Relaxed),
         );
         counter(
             "spamflow_numbers_suspended_total",

@@ -592,3 +592,57 @@ fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
         );
     }
 }
+
+#[test]
+fn a_rewind_whose_committed_offsets_time_out_retries_and_goes_on() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mock, mut cfg) = mock_with_topics("mock-transient", 1);
+    cfg.processing.guarantee = spamflow_pipeline::config::Guarantee::AtLeastOnce;
+    cfg.processing.kafka_timeout_ms = 500;
+    let brokers = cfg.kafka.brokers.clone();
+    let topic = cfg.topics.submissions.clone();
+    let kv = |s: &[(String, Vec<u8>, String)]| {
+        s.iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    let first = tagged_events(100, 51, "first");
+    produce(&brokers, &topic, &kv(&first));
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(Duration::from_secs(60), "a first commit", |m| {
+        m.commits.load(Relaxed) >= 1 && m.verdicts_total() >= first.len() as u64
+    });
+    // From now on the broker answers slower than processing.kafka_timeout_ms: the next
+    // commit fails (its flush times out), and so does reading the committed offsets to
+    // rewind. That heals: the engine tries again and goes on once the broker is quick.
+    mock.broker_round_trip_time(1, Duration::from_millis(1_500))
+        .unwrap();
+    let second = tagged_events(100, 52, "second");
+    produce(&brokers, &topic, &kv(&second));
+    run.wait_for(Duration::from_secs(60), "a retried call", |m| {
+        m.kafka_retries.load(Relaxed) >= 1
+    });
+    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    run.wait_for(
+        Duration::from_secs(60),
+        "a good commit after the rewind",
+        |m| {
+            m.aborts.load(Relaxed) >= 1
+                && m.commits.load(Relaxed) >= 2
+                && m.uncommitted_since_ms.load(Relaxed) == 0
+        },
+    );
+    run.stop();
+    let got = verdicts(&read_topic(
+        &brokers,
+        &cfg.topics.verdicts,
+        1,
+        first.len() + second.len(),
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    ));
+    let ids: std::collections::HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    for (_, _, id) in first.iter().chain(&second) {
+        assert!(ids.contains(id.as_str()), "no verdict for {id}");
+    }
+}

@@ -699,11 +699,13 @@ impl Core {
             let _ = tpl.add_partition(&self.cfg.topics.submissions, *p);
         }
         let (t, stop) = (self.timeout(), self.stop.clone());
+        let retried = &self.metrics.kafka_retries;
         let committed = match retry(
             "reading committed offsets",
             RETRIES,
             RETRY_FIRST_WAIT,
             &stop,
+            retried,
             || consumer.committed_offsets(tpl.clone(), t),
         ) {
             Ok(c) => c,
@@ -722,7 +724,14 @@ impl Core {
                 _ => Offset::Beginning,
             };
             let seek = || consumer.seek(e.topic(), e.partition(), to, t);
-            if let Err(err) = retry("seeking back", RETRIES, RETRY_FIRST_WAIT, &stop, seek) {
+            if let Err(err) = retry(
+                "seeking back",
+                RETRIES,
+                RETRY_FIRST_WAIT,
+                &stop,
+                retried,
+                seek,
+            ) {
                 self.fatal = Some(format!(
                     "cannot seek {}[{}] back to {to:?}: {err}",
                     e.topic(),

@@ -48,12 +48,14 @@ pub fn heals(e: &KafkaError) -> bool {
 
 /// Runs `op` until it succeeds, fails with an error that does not [`heals`], or has been
 /// tried `attempts` times, waiting `first` and then twice as long before each new try.
-/// A stop request ends the waiting at once (the last error is returned).
+/// A stop request ends the waiting at once (the last error is returned). `retried`
+/// counts the failed tries that are tried again.
 pub fn retry<T>(
     what: &str,
     attempts: u32,
     first: Duration,
     stop: &Stop,
+    retried: &std::sync::atomic::AtomicU64,
     mut op: impl FnMut() -> KafkaResult<T>,
 ) -> KafkaResult<T> {
     let mut wait = first;
@@ -63,6 +65,7 @@ pub fn retry<T>(
             Ok(v) => return Ok(v),
             Err(e) if tried < attempts && heals(&e) => {
                 tracing::warn!(error = %e, attempt = tried, "{what} failed; retrying in {wait:?}");
+                retried.fetch_add(1, Ordering::Relaxed);
                 if stop.wait(wait) {
                     return Err(e);
                 }
@@ -122,9 +125,10 @@ mod tests {
     #[test]
     fn retry_retries_what_heals_and_gives_up_on_what_does_not() {
         let stop = Stop::new();
+        let n = std::sync::atomic::AtomicU64::new(0);
         let timeout = || KafkaError::MetadataFetch(RDKafkaErrorCode::OperationTimedOut);
         let mut calls = 0;
-        let r = retry("fetch", 5, Duration::ZERO, &stop, || {
+        let r = retry("fetch", 5, Duration::ZERO, &stop, &n, || {
             calls += 1;
             if calls < 3 {
                 Err(timeout())
@@ -133,8 +137,13 @@ mod tests {
             }
         });
         assert_eq!(r.unwrap(), 3);
+        assert_eq!(
+            n.load(Ordering::Relaxed),
+            2,
+            "two failed tries were tried again"
+        );
         let mut calls = 0;
-        let r: KafkaResult<()> = retry("fetch", 5, Duration::ZERO, &stop, || {
+        let r: KafkaResult<()> = retry("fetch", 5, Duration::ZERO, &stop, &n, || {
             calls += 1;
             Err(KafkaError::MetadataFetch(
                 RDKafkaErrorCode::TopicAuthorizationFailed,
@@ -145,14 +154,14 @@ mod tests {
             "an error that cannot heal is not retried"
         );
         let mut calls = 0;
-        let r: KafkaResult<()> = retry("fetch", 4, Duration::ZERO, &stop, || {
+        let r: KafkaResult<()> = retry("fetch", 4, Duration::ZERO, &stop, &n, || {
             calls += 1;
             Err(timeout())
         });
         assert!(r.is_err() && calls == 4, "tries are bounded");
         stop.trigger();
         let mut calls = 0;
-        let r: KafkaResult<()> = retry("fetch", 4, Duration::from_secs(3600), &stop, || {
+        let r: KafkaResult<()> = retry("fetch", 4, Duration::from_secs(3600), &stop, &n, || {
             calls += 1;
             Err(timeout())
         });
