@@ -345,15 +345,11 @@ impl Chain {
         }
     }
 
-    /// The sender-registry records made for `partition` since the last call (see
-    /// [`StatefulOperator::registry_records`]).
-    pub fn registry_records(
-        &mut self,
-        partition: i32,
-        out: &mut Vec<spamflow_schemas::RegistrationRecord>,
-    ) {
+    /// The records for other topics made for `partition` since the last call (see
+    /// [`StatefulOperator::side_records`]).
+    pub fn side_records(&mut self, partition: i32, out: &mut Vec<crate::SideRecord>) {
         for op in &mut self.stateful {
-            op.registry_records(partition, out);
+            op.side_records(partition, out);
         }
     }
 

@@ -28,6 +28,7 @@ pub mod chain;
 pub mod classifier;
 mod divisor;
 pub mod eventtime;
+pub mod late_alerts;
 pub mod normalize;
 pub mod numbers;
 pub mod operator;
@@ -42,7 +43,8 @@ pub mod velocity;
 
 pub use chain::{Chain, ChainBuilder};
 pub use operator::{
-    EventCtx, OperatorWorker, StateError, StateUpdate, StatefulOperator, StatelessOperator,
+    EventCtx, OperatorWorker, SideRecord, StateError, StateUpdate, StatefulOperator,
+    StatelessOperator,
 };
 pub use policy::{Combination, FittedPolicy, Policy, PolicyConfig, PolicyConfigError};
 pub use signal::{ActionHint, Signal};

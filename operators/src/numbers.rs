@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use spamflow_schemas::{Action, RegistrationRecord, RegistrationStatus, Verdict};
 
-use crate::operator::{EventCtx, StateError, StateUpdate, StatefulOperator};
+use crate::operator::{EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator};
 use crate::origin::{parse_sender, Registry};
 use crate::Signal;
 
@@ -294,10 +294,10 @@ impl StatefulOperator for NumbersOperator {
         );
     }
 
-    fn registry_records(&mut self, partition: i32, out: &mut Vec<RegistrationRecord>) {
+    fn side_records(&mut self, partition: i32, out: &mut Vec<SideRecord>) {
         self.pending.retain(|(p, _, rec)| {
             if *p == partition {
-                out.push(rec.clone());
+                out.push(SideRecord::Registry(rec.clone()));
                 false
             } else {
                 true
@@ -356,8 +356,13 @@ mod tests {
 
     fn records(op: &mut NumbersOperator) -> Vec<RegistrationRecord> {
         let mut out = Vec::new();
-        op.registry_records(0, &mut out);
-        out
+        op.side_records(0, &mut out);
+        out.into_iter()
+            .map(|r| match r {
+                SideRecord::Registry(rec) => rec,
+                other => panic!("{other:?}"),
+            })
+            .collect()
     }
 
     // A whole hour (and minute) since the epoch.
@@ -464,9 +469,7 @@ mod tests {
         for i in 3..5 {
             decide(&mut again, &event("01011112222", T0 + i), &spam, false);
         }
-        let mut recs = Vec::new();
-        again.registry_records(0, &mut recs);
-        assert_eq!(recs.len(), 1);
+        assert_eq!(records(&mut again).len(), 1);
         // Two windows on, the count is dropped (a tombstone).
         decide(
             &mut again,

@@ -90,6 +90,15 @@ pub(crate) fn drain_dirty<K: Ord>(
     }
 }
 
+/// A record a stateful operator makes for a topic other than the changelog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SideRecord {
+    /// A sender-registry record (a suspension), for `topics.registry`.
+    Registry(spamflow_schemas::RegistrationRecord),
+    /// An alert for a recipient, for `topics.alerts`.
+    Alert(spamflow_schemas::Alert),
+}
+
 /// A changelog record that cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("operator `{operator}`: cannot restore key {key:?}: {detail}")]
@@ -154,13 +163,8 @@ pub trait StatefulOperator: Send {
     fn published(&self, _key: &[u8]) -> bool {
         false
     }
-    /// Appends the sender-registry records (suspensions) made for `partition` since the
-    /// last call; the runtime writes them to `topics.registry` in the same transaction as
-    /// the changelog. Only the numbers operator makes any.
-    fn registry_records(
-        &mut self,
-        _partition: i32,
-        _out: &mut Vec<spamflow_schemas::RegistrationRecord>,
-    ) {
-    }
+    /// Appends the records for other topics (suspensions, late alerts) made for
+    /// `partition` since the last call; the runtime writes them in the same transaction as
+    /// the changelog.
+    fn side_records(&mut self, _partition: i32, _out: &mut Vec<SideRecord>) {}
 }

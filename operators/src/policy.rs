@@ -406,6 +406,8 @@ impl Policy {
             score: v.score,
             categories,
             warning: self.cfg.alert_warning.clone(),
+            advice: None,
+            excerpt: None,
         })
     }
 

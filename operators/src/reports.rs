@@ -45,6 +45,20 @@ pub struct ReportsConfig {
     pub suspend_min_reporters: u32,
     /// Their reports must fall within this many seconds of each other.
     pub suspend_window_secs: u64,
+    /// Warn the recipients who already got content before it was blocked (on
+    /// `topics.alerts`).
+    pub alert_recipients: bool,
+    /// Deliveries this many seconds before the block are warned about.
+    pub alert_lookback_secs: u64,
+    /// Only deliveries whose verdict scored at least this are remembered (ham rarely
+    /// does; the spam that gets reported after delivery usually did).
+    pub alert_min_score: u8,
+    /// Contents remembered per partition at most (the oldest make room).
+    pub alert_max_contents: usize,
+    /// Recipients remembered per content at most.
+    pub alert_max_recipients: usize,
+    /// The text the alerting service shows the recipient.
+    pub alert_warning: String,
 }
 
 /// What happens to a number that enough distinct subscribers reported.
@@ -72,6 +86,13 @@ impl Default for ReportsConfig {
             suspend: Suspend::Auto,
             suspend_min_reporters: 5,
             suspend_window_secs: 3_600,
+            alert_recipients: true,
+            alert_lookback_secs: 86_400,
+            alert_min_score: 20,
+            alert_max_contents: 20_000,
+            alert_max_recipients: 1_000,
+            alert_warning: "이미 받으신 문자가 여러 이용자에게 스팸으로 신고되었습니다. 링크를 누르거나 회신하지 마세요."
+                .into(),
         }
     }
 }
@@ -115,6 +136,20 @@ pub struct ReportedContent {
     blocked: RwLock<HashMap<u64, Blocked>>,
     /// `blocked.len()`, read without the lock on every message.
     n_blocked: AtomicUsize,
+    /// The newest blocks, in order, with their sequence numbers (for late alerts).
+    log: RwLock<std::collections::VecDeque<(u64, u64, Blocked)>>,
+    /// The sequence number of the next block.
+    next_seq: std::sync::atomic::AtomicU64,
+}
+
+/// Blocks kept in [`ReportedContent`]'s log for late alerts.
+const LOG_LEN: usize = 10_000;
+
+/// The fingerprint of `text` as reported content, or `None` for a text with too few
+/// letters to be told apart from everyone's.
+pub fn content_key(text: &str) -> Option<u64> {
+    let fp = fingerprint(text);
+    (fp.letters >= MIN_LETTERS).then_some(fp.hash)
 }
 
 /// Texts with fewer letters than this are never taken as reported content.
@@ -128,7 +163,31 @@ impl ReportedContent {
             pending: Mutex::new(HashMap::new()),
             blocked: RwLock::new(HashMap::new()),
             n_blocked: AtomicUsize::new(0),
+            log: RwLock::default(),
+            next_seq: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ReportsConfig {
+        &self.cfg
+    }
+
+    /// The sequence number the next block will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Relaxed)
+    }
+
+    /// Calls `f(fingerprint, block)` for every block with a sequence number from `seq` on
+    /// (those older than the log are gone), and returns the next sequence number.
+    pub fn blocked_since(&self, seq: u64, mut f: impl FnMut(u64, Blocked)) -> u64 {
+        let log = self.log.read().unwrap_or_else(|e| e.into_inner());
+        for (s, fp, b) in log.iter() {
+            if *s >= seq {
+                f(*fp, *b);
+            }
+        }
+        log.back().map_or(seq, |(s, _, _)| (s + 1).max(seq))
     }
 
     /// Counts the report of `text` by `reporter` (any stable id of the subscriber) at
@@ -171,6 +230,11 @@ impl ReportedContent {
         blocked.retain(|_, old| old.until_ms > at_ms);
         blocked.insert(fp.hash, b);
         self.n_blocked.store(blocked.len(), Relaxed);
+        let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
+        log.push_back((self.next_seq.fetch_add(1, Relaxed), fp.hash, b));
+        if log.len() > LOG_LEN {
+            log.pop_front();
+        }
         Added::Blocked(b)
     }
 

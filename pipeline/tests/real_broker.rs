@@ -1161,6 +1161,117 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     }
 }
 
+#[test]
+fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
+    use spamflow_pipeline::reports;
+    let Some(cfg) = setup("rb-late-alerts", 2) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
+    let follower_stop = spamflow_pipeline::runtime::Stop::new();
+    let follower = reports::follow(
+        &cfg,
+        &brokers,
+        ops.reported.clone(),
+        ops.registry.clone(),
+        std::sync::Arc::default(),
+        follower_stop.clone(),
+    )
+    .unwrap();
+    let reported = ops.reported.clone();
+    let run = Running::start(&cfg, ops.chain);
+    // Delivered (allowed, score 60 with the shipped model) before anybody reported it.
+    let text = "고객님 이벤트에 당첨되셨습니다 확인 부탁드립니다";
+    let to = |id: &str, recipient: &str| {
+        let (k, v) = sms_now(id, "+821012349999", text);
+        let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        doc["recipient"] = recipient.into();
+        (k, serde_json::to_vec(&doc).unwrap())
+    };
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[
+            to("d1", "+821000000001"),
+            to("d2", "+821000000002"),
+            to("d3", "+821000000001"),
+        ],
+    );
+    let delivered = |id: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = verdicts(&read_topic(
+                &brokers,
+                &cfg.topics.verdicts,
+                2,
+                1,
+                Duration::from_millis(200),
+                Duration::from_secs(5),
+            ));
+            if let Some(v) = got.into_iter().find(|v| v.message_id == id) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "no verdict for {id}");
+        }
+    };
+    for id in ["d1", "d2", "d3"] {
+        let v = delivered(id);
+        assert!(
+            v.action != spamflow_schemas::Action::Block && v.score >= cfg.reports.alert_min_score,
+            "{v:?}"
+        );
+    }
+    let report = |n: u32| spamflow_schemas::SpamReport {
+        schema_version: 1,
+        report_id: format!("la-{n}"),
+        reported_at: chrono::Utc::now(),
+        reporter: format!("+8210888800{n:02}"),
+        sender: "+821012349999".into(),
+        text: Some(text.into()),
+        message_id: None,
+        channel: spamflow_schemas::ReportChannel::CarrierApp,
+        category: None,
+    };
+    reports::publish(&cfg, &brokers, &[report(1), report(2), report(3)]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reported.blocked_count() == 0 {
+        assert!(Instant::now() < deadline, "the content was not blocked");
+        run.stop.wait(Duration::from_millis(20));
+    }
+    // The alerts go out with the next commit that has traffic.
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("n1", "+821077770000", "내일 몇 시에 만나?")],
+    );
+    delivered("n1");
+    let late: Vec<spamflow_schemas::Alert> = read_topic(
+        &brokers,
+        &cfg.topics.alerts,
+        2,
+        2,
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    )
+    .iter()
+    .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
+    .filter(|a: &spamflow_schemas::Alert| a.advice.as_deref() == Some("reported_after_delivery"))
+    .collect();
+    let mut who: Vec<(&str, &str)> = late
+        .iter()
+        .map(|a| (a.recipient.as_str(), a.message_id.as_str()))
+        .collect();
+    who.sort();
+    assert_eq!(who, vec![("+821000000001", "d1"), ("+821000000002", "d2")]);
+    assert!(late.iter().all(|a| a.excerpt.as_deref() == Some(text)));
+    run.stop();
+    follower_stop.trigger();
+    if let Some(f) = follower {
+        let _ = f.join();
+    }
+}
+
 /// An instance's followers as `spamflow run` starts them: the registry (loaded first),
 /// then the reports, into the instance's own tables.
 struct Followers {

@@ -149,4 +149,13 @@ pub struct Alert {
     pub categories: Vec<String>,
     /// Text the alerting service shows the recipient.
     pub warning: String,
+    /// Why the alert comes, for the alerting service: absent for a message judged
+    /// suspicious when it was delivered; `reported_after_delivery` when subscribers
+    /// reported its content after it was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+    /// The start of the message's text with digits masked, so the recipient can tell
+    /// which message is meant (late alerts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
 }

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 use sha2::{Digest, Sha256};
-use spamflow_operators::{Chain, ChainBuilder, EventCtx, StateUpdate};
+use spamflow_operators::{Chain, ChainBuilder, EventCtx, SideRecord, StateUpdate};
 use spamflow_schemas::{decode_submission, DlqError, DlqErrorKind, DlqRecord, SubmissionEvent};
 
 use crate::config::TopicsConfig;
@@ -471,12 +471,12 @@ impl Worker {
         let mut buf = std::mem::take(&mut self.state_buf);
         // (partition, changelog key, update, whether it is also published as statistics)
         let mut pending: Vec<(i32, Vec<u8>, StateUpdate, bool)> = Vec::new();
-        let mut suspensions = Vec::new();
+        let mut side = Vec::new();
         for p in owned {
             self.chain.snapshot(p, &mut buf, |op, u, publish| {
                 pending.push((p, changelog::encode_key(p, op, &u.key), u, publish))
             });
-            self.chain.registry_records(p, &mut suspensions);
+            self.chain.side_records(p, &mut side);
             // After the partition's state, in its changelog partition: a mark that arrived
             // means the state before it did too.
             if let Some(mark) = self.input_mark(p) {
@@ -516,14 +516,20 @@ impl Worker {
             }
             out.send(r);
         }
-        // Suspensions of numbers (the numbers operator), keyed by the normalized number
-        // like every registry record.
-        for rec in &suspensions {
-            let value = serde_json::to_vec(rec).unwrap_or_default();
+        // Suspensions (keyed by the normalized number, like every registry record) and
+        // late alerts (keyed by recipient, like every alert).
+        for rec in &side {
+            let (topic, key, value) = match rec {
+                SideRecord::Registry(r) => (&topics.registry, &r.number, serde_json::to_vec(r)),
+                SideRecord::Alert(a) => {
+                    self.tally.alert();
+                    (&topics.alerts, &a.recipient, serde_json::to_vec(a))
+                }
+            };
             out.send(
-                BaseRecord::with_opaque_to(&topics.registry, 0)
-                    .key(rec.number.as_bytes())
-                    .payload(value.as_slice()),
+                BaseRecord::with_opaque_to(topic, 0)
+                    .key(key.as_bytes())
+                    .payload(value.unwrap_or_default().as_slice()),
             );
         }
     }

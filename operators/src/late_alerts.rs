@@ -1,0 +1,393 @@
+//! Recipients who already got content that subscribers then reported are warned.
+//!
+//! Each partition remembers, for `reports.alert_lookback_secs` of event time, who got
+//! which content: the delivered messages (allowed or labelled) whose verdict scored at
+//! least `reports.alert_min_score`, by the reported-content fingerprint of their text. At
+//! every snapshot (each commit), the contents blocked since the last one
+//! ([`ReportedContent::blocked_since`]) are looked up, and every recipient who got one of
+//! them within the lookback before the block gets an alert on `topics.alerts`, in the same
+//! transaction, once per recipient and content (advice `reported_after_delivery`, a
+//! digit-masked excerpt).
+//!
+//! The memory is bounded (`alert_max_contents` per partition, the oldest content making
+//! room; `alert_max_recipients` per content) and not in the changelog: it would cost a
+//! changelog record per remembered delivery. A partition that moves to another instance,
+//! or is rewound after an aborted commit, starts with an empty memory, so deliveries
+//! before that are not warned about; none is warned twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use spamflow_schemas::{Action, Alert, Verdict};
+
+use crate::operator::{EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator};
+use crate::reports::{content_key, ReportedContent};
+use crate::Signal;
+
+/// Operator name.
+pub const NAME: &str = "late_alerts";
+/// The alert's `advice`.
+pub const ADVICE: &str = "reported_after_delivery";
+/// Characters of the excerpt.
+const EXCERPT_CHARS: usize = 40;
+
+#[derive(Debug)]
+struct Delivery {
+    recipient: String,
+    message_id: String,
+    sender: String,
+    submitted_at: DateTime<Utc>,
+    action: Action,
+    score: u8,
+}
+
+#[derive(Debug)]
+struct Content {
+    deliveries: Vec<Delivery>,
+    excerpt: String,
+    /// Event time of the latest delivery, ms.
+    last_ms: i64,
+}
+
+#[derive(Debug, Default)]
+struct Part {
+    contents: HashMap<u64, Content>,
+    /// The next block of [`ReportedContent`] not looked at yet.
+    seq: u64,
+}
+
+/// One worker's memory of deliveries, per partition.
+#[derive(Debug)]
+pub struct LateAlerts {
+    reported: Arc<ReportedContent>,
+    parts: HashMap<i32, Part>,
+}
+
+impl LateAlerts {
+    /// Warns recipients of contents `reported` blocks, as its configuration says.
+    pub fn new(reported: Arc<ReportedContent>) -> Self {
+        LateAlerts {
+            reported,
+            parts: HashMap::new(),
+        }
+    }
+}
+
+/// The first characters of `text`, digits masked.
+fn excerpt(text: &str) -> String {
+    text.chars()
+        .take(EXCERPT_CHARS)
+        .map(|c| if c.is_ascii_digit() { '*' } else { c })
+        .collect()
+}
+
+impl StatefulOperator for LateAlerts {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn content_hash(&self) -> String {
+        // It changes no verdict.
+        String::new()
+    }
+
+    fn inspect(&mut self, _ctx: &EventCtx<'_>, _out: &mut Vec<Signal>) {}
+
+    fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
+        let cfg = self.reported.config();
+        if ctx.counted
+            || !matches!(verdict.action, Action::Allow | Action::Label)
+            || verdict.score < cfg.alert_min_score
+        {
+            return;
+        }
+        let Some(key) = content_key(&ctx.event.text) else {
+            return;
+        };
+        let seq = self.reported.next_seq();
+        let p = self.parts.entry(ctx.partition).or_insert_with(|| Part {
+            seq,
+            ..Part::default()
+        });
+        if !p.contents.contains_key(&key) && p.contents.len() >= cfg.alert_max_contents {
+            // The tenth delivered longest ago makes room (at once, so that a full memory
+            // is sorted once per tenth of its size, not once per delivery).
+            let mut by_age: Vec<(i64, u64)> =
+                p.contents.iter().map(|(k, c)| (c.last_ms, *k)).collect();
+            by_age.sort_unstable();
+            for (_, k) in by_age.iter().take((by_age.len() / 10).max(1)) {
+                p.contents.remove(k);
+            }
+        }
+        let c = p.contents.entry(key).or_insert_with(|| Content {
+            deliveries: Vec::new(),
+            excerpt: excerpt(&ctx.event.text),
+            last_ms: ctx.event_time_ms,
+        });
+        c.last_ms = c.last_ms.max(ctx.event_time_ms);
+        let e = ctx.event;
+        if c.deliveries.len() < cfg.alert_max_recipients
+            && !c.deliveries.iter().any(|d| d.recipient == e.recipient)
+        {
+            c.deliveries.push(Delivery {
+                recipient: e.recipient.clone(),
+                message_id: e.message_id.clone(),
+                sender: e.sender.clone(),
+                submitted_at: e.submitted_at,
+                action: verdict.action,
+                score: verdict.score,
+            });
+        }
+    }
+
+    fn assigned(&mut self, partition: i32) {
+        // Blocks before the assignment are not this life's to warn about.
+        self.parts.insert(
+            partition,
+            Part {
+                seq: self.reported.next_seq(),
+                ..Part::default()
+            },
+        );
+    }
+
+    fn restore(
+        &mut self,
+        _partition: i32,
+        key: &[u8],
+        _value: Option<&[u8]>,
+    ) -> Result<(), StateError> {
+        Err(StateError::new(NAME, key, "late alerts keep no changelog"))
+    }
+
+    fn revoked(&mut self, partition: i32) {
+        self.parts.remove(&partition);
+    }
+
+    fn snapshot(&mut self, _partition: i32, _out: &mut Vec<StateUpdate>) {}
+
+    fn side_records(&mut self, partition: i32, out: &mut Vec<SideRecord>) {
+        let cfg = self.reported.config();
+        if !cfg.alert_recipients {
+            return;
+        }
+        let Some(p) = self.parts.get_mut(&partition) else {
+            return;
+        };
+        let lookback_ms = (cfg.alert_lookback_secs * 1000) as i64;
+        let mut newly = Vec::new();
+        p.seq = self
+            .reported
+            .blocked_since(p.seq, |fp, b| newly.push((fp, b)));
+        for (fp, b) in newly {
+            let Some(c) = p.contents.remove(&fp) else {
+                continue;
+            };
+            for d in c.deliveries {
+                let at = d.submitted_at.timestamp_millis();
+                if at > b.until_ms || at < b.since_ms - lookback_ms {
+                    continue;
+                }
+                out.push(SideRecord::Alert(Alert {
+                    schema_version: 1,
+                    message_id: d.message_id,
+                    recipient: d.recipient,
+                    sender: d.sender,
+                    submitted_at: d.submitted_at,
+                    action: d.action,
+                    score: d.score,
+                    categories: vec!["reports".into()],
+                    warning: cfg.alert_warning.clone(),
+                    advice: Some(ADVICE.into()),
+                    excerpt: Some(c.excerpt.clone()),
+                }));
+            }
+        }
+        // Forget what is older than the lookback behind the newest delivery.
+        if let Some(newest) = p.contents.values().map(|c| c.last_ms).max() {
+            p.contents.retain(|_, c| c.last_ms >= newest - lookback_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::ReportsConfig;
+    use spamflow_schemas::SubmissionEvent;
+
+    const SPAM: &str = "[Web발신] 고객님 택배 주소지 불명으로 보관중 확인 cj-parcel.top/a1";
+
+    fn event(id: &str, recipient: &str, text: &str, at_ms: i64) -> SubmissionEvent {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "message_id": id,
+            "submitted_at": DateTime::from_timestamp_millis(at_ms).unwrap(),
+            "sender": "+821012345678", "recipient": recipient, "text": text, "kind": "sms",
+            "origin": {"route": "domestic", "smsc": "smsc-1"}
+        }))
+        .unwrap()
+    }
+
+    fn verdict(action: Action, score: u8) -> Verdict {
+        let mut v: Verdict = serde_json::from_str(
+            include_str!("../../schemas/samples/verdicts.jsonl")
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        v.action = action;
+        v.score = score;
+        v
+    }
+
+    fn deliver(op: &mut LateAlerts, ev: &SubmissionEvent, action: Action, score: u8) {
+        let ctx = EventCtx {
+            event: ev,
+            partition: 0,
+            event_time_ms: ev.submitted_at.timestamp_millis(),
+            counted: false,
+        };
+        op.decided(&ctx, &verdict(action, score));
+    }
+
+    fn alerts(op: &mut LateAlerts) -> Vec<Alert> {
+        let mut out = Vec::new();
+        op.side_records(0, &mut out);
+        out.into_iter()
+            .map(|r| match r {
+                SideRecord::Alert(a) => a,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recipients_of_content_reported_after_delivery_are_warned_once() {
+        let reported = Arc::new(ReportedContent::new(ReportsConfig {
+            min_reporters: 2,
+            ..ReportsConfig::default()
+        }));
+        let mut op = LateAlerts::new(reported.clone());
+        op.assigned(0);
+        let t0 = 1_800_000_000_000;
+        deliver(
+            &mut op,
+            &event("m1", "+821011110001", SPAM, t0),
+            Action::Allow,
+            40,
+        );
+        deliver(
+            &mut op,
+            &event("m2", "+821011110001", SPAM, t0 + 1),
+            Action::Label,
+            60,
+        );
+        deliver(
+            &mut op,
+            &event("m3", "+821011110002", SPAM, t0 + 2),
+            Action::Label,
+            60,
+        );
+        // Not remembered: blocked, scored too low, another content.
+        deliver(
+            &mut op,
+            &event("m4", "+821011110003", SPAM, t0 + 3),
+            Action::Block,
+            90,
+        );
+        deliver(
+            &mut op,
+            &event("m5", "+821011110004", SPAM, t0 + 4),
+            Action::Allow,
+            5,
+        );
+        let chat = "내일 점심 같이 먹을래? 12시에 회사 앞에서 보자";
+        deliver(
+            &mut op,
+            &event("m6", "+821011110005", chat, t0 + 5),
+            Action::Allow,
+            40,
+        );
+        assert!(alerts(&mut op).is_empty(), "nothing reported yet");
+        reported.add(SPAM, 1, t0 + 10);
+        reported.add(SPAM, 2, t0 + 20);
+        let got = alerts(&mut op);
+        let who: Vec<(&str, &str)> = got
+            .iter()
+            .map(|a| (a.recipient.as_str(), a.message_id.as_str()))
+            .collect();
+        assert_eq!(who, vec![("+821011110001", "m1"), ("+821011110002", "m3")]);
+        assert_eq!(got[0].advice.as_deref(), Some(ADVICE));
+        assert_eq!(got[0].excerpt.as_deref(), Some(&*excerpt(SPAM)));
+        assert!(!got[0].excerpt.as_ref().unwrap().contains('1'));
+        assert_eq!(got[0].categories, vec!["reports".to_string()]);
+        assert!(alerts(&mut op).is_empty(), "once per recipient and content");
+        // A partition assigned after the block does not warn about it.
+        let mut other = LateAlerts::new(reported.clone());
+        other.assigned(0);
+        deliver(
+            &mut other,
+            &event("m7", "+821011110009", SPAM, t0 + 30),
+            Action::Allow,
+            40,
+        );
+        assert!(alerts(&mut other).is_empty());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_forgets_what_is_older_than_the_lookback() {
+        let reported = Arc::new(ReportedContent::new(ReportsConfig {
+            min_reporters: 1,
+            alert_max_contents: 2,
+            alert_max_recipients: 1,
+            alert_lookback_secs: 60,
+            ..ReportsConfig::default()
+        }));
+        let mut op = LateAlerts::new(reported.clone());
+        op.assigned(0);
+        let t0 = 1_800_000_000_000;
+        let texts = [
+            "첫 번째 광고 문자 내용입니다 확인하세요",
+            "두 번째 광고 문자 내용입니다 확인하세요 지금",
+            "세 번째 광고 문자 내용입니다 확인하세요 오늘만",
+        ];
+        for (i, t) in texts.iter().enumerate() {
+            let at = t0 + i as i64 * 1_000;
+            deliver(
+                &mut op,
+                &event("a", "+821011110001", t, at),
+                Action::Allow,
+                40,
+            );
+            deliver(
+                &mut op,
+                &event("b", "+821011110002", t, at),
+                Action::Allow,
+                40,
+            );
+        }
+        // The first content made room for the third; one recipient each.
+        reported.add(texts[0], 1, t0 + 5_000);
+        reported.add(texts[2], 1, t0 + 5_000);
+        let got = alerts(&mut op);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].recipient, "+821011110001");
+        // Two minutes on, the second content is forgotten.
+        deliver(
+            &mut op,
+            &event(
+                "c",
+                "+821011110003",
+                "또 다른 내용의 문자 메시지입니다 여기",
+                t0 + 120_000,
+            ),
+            Action::Allow,
+            40,
+        );
+        let _ = alerts(&mut op);
+        reported.add(texts[1], 1, t0 + 121_000);
+        assert!(alerts(&mut op).is_empty());
+    }
+}
