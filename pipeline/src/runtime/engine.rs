@@ -598,8 +598,19 @@ impl Core {
                 KafkaError::Transaction(e) => Some(e.code()),
                 _ => None,
             };
-            let fatal_code = self.producer.get().client().fatal_error().map(|(c, _)| c);
-            if code.into_iter().chain(fatal_code).any(is_fenced) {
+            let producer = self.producer.get();
+            let fenced = |p: &OutProducer| {
+                let fatal_code = p.client().fatal_error().map(|(c, _)| c);
+                code.into_iter().chain(fatal_code).any(is_fenced)
+            };
+            let fatal = matches!(error, KafkaError::Transaction(e) if e.is_fatal());
+            // The fence can show only after the failed call (an EndTxn that failed with
+            // an unknown error, then the fatal fencing): asked again after the abort, and
+            // before a new producer would fence the other instance in turn.
+            let aborted = !fenced(&producer)
+                && !fatal
+                && producer.abort_transaction(self.timeout()).is_ok();
+            if fenced(&producer) {
                 self.fatal = Some(format!(
                     "this instance's producer was fenced: another live instance uses transactional id {:?} \
                      (derived from kafka.transactional_id or kafka.group_instance_id, which must be unique \
@@ -611,9 +622,6 @@ impl Core {
                 self.pending.clear();
                 return;
             }
-            let fatal = matches!(error, KafkaError::Transaction(e) if e.is_fatal());
-            let producer = self.producer.get();
-            let aborted = !fatal && producer.abort_transaction(self.timeout()).is_ok();
             if !aborted && self.shutdown_deadline.is_none() {
                 self.recreate_producer();
             }
