@@ -139,6 +139,10 @@ enum Cmd {
         /// The verdict topic.
         #[arg(long, default_value = "sms.verdicts")]
         verdicts: String,
+        /// The pipeline's consumer group (kafka.group_id): its lag on the input topic,
+        /// read from its committed offsets every second; empty: not read.
+        #[arg(long, default_value = "spamflow")]
+        group: String,
         /// Stop sending after this long (10s, 5m); needed with --loop.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
@@ -349,6 +353,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run {
             replay: r,
             verdicts,
+            group,
             duration,
             drain,
             warmup,
@@ -363,6 +368,7 @@ fn main() -> anyhow::Result<()> {
             let args = replay::RunArgs {
                 replay: r.into_args(),
                 verdicts,
+                group: (!group.is_empty()).then_some(group),
                 step: step_from.map(|from| replay::Step {
                     from,
                     by: step_by.unwrap_or(0),

@@ -566,6 +566,8 @@ pub struct RunArgs {
     pub replay: ReplayArgs,
     /// The verdict topic to read.
     pub verdicts: String,
+    /// The pipeline's consumer group, whose lag on the input topic is read every second.
+    pub group: Option<String>,
     /// Step mode.
     pub step: Option<Step>,
     /// Stop sending after this long (a looped replay needs it or a step mode).
@@ -590,6 +592,10 @@ pub struct Second {
     pub verdicts: u64,
     /// Sent and not yet verdicted at the end of this second.
     pub in_flight: u64,
+    /// The pipeline group's lag on the input topic at the end of this second: records
+    /// after its committed offsets (`--group`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
     /// Latency of the events submitted in this second, ms.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -629,6 +635,9 @@ pub struct RunReport {
     pub verdicts: u64,
     /// Expected events that got no verdict within the drain time.
     pub missing: u64,
+    /// The largest lag of the pipeline's group seen (`--group`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_lag: Option<u64>,
     /// Verdicts seen more than once.
     pub duplicates: u64,
     /// Length of the sending, s.
@@ -677,6 +686,55 @@ struct Bucket {
     verdicts: u64,
     latency: Option<Histogram<u64>>,
     rate: Option<u64>,
+    lag: Option<u64>,
+}
+
+/// Reads a consumer group's lag on a topic: the records after its committed offsets (all
+/// of a partition's records while it has none). It does not join the group.
+struct LagReader {
+    consumer: BaseConsumer,
+    topic: String,
+    parts: Vec<i32>,
+}
+
+impl LagReader {
+    fn new(brokers: &str, group: &str, topic: &str) -> anyhow::Result<LagReader> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .context("creating the lag reader")?;
+        let parts = partitions(&consumer, topic, Duration::from_secs(30))?;
+        Ok(LagReader {
+            consumer,
+            topic: topic.to_owned(),
+            parts,
+        })
+    }
+
+    /// The lag now; `None` when the broker does not answer within a second.
+    fn lag(&self) -> Option<u64> {
+        let timeout = Duration::from_secs(1);
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.parts {
+            tpl.add_partition(&self.topic, *p);
+        }
+        let committed = self.consumer.committed_offsets(tpl, timeout).ok()?;
+        let mut lag = 0u64;
+        for e in committed.elements() {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, e.partition(), timeout)
+                .ok()?;
+            let from = match e.offset() {
+                Offset::Offset(o) => o.max(low),
+                _ => low,
+            };
+            lag += (high - from).max(0) as u64;
+        }
+        Some(lag)
+    }
 }
 
 struct Shared {
@@ -784,6 +842,11 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
         })
     };
 
+    let lag_reader = args
+        .group
+        .as_deref()
+        .map(|g| LagReader::new(&args.replay.brokers, g, &args.replay.topic))
+        .transpose()?;
     let rate = Arc::new(AtomicU64::new(args.step.as_ref().map_or(0, |s| s.from)));
     let stop_sending = Arc::new(AtomicBool::new(false));
     let sender_thread = {
@@ -843,11 +906,14 @@ pub fn run(args: &RunArgs, stop: &AtomicBool) -> anyhow::Result<RunReport> {
         if args.duration.is_some_and(|d| elapsed >= d) || stop.load(Relaxed) {
             stop_sending.store(true, Relaxed);
         }
+        // Read before taking the lock: the reader thread must not wait on the broker.
+        let lag = lag_reader.as_ref().and_then(LagReader::lag);
         {
             let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
             let second = elapsed.as_secs().saturating_sub(1);
             let r = args.step.as_ref().map(|_| rate.load(Relaxed));
             s.bucket(second).rate = s.bucket(second).rate.or(r);
+            s.bucket(second).lag = lag;
             if args.live {
                 eprintln!("{}", live_line(&s, second, finite));
             }
@@ -895,8 +961,11 @@ fn live_line(s: &Shared, second: u64, finite: Option<u64>) -> String {
     let (p50, p99) = b
         .and_then(|b| b.latency.as_ref())
         .map_or((0.0, 0.0), |h| (ms(h, 0.5), ms(h, 0.99)));
+    let lag = b
+        .and_then(|b| b.lag)
+        .map_or_else(String::new, |l| format!(" lag {l:>7}"));
     format!(
-        "t={:>4}s offered {:>6}/s verdicts {:>6}/s in flight {:>7} p50 {:>7.1} ms p99 {:>7.1} ms{}{progress}",
+        "t={:>4}s offered {:>6}/s verdicts {:>6}/s in flight {:>7}{lag} p50 {:>7.1} ms p99 {:>7.1} ms{}{progress}",
         second + 1,
         b.map_or(0, |b| b.offered),
         b.map_or(0, |b| b.verdicts),
@@ -921,6 +990,7 @@ fn report(s: &Shared, sent: u64, seconds: f64, step: Option<&Step>, warmup: Dura
             offered: b.offered,
             verdicts: b.verdicts,
             in_flight: offered.saturating_sub(verdicts),
+            lag: b.lag,
             p50_ms: q(0.5),
             p90_ms: q(0.9),
             p99_ms: q(0.99),
@@ -979,6 +1049,7 @@ fn report(s: &Shared, sent: u64, seconds: f64, step: Option<&Step>, warmup: Dura
         expected: s.expected,
         verdicts: s.matched,
         missing,
+        max_lag: s.seconds.values().filter_map(|b| b.lag).max(),
         duplicates: s.duplicates,
         seconds,
         offered_per_sec: sent as f64 / seconds,

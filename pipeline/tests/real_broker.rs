@@ -1888,6 +1888,7 @@ fn recorded_traffic_replayed_through_the_pipeline_gets_every_verdict_matched() {
             tag: tag.into(),
         },
         verdicts: cfg.topics.verdicts.clone(),
+        group: Some(cfg.kafka.group_id.clone()),
         step: None,
         duration: None,
         drain,
@@ -1913,6 +1914,10 @@ fn recorded_traffic_replayed_through_the_pipeline_gets_every_verdict_matched() {
         600
     );
     assert!(report.p99_ms >= report.p50_ms && report.max_ms >= report.p99_ms);
+    assert!(
+        report.per_second.iter().all(|s| s.lag.is_some()),
+        "{report:?}"
+    );
     let got = committed_verdicts(&cfg, 2, 600);
     let mut replayed: Vec<String> = got
         .iter()
@@ -1931,4 +1936,6 @@ fn recorded_traffic_replayed_through_the_pipeline_gets_every_verdict_matched() {
     // With no pipeline running, every event is missing and the run says so.
     let report = replay::run(&run_args("t2", Duration::from_secs(2)), &stop).unwrap();
     assert_eq!((report.expected, report.missing), (600, 600));
+    // Nobody consumes them: the group's lag is all of them.
+    assert_eq!(report.max_lag, Some(600));
 }

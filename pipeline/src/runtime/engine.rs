@@ -607,9 +607,8 @@ impl Core {
             // The fence can show only after the failed call (an EndTxn that failed with
             // an unknown error, then the fatal fencing): asked again after the abort, and
             // before a new producer would fence the other instance in turn.
-            let aborted = !fenced(&producer)
-                && !fatal
-                && producer.abort_transaction(self.timeout()).is_ok();
+            let aborted =
+                !fenced(&producer) && !fatal && producer.abort_transaction(self.timeout()).is_ok();
             if fenced(&producer) {
                 self.fatal = Some(format!(
                     "this instance's producer was fenced: another live instance uses transactional id {:?} \
