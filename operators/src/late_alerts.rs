@@ -220,26 +220,11 @@ mod tests {
     const SPAM: &str = "[Web발신] 고객님 택배 주소지 불명으로 보관중 확인 cj-parcel.top/a1";
 
     fn event(id: &str, recipient: &str, text: &str, at_ms: i64) -> SubmissionEvent {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "message_id": id,
-            "submitted_at": DateTime::from_timestamp_millis(at_ms).unwrap(),
-            "sender": "+821012345678", "recipient": recipient, "text": text, "kind": "sms",
-            "origin": {"route": "domestic", "smsc": "smsc-1"}
-        }))
-        .unwrap()
+        crate::testutil::event(id, "+821012345678", recipient, text, at_ms)
     }
 
     fn verdict(action: Action, score: u8) -> Verdict {
-        let mut v: Verdict = serde_json::from_str(
-            include_str!("../../schemas/samples/verdicts.jsonl")
-                .lines()
-                .next()
-                .unwrap(),
-        )
-        .unwrap();
-        v.action = action;
-        v.score = score;
-        v
+        crate::testutil::verdict(action, score, &[])
     }
 
     fn deliver(op: &mut LateAlerts, ev: &SubmissionEvent, action: Action, score: u8) {

@@ -38,6 +38,8 @@ pub mod policy;
 pub mod reports;
 pub mod signal;
 pub mod stats;
+#[cfg(test)]
+mod testutil;
 pub mod throttle;
 pub mod velocity;
 

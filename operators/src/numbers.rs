@@ -309,39 +309,14 @@ impl StatefulOperator for NumbersOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spamflow_schemas::{Reason, SubmissionEvent};
+    use spamflow_schemas::SubmissionEvent;
 
     fn event(sender: &str, at_ms: i64) -> SubmissionEvent {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "message_id": "m",
-            "submitted_at": chrono::DateTime::from_timestamp_millis(at_ms).unwrap(),
-            "sender": sender, "recipient": "+821098765432", "text": "x", "kind": "sms",
-            "origin": {"route": "domestic", "smsc": "smsc-1"}
-        }))
-        .unwrap()
+        crate::testutil::event("m", sender, "+821098765432", "x", at_ms)
     }
 
     fn verdict(action: Action, categories: &[&str]) -> Verdict {
-        let mut v: Verdict = serde_json::from_str(
-            include_str!("../../schemas/samples/verdicts.jsonl")
-                .lines()
-                .next()
-                .unwrap(),
-        )
-        .unwrap();
-        v.action = action;
-        v.reasons = categories
-            .iter()
-            .map(|c| Reason {
-                operator: "pattern".into(),
-                code: format!("{c}.x"),
-                category: (*c).into(),
-                score: 90,
-                evidence: None,
-                span: None,
-            })
-            .collect();
-        v
+        crate::testutil::verdict(action, 90, categories)
     }
 
     fn decide(op: &mut NumbersOperator, ev: &SubmissionEvent, v: &Verdict, counted: bool) {

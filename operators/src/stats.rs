@@ -369,7 +369,7 @@ impl StatefulOperator for StatsOperator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spamflow_schemas::{Action, Reason, SubmissionEvent};
+    use spamflow_schemas::{Action, SubmissionEvent};
 
     fn event(op: Option<&str>, reseller: Option<&str>, at_ms: i64) -> SubmissionEvent {
         let mut v = serde_json::json!({
@@ -384,26 +384,7 @@ mod tests {
     }
 
     fn verdict(action: Action, category: Option<&str>) -> Verdict {
-        let mut v: Verdict = serde_json::from_str(
-            include_str!("../../schemas/samples/verdicts.jsonl")
-                .lines()
-                .next()
-                .unwrap(),
-        )
-        .unwrap();
-        v.action = action;
-        v.reasons = category
-            .map(|c| Reason {
-                operator: "pattern".into(),
-                code: format!("{c}.x"),
-                category: c.into(),
-                score: 90,
-                evidence: None,
-                span: None,
-            })
-            .into_iter()
-            .collect();
-        v
+        crate::testutil::verdict(action, 90, category.as_slice())
     }
 
     fn op(cfg: StatsConfig) -> StatsOperator {
