@@ -169,11 +169,6 @@ fn a_rewind_with_nothing_committed_goes_back_to_where_reading_started() {
         .insert("auto.offset.reset".into(), "latest".into());
     let brokers = cfg.kafka.brokers.clone();
     let topic = cfg.topics.submissions.clone();
-    let kv = |s: &[(String, Vec<u8>, String)]| {
-        s.iter()
-            .map(|(k, v, _)| (k.clone(), v.clone()))
-            .collect::<Vec<_>>()
-    };
     // Written before the group existed: `latest` means they are never read.
     let old = tagged_events(50, 31, "old");
     produce(&brokers, &topic, &kv(&old));
@@ -229,11 +224,6 @@ fn pipeline_gives_the_same_verdicts_as_backtest_and_state_survives_a_restart() {
     let brokers = cfg.kafka.brokers.clone();
     let evs = events(1_200, 11);
     let (first, second) = evs.split_at(700);
-    let kv = |s: &[(String, Vec<u8>, String)]| {
-        s.iter()
-            .map(|(k, v, _)| (k.clone(), v.clone()))
-            .collect::<Vec<_>>()
-    };
 
     produce(&brokers, &cfg.topics.submissions, &kv(first));
     let run = Running::start(&cfg, counting_chain());
@@ -522,11 +512,6 @@ fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
     let brokers = cfg.kafka.brokers.clone();
     let topic = cfg.topics.submissions.clone();
     let first = events(400, 41);
-    let kv = |s: &[(String, Vec<u8>, String)]| {
-        s.iter()
-            .map(|(k, v, _)| (k.clone(), v.clone()))
-            .collect::<Vec<_>>()
-    };
     produce(&brokers, &topic, &kv(&first));
     // The first offset commit fails after its flush: the state of what it covered is in
     // the changelog, so the replay from the start must not count those records again.
@@ -601,11 +586,6 @@ fn a_rewind_whose_committed_offsets_time_out_retries_and_goes_on() {
     cfg.processing.kafka_timeout_ms = 500;
     let brokers = cfg.kafka.brokers.clone();
     let topic = cfg.topics.submissions.clone();
-    let kv = |s: &[(String, Vec<u8>, String)]| {
-        s.iter()
-            .map(|(k, v, _)| (k.clone(), v.clone()))
-            .collect::<Vec<_>>()
-    };
     let first = tagged_events(100, 51, "first");
     produce(&brokers, &topic, &kv(&first));
     let run = Running::start(&cfg, plain_chain());

@@ -29,10 +29,6 @@ fn setup(tag: &str, partitions: i32) -> Option<Config> {
     Some(cfg)
 }
 
-fn kv(evs: &[(String, Vec<u8>, String)]) -> Vec<(String, Vec<u8>)> {
-    evs.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()
-}
-
 fn ids(evs: &[(String, Vec<u8>, String)]) -> Vec<String> {
     evs.iter().map(|e| e.2.clone()).collect()
 }

@@ -101,6 +101,11 @@ pub fn events_from(
         .collect()
 }
 
+/// The (key, payload) pairs of `events`.
+pub fn kv(evs: &[(String, Vec<u8>, String)]) -> Vec<(String, Vec<u8>)> {
+    evs.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()
+}
+
 pub fn produce(brokers: &str, topic: &str, records: &[(String, Vec<u8>)]) {
     produce_with(brokers, topic, records, &[]);
 }
