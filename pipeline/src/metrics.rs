@@ -89,20 +89,76 @@ pub struct Metrics {
     /// [`mono_ms`] since which records have been read and not committed (0: none). A
     /// commit clears it; an abort does not, so repeated aborts show as a growing age.
     pub uncommitted_since_ms: AtomicU64,
-    /// Sum of (decided_at - submitted_at) in microseconds over all verdicts.
-    pub age_us_sum: AtomicU64,
-    /// Verdicts by decision age: one count per bucket of [`AGE_BUCKETS_US`], then the
-    /// older ones (not cumulative; rendered cumulative).
-    pub age_buckets: [AtomicU64; AGE_BUCKETS_US.len() + 1],
+    /// Verdicts by decision age (decided_at - submitted_at).
+    pub decision_age: Durations,
+    /// Commits (a transaction, or a flush and an offset commit) by how long they took,
+    /// the barrier included; failed ones too.
+    pub commit_time: Durations,
+    /// Partition restores by how long they took.
+    pub restore_time: Durations,
+    /// Worker batches (at most 256 records of one dispatch) by how long they took.
+    pub batch_time: Durations,
     /// Counters of the stateful operators.
     pub operators: crate::OperatorStats,
 }
 
-/// Upper bounds of the decision-age histogram's buckets, in microseconds (1 ms to 10 s).
-pub const AGE_BUCKETS_US: [u64; 13] = [
-    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000,
-    5_000_000, 10_000_000,
+/// Upper bounds of the duration histograms' buckets, in microseconds (100 us to 10 s).
+pub const AGE_BUCKETS_US: [u64; 15] = [
+    100, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000,
+    2_000_000, 5_000_000, 10_000_000,
 ];
+
+/// A histogram of durations with the buckets of [`AGE_BUCKETS_US`], rendered in
+/// seconds in the Prometheus form.
+#[derive(Debug, Default)]
+pub struct Durations {
+    /// One count per bucket, then the longer ones (not cumulative; rendered cumulative).
+    buckets: [AtomicU64; AGE_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+/// The bucket of a duration in microseconds.
+fn bucket_of(us: u64) -> usize {
+    AGE_BUCKETS_US.partition_point(|&b| b < us)
+}
+
+impl Durations {
+    /// Counts one duration.
+    pub fn observe(&self, d: std::time::Duration) {
+        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.buckets[bucket_of(us)].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// How many durations were counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Relaxed)).sum()
+    }
+
+    fn add(&self, buckets: &[u64], sum_us: u64) {
+        for (b, n) in self.buckets.iter().zip(buckets) {
+            b.fetch_add(*n, Relaxed);
+        }
+        self.sum_us.fetch_add(sum_us, Relaxed);
+    }
+
+    fn render(&self, s: &mut String, name: &str, help: &str) {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            cumulative += n.load(Relaxed);
+            let le = AGE_BUCKETS_US
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |us| (*us as f64 / 1e6).to_string());
+            let _ = writeln!(s, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            s,
+            "{name}_sum {}\n{name}_count {cumulative}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+    }
+}
 
 /// A Prometheus label value: backslash, double quote and newline escaped.
 fn label_value(v: &str) -> String {
@@ -174,7 +230,7 @@ impl LocalTally {
     pub fn verdict(&mut self, a: Action, age_us: u64) {
         self.verdicts[a.index()] += 1;
         self.age_us_sum += age_us;
-        self.age_buckets[AGE_BUCKETS_US.partition_point(|&b| b < age_us)] += 1;
+        self.age_buckets[bucket_of(age_us)] += 1;
     }
     /// One alert written.
     pub fn alert(&mut self) {
@@ -204,10 +260,7 @@ impl LocalTally {
         }
         m.changelog_records
             .fetch_add(self.changelog_records, Relaxed);
-        m.age_us_sum.fetch_add(self.age_us_sum, Relaxed);
-        for (i, n) in self.age_buckets.iter().enumerate() {
-            m.age_buckets[i].fetch_add(*n, Relaxed);
-        }
+        m.decision_age.add(&self.age_buckets, self.age_us_sum);
         *self = LocalTally::default();
     }
 }
@@ -389,22 +442,25 @@ impl Metrics {
             "# HELP spamflow_velocity_senders Senders kept in velocity state (as of each partition's last sweep).\n# TYPE spamflow_velocity_senders gauge\nspamflow_velocity_senders {}",
             v.senders.load(Relaxed)
         );
-        let _ = writeln!(s, "# HELP spamflow_decision_age_seconds Time from submitted_at to the decision (decided_at), by verdict.\n# TYPE spamflow_decision_age_seconds histogram");
-        let mut cumulative = 0;
-        for (i, n) in self.age_buckets.iter().enumerate() {
-            cumulative += n.load(Relaxed);
-            let le = AGE_BUCKETS_US
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), |us| (*us as f64 / 1e6).to_string());
-            let _ = writeln!(
-                s,
-                "spamflow_decision_age_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let _ = writeln!(
-            s,
-            "spamflow_decision_age_seconds_sum {}\nspamflow_decision_age_seconds_count {cumulative}",
-            self.age_us_sum.load(Relaxed) as f64 / 1e6
+        self.decision_age.render(
+            &mut s,
+            "spamflow_decision_age_seconds",
+            "Time from submitted_at to the decision (decided_at), by verdict.",
+        );
+        self.commit_time.render(
+            &mut s,
+            "spamflow_commit_duration_seconds",
+            "Commits (transaction, or flush and offset commit) by duration, the workers' barrier included; failed ones too.",
+        );
+        self.restore_time.render(
+            &mut s,
+            "spamflow_restore_duration_seconds",
+            "Partition state restores by duration.",
+        );
+        self.batch_time.render(
+            &mut s,
+            "spamflow_batch_duration_seconds",
+            "Worker batches (one dispatch of at most 256 records) by processing time.",
         );
         let _ = writeln!(s, "# HELP spamflow_verdicts_total Verdicts by action.\n# TYPE spamflow_verdicts_total counter");
         for a in Action::ALL {
@@ -520,6 +576,9 @@ mod tests {
             "spamflow_reported_contents_blocked",
             "spamflow_numbers_suspended_total",
             "spamflow_registry_suspended",
+            "spamflow_commit_duration_seconds_count",
+            "spamflow_restore_duration_seconds_count",
+            "spamflow_batch_duration_seconds_count",
             "spamflow_velocity_late_events_total",
             "spamflow_velocity_senders",
             "spamflow_throttle_throttled_total",

@@ -559,6 +559,15 @@ fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
     };
     let metrics = run.stop();
     assert!(metrics.restored_records.load(Relaxed) > 0);
+    // Every commit, the failed one too, every restore and every batch is timed.
+    assert!(
+        metrics.commit_time.count() >= metrics.commits.load(Relaxed) + metrics.aborts.load(Relaxed)
+    );
+    assert!(
+        metrics.restore_time.count() >= 2,
+        "the first and the rewind's"
+    );
+    assert!(metrics.batch_time.count() > 0);
     let seen: HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
     for (_, _, id) in &first {
         assert!(seen.contains(id.as_str()), "no verdict for {id}");

@@ -566,6 +566,7 @@ impl Core {
                 Ok(()) => consumer.commit(&tpl, CommitMode::Sync),
             }
         };
+        self.metrics.commit_time.observe(t0.elapsed());
         match result {
             Ok(()) => {
                 tracing::debug!(barrier = ?barrier_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");
@@ -786,6 +787,7 @@ impl Core {
             match f.result {
                 Ok(records) => {
                     tracing::info!(partition = p, records, took = ?f.took, "state restored");
+                    self.metrics.restore_time.observe(f.took);
                     let resumed = consumer.resume(&self.one(p)).and_then(|()| {
                         match self.resume_at.remove(&p) {
                             Some(o) => consumer.seek(

@@ -184,6 +184,7 @@ impl Worker {
         for work in rx {
             match work {
                 Work::Batch(msgs) => {
+                    let started = std::time::Instant::now();
                     let producer = self.env.producer.get();
                     // Each record is decoded one ahead, so that the stateful operators can
                     // start loading its state (prefetch) while the one before is worked on.
@@ -205,6 +206,7 @@ impl Worker {
                         self.process(&producer, m, event);
                     }
                     self.tally.flush(&self.env.metrics);
+                    self.env.metrics.batch_time.observe(started.elapsed());
                 }
                 Work::Assign { partition } => {
                     self.forget(partition);
