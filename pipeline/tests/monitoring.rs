@@ -1,6 +1,7 @@
 //! The dashboard and the alerts stay in step with the code: every `spamflow_*` metric
 //! they query is one the pods export, the dashboard is valid JSON with a query in every
-//! panel, and every alert has a runbook section.
+//! panel, and every alert has a runbook section; the configuration the Kubernetes
+//! manifests mount loads and validates.
 
 use std::collections::BTreeSet;
 
@@ -73,4 +74,18 @@ fn the_dashboard_and_alerts_query_only_exported_metrics_and_every_alert_has_a_ru
             "{a} has no runbook link"
         );
     }
+}
+
+#[test]
+fn the_kubernetes_configuration_loads_and_validates() {
+    let path = format!("{}/../k8s/base/spamflow.toml", env!("CARGO_MANIFEST_DIR"));
+    let cfg = spamflow_pipeline::config::Config::load(
+        Some(std::path::Path::new(&path)),
+        serde_json::json!({}),
+    )
+    .unwrap();
+    let problems: Vec<String> = cfg.validate().into_iter().map(|e| e.key).collect();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(cfg.processing.commit_interval_ms, 100);
+    assert_eq!(cfg.numbers.suspend_after_blocks, 0);
 }
