@@ -276,6 +276,10 @@ struct StatsCli {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     format: spamflow_pipeline::stats::StatsFormat,
+    /// Write a self-contained HTML page (a chart and a table per relay operator) here
+    /// instead of printing.
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -770,6 +774,21 @@ fn stats(cfg: &Config, a: &StatsCli) -> anyhow::Result<()> {
             by_reseller: a.by_reseller,
         },
     );
+    if let Some(path) = &a.html {
+        let title = format!(
+            "spamflow: spam statistics per relay operator, by {} (UTC{})",
+            match a.period {
+                spamflow_pipeline::stats::Period::Hour => "hour",
+                spamflow_pipeline::stats::Period::Day => "day",
+                spamflow_pipeline::stats::Period::Month => "month",
+            },
+            a.utc_offset
+        );
+        std::fs::write(path, spamflow_pipeline::stats::render_html(&rows, &title))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {} ({} rows)", path.display(), rows.len());
+        return Ok(());
+    }
     render(&rows, a.format, &mut std::io::stdout().lock())?;
     Ok(())
 }

@@ -328,6 +328,117 @@ pub fn render(
     Ok(())
 }
 
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped (names come from the input).
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A self-contained page (no network at view time): per relay operator (and reseller),
+/// most messages first, a bar chart of its periods drawn here as SVG (blocked, labelled,
+/// throttled and allowed stacked) and the table of its rows. A few lines of script fill
+/// in the totals line from the rows' data attributes.
+pub fn render_html(rows: &[PeriodRow], title: &str) -> String {
+    let mut groups: Vec<(String, Vec<&PeriodRow>)> = Vec::new();
+    for r in rows {
+        let name = match &r.reseller {
+            Some(s) if !s.is_empty() => format!("{}/{s}", r.relay_operator),
+            _ => r.relay_operator.clone(),
+        };
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, g)) => g.push(r),
+            None => groups.push((name, vec![r])),
+        }
+    }
+    let total = |g: &[&PeriodRow]| g.iter().map(|r| r.counts.messages).sum::<u64>();
+    groups.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then(a.0.cmp(&b.0)));
+    let mut h = String::new();
+    let title = html_escape(title);
+    h.push_str(&format!(
+        "<!DOCTYPE html>\n<html lang=\"ko\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\
+         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:.5em 0 2em}}\
+         td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
+         .blocked{{fill:#c0392b}}.labelled{{fill:#e67e22}}.throttled{{fill:#f1c40f}}.allowed{{fill:#95a5a6}}</style>\n\
+         </head><body>\n<h1>{title}</h1>\n<p id=\"summary\"></p>\n\
+         <p>Bars: <span style=\"color:#c0392b\">blocked</span>, <span style=\"color:#e67e22\">labelled</span>, \
+         <span style=\"color:#b7950b\">throttled</span>, <span style=\"color:#7f8c8d\">allowed</span>.</p>\n"
+    ));
+    for (name, g) in &groups {
+        let name = html_escape(name);
+        h.push_str(&format!(
+            "<section class=\"operator\" data-operator=\"{name}\">\n<h2>{name}</h2>\n"
+        ));
+        let (bar_w, height) = (28u64, 160u64);
+        let most = g
+            .iter()
+            .map(|r| r.counts.messages)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        h.push_str(&format!(
+            "<svg width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"{name}\">",
+            bar_w * g.len() as u64 + 10,
+            height + 20
+        ));
+        for (i, r) in g.iter().enumerate() {
+            let c = &r.counts;
+            let x = 5 + bar_w * i as u64;
+            let mut y = height;
+            for (class, n) in [
+                ("blocked", c.blocked),
+                ("labelled", c.labelled),
+                ("throttled", c.throttled),
+                ("allowed", c.allowed),
+            ] {
+                let bar = n * height / most;
+                if bar == 0 {
+                    continue;
+                }
+                y -= bar;
+                h.push_str(&format!(
+                    "<rect class=\"{class}\" x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{bar}\"><title>{} {class} {n}</title></rect>",
+                    bar_w - 4,
+                    html_escape(&r.period)
+                ));
+            }
+        }
+        h.push_str("</svg>\n<table><tr><th>period</th><th>messages</th><th>allowed</th><th>labelled</th><th>throttled</th><th>blocked</th><th>blocked %</th><th>reports</th><th>reports / 10k</th><th>top categories</th></tr>\n");
+        for r in g {
+            let c = &r.counts;
+            h.push_str(&format!(
+                "<tr class=\"row\" data-messages=\"{}\" data-blocked=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
+                c.messages,
+                c.blocked,
+                html_escape(&r.period),
+                c.messages,
+                c.allowed,
+                c.labelled,
+                c.throttled,
+                c.blocked,
+                percent(c.blocked, c.messages),
+                r.reports,
+                r.reports_per_10k(),
+                html_escape(&top(c))
+            ));
+        }
+        h.push_str("</table>\n</section>\n");
+    }
+    h.push_str(
+        "<script>\n(function () {\n  var rows = document.querySelectorAll('tr.row');\n  var m = 0, b = 0;\n  rows.forEach(function (r) { m += +r.dataset.messages; b += +r.dataset.blocked; });\n  var ops = document.querySelectorAll('section.operator').length;\n  document.getElementById('summary').textContent =\n    ops + ' relay operators, ' + m + ' messages, ' + b + ' blocked';\n})();\n</script>\n</body></html>\n",
+    );
+    h
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -365,6 +476,42 @@ mod tests {
             partition,
             rows: out,
         }
+    }
+
+    #[test]
+    fn the_html_page_has_a_chart_and_a_table_per_operator_most_messages_first_and_escapes_names() {
+        let h1 = Utc.with_ymd_and_hms(2026, 12, 1, 14, 0, 0).unwrap();
+        let records = vec![
+            rec(
+                0,
+                h1,
+                &[("<kt>", "", Action::Block, 2), ("lg", "", Action::Allow, 5)],
+            ),
+            rec(1, h1, &[("<kt>", "", Action::Allow, 1)]),
+        ];
+        let rows = aggregate(
+            &records,
+            &[],
+            &Query {
+                period: Period::Hour,
+                offset: FixedOffset::east_opt(0).unwrap(),
+                from: None,
+                to: None,
+                by_reseller: false,
+            },
+        );
+        let page = render_html(&rows, "stats & more");
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains("<title>stats &amp; more</title>"));
+        assert!(!page.contains("<kt>"), "names are escaped");
+        let lg = page.find("data-operator=\"lg\"").unwrap();
+        let kt = page.find("data-operator=\"&lt;kt&gt;\"").unwrap();
+        assert!(lg < kt, "most messages first");
+        assert_eq!(page.matches("<svg").count(), 2);
+        assert_eq!(page.matches("class=\"blocked\"").count(), 1);
+        assert_eq!(page.matches("<tr class=\"row\"").count(), 2);
+        assert!(page.contains("data-messages=\"3\" data-blocked=\"2\""));
+        assert!(!page.contains("http"), "nothing is fetched at view time");
     }
 
     #[test]
