@@ -1,4 +1,5 @@
-//! Recipients who already got content that subscribers then reported are warned.
+//! Recipients who already got content that subscribers then reported, or that was then
+//! found to be a campaign, are warned.
 //!
 //! Each partition remembers, for `reports.alert_lookback_secs` of event time, who got
 //! which content: the delivered messages (allowed or labelled) whose verdict scored at
@@ -7,7 +8,9 @@
 //! ([`ReportedContent::blocked_since`]) are looked up, and every recipient who got one of
 //! them within the lookback before the block gets an alert on `topics.alerts`, in the same
 //! transaction, once per recipient and content (advice `reported_after_delivery`, a
-//! digit-masked excerpt).
+//! digit-masked excerpt). So are the recipients of a content that a later copy in the
+//! partition was blocked for as a campaign (`campaign.same_text_many_senders`: the same
+//! masked text from many senders), with advice `campaign_after_delivery`.
 //!
 //! The memory is bounded (`alert_max_contents` per partition, the oldest content making
 //! room; `alert_max_recipients` per content) and not in the changelog: it would cost a
@@ -27,8 +30,12 @@ use crate::Signal;
 
 /// Operator name.
 pub const NAME: &str = "late_alerts";
-/// The alert's `advice`.
+/// The alert's `advice` for content reported after delivery.
 pub const ADVICE: &str = "reported_after_delivery";
+/// The alert's `advice` for content found to be a campaign after delivery.
+pub const CAMPAIGN_ADVICE: &str = "campaign_after_delivery";
+/// The reason that makes a blocked copy a campaign's.
+const CAMPAIGN_CODE: &str = "campaign.same_text_many_senders";
 /// Characters of the excerpt.
 const EXCERPT_CHARS: usize = 40;
 
@@ -55,6 +62,9 @@ struct Part {
     contents: HashMap<u64, Content>,
     /// The next block of [`ReportedContent`] not looked at yet.
     seq: u64,
+    /// Contents blocked as a campaign since the last snapshot, with the block's event
+    /// time.
+    campaigns: Vec<(u64, i64)>,
 }
 
 /// One worker's memory of deliveries, per partition.
@@ -96,10 +106,11 @@ impl StatefulOperator for LateAlerts {
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
         let cfg = self.reported.config();
-        if ctx.counted
-            || !matches!(verdict.action, Action::Allow | Action::Label)
-            || verdict.score < cfg.alert_min_score
-        {
+        let campaign = verdict.action == Action::Block
+            && verdict.reasons.iter().any(|r| r.code == CAMPAIGN_CODE);
+        let delivered = matches!(verdict.action, Action::Allow | Action::Label)
+            && verdict.score >= cfg.alert_min_score;
+        if ctx.counted || !(campaign || delivered) {
             return;
         }
         let Some(key) = content_key(&ctx.event.text) else {
@@ -110,6 +121,12 @@ impl StatefulOperator for LateAlerts {
             seq,
             ..Part::default()
         });
+        if campaign {
+            if p.contents.contains_key(&key) {
+                p.campaigns.push((key, ctx.event_time_ms));
+            }
+            return;
+        }
         if !p.contents.contains_key(&key) && p.contents.len() >= cfg.alert_max_contents {
             // The tenth delivered longest ago makes room (at once, so that a full memory
             // is sorted once per tenth of its size, not once per delivery).
@@ -176,17 +193,23 @@ impl StatefulOperator for LateAlerts {
             return;
         };
         let lookback_ms = (cfg.alert_lookback_secs * 1000) as i64;
+        // (content, when it was blocked, ms; advice)
         let mut newly = Vec::new();
         p.seq = self
             .reported
-            .blocked_since(p.seq, |fp, b| newly.push((fp, b)));
-        for (fp, b) in newly {
+            .blocked_since(p.seq, |fp, b| newly.push((fp, b.since_ms, ADVICE)));
+        newly.extend(
+            p.campaigns
+                .drain(..)
+                .map(|(fp, at)| (fp, at, CAMPAIGN_ADVICE)),
+        );
+        for (fp, since_ms, advice) in newly {
             let Some(c) = p.contents.remove(&fp) else {
                 continue;
             };
             for d in c.deliveries {
                 let at = d.submitted_at.timestamp_millis();
-                if at > b.until_ms || at < b.since_ms - lookback_ms {
+                if at > since_ms || at < since_ms - lookback_ms {
                     continue;
                 }
                 out.push(SideRecord::Alert(Alert {
@@ -199,7 +222,7 @@ impl StatefulOperator for LateAlerts {
                     score: d.score,
                     categories: vec!["reports".into()],
                     warning: cfg.alert_warning.clone(),
-                    advice: Some(ADVICE.into()),
+                    advice: Some(advice.into()),
                     excerpt: Some(c.excerpt.clone()),
                 }));
             }
@@ -319,6 +342,53 @@ mod tests {
             40,
         );
         assert!(alerts(&mut other).is_empty());
+    }
+
+    #[test]
+    fn recipients_of_content_later_blocked_as_a_campaign_are_warned_once() {
+        let reported = Arc::new(ReportedContent::new(ReportsConfig::default()));
+        let mut op = LateAlerts::new(reported);
+        op.assigned(0);
+        let t0 = 1_800_000_000_000;
+        deliver(
+            &mut op,
+            &event("c1", "+821011110001", SPAM, t0),
+            Action::Allow,
+            30,
+        );
+        deliver(
+            &mut op,
+            &event("c2", "+821011110002", SPAM, t0 + 1),
+            Action::Label,
+            55,
+        );
+        let decide = |op: &mut LateAlerts, id: &str, code: &str| {
+            let ev = event(id, "+821011110003", SPAM, t0 + 2);
+            let ctx = EventCtx {
+                event: &ev,
+                partition: 0,
+                event_time_ms: ev.submitted_at.timestamp_millis(),
+                counted: false,
+            };
+            let mut v = crate::testutil::verdict(Action::Block, 90, &["campaign"]);
+            v.reasons[0].code = code.into();
+            op.decided(&ctx, &v);
+        };
+        // Blocked for another reason: no campaign, no alert.
+        decide(&mut op, "c3", "gambling.x");
+        assert!(alerts(&mut op).is_empty());
+        decide(&mut op, "c4", CAMPAIGN_CODE);
+        let got = alerts(&mut op);
+        let who: Vec<(&str, Option<&str>)> = got
+            .iter()
+            .map(|a| (a.message_id.as_str(), a.advice.as_deref()))
+            .collect();
+        assert_eq!(
+            who,
+            vec![("c1", Some(CAMPAIGN_ADVICE)), ("c2", Some(CAMPAIGN_ADVICE))]
+        );
+        decide(&mut op, "c5", CAMPAIGN_CODE);
+        assert!(alerts(&mut op).is_empty(), "once per recipient and content");
     }
 
     #[test]

@@ -151,7 +151,8 @@ pub struct Alert {
     pub warning: String,
     /// Why the alert comes, for the alerting service: absent for a message judged
     /// suspicious when it was delivered; `reported_after_delivery` when subscribers
-    /// reported its content after it was delivered.
+    /// reported its content after it was delivered; `campaign_after_delivery` when later
+    /// copies were blocked as a campaign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
     /// The start of the message's text with digits masked, so the recipient can tell
