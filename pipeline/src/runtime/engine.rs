@@ -75,7 +75,6 @@ pub fn run(
         metrics: metrics.clone(),
         max_message_bytes: cfg.processing.max_message_bytes,
         failed: failed.clone(),
-        input_marks: !eos,
     });
     let workers = worker::spawn(cfg.worker_count(), env).context("starting worker threads")?;
     let n_workers = workers.len();
@@ -486,7 +485,24 @@ impl Core {
         self.dispatch();
         let (tx, rx) = crossbeam_channel::bounded(self.workers.len());
         for w in 0..self.workers.len() {
-            self.send_work(w, Work::Barrier(tx.clone()));
+            // Under at-least-once, the offsets each partition's state will count: from
+            // the first read since assignment to the next to commit.
+            let marks = if self.eos {
+                Vec::new()
+            } else {
+                self.pending
+                    .iter()
+                    .filter(|(p, _)| self.worker_of(**p) == w)
+                    .filter_map(|(p, next)| Some((*p, *self.first_read.get(p)?, *next)))
+                    .collect()
+            };
+            self.send_work(
+                w,
+                Work::Barrier {
+                    reply: tx.clone(),
+                    marks,
+                },
+            );
         }
         drop(tx);
         let mut ack = BarrierAck::default();

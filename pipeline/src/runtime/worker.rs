@@ -55,8 +55,16 @@ pub enum Work {
         error: String,
     },
     /// Finish everything queued before this, write the changelog of changed state for
-    /// the owned partitions, and reply.
-    Barrier(Sender<BarrierAck>),
+    /// the owned partitions, and reply. Under at-least-once, `marks` holds the input
+    /// offsets `(partition, first, next)` processed since the partition was assigned, for
+    /// the partitions with records since the last commit (see
+    /// [`changelog::INPUT_MARK`]); under exactly-once it is empty.
+    Barrier {
+        /// Where to answer.
+        reply: Sender<BarrierAck>,
+        /// The input offsets each partition's state will count.
+        marks: Vec<(i32, i64, i64)>,
+    },
 }
 
 /// A worker's answer to a barrier.
@@ -118,9 +126,6 @@ pub struct WorkerEnv {
     pub max_message_bytes: usize,
     /// Where failures of an output's own are charged to its input record.
     pub failed: Arc<FailedOutputs>,
-    /// Write each partition's input mark after its state (at-least-once: state and
-    /// offsets are not committed together; see [`changelog::INPUT_MARK`]).
-    pub input_marks: bool,
 }
 
 /// Starts `n` workers.
@@ -152,11 +157,6 @@ struct Worker {
     send_errors: u64,
     /// Input records (partition, offset) whose outputs cannot be produced, and why.
     poison: HashMap<(i32, i64), String>,
-    /// Per owned partition: the first offset processed since it was assigned, and the next
-    /// one to process (kept when `input_marks`).
-    offsets: HashMap<i32, (i64, i64)>,
-    /// The input marks written at the last barrier.
-    marked: HashMap<i32, i64>,
     /// Per partition, the offsets `[first, next)` its restored state already counts,
     /// until a record outside them comes.
     counted: HashMap<i32, (i64, i64)>,
@@ -174,8 +174,6 @@ impl Worker {
             state_buf: Vec::new(),
             send_errors: 0,
             poison: HashMap::new(),
-            offsets: HashMap::new(),
-            marked: HashMap::new(),
             counted: HashMap::new(),
         }
     }
@@ -209,7 +207,7 @@ impl Worker {
                     self.env.metrics.batch_time.observe(started.elapsed());
                 }
                 Work::Assign { partition } => {
-                    self.forget(partition);
+                    self.counted.remove(&partition);
                     self.chain.assigned(partition);
                     if !self.owned.contains(&partition) {
                         self.owned.push(partition);
@@ -239,7 +237,7 @@ impl Worker {
                         .fetch_add(applied, std::sync::atomic::Ordering::Relaxed);
                 }
                 Work::Revoke { partition } => {
-                    self.forget(partition);
+                    self.counted.remove(&partition);
                     self.chain.revoked(partition);
                     self.owned.retain(|p| *p != partition);
                 }
@@ -251,9 +249,9 @@ impl Worker {
                 } => {
                     self.poison.insert((partition, offset), error);
                 }
-                Work::Barrier(reply) => {
+                Work::Barrier { reply, marks } => {
                     let producer = self.env.producer.get();
-                    self.write_changelog(&producer);
+                    self.write_changelog(&producer, &marks);
                     self.tally.flush(&self.env.metrics);
                     let _ = reply.send(BarrierAck {
                         send_errors: std::mem::take(&mut self.send_errors),
@@ -261,12 +259,6 @@ impl Worker {
                 }
             }
         }
-    }
-
-    fn forget(&mut self, partition: i32) {
-        self.offsets.remove(&partition);
-        self.marked.remove(&partition);
-        self.counted.remove(&partition);
     }
 
     fn restore_input_mark(&mut self, partition: i32, value: Option<&[u8]>) {
@@ -288,13 +280,6 @@ impl Worker {
     /// offsets ends them; one below them means the offsets started again (a recreated
     /// topic) and the mark no longer applies.
     fn replayed(&mut self, m: &InMsg) -> bool {
-        if self.env.input_marks {
-            let e = self
-                .offsets
-                .entry(m.partition)
-                .or_insert((m.offset, m.offset));
-            e.1 = m.offset + 1;
-        }
         if self.counted.is_empty() {
             return false;
         }
@@ -463,7 +448,7 @@ impl Worker {
         .send(r);
     }
 
-    fn write_changelog(&mut self, producer: &OutProducer) {
+    fn write_changelog(&mut self, producer: &OutProducer, marks: &[(i32, i64, i64)]) {
         if !self.chain.has_state() {
             return;
         }
@@ -481,7 +466,8 @@ impl Worker {
             self.chain.side_records(p, &mut side);
             // After the partition's state, in its changelog partition: a mark that arrived
             // means the state before it did too.
-            if let Some(mark) = self.input_mark(p) {
+            if let Some(&(_, first, next)) = marks.iter().find(|m| m.0 == p) {
+                let mark = self.input_mark(p, first, next);
                 let update = StateUpdate {
                     key: Vec::new(),
                     value: Some(mark),
@@ -536,20 +522,15 @@ impl Worker {
         }
     }
 
-    /// The input mark of partition `p` if records of it were processed since the last
-    /// one: the offsets processed since it was assigned, and those its restored state
-    /// counted if replaying them has not ended yet.
-    fn input_mark(&mut self, p: i32) -> Option<Vec<u8>> {
-        let &(mut first, mut next) = self.offsets.get(&p)?;
-        if self.marked.get(&p) == Some(&next) {
-            return None;
-        }
-        self.marked.insert(p, next);
+    /// The input mark of partition `p`: the offsets `[first, next)` processed since it
+    /// was assigned, and those its restored state counted if replaying them has not
+    /// ended yet.
+    fn input_mark(&self, p: i32, mut first: i64, mut next: i64) -> Vec<u8> {
         if let Some(&(f, n)) = self.counted.get(&p) {
             first = first.min(f);
             next = next.max(n);
         }
-        Some(changelog::encode_input_mark(first, next))
+        changelog::encode_input_mark(first, next)
     }
 }
 
