@@ -227,6 +227,22 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// The figures of a row, as every format shows them: messages, allowed, labelled,
+/// throttled, blocked, blocked %, reports, reports per 10,000 messages.
+fn figures(r: &PeriodRow) -> [String; 8] {
+    let c = &r.counts;
+    [
+        c.messages.to_string(),
+        c.allowed.to_string(),
+        c.labelled.to_string(),
+        c.throttled.to_string(),
+        c.blocked.to_string(),
+        percent(c.blocked, c.messages),
+        r.reports.to_string(),
+        format!("{:.2}", r.reports_per_10k()),
+    ]
+}
+
 fn top(c: &StatsCounts) -> String {
     c.top_categories(3)
         .iter()
@@ -264,17 +280,10 @@ pub fn render(
                     .map_or_else(String::new, |s| format!("{},", csv_field(s)));
                 writeln!(
                     out,
-                    "{},{},{reseller}{},{},{},{},{},{},{},{:.2},{},{}",
+                    "{},{},{reseller}{},{},{}",
                     r.period,
                     csv_field(&r.relay_operator),
-                    c.messages,
-                    c.allowed,
-                    c.labelled,
-                    c.throttled,
-                    c.blocked,
-                    percent(c.blocked, c.messages),
-                    r.reports,
-                    r.reports_per_10k(),
+                    figures(r).join(","),
                     c.misdated,
                     csv_field(&top(c))
                 )?;
@@ -306,22 +315,11 @@ pub fn render(
                 "rep/10k"
             )?;
             for r in rows {
-                let c = &r.counts;
-                writeln!(
-                    out,
-                    "{:<13} {:<w$} {:>10} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8.2}  {}",
-                    r.period,
-                    name(r),
-                    c.messages,
-                    c.allowed,
-                    c.labelled,
-                    c.throttled,
-                    c.blocked,
-                    percent(c.blocked, c.messages),
-                    r.reports,
-                    r.reports_per_10k(),
-                    top(c)
-                )?;
+                let mut line = format!("{:<13} {:<w$}", r.period, name(r));
+                for (f, width) in figures(r).iter().zip([10, 10, 9, 9, 9, 8, 8, 8]) {
+                    line.push_str(&format!(" {f:>width$}"));
+                }
+                writeln!(out, "{line}  {}", top(&r.counts))?;
             }
         }
     }
@@ -416,20 +414,15 @@ pub fn render_html(rows: &[PeriodRow], title: &str) -> String {
         for r in g {
             let c = &r.counts;
             h.push_str(&format!(
-                "<tr class=\"row\" data-messages=\"{}\" data-blocked=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
+                "<tr class=\"row\" data-messages=\"{}\" data-blocked=\"{}\"><td>{}</td>",
                 c.messages,
                 c.blocked,
-                html_escape(&r.period),
-                c.messages,
-                c.allowed,
-                c.labelled,
-                c.throttled,
-                c.blocked,
-                percent(c.blocked, c.messages),
-                r.reports,
-                r.reports_per_10k(),
-                html_escape(&top(c))
+                html_escape(&r.period)
             ));
+            for f in figures(r) {
+                h.push_str(&format!("<td>{f}</td>"));
+            }
+            h.push_str(&format!("<td>{}</td></tr>\n", html_escape(&top(c))));
         }
         h.push_str("</table>\n</section>\n");
     }
