@@ -20,6 +20,7 @@ test: deps
 	trap 'scripts/kafka.sh stop >/dev/null 2>&1' EXIT; \
 	SPAMFLOW_TEST_BROKERS=$$(scripts/kafka.sh start | tail -n 1); \
 	export SPAMFLOW_TEST_BROKERS; \
+	SPAMFLOW_OTELCOL=$$(scripts/gotools.sh otelcol); export SPAMFLOW_OTELCOL; \
 	echo "real broker for tests: $$SPAMFLOW_TEST_BROKERS"; \
 	status=0; $(CARGO) test --workspace -- --test-threads 2 2>&1 | tee target/test.log || status=$$?; \
 	awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log; \

@@ -49,6 +49,8 @@ pub struct Config {
     pub numbers: spamflow_operators::numbers::NumbersConfig,
     /// Admin HTTP endpoint (health, readiness, metrics).
     pub admin: AdminConfig,
+    /// OpenTelemetry: metrics and spans over OTLP.
+    pub telemetry: TelemetryConfig,
     /// The in-process broker and sample replay used when `kafka.brokers` is empty.
     pub embedded: EmbeddedConfig,
     /// Logging.
@@ -260,6 +262,31 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: "127.0.0.1:9464".into(),
             stall_timeout_ms: 120_000,
+        }
+    }
+}
+
+/// `[telemetry]`. Export is on when `otlp_endpoint` or one of the standard
+/// `OTEL_EXPORTER_OTLP_*ENDPOINT` variables is set, and `OTEL_SDK_DISABLED` is not `true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver (`http://collector:4318`); `/v1/metrics` and
+    /// `/v1/traces` are appended. Empty: the `OTEL_EXPORTER_OTLP_*` variables decide.
+    pub otlp_endpoint: String,
+    /// How often metrics are exported, ms.
+    pub export_interval_ms: u64,
+    /// Share of messages that get a span of their own (0 to 1), besides those whose input
+    /// record carries a sampled W3C `traceparent`.
+    pub message_sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: String::new(),
+            export_interval_ms: 10_000,
+            message_sample_ratio: 0.0,
         }
     }
 }
@@ -551,6 +578,26 @@ impl Config {
                 ),
             );
         }
+        let t = &self.telemetry;
+        let url = &t.otlp_endpoint;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            bad(
+                "telemetry.otlp_endpoint",
+                format!("{:?} is not an http:// or https:// URL", t.otlp_endpoint),
+            );
+        }
+        if t.export_interval_ms < 100 {
+            bad(
+                "telemetry.export_interval_ms",
+                "must be at least 100".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&t.message_sample_ratio) {
+            bad(
+                "telemetry.message_sample_ratio",
+                "must be between 0 and 1".into(),
+            );
+        }
         if !self.admin.listen.is_empty()
             && self.admin.listen.parse::<std::net::SocketAddr>().is_err()
         {
@@ -695,6 +742,8 @@ mod tests {
             .insert("enable.auto.commit".into(), "true".into());
         cfg.policy.label_score = 99;
         cfg.admin.listen = "nowhere".into();
+        cfg.telemetry.otlp_endpoint = "collector:4318".into();
+        cfg.telemetry.message_sample_ratio = 2.0;
         let keys: Vec<String> = cfg.validate().into_iter().map(|e| e.key).collect();
         for k in [
             "processing.commit_interval_ms",
@@ -702,6 +751,8 @@ mod tests {
             "kafka.client.\"enable.auto.commit\"",
             "policy.label_score",
             "admin.listen",
+            "telemetry.otlp_endpoint",
+            "telemetry.message_sample_ratio",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }

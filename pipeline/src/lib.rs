@@ -34,6 +34,7 @@ pub mod runtime;
 pub mod sample;
 pub mod stats;
 pub mod tap;
+pub mod telemetry;
 
 use std::path::Path;
 use std::sync::Arc;

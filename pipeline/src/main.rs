@@ -946,6 +946,10 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
         ops.rules_fallback.is_some(),
         std::sync::atomic::Ordering::Relaxed,
     );
+    let telemetry = spamflow_pipeline::telemetry::Telemetry::start(cfg, &metrics)?;
+    metrics
+        .rules_compile_time
+        .observe(ops.pattern.current().compile_time);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -1059,6 +1063,9 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     stop.trigger();
     for w in [watcher, model_watcher].into_iter().flatten() {
         let _ = w.join();
+    }
+    if let Some(t) = telemetry {
+        t.shutdown();
     }
     result
 }

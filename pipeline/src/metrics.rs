@@ -98,6 +98,8 @@ pub struct Metrics {
     pub restore_time: Durations,
     /// Worker batches (at most 256 records of one dispatch) by how long they took.
     pub batch_time: Durations,
+    /// Rule packs compiled, by how long the compile took.
+    pub rules_compile_time: Durations,
     /// Counters of the stateful operators.
     pub operators: crate::OperatorStats,
 }
@@ -115,6 +117,11 @@ pub struct Durations {
     /// One count per bucket, then the longer ones (not cumulative; rendered cumulative).
     buckets: [AtomicU64; AGE_BUCKETS_US.len() + 1],
     sum_us: AtomicU64,
+    /// The OpenTelemetry histogram that gets every duration too, once telemetry is on.
+    otel: std::sync::OnceLock<(
+        opentelemetry::metrics::Histogram<f64>,
+        Vec<opentelemetry::KeyValue>,
+    )>,
 }
 
 /// The bucket of a duration in microseconds.
@@ -128,6 +135,18 @@ impl Durations {
         let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
         self.buckets[bucket_of(us)].fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
+        if let Some((h, attrs)) = self.otel.get() {
+            h.record(d.as_secs_f64(), attrs);
+        }
+    }
+
+    /// Sends every later duration to `h` as well, with `attrs` (OTLP export).
+    pub fn export_to(
+        &self,
+        h: opentelemetry::metrics::Histogram<f64>,
+        attrs: Vec<opentelemetry::KeyValue>,
+    ) {
+        let _ = self.otel.set((h, attrs));
     }
 
     /// How many durations were counted.
@@ -135,11 +154,16 @@ impl Durations {
         self.buckets.iter().map(|b| b.load(Relaxed)).sum()
     }
 
-    fn add(&self, buckets: &[u64], sum_us: u64) {
+    fn add(&self, buckets: &[u64], sum_us: u64, each_us: &[u64]) {
         for (b, n) in self.buckets.iter().zip(buckets) {
             b.fetch_add(*n, Relaxed);
         }
         self.sum_us.fetch_add(sum_us, Relaxed);
+        if let Some((h, attrs)) = self.otel.get() {
+            for us in each_us {
+                h.record(*us as f64 / 1e6, attrs);
+            }
+        }
     }
 
     fn render(&self, s: &mut String, name: &str, help: &str) {
@@ -219,6 +243,8 @@ pub struct LocalTally {
     changelog_records: u64,
     age_us_sum: u64,
     age_buckets: [u64; AGE_BUCKETS_US.len() + 1],
+    /// Every age of the batch, for the OpenTelemetry histogram (it takes single values).
+    ages_us: Vec<u64>,
 }
 
 impl LocalTally {
@@ -231,6 +257,7 @@ impl LocalTally {
         self.verdicts[a.index()] += 1;
         self.age_us_sum += age_us;
         self.age_buckets[bucket_of(age_us)] += 1;
+        self.ages_us.push(age_us);
     }
     /// One alert written.
     pub fn alert(&mut self) {
@@ -260,8 +287,12 @@ impl LocalTally {
         }
         m.changelog_records
             .fetch_add(self.changelog_records, Relaxed);
-        m.decision_age.add(&self.age_buckets, self.age_us_sum);
+        m.decision_age
+            .add(&self.age_buckets, self.age_us_sum, &self.ages_us);
+        let ages = std::mem::take(&mut self.ages_us);
         *self = LocalTally::default();
+        self.ages_us = ages;
+        self.ages_us.clear();
     }
 }
 
@@ -274,6 +305,10 @@ impl Metrics {
     pub fn verdicts_total(&self) -> u64 {
         self.verdicts.iter().map(|v| v.load(Relaxed)).sum()
     }
+    /// DLQ records of the code at `i` in [`DLQ_CODES`] so far.
+    pub fn dlq_of(&self, i: usize) -> u64 {
+        self.dlq[i].load(Relaxed)
+    }
     /// All DLQ records so far.
     pub fn dlq_total(&self) -> u64 {
         self.dlq.iter().map(|v| v.load(Relaxed)).sum()
@@ -281,188 +316,26 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut s = String::with_capacity(2048);
-        let mut counter = |name: &str, help: &str, v: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        counter(
-            "spamflow_events_consumed_total",
-            "Records read from the input topic.",
-            self.consumed.load(Relaxed),
-        );
-        counter(
-            "spamflow_alerts_total",
-            "Recipient alerts produced.",
-            self.alerts.load(Relaxed),
-        );
-        counter(
-            "spamflow_changelog_records_total",
-            "State changelog records produced.",
-            self.changelog_records.load(Relaxed),
-        );
-        counter(
-            "spamflow_commits_total",
-            "Transactions or at-least-once commits completed.",
-            self.commits.load(Relaxed),
-        );
-        counter(
-            "spamflow_aborts_total",
-            "Transactions aborted and rewound to committed offsets.",
-            self.aborts.load(Relaxed),
-        );
-        counter(
-            "spamflow_producer_recreated_total",
-            "Producers recreated after a fatal error.",
-            self.producer_recreated.load(Relaxed),
-        );
-        counter(
-            "spamflow_delivery_failures_total",
-            "Output records whose delivery failed.",
-            self.delivery_failures.load(Relaxed),
-        );
-        counter(
-            "spamflow_rebalances_total",
-            "Partition assignments and revocations handled.",
-            self.rebalances.load(Relaxed),
-        );
-        counter(
-            "spamflow_state_restored_records_total",
-            "Changelog records applied on restore.",
-            self.restored_records.load(Relaxed),
-        );
-        counter(
-            "spamflow_rules_reloads_total",
-            "Rule packs reloaded and swapped in.",
-            self.rules_reloads.load(Relaxed),
-        );
-        counter(
-            "spamflow_rules_reload_failures_total",
-            "Rule packs rejected on reload (the previous pack kept serving).",
-            self.rules_reload_failures.load(Relaxed),
-        );
-        counter(
-            "spamflow_model_reloads_total",
-            "Classifier models reloaded and swapped in.",
-            self.model_reloads.load(Relaxed),
-        );
-        counter(
-            "spamflow_model_reload_failures_total",
-            "Classifier model files refused on reload (the previous model kept serving).",
-            self.model_reload_failures.load(Relaxed),
-        );
-        counter(
-            "spamflow_registry_records_applied_total",
-            "Sender-registry records applied.",
-            self.registry_applied.load(Relaxed),
-        );
-        counter(
-            "spamflow_registry_records_rejected_total",
-            "Malformed sender-registry records skipped.",
-            self.registry_rejected.load(Relaxed),
-        );
-        counter(
-            "spamflow_reports_total",
-            "Spam reports read from topics.reports.",
-            self.reports_applied.load(Relaxed),
-        );
-        counter(
-            "spamflow_reports_rejected_total",
-            "Records of topics.reports that are not valid reports (skipped).",
-            self.reports_rejected.load(Relaxed),
-        );
-        counter(
-            "spamflow_kafka_retries_total",
-            "Kafka calls of a rewind (committed offsets, seeks) that failed with an error that heals and were tried again.",
-            self.kafka_retries.load(Relaxed),
-        );
-        counter(
-            "spamflow_numbers_suspended_total",
-            "Numbers this instance suspended in the registry because enough subscribers reported them.",
-            self.numbers_suspended.load(Relaxed),
-        );
-        counter(
-            "spamflow_numbers_proposed_total",
-            "Numbers enough subscribers reported, proposed for suspension to staff.",
-            self.numbers_proposed.load(Relaxed),
-        );
-        counter(
-            "spamflow_client_errors_total",
-            "Errors reported by the Kafka clients.",
-            self.client_errors.load(Relaxed),
-        );
-        let v = &self.operators.velocity;
-        counter(
-            "spamflow_velocity_late_events_total",
-            "Events later than the allowed lateness, counted at their sender's latest time.",
-            v.late.load(Relaxed),
-        );
-        counter(
-            "spamflow_velocity_future_events_total",
-            "Events too far ahead of the partition clock, taken at the clock's limit.",
-            v.future.load(Relaxed),
-        );
-        counter(
-            "spamflow_velocity_stale_events_total",
-            "Events older than the velocity horizon, not applied to sender state.",
-            v.stale.load(Relaxed),
-        );
-        counter(
-            "spamflow_velocity_evicted_senders_total",
-            "Idle senders evicted from velocity state.",
-            v.evicted.load(Relaxed),
-        );
-        counter(
-            "spamflow_campaign_table_full_total",
-            "Messages not tracked for campaigns because the fingerprint table was full.",
-            v.campaign_table_full.load(Relaxed),
-        );
-        let t = &self.operators.throttle;
-        counter(
-            "spamflow_throttle_throttled_total",
-            "Messages over their relay operator's quota.",
-            t.throttled.load(Relaxed),
-        );
-        counter(
-            "spamflow_throttle_step_changes_total",
-            "Relay quota steps tightened or relaxed.",
-            t.step_changes.load(Relaxed),
-        );
-        counter(
-            "spamflow_throttle_stale_events_total",
-            "Events older than the spam-ratio window, not counted.",
-            t.stale.load(Relaxed),
-        );
-        counter(
-            "spamflow_throttle_table_full_total",
-            "Relay, reseller or first-sender-code keys not tracked because the table was full.",
-            t.table_full.load(Relaxed),
-        );
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_velocity_senders Senders kept in velocity state (as of each partition's last sweep).\n# TYPE spamflow_velocity_senders gauge\nspamflow_velocity_senders {}",
-            v.senders.load(Relaxed)
-        );
-        self.decision_age.render(
-            &mut s,
-            "spamflow_decision_age_seconds",
-            "Time from submitted_at to the decision (decided_at), by verdict.",
-        );
-        self.commit_time.render(
-            &mut s,
-            "spamflow_commit_duration_seconds",
-            "Commits (transaction, or flush and offset commit) by duration, the workers' barrier included; failed ones too.",
-        );
-        self.restore_time.render(
-            &mut s,
-            "spamflow_restore_duration_seconds",
-            "Partition state restores by duration.",
-        );
-        self.batch_time.render(
-            &mut s,
-            "spamflow_batch_duration_seconds",
-            "Worker batches (one dispatch of at most 256 records) by processing time.",
-        );
-        let _ = writeln!(s, "# HELP spamflow_verdicts_total Verdicts by action.\n# TYPE spamflow_verdicts_total counter");
+        let mut s = String::with_capacity(4096);
+        for m in SERIES {
+            let (name, help) = (m.name, m.help);
+            let _ = match m.value {
+                Value::Counter(f) => writeln!(
+                    s,
+                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                    f(self)
+                ),
+                Value::Gauge(f) => writeln!(
+                    s,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                    f(self)
+                ),
+            };
+        }
+        for h in HISTOGRAMS {
+            (h.of)(self).render(&mut s, h.name, h.help);
+        }
+        let _ = writeln!(s, "# HELP spamflow_verdicts_total {VERDICTS_HELP}\n# TYPE spamflow_verdicts_total counter");
         for a in Action::ALL {
             let _ = writeln!(
                 s,
@@ -471,7 +344,7 @@ impl Metrics {
                 self.verdicts_of(a)
             );
         }
-        let _ = writeln!(s, "# HELP spamflow_relay_verdicts_total Verdicts by relay operator (those the sender registry names; others as other, none without one) and action.\n# TYPE spamflow_relay_verdicts_total counter");
+        let _ = writeln!(s, "# HELP spamflow_relay_verdicts_total {RELAY_VERDICTS_HELP}\n# TYPE spamflow_relay_verdicts_total counter");
         for (op, counts) in self.operators.relay.snapshot() {
             let op = label_value(&op);
             for a in Action::ALL {
@@ -483,52 +356,146 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(s, "# HELP spamflow_dlq_total Records sent to the DLQ by error code.\n# TYPE spamflow_dlq_total counter");
+        let _ = writeln!(
+            s,
+            "# HELP spamflow_dlq_total {DLQ_HELP}\n# TYPE spamflow_dlq_total counter"
+        );
         for (i, code) in DLQ_CODES.iter().enumerate() {
             let _ = writeln!(
                 s,
                 "spamflow_dlq_total{{code=\"{code}\"}} {}",
-                self.dlq[i].load(Relaxed)
+                self.dlq_of(i)
             );
         }
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_assigned_partitions Input partitions owned by this instance.\n# TYPE spamflow_assigned_partitions gauge\nspamflow_assigned_partitions {}",
-            self.assigned_partitions.load(Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_restoring_partitions Assigned partitions paused while their state is restored.\n# TYPE spamflow_restoring_partitions gauge\nspamflow_restoring_partitions {}",
-            self.restoring_partitions.load(Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_registry_numbers Numbers in the sender registry.\n# TYPE spamflow_registry_numbers gauge\nspamflow_registry_numbers {}",
-            self.registry_numbers.load(Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_registry_suspended Suspended numbers in the sender registry.\n# TYPE spamflow_registry_suspended gauge\nspamflow_registry_suspended {}",
-            self.registry_suspended.load(Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_reported_contents_blocked Contents blocked because enough subscribers reported them.\n# TYPE spamflow_reported_contents_blocked gauge\nspamflow_reported_contents_blocked {}",
-            self.reported_contents_blocked.load(Relaxed)
-        );
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_ready Whether the instance is consuming.\n# TYPE spamflow_ready gauge\nspamflow_ready {}",
-            u8::from(self.ready.load(Relaxed))
-        );
-        let _ = writeln!(
-            s,
-            "# HELP spamflow_rules_fallback Whether the last good rule pack serves because the pack in rules.dir was rejected at start-up.\n# TYPE spamflow_rules_fallback gauge\nspamflow_rules_fallback {}",
-            u8::from(self.rules_fallback.load(Relaxed))
-        );
         s
     }
 }
+
+/// How a series without labels reads its value.
+#[derive(Clone, Copy)]
+pub enum Value {
+    /// A count that only grows.
+    Counter(fn(&Metrics) -> u64),
+    /// A level.
+    Gauge(fn(&Metrics) -> i64),
+}
+
+/// A series without labels: the same instrument for `/metrics` and for OTLP.
+pub struct Series {
+    /// Prometheus name (the OTLP name is derived from it: [`crate::telemetry`]).
+    pub name: &'static str,
+    /// What it counts.
+    pub help: &'static str,
+    /// Its kind and value.
+    pub value: Value,
+}
+
+/// A duration histogram of [`Metrics`].
+pub struct HistogramSeries {
+    /// Prometheus name, ending in `_seconds`.
+    pub name: &'static str,
+    /// What it measures.
+    pub help: &'static str,
+    /// The histogram.
+    pub of: fn(&Metrics) -> &Durations,
+}
+
+/// Help of `spamflow_verdicts_total{action}`.
+pub const VERDICTS_HELP: &str = "Verdicts by action.";
+/// Help of `spamflow_relay_verdicts_total{relay_operator,action}`.
+pub const RELAY_VERDICTS_HELP: &str = "Verdicts by relay operator (those the sender registry names; others as other, none without one) and action.";
+/// Help of `spamflow_dlq_total{code}`.
+pub const DLQ_HELP: &str = "Records sent to the DLQ by error code.";
+
+macro_rules! counter {
+    ($name:literal, $help:literal, |$m:ident| $e:expr) => {
+        Series {
+            name: $name,
+            help: $help,
+            value: Value::Counter(|$m| $e.load(Relaxed)),
+        }
+    };
+}
+macro_rules! gauge {
+    ($name:literal, $help:literal, |$m:ident| $e:expr) => {
+        Series {
+            name: $name,
+            help: $help,
+            value: Value::Gauge(|$m| $e as i64),
+        }
+    };
+}
+
+/// Every series without labels.
+pub const SERIES: &[Series] = &[
+    counter!("spamflow_events_consumed_total", "Records read from the input topic.", |m| m.consumed),
+    counter!("spamflow_alerts_total", "Recipient alerts produced.", |m| m.alerts),
+    counter!("spamflow_changelog_records_total", "State changelog records produced.", |m| m.changelog_records),
+    counter!("spamflow_commits_total", "Transactions or at-least-once commits completed.", |m| m.commits),
+    counter!("spamflow_aborts_total", "Transactions aborted and rewound to committed offsets.", |m| m.aborts),
+    counter!("spamflow_producer_recreated_total", "Producers recreated after a fatal error.", |m| m.producer_recreated),
+    counter!("spamflow_delivery_failures_total", "Output records whose delivery failed.", |m| m.delivery_failures),
+    counter!("spamflow_rebalances_total", "Partition assignments and revocations handled.", |m| m.rebalances),
+    counter!("spamflow_state_restored_records_total", "Changelog records applied on restore.", |m| m.restored_records),
+    counter!("spamflow_rules_reloads_total", "Rule packs reloaded and swapped in.", |m| m.rules_reloads),
+    counter!("spamflow_rules_reload_failures_total", "Rule packs rejected on reload (the previous pack kept serving).", |m| m.rules_reload_failures),
+    counter!("spamflow_model_reloads_total", "Classifier models reloaded and swapped in.", |m| m.model_reloads),
+    counter!("spamflow_model_reload_failures_total", "Classifier model files refused on reload (the previous model kept serving).", |m| m.model_reload_failures),
+    counter!("spamflow_registry_records_applied_total", "Sender-registry records applied.", |m| m.registry_applied),
+    counter!("spamflow_registry_records_rejected_total", "Malformed sender-registry records skipped.", |m| m.registry_rejected),
+    counter!("spamflow_reports_total", "Spam reports read from topics.reports.", |m| m.reports_applied),
+    counter!("spamflow_reports_rejected_total", "Records of topics.reports that are not valid reports (skipped).", |m| m.reports_rejected),
+    counter!("spamflow_kafka_retries_total", "Kafka calls of a rewind (committed offsets, seeks) that failed with an error that heals and were tried again.", |m| m.kafka_retries),
+    counter!("spamflow_numbers_suspended_total", "Numbers this instance suspended in the registry because enough subscribers reported them.", |m| m.numbers_suspended),
+    counter!("spamflow_numbers_proposed_total", "Numbers enough subscribers reported, proposed for suspension to staff.", |m| m.numbers_proposed),
+    counter!("spamflow_client_errors_total", "Errors reported by the Kafka clients.", |m| m.client_errors),
+    counter!("spamflow_velocity_late_events_total", "Events later than the allowed lateness, counted at their sender's latest time.", |m| m.operators.velocity.late),
+    counter!("spamflow_velocity_future_events_total", "Events too far ahead of the partition clock, taken at the clock's limit.", |m| m.operators.velocity.future),
+    counter!("spamflow_velocity_stale_events_total", "Events older than the velocity horizon, not applied to sender state.", |m| m.operators.velocity.stale),
+    counter!("spamflow_velocity_evicted_senders_total", "Idle senders evicted from velocity state.", |m| m.operators.velocity.evicted),
+    counter!("spamflow_campaign_table_full_total", "Messages not tracked for campaigns because the fingerprint table was full.", |m| m.operators.velocity.campaign_table_full),
+    counter!("spamflow_throttle_throttled_total", "Messages over their relay operator's quota.", |m| m.operators.throttle.throttled),
+    counter!("spamflow_throttle_step_changes_total", "Relay quota steps tightened or relaxed.", |m| m.operators.throttle.step_changes),
+    counter!("spamflow_throttle_stale_events_total", "Events older than the spam-ratio window, not counted.", |m| m.operators.throttle.stale),
+    counter!("spamflow_throttle_table_full_total", "Relay, reseller or first-sender-code keys not tracked because the table was full.", |m| m.operators.throttle.table_full),
+    gauge!("spamflow_velocity_senders", "Senders kept in velocity state (as of each partition's last sweep).", |m| m.operators.velocity.senders.load(Relaxed)),
+    gauge!("spamflow_assigned_partitions", "Input partitions owned by this instance.", |m| m.assigned_partitions.load(Relaxed)),
+    gauge!("spamflow_restoring_partitions", "Assigned partitions paused while their state is restored.", |m| m.restoring_partitions.load(Relaxed)),
+    gauge!("spamflow_registry_numbers", "Numbers in the sender registry.", |m| m.registry_numbers.load(Relaxed)),
+    gauge!("spamflow_registry_suspended", "Suspended numbers in the sender registry.", |m| m.registry_suspended.load(Relaxed)),
+    gauge!("spamflow_reported_contents_blocked", "Contents blocked because enough subscribers reported them.", |m| m.reported_contents_blocked.load(Relaxed)),
+    gauge!("spamflow_ready", "Whether the instance is consuming.", |m| m.ready.load(Relaxed)),
+    gauge!("spamflow_rules_fallback", "Whether the last good rule pack serves because the pack in rules.dir was rejected at start-up.", |m| m.rules_fallback.load(Relaxed)),
+];
+
+/// Every duration histogram.
+pub const HISTOGRAMS: &[HistogramSeries] = &[
+    HistogramSeries {
+        name: "spamflow_decision_age_seconds",
+        help: "Time from submitted_at to the decision (decided_at), by verdict.",
+        of: |m| &m.decision_age,
+    },
+    HistogramSeries {
+        name: "spamflow_commit_duration_seconds",
+        help: "Commits (transaction, or flush and offset commit) by duration, the workers' barrier included; failed ones too.",
+        of: |m| &m.commit_time,
+    },
+    HistogramSeries {
+        name: "spamflow_restore_duration_seconds",
+        help: "Partition state restores by duration.",
+        of: |m| &m.restore_time,
+    },
+    HistogramSeries {
+        name: "spamflow_batch_duration_seconds",
+        help: "Worker batches (one dispatch of at most 256 records) by processing time.",
+        of: |m| &m.batch_time,
+    },
+    HistogramSeries {
+        name: "spamflow_rules_compile_duration_seconds",
+        help: "Rule packs compiled and swapped in (at start-up and on reload) by compile time.",
+        of: |m| &m.rules_compile_time,
+    },
+];
 
 #[cfg(test)]
 mod tests {

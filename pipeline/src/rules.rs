@@ -251,6 +251,7 @@ pub fn reload_once(
     match compile_dir(&src, dir) {
         Ok(pack) => {
             let (rules, took) = (pack.rules.len(), pack.compile_time);
+            metrics.rules_compile_time.observe(took);
             op.swap(pack);
             metrics.rules_fallback.store(false, Relaxed);
             keep_last_good(last_good, &src);

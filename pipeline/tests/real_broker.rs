@@ -298,8 +298,20 @@ fn spawn_pipeline(
     config: &std::path::Path,
     log: &std::path::Path,
 ) -> Child {
+    spawn_pipeline_with(cfg, instance, config, log, &[])
+}
+
+/// [`spawn_pipeline`] with more environment variables.
+fn spawn_pipeline_with(
+    cfg: &Config,
+    instance: &str,
+    config: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_spamflow"))
+        .envs(env.iter().copied())
         .args([
             "run",
             "--brokers",
@@ -1934,4 +1946,306 @@ fn recorded_traffic_replayed_through_the_pipeline_gets_every_verdict_matched() {
     assert_eq!((report.expected, report.missing), (600, 600));
     // Nobody consumes them: the group's lag is all of them.
     assert_eq!(report.max_lag, Some(600));
+}
+
+/// The OpenTelemetry Collector `scripts/gotools.sh otelcol` builds (`SPAMFLOW_OTELCOL`,
+/// which `make test` sets); `None` outside CI when it is not there.
+fn otelcol_binary() -> Option<String> {
+    match std::env::var("SPAMFLOW_OTELCOL") {
+        Ok(p) if std::path::Path::new(&p).is_file() => Some(p),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have the OpenTelemetry Collector (make test builds it with scripts/gotools.sh)"
+            );
+            eprintln!(
+                "SKIPPED: SPAMFLOW_OTELCOL is not set (scripts/gotools.sh otelcol builds it)"
+            );
+            None
+        }
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The OTLP JSON requests the collector's file exporter wrote so far, one per line.
+fn otlp_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// An OTLP attribute's value as text (`stringValue`, or `intValue` which JSON carries as a
+/// string).
+fn otlp_attr(attrs: &serde_json::Value, key: &str) -> Option<String> {
+    attrs.as_array()?.iter().find(|a| a["key"] == key).map(|a| {
+        let v = &a["value"];
+        v["stringValue"]
+            .as_str()
+            .or(v["intValue"].as_str())
+            .map_or_else(|| v.to_string(), str::to_owned)
+    })
+}
+
+/// Every metric data point of `name` in `lines`, with the resource's attributes.
+fn otlp_points<'a>(
+    lines: &'a [serde_json::Value],
+    name: &str,
+) -> Vec<(&'a serde_json::Value, &'a serde_json::Value)> {
+    let mut out = Vec::new();
+    for l in lines {
+        for rm in l["resourceMetrics"].as_array().into_iter().flatten() {
+            for sm in rm["scopeMetrics"].as_array().into_iter().flatten() {
+                for m in sm["metrics"].as_array().into_iter().flatten() {
+                    if m["name"] != name {
+                        continue;
+                    }
+                    for kind in ["sum", "gauge", "histogram"] {
+                        for p in m[kind]["dataPoints"].as_array().into_iter().flatten() {
+                            out.push((&rm["resource"]["attributes"], p));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every span in `lines`.
+fn otlp_spans(lines: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    lines
+        .iter()
+        .flat_map(|l| l["resourceSpans"].as_array().into_iter().flatten())
+        .flat_map(|rs| rs["scopeSpans"].as_array().into_iter().flatten())
+        .flat_map(|ss| ss["spans"].as_array().into_iter().flatten())
+        .collect()
+}
+
+/// The largest count of the points (a cumulative counter's `asInt` or a histogram's
+/// `count`, both JSON strings).
+fn otlp_max(points: &[(&serde_json::Value, &serde_json::Value)]) -> u64 {
+    points
+        .iter()
+        .filter_map(|(_, p)| p["asInt"].as_str().or(p["count"].as_str())?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_otlp_collector_receives_the_metrics_and_spans_and_verdicts_continue_the_trace() {
+    let Some(cfg) = setup("rb-otel", 2) else {
+        return;
+    };
+    let Some(otelcol) = otelcol_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("otlp.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let collector_cfg = dir.path().join("otelcol.yaml");
+    std::fs::write(
+        &collector_cfg,
+        format!(
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:{port}\n\
+             exporters:\n  file:\n    path: {}\n    flush_interval: 100ms\n\
+             service:\n  telemetry:\n    metrics:\n      level: none\n\
+             \x20 pipelines:\n    metrics:\n      receivers: [otlp]\n      exporters: [file]\n\
+             \x20   traces:\n      receivers: [otlp]\n      exporters: [file]\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let collector_log = dir.path().join("otelcol.log");
+    let _collector = KillOnDrop(
+        Command::new(&otelcol)
+            .args(["--config", &collector_cfg.display().to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&collector_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the collector did not listen; log:\n{}",
+            std::fs::read_to_string(&collector_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 200 untraced events, one whose caller sampled its trace, one whose caller did not.
+    let evs = events(202, 61);
+    let (plain, traced) = evs.split_at(200);
+    produce(&cfg.kafka.brokers, &cfg.topics.submissions, &kv(plain));
+    let sampled_in = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let unsampled_in = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+    {
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &cfg.kafka.brokers)
+            .create()
+            .unwrap();
+        for ((key, payload, _), tp) in traced.iter().zip([sampled_in, unsampled_in]) {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "traceparent",
+                value: Some(tp),
+            });
+            p.send(
+                BaseRecord::to(&cfg.topics.submissions)
+                    .key(key.as_bytes())
+                    .payload(payload.as_slice())
+                    .headers(headers),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    let config = dir.path().join("spamflow.toml");
+    std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
+    let log = dir.path().join("spamflow.log");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut child = spawn_pipeline_with(
+        &cfg,
+        "otel-1",
+        &config,
+        &log,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "spamflow-test"),
+            ("SPAMFLOW_TELEMETRY__EXPORT_INTERVAL_MS", "200"),
+        ],
+    );
+    let records = read_topic(
+        &cfg.kafka.brokers,
+        &cfg.topics.verdicts,
+        2,
+        evs.len(),
+        Duration::from_millis(500),
+        Duration::from_secs(120),
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "spamflow did not stop cleanly: {status}; log:\n{log_text}"
+    );
+    assert_eq!(records.len(), evs.len(), "log:\n{log_text}");
+
+    // The verdicts continue the callers' traces; untraced events get no header.
+    let header_of = |id: &str| {
+        let r = records
+            .iter()
+            .find(|r| {
+                serde_json::from_slice::<Verdict>(r.payload.as_deref().unwrap())
+                    .unwrap()
+                    .message_id
+                    == id
+            })
+            .unwrap();
+        r.headers.get("traceparent").cloned()
+    };
+    let sampled_out = header_of(&traced[0].2).expect("the sampled trace goes on");
+    let (tid, parent) = (&sampled_in[3..35], &sampled_in[36..52]);
+    assert!(
+        sampled_out.starts_with(&format!("00-{tid}-")),
+        "{sampled_out}"
+    );
+    assert!(sampled_out.ends_with("-01"), "{sampled_out}");
+    let span_id = sampled_out[36..52].to_owned();
+    assert_ne!(span_id, parent, "the verdict's parent is spamflow's span");
+    assert_eq!(header_of(&traced[1].2).as_deref(), Some(unsampled_in));
+    assert_eq!(header_of(&plain[0].2), None);
+
+    // What the collector received: metrics under their OTLP names, one span per batch
+    // and per commit, and the sampled message's span, child of the caller's.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = otlp_lines(&out);
+        let spans = otlp_spans(&lines);
+        let consumed = otlp_points(&lines, "messaging.client.consumed.messages");
+        let message_span = spans
+            .iter()
+            .find(|s| s["traceId"] == tid && s["spanId"] == span_id.as_str());
+        let done = otlp_max(&consumed) >= evs.len() as u64
+            && message_span.is_some()
+            && otlp_max(&otlp_points(&lines, "spamflow.decision_age")) >= evs.len() as u64;
+        if !done {
+            assert!(
+                Instant::now() < deadline,
+                "the collector did not get everything: {} lines, {} spans, consumed {}; log:\n{}",
+                lines.len(),
+                spans.len(),
+                otlp_max(&consumed),
+                std::fs::read_to_string(&collector_log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let (resource, point) = consumed[0];
+        assert_eq!(
+            otlp_attr(resource, "service.name").as_deref(),
+            Some("spamflow-test")
+        );
+        assert_eq!(
+            otlp_attr(&point["attributes"], "messaging.destination.name").as_deref(),
+            Some(cfg.topics.submissions.as_str())
+        );
+        let verdicts = otlp_points(&lines, "spamflow.verdicts");
+        assert!(verdicts
+            .iter()
+            .any(|(_, p)| otlp_attr(&p["attributes"], "action").as_deref() == Some("allow")));
+        for histogram in [
+            "spamflow.commit_duration",
+            "messaging.process.duration",
+            "spamflow.rules_compile_duration",
+        ] {
+            assert!(
+                otlp_max(&otlp_points(&lines, histogram)) >= 1,
+                "{histogram} has no values"
+            );
+        }
+        let s = message_span.unwrap();
+        assert_eq!(s["parentSpanId"], parent);
+        assert_eq!(s["name"], format!("process {}", cfg.topics.submissions));
+        assert_eq!(
+            otlp_attr(&s["attributes"], "messaging.message.id").as_deref(),
+            Some(traced[0].2.as_str())
+        );
+        assert!(otlp_attr(&s["attributes"], "spamflow.action").is_some());
+        // The caller did not sample the other trace, and the ratio is 0: no span of it.
+        assert!(!spans.iter().any(|s| s["traceId"] == unsampled_in[3..35]));
+        for name in ["spamflow.batch", "spamflow.commit"] {
+            assert!(spans.iter().any(|s| s["name"] == name), "no {name} span");
+        }
+        // One span per batch and per commit, not per message (plus the one message).
+        let per_message = spans
+            .iter()
+            .filter(|s| s["name"] != "spamflow.batch" && s["name"] != "spamflow.commit")
+            .count();
+        assert_eq!(per_message, 1);
+        break;
+    }
 }

@@ -22,7 +22,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::ChainBuilder;
@@ -445,6 +445,12 @@ impl Core {
             offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
+            trace: m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == crate::telemetry::TRACEPARENT)
+                    .and_then(|h| h.value)
+                    .and_then(crate::telemetry::TraceParent::parse)
+            }),
         };
         self.pending.insert(msg.partition, msg.offset + 1);
         self.first_read.entry(msg.partition).or_insert(msg.offset);
@@ -543,6 +549,7 @@ impl Core {
             return;
         }
         let t0 = Instant::now();
+        let mut span = crate::telemetry::spans().map(|s| s.commit(self.eos));
         let ack = self.barrier();
         let barrier_took = t0.elapsed();
         let producer = self.producer.get();
@@ -583,6 +590,17 @@ impl Core {
             }
         };
         self.metrics.commit_time.observe(t0.elapsed());
+        if let Some(span) = &mut span {
+            use opentelemetry::trace::Span as _;
+            span.set_attribute(opentelemetry::KeyValue::new(
+                "spamflow.partitions",
+                tpl.count() as i64,
+            ));
+            if let Err(e) = &result {
+                span.set_status(opentelemetry::trace::Status::error(e.to_string()));
+            }
+            span.end();
+        }
         match result {
             Ok(()) => {
                 tracing::debug!(barrier = ?barrier_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");

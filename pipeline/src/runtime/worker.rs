@@ -20,6 +20,7 @@ use crate::config::TopicsConfig;
 use crate::kafka::{output_tag, send_with_backpressure, FailedOutputs, OutProducer};
 use crate::metrics::{LocalTally, Metrics};
 use crate::runtime::changelog::{self, ChangelogRecord};
+use crate::telemetry::{self, TraceParent, TRACEPARENT};
 
 /// One input record, detached from the consumer.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct InMsg {
     pub key: Option<Vec<u8>>,
     /// Original value.
     pub payload: Option<Vec<u8>>,
+    /// The W3C trace context in its `traceparent` header, if it has a valid one.
+    pub trace: Option<TraceParent>,
 }
 
 /// What the engine asks of a worker.
@@ -183,6 +186,9 @@ impl Worker {
             match work {
                 Work::Batch(msgs) => {
                     let started = std::time::Instant::now();
+                    let span = telemetry::spans()
+                        .zip(msgs.first())
+                        .map(|(s, m)| s.batch(m.partition, msgs.len()));
                     let producer = self.env.producer.get();
                     // Each record is decoded one ahead, so that the stateful operators can
                     // start loading its state (prefetch) while the one before is worked on.
@@ -205,6 +211,9 @@ impl Worker {
                     }
                     self.tally.flush(&self.env.metrics);
                     self.env.metrics.batch_time.observe(started.elapsed());
+                    if let Some(mut span) = span {
+                        opentelemetry::trace::Span::end(&mut span);
+                    }
                 }
                 Work::Assign { partition } => {
                     self.counted.remove(&partition);
@@ -332,29 +341,60 @@ impl Worker {
     ) {
         self.tally.consumed();
         let counted = self.replayed(m);
+        let span =
+            telemetry::spans().and_then(|s| s.message(m.trace.as_ref(), m.partition, m.offset));
+        // The outputs continue the input's trace: under this message's span if it has one.
+        let trace = span
+            .as_ref()
+            .map(telemetry::MessageSpan::traceparent)
+            .or(m.trace);
         let event = match event {
             Ok(ev) => ev,
-            Err(error) => return self.dead_letter(producer, m, error),
+            Err(error) => {
+                if let Some(span) = span {
+                    span.end(None, Err(error.code));
+                }
+                return self.dead_letter(producer, m, error, trace);
+            }
         };
         // A panic in an operator is a bug; it must cost one record, not the worker and
         // with it the offsets of records that got no verdict. The panic hook logs where
         // it happened, never the message (`main.rs`).
         let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.judge(producer, m, &event, counted)
+            self.judge(producer, m, &event, counted, trace)
         }));
-        if judged.is_err() {
-            let error = DlqError {
-                kind: DlqErrorKind::Internal,
-                code: "internal_error",
-                message: "processing this record panicked (a bug in spamflow; the log has where)"
-                    .into(),
-            };
-            self.dead_letter(producer, m, error);
+        match judged {
+            Ok(decision) => {
+                if let Some(span) = span {
+                    span.end(Some(&event.message_id), Ok(decision));
+                }
+            }
+            Err(_) => {
+                let error = DlqError {
+                    kind: DlqErrorKind::Internal,
+                    code: "internal_error",
+                    message:
+                        "processing this record panicked (a bug in spamflow; the log has where)"
+                            .into(),
+                };
+                if let Some(span) = span {
+                    span.end(Some(&event.message_id), Err(error.code));
+                }
+                self.dead_letter(producer, m, error, trace);
+            }
         }
     }
 
-    /// Runs the chain on `event` and sends its verdict, block record and alert.
-    fn judge(&mut self, producer: &OutProducer, m: &InMsg, event: &SubmissionEvent, counted: bool) {
+    /// Runs the chain on `event` and sends its verdict, block record and alert (with
+    /// `trace` as their `traceparent`); returns the action and score.
+    fn judge(
+        &mut self,
+        producer: &OutProducer,
+        m: &InMsg,
+        event: &SubmissionEvent,
+        counted: bool,
+        trace: Option<TraceParent>,
+    ) -> (spamflow_schemas::Action, u8) {
         let ctx = EventCtx {
             event,
             partition: m.partition,
@@ -378,6 +418,7 @@ impl Worker {
             producer,
             failed: &self.env.failed,
             send_errors: &mut self.send_errors,
+            trace: trace.map(|t| t.header()),
         };
         out.send(
             BaseRecord::with_opaque_to(&topics.verdicts, tag)
@@ -400,15 +441,23 @@ impl Worker {
                     .payload(&body),
             );
         }
+        (verdict.action, verdict.score)
     }
 
-    fn dead_letter(&mut self, producer: &OutProducer, m: &InMsg, error: DlqError) {
+    fn dead_letter(
+        &mut self,
+        producer: &OutProducer,
+        m: &InMsg,
+        error: DlqError,
+        trace: Option<TraceParent>,
+    ) {
         self.tally.dlq(error.code);
         // Offsets and error codes only: the payload may be a private message.
         tracing::debug!(
             partition = m.partition,
             offset = m.offset,
             code = error.code,
+            trace_id = trace.map(|t| t.trace_id_hex()),
             "record to DLQ"
         );
         let mut rec = DlqRecord {
@@ -444,6 +493,7 @@ impl Worker {
             producer,
             failed: &self.env.failed,
             send_errors: &mut self.send_errors,
+            trace: trace.map(|t| t.header()),
         }
         .send(r);
     }
@@ -482,6 +532,7 @@ impl Worker {
             producer,
             failed: &self.env.failed,
             send_errors: &mut self.send_errors,
+            trace: None,
         };
         for (p, key, StateUpdate { value, .. }, publish) in &pending {
             // Tag 0: a changelog record belongs to no one input record.
@@ -539,13 +590,22 @@ struct Sink<'a> {
     producer: &'a OutProducer,
     failed: &'a FailedOutputs,
     send_errors: &'a mut u64,
+    /// The `traceparent` every record gets, if any.
+    trace: Option<String>,
 }
 
 impl Sink<'_> {
     /// Queues one record; waits for room when the producer queue is full. Any other
     /// error is counted so that the engine refuses to commit and rewinds instead, and
     /// charged to the record's input record when it is the record's own.
-    fn send(&mut self, rec: BaseRecord<'_, [u8], [u8], usize>) {
+    fn send(&mut self, mut rec: BaseRecord<'_, [u8], [u8], usize>) {
+        if let Some(t) = &self.trace {
+            let h = Header {
+                key: TRACEPARENT,
+                value: Some(t.as_bytes()),
+            };
+            rec.headers = Some(rec.headers.take().unwrap_or_default().insert(h));
+        }
         let tag = rec.delivery_opaque;
         if let Err(e) = send_with_backpressure(self.producer, rec) {
             *self.send_errors += 1;
