@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: fuzz model run test deps build test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry bench-state sample fmt lint
+.PHONY: fuzz model run test deps build k8s-check test-unit kafka-start kafka-stop bench bench-e2e bench-rules bench-registry bench-state sample fmt lint
 
 ## make run: build and run the pipeline on the embedded broker with replayed sample traffic.
 ##   make run ARGS="--duration 20s --summary-json out.json"
@@ -15,6 +15,7 @@ run: deps
 ## single-node Apache Kafka (KRaft) on 127.0.0.1 started from Maven Central jars.
 test: deps
 	scripts/kafka.sh fetch >/dev/null
+	scripts/k8s-check.sh
 	$(CARGO) build --workspace --tests
 	@set -euo pipefail; \
 	trap 'scripts/kafka.sh stop >/dev/null 2>&1' EXIT; \
@@ -32,6 +33,10 @@ deps:
 ## Unit and mock-cluster tests only (no real broker; real-broker tests skip outside CI).
 test-unit:
 	$(CARGO) test --workspace
+
+## Render every k8s overlay and validate it against the vendored schemas (kubeconform).
+k8s-check:
+	scripts/k8s-check.sh
 
 kafka-start:
 	@scripts/kafka.sh start
