@@ -65,5 +65,41 @@ fn chain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, chain);
+/// A worker's own bookkeeping per message, OpenTelemetry export off and on: the verdict
+/// tally, a flush per batch of 256 (each decision age then goes to the OTLP histogram),
+/// and with export on the batch span. With export on, a real OTLP exporter is configured
+/// (to a port nothing listens on, exporting once an hour), so only the recording is timed.
+fn telemetry(c: &mut Criterion) {
+    use spamflow_pipeline::metrics::{LocalTally, Metrics};
+    use std::sync::Arc;
+    let off = Arc::new(Metrics::default());
+    let on = Arc::new(Metrics::default());
+    let mut cfg = spamflow_pipeline::config::Config::default();
+    cfg.telemetry.otlp_endpoint = "http://127.0.0.1:9".into();
+    cfg.telemetry.export_interval_ms = 3_600_000;
+    let _telemetry = spamflow_pipeline::telemetry::Telemetry::start(&cfg, &on).unwrap();
+    let spans = spamflow_pipeline::telemetry::spans();
+    let mut g = c.benchmark_group("telemetry");
+    g.throughput(Throughput::Elements(4096));
+    for (name, m, spans) in [("export_off", &off, None), ("export_on", &on, spans)] {
+        g.bench_function(name, |b| {
+            let mut tally = LocalTally::default();
+            b.iter(|| {
+                for batch in 0..16u64 {
+                    let span = spans.map(|s| s.batch(0, 256));
+                    for i in 0..256u64 {
+                        tally.verdict(spamflow_schemas::Action::Allow, 3_000 + batch * 256 + i);
+                    }
+                    tally.flush(m);
+                    if let Some(mut span) = span {
+                        opentelemetry::trace::Span::end(&mut span);
+                    }
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, chain, telemetry);
 criterion_main!(benches);

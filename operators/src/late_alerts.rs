@@ -85,7 +85,7 @@ impl LateAlerts {
 }
 
 /// The first characters of `text`, digits masked.
-fn excerpt(text: &str) -> String {
+pub fn excerpt(text: &str) -> String {
     text.chars()
         .take(EXCERPT_CHARS)
         .map(|c| if c.is_ascii_digit() { '*' } else { c })

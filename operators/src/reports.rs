@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::operator::{EventCtx, OperatorWorker, StatelessOperator};
 use crate::signal::{ActionHint, Signal};
 use crate::velocity::fingerprint::fingerprint;
+use spamflow_schemas::{ContentStatus, ReportedContentRecord};
 
 /// `[reports]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +141,8 @@ pub struct ReportedContent {
     log: RwLock<std::collections::VecDeque<(u64, u64, Blocked)>>,
     /// The sequence number of the next block.
     next_seq: std::sync::atomic::AtomicU64,
+    /// Contents staff lifted, with the lift's time (ms): reports up to it do not count.
+    lifted: Mutex<HashMap<u64, i64>>,
 }
 
 /// Blocks kept in [`ReportedContent`]'s log for late alerts.
@@ -165,6 +168,7 @@ impl ReportedContent {
             n_blocked: AtomicUsize::new(0),
             log: RwLock::default(),
             next_seq: std::sync::atomic::AtomicU64::new(0),
+            lifted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -202,6 +206,10 @@ impl ReportedContent {
                 return Added::AlreadyBlocked;
             }
         }
+        let lifted_at = self.lock_lifted().get(&fp.hash).copied();
+        if lifted_at.is_some_and(|t| at_ms <= t) {
+            return Added::Ignored;
+        }
         let window = (self.cfg.window_secs * 1000) as i64;
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if !pending.contains_key(&fp.hash) && pending.len() >= self.cfg.max_contents {
@@ -226,16 +234,80 @@ impl ReportedContent {
             since_ms: at_ms,
             until_ms: at_ms + (self.cfg.block_secs * 1000) as i64,
         };
+        self.block(fp.hash, b);
+        Added::Blocked(b)
+    }
+
+    /// Blocks content `fp` with `b`; false if it was blocked already.
+    fn block(&self, fp: u64, b: Blocked) -> bool {
         let mut blocked = self.blocked.write().unwrap_or_else(|e| e.into_inner());
-        blocked.retain(|_, old| old.until_ms > at_ms);
-        blocked.insert(fp.hash, b);
+        blocked.retain(|_, old| old.until_ms > b.since_ms);
+        if blocked.insert(fp, b).is_some() {
+            return false;
+        }
         self.n_blocked.store(blocked.len(), Relaxed);
         let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
-        log.push_back((self.next_seq.fetch_add(1, Relaxed), fp.hash, b));
+        log.push_back((self.next_seq.fetch_add(1, Relaxed), fp, b));
         if log.len() > LOG_LEN {
             log.pop_front();
         }
-        Added::Blocked(b)
+        true
+    }
+
+    /// Applies a record of the reported-content topic: a block (from this or another
+    /// instance) blocks, a lift unblocks and makes reports up to its time not count.
+    /// Returns whether the content was blocked before.
+    pub fn apply_record(&self, r: &ReportedContentRecord) -> Result<bool, String> {
+        let fp = u64::from_str_radix(&r.fingerprint, 16).map_err(|e| e.to_string())?;
+        let was = self.read_blocked().contains_key(&fp);
+        match r.status {
+            ContentStatus::Blocked => {
+                let lifted_at = self.lock_lifted().get(&fp).copied();
+                if lifted_at.is_none_or(|t| r.since.timestamp_millis() > t) {
+                    self.block(
+                        fp,
+                        Blocked {
+                            reporters: r.reporters,
+                            since_ms: r.since.timestamp_millis(),
+                            until_ms: r.until.timestamp_millis(),
+                        },
+                    );
+                }
+            }
+            ContentStatus::Lifted => {
+                self.lock_lifted()
+                    .insert(fp, r.changed_at.timestamp_millis());
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&fp);
+                let mut blocked = self.blocked.write().unwrap_or_else(|e| e.into_inner());
+                blocked.remove(&fp);
+                self.n_blocked.store(blocked.len(), Relaxed);
+            }
+        }
+        Ok(was)
+    }
+
+    /// The record that publishes block `b` of `text` (made by the reports follower).
+    pub fn record(text: &str, b: Blocked, by: &str) -> ReportedContentRecord {
+        let ms = |t: i64| chrono::DateTime::from_timestamp_millis(t).unwrap_or_default();
+        ReportedContentRecord {
+            schema_version: 1,
+            fingerprint: format!("{:016x}", fingerprint(text).hash),
+            status: ContentStatus::Blocked,
+            since: ms(b.since_ms),
+            until: ms(b.until_ms),
+            reporters: b.reporters,
+            excerpt: Some(crate::late_alerts::excerpt(text)),
+            changed_by: by.to_owned(),
+            changed_at: ms(b.since_ms),
+            reason: Some(format!("reported by {} distinct subscribers", b.reporters)),
+        }
+    }
+
+    fn lock_lifted(&self) -> std::sync::MutexGuard<'_, HashMap<u64, i64>> {
+        self.lifted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether `text` is blocked for a message at `event_time_ms`.
@@ -411,6 +483,67 @@ mod tests {
         );
         // Expired after block_secs.
         assert_eq!(c.check(SPAM, t0 + 3_000 + 3_600_000), None);
+    }
+
+    #[test]
+    fn published_blocks_apply_elsewhere_and_a_lift_unblocks_until_later_reports() {
+        let t0 = 1_000_000_000_000;
+        let a = content(3);
+        for r in 1..=3 {
+            a.add(SPAM, r, t0 + r as i64 * 1_000);
+        }
+        let Some(b) = a.check(SPAM, t0 + 5_000) else {
+            panic!("blocked on the instance that read the reports");
+        };
+        let rec = ReportedContent::record(SPAM, b, "spamflow:reports");
+        assert_eq!(rec.fingerprint.len(), 16);
+        assert!(!rec
+            .excerpt
+            .as_deref()
+            .unwrap()
+            .contains(|c: char| c.is_ascii_digit()));
+        let json = serde_json::to_vec(&rec).unwrap();
+        assert_eq!(ReportedContentRecord::decode(&json).unwrap(), rec);
+
+        // Another instance that got the record but not the reports blocks it as well;
+        // applying it again changes nothing (and logs no second block).
+        let other = content(3);
+        assert_eq!(other.apply_record(&rec), Ok(false));
+        assert_eq!(other.check(SPAM, t0 + 5_000), Some(b));
+        let seq = other.next_seq();
+        assert_eq!(other.apply_record(&rec), Ok(true));
+        assert_eq!(other.next_seq(), seq);
+
+        // A lift unblocks; reports up to its time do not count again (a restarted
+        // instance reads them again), later ones do.
+        let lift_at = t0 + 60_000;
+        let lifted = ReportedContentRecord {
+            status: ContentStatus::Lifted,
+            changed_by: "kim".into(),
+            changed_at: chrono::DateTime::from_timestamp_millis(lift_at).unwrap(),
+            ..rec.clone()
+        };
+        for c in [&a, &other] {
+            c.apply_record(&lifted).unwrap();
+            assert_eq!(c.check(SPAM, t0 + 70_000), None);
+            assert_eq!(c.blocked_count(), 0);
+            for r in 1..=3 {
+                assert_eq!(c.add(SPAM, r, t0 + r as i64 * 1_000), Added::Ignored);
+            }
+            // The block record read again after the lift stays lifted.
+            c.apply_record(&rec).unwrap();
+            assert_eq!(c.check(SPAM, t0 + 70_000), None);
+        }
+        for r in 4..=5 {
+            assert_eq!(a.add(SPAM, r, lift_at + r as i64), Added::Counted);
+        }
+        assert!(matches!(a.add(SPAM, 6, lift_at + 6), Added::Blocked(_)));
+        assert!(a
+            .apply_record(&ReportedContentRecord {
+                fingerprint: "not-hex-at-all!!".into(),
+                ..rec
+            })
+            .is_err());
     }
 
     #[test]

@@ -83,9 +83,39 @@ impl StatsConfig {
 #[derive(Debug, Default)]
 pub struct StatsMetrics {
     by_operator: Mutex<BTreeMap<String, [u64; 4]>>,
+    by_category: Mutex<BTreeMap<String, [u64; 4]>>,
 }
 
+/// Distinct categories the metrics name; later ones count as `other` (a rule pack
+/// defines its categories, so a bad pack must not make the series unbounded).
+pub const MAX_METRIC_CATEGORIES: usize = 64;
+
 impl StatsMetrics {
+    /// `(category, [allow, label, throttle, block])` of the verdicts with a reason,
+    /// by the category of their first (strongest) reason, sorted.
+    pub fn categories(&self) -> Vec<(String, [u64; 4])> {
+        let m = self.by_category.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    fn add_categories(&self, deltas: &mut HashMap<String, [u64; 4]>) {
+        if deltas.is_empty() {
+            return;
+        }
+        let mut m = self.by_category.lock().unwrap_or_else(|e| e.into_inner());
+        for (category, d) in deltas.drain() {
+            let key = if m.contains_key(&category) || m.len() < MAX_METRIC_CATEGORIES {
+                category
+            } else {
+                OTHER.to_owned()
+            };
+            let e = m.entry(key).or_default();
+            for (a, b) in e.iter_mut().zip(d) {
+                *a += b;
+            }
+        }
+    }
+
     /// `(relay operator label, [allow, label, throttle, block])`, sorted.
     pub fn snapshot(&self) -> Vec<(String, [u64; 4])> {
         let m = self.by_operator.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,6 +162,7 @@ impl StatsFactory {
             metrics: self.metrics.clone(),
             partitions: HashMap::new(),
             deltas: HashMap::new(),
+            category_deltas: HashMap::new(),
         }
     }
 }
@@ -161,6 +192,8 @@ pub struct StatsOperator {
     /// Relay operators seen since the last snapshot: their metric label and their
     /// verdicts by action.
     deltas: HashMap<String, (String, [u64; 4])>,
+    /// Verdicts by their first reason's category since the last snapshot.
+    category_deltas: HashMap<String, [u64; 4]>,
 }
 
 impl StatsOperator {
@@ -240,6 +273,16 @@ impl StatefulOperator for StatsOperator {
             .unwrap_or("");
         let category = verdict.reasons.first().map(|r| r.category.as_str());
         self.count_metric(op, verdict.action.index());
+        if let Some(c) = category {
+            match self.category_deltas.get_mut(c) {
+                Some(counts) => counts[verdict.action.index()] += 1,
+                None => {
+                    let mut counts = [0; 4];
+                    counts[verdict.action.index()] = 1;
+                    self.category_deltas.insert(c.to_owned(), counts);
+                }
+            }
+        }
         if ctx.counted {
             return;
         }
@@ -338,6 +381,7 @@ impl StatefulOperator for StatsOperator {
 
     fn snapshot(&mut self, partition: i32, out: &mut Vec<StateUpdate>) {
         self.metrics.add(&mut self.deltas);
+        self.metrics.add_categories(&mut self.category_deltas);
         let Some(p) = self.partitions.get_mut(&partition) else {
             return;
         };
@@ -573,5 +617,35 @@ mod tests {
                 (OTHER.to_owned(), [0, 0, 0, 3])
             ]
         );
+        assert_eq!(
+            metrics.categories(),
+            vec![("adult".to_owned(), [0, 0, 0, 4])]
+        );
+    }
+
+    #[test]
+    fn category_metric_labels_are_bounded() {
+        let metrics = Arc::new(StatsMetrics::default());
+        let mut s =
+            StatsFactory::new(StatsConfig::default(), Arc::default(), metrics.clone()).build();
+        s.assigned(0);
+        let ev = event(None, None, T0);
+        for i in 0..MAX_METRIC_CATEGORIES + 5 {
+            decide(
+                &mut s,
+                0,
+                &ev,
+                &verdict(Action::Label, Some(&format!("c{i:03}"))),
+            );
+        }
+        decide(&mut s, 0, &ev, &verdict(Action::Allow, None));
+        s.snapshot(0, &mut Vec::new());
+        let got = metrics.categories();
+        assert_eq!(got.len(), MAX_METRIC_CATEGORIES + 1);
+        let total: u64 = got.iter().map(|(_, c)| c[Action::Label.index()]).sum();
+        assert_eq!(total, (MAX_METRIC_CATEGORIES + 5) as u64);
+        assert!(got
+            .iter()
+            .any(|(c, n)| c == OTHER && n[Action::Label.index()] > 0));
     }
 }

@@ -127,6 +127,9 @@ pub struct TopicsConfig {
     pub changelog: String,
     /// Subscribers' spam reports: SpamReport JSON keyed by the reported sender.
     pub reports: String,
+    /// Contents blocked because subscribers reported them, and staff's lifts
+    /// (ReportedContentRecord JSON keyed by fingerprint; compacted).
+    pub reported_content: String,
     /// Spam statistics per relay operator and hour (compacted; as many partitions as
     /// `submissions`).
     pub operator_stats: String,
@@ -143,13 +146,14 @@ impl Default for TopicsConfig {
             registry: "spamflow.sender-registry".into(),
             changelog: "spamflow.state.changelog".into(),
             reports: "sms.reports".into(),
+            reported_content: "spamflow.reported-content".into(),
             operator_stats: "spamflow.operator-stats".into(),
         }
     }
 }
 
 impl TopicsConfig {
-    fn named(&self) -> [(&'static str, &str); 9] {
+    fn named(&self) -> [(&'static str, &str); 10] {
         [
             ("submissions", &self.submissions),
             ("verdicts", &self.verdicts),
@@ -159,6 +163,7 @@ impl TopicsConfig {
             ("registry", &self.registry),
             ("changelog", &self.changelog),
             ("reports", &self.reports),
+            ("reported_content", &self.reported_content),
             ("operator_stats", &self.operator_stats),
         ]
     }

@@ -472,6 +472,7 @@ pub fn topic_specs(cfg: &Config, partitions: i32) -> Vec<TopicSpec> {
         // in changelog partition p, so restore reads exactly one partition.
         spec(&t.changelog, partitions, true),
         spec(&t.reports, partitions, false),
+        spec(&t.reported_content, 1, true),
         // Partition p holds input partition p's statistics (written with its changelog).
         spec(&t.operator_stats, partitions, true),
     ]

@@ -28,6 +28,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod numbers;
 pub mod registry;
+pub mod reported;
 pub mod reports;
 pub mod rules;
 pub mod runtime;

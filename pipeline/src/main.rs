@@ -128,6 +128,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NumbersCmd,
     },
+    /// Contents blocked because subscribers reported them, for staff: list them, lift a
+    /// block by hand (docs/reports.md).
+    Reported {
+        #[command(subcommand)]
+        cmd: ReportedCmd,
+    },
     /// Create every spamflow topic on the configured brokers (existing topics are kept).
     CreateTopics {
         /// Bootstrap servers (kafka.brokers).
@@ -215,6 +221,33 @@ enum NumbersCmd {
         /// Reports of this long ago and since count.
         #[arg(long, default_value = "24h")]
         since: humantime::Duration,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ReportedCmd {
+    /// The blocks in force (with --all, lifted and expired ones too).
+    List {
+        #[command(flatten)]
+        common: NumbersArgs,
+        /// Lifted and expired blocks too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Lift a block: every instance stops blocking the content, and only reports made
+    /// after the lift count towards blocking it again.
+    Lift {
+        #[command(flatten)]
+        common: NumbersArgs,
+        /// The content's fingerprint, as `spamflow reported list` shows it.
+        #[arg(long)]
+        fingerprint: String,
+        /// Who lifts it (kept in the record).
+        #[arg(long)]
+        by: String,
+        /// Why (kept in the record).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -504,6 +537,23 @@ fn main() -> ExitCode {
         | Cmd::Report(ReportCli {
             brokers: Some(b), ..
         })
+        | Cmd::Reported {
+            cmd:
+                ReportedCmd::List {
+                    common:
+                        NumbersArgs {
+                            brokers: Some(b), ..
+                        },
+                    ..
+                }
+                | ReportedCmd::Lift {
+                    common:
+                        NumbersArgs {
+                            brokers: Some(b), ..
+                        },
+                    ..
+                },
+        }
         | Cmd::Registry {
             cmd:
                 RegistryCmd::Put {
@@ -589,6 +639,7 @@ fn main() -> ExitCode {
         Cmd::Tap(args) => tap(&cfg, &args),
         Cmd::Stats(args) => stats(&cfg, &args),
         Cmd::Numbers { cmd } => numbers_cmd(&cfg, cmd),
+        Cmd::Reported { cmd } => reported_cmd(&cfg, cmd),
         Cmd::Report(args) => report(&cfg, args),
         Cmd::Config => serde_json::to_string_pretty(&cfg.redacted_json())
             .map(|s| println!("{s}"))
@@ -791,6 +842,46 @@ fn stats(cfg: &Config, a: &StatsCli) -> anyhow::Result<()> {
     }
     render(&rows, a.format, &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+fn reported_cmd(cfg: &Config, cmd: ReportedCmd) -> anyhow::Result<()> {
+    use spamflow_pipeline::reported::{in_force, lift, read_current, render};
+    anyhow::ensure!(
+        !cfg.kafka.brokers.is_empty(),
+        "spamflow reported needs --brokers (or kafka.brokers)"
+    );
+    let current = read_current(cfg)?;
+    let now = chrono::Utc::now();
+    let out = &mut std::io::stdout().lock();
+    match cmd {
+        ReportedCmd::List { common, all } => render(
+            current.values().filter(|r| all || in_force(r, now)),
+            common.format,
+            out,
+        ),
+        ReportedCmd::Lift {
+            common,
+            fingerprint,
+            by,
+            reason,
+        } => {
+            let r = current.get(&fingerprint).with_context(|| {
+                format!(
+                    "no content {fingerprint} in {} (see spamflow reported list)",
+                    cfg.topics.reported_content
+                )
+            })?;
+            let lifted = lift(r, &by, &reason, now)?;
+            let value = serde_json::to_vec(&lifted)?;
+            spamflow_pipeline::kafka::publish(
+                cfg,
+                &cfg.kafka.brokers,
+                &cfg.topics.reported_content,
+                &[(fingerprint, Some(value))],
+            )?;
+            render([&lifted], common.format, out)
+        }
+    }
 }
 
 fn numbers_cmd(cfg: &Config, cmd: NumbersCmd) -> anyhow::Result<()> {

@@ -404,6 +404,8 @@ pub struct HistogramSeries {
 pub const VERDICTS_HELP: &str = "Verdicts by action.";
 /// Help of `spamflow_relay_verdicts_total{relay_operator,action}`.
 pub const RELAY_VERDICTS_HELP: &str = "Verdicts by relay operator (those the sender registry names; others as other, none without one) and action.";
+/// Help of `spamflow_category_verdicts_total{category,action}`.
+pub const CATEGORY_VERDICTS_HELP: &str = "Verdicts with a reason by the category of their strongest reason (at most 64 categories, then other) and action.";
 /// Help of `spamflow_dlq_total{code}`.
 pub const DLQ_HELP: &str = "Records sent to the DLQ by error code.";
 

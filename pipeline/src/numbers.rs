@@ -186,8 +186,17 @@ pub fn render<'a>(
         "by",
         "reason",
     ];
+    table(out, &head, &rows)
+}
+
+/// Writes `rows` under `head` in aligned columns (the last one as it is).
+pub fn table<const N: usize>(
+    out: &mut impl Write,
+    head: &[&str; N],
+    rows: &[[String; N]],
+) -> anyhow::Result<()> {
     let mut width = head.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (w, c) in width.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
@@ -203,8 +212,8 @@ pub fn render<'a>(
         }
         s
     };
-    writeln!(out, "{}", line(&head))?;
-    for row in &rows {
+    writeln!(out, "{}", line(head))?;
+    for row in rows {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         writeln!(out, "{}", line(&cells))?;
     }

@@ -10,6 +10,13 @@
 //! blocked. A record that is not a valid report is logged by partition and offset,
 //! counted, and skipped.
 //!
+//! A content this instance blocks is also published to the compacted
+//! `topics.reported_content` ([`ReportedContentRecord`], keyed by fingerprint): every
+//! instance derives the same block from the same reports and publishes the same record,
+//! and compaction keeps one. Staff lift a block there (`spamflow reported lift`); every
+//! instance follows that topic, and reads it to its end before the first report, so a
+//! lift stays lifted when the reports are read again after a restart.
+//!
 //! The follower also counts distinct reporters per reported number ([`ReportedNumbers`]).
 //! With `reports.suspend = "auto"` the report that reaches `reports.suspend_min_reporters`
 //! makes the instance publish a suspension record to the sender registry. Every instance
@@ -33,7 +40,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::origin::{mask_number, parse_sender, Registry};
 use spamflow_operators::reports::{Added, ReportedContent, ReportedNumbers, Suspend};
-use spamflow_schemas::{decode_report, RegistrationRecord, RegistrationStatus, SpamReport};
+use spamflow_schemas::{
+    decode_report, RegistrationRecord, RegistrationStatus, ReportedContentRecord, SpamReport,
+};
 
 use crate::config::Config;
 use crate::kafka::{base_consumer_config, Reader, ReaderContext};
@@ -60,17 +69,47 @@ pub fn follow(
     let (cfg_owned, brokers_owned) = (cfg.clone(), brokers.to_owned());
     let mut numbers = ReportedNumbers::new(&cfg.reports);
     let topic = cfg.topics.reports.clone();
+    let content_topic = cfg.topics.reported_content.clone();
     let consumer: Reader = base_consumer_config(cfg, brokers)
         // Needed to assign; never joined (no subscribe) and never committed.
         .set("group.id", format!("{}-reports", cfg.kafka.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
         .create_with_context(ReaderContext)
         .context("creating the report follower")?;
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
     let lookback = Duration::from_secs(cfg.reports.window_secs + cfg.reports.block_secs);
     let handle = std::thread::Builder::new().name("spamflow-reports".into()).spawn(move || {
+        // Blocks and lifts first, to their end, then the reports beside them.
+        let Some(content_parts) = crate::kafka::partition_count(&consumer, &content_topic, timeout, &stop) else {
+            return;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..content_parts {
+            let _ = tpl.add_partition_offset(&content_topic, p, Offset::Beginning);
+        }
+        if let Err(e) = consumer.assign(&tpl) {
+            tracing::error!(error = %e, "cannot assign the reported-content topic");
+            return;
+        }
+        let mut at_end = vec![false; content_parts as usize];
+        while !stop.is_set() && !at_end.iter().all(|x| *x) {
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                    if let Some(e) = at_end.get_mut(p as usize) {
+                        *e = true;
+                    }
+                }
+                Some(Err(e)) => {
+                    metrics.client_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "reported-content follower error");
+                }
+                Some(Ok(m)) => apply_content_record(&content, &metrics, &m),
+            }
+        }
         let Some(partitions) = crate::kafka::partition_count(&consumer, &topic, timeout, &stop) else {
             return;
         };
@@ -87,7 +126,7 @@ pub fn follow(
                 t
             }
         };
-        if let Err(e) = consumer.assign(&start) {
+        if let Err(e) = consumer.incremental_assign(&start) {
             tracing::error!(error = %e, "cannot assign the reports topic");
             return;
         }
@@ -98,6 +137,7 @@ pub fn follow(
                     metrics.client_errors.fetch_add(1, Relaxed);
                     tracing::warn!(error = %e, "report follower error");
                 }
+                Some(Ok(m)) if m.topic() == content_topic => apply_content_record(&content, &metrics, &m),
                 Some(Ok(m)) => match decode_report(m.payload().unwrap_or_default()) {
                     Ok(r) => {
                         if let Added::Blocked(b) = apply(&content, &r) {
@@ -105,6 +145,9 @@ pub fn follow(
                                 .reported_contents_blocked
                                 .store(content.blocked_count() as i64, Relaxed);
                             tracing::info!(reporters = b.reporters, report = %r.report_id, "reported content blocked");
+                            let text = r.text.as_deref().unwrap_or_default();
+                            let rec = ReportedContent::record(text, b, AUTO_SUSPENDED_BY);
+                            publish_content(&cfg_owned, &brokers_owned, &metrics, &rec);
                         }
                         if let Some(rec) = count_number(&cfg_owned, &mut numbers, &registry, &r) {
                             suspend(&cfg_owned, &brokers_owned, &metrics, rec);
@@ -121,6 +164,42 @@ pub fn follow(
         }
     })?;
     Ok(Some(handle))
+}
+
+/// Applies one record of the reported-content topic; a malformed one is logged by offset,
+/// counted and skipped.
+fn apply_content_record(
+    content: &ReportedContent,
+    metrics: &Metrics,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) {
+    let Some(payload) = m.payload() else {
+        return; // A tombstone: the topic's own clean-up; the block expires by itself.
+    };
+    match ReportedContentRecord::decode(payload).and_then(|r| content.apply_record(&r)) {
+        Ok(_) => metrics
+            .reported_contents_blocked
+            .store(content.blocked_count() as i64, Relaxed),
+        Err(e) => {
+            metrics.reports_rejected.fetch_add(1, Relaxed);
+            tracing::warn!(offset = m.offset(), error = %e, "skipping a reported-content record that does not decode");
+        }
+    }
+}
+
+/// Publishes a block or a lift to `topics.reported_content`.
+pub fn publish_content(
+    cfg: &Config,
+    brokers: &str,
+    metrics: &Metrics,
+    rec: &ReportedContentRecord,
+) {
+    let value = serde_json::to_vec(rec).unwrap_or_default();
+    let keyed = [(rec.fingerprint.clone(), Some(value))];
+    if let Err(e) = crate::kafka::publish(cfg, brokers, &cfg.topics.reported_content, &keyed) {
+        metrics.client_errors.fetch_add(1, Relaxed);
+        tracing::error!(fingerprint = %rec.fingerprint, error = %e, "cannot publish a reported content; it is blocked here, and another instance or a restart publishes it");
+    }
 }
 
 /// Counts the report against its sender number. Returns the suspension to publish when

@@ -33,8 +33,8 @@ use spamflow_schemas::Action;
 
 use crate::config::Config;
 use crate::metrics::{
-    Metrics, Value, AGE_BUCKETS_US, DLQ_CODES, DLQ_HELP, HISTOGRAMS, RELAY_VERDICTS_HELP, SERIES,
-    VERDICTS_HELP,
+    Metrics, Value, AGE_BUCKETS_US, CATEGORY_VERDICTS_HELP, DLQ_CODES, DLQ_HELP, HISTOGRAMS,
+    RELAY_VERDICTS_HELP, SERIES, VERDICTS_HELP,
 };
 
 /// The OpenTelemetry semantic conventions the names and attributes follow.
@@ -434,6 +434,24 @@ fn register(meter: &Meter, cfg: &Config, metrics: &Arc<Metrics>) {
                         counts[a.index()],
                         &[
                             KeyValue::new("relay_operator", op.clone()),
+                            KeyValue::new("action", a.as_str()),
+                        ],
+                    );
+                }
+            }
+        })
+        .build();
+    let m = metrics.clone();
+    meter
+        .u64_observable_counter("spamflow.category_verdicts")
+        .with_description(CATEGORY_VERDICTS_HELP)
+        .with_callback(move |o| {
+            for (category, counts) in m.operators.relay.categories() {
+                for a in Action::ALL {
+                    o.observe(
+                        counts[a.index()],
+                        &[
+                            KeyValue::new("category", category.clone()),
                             KeyValue::new("action", a.as_str()),
                         ],
                     );

@@ -6,6 +6,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -331,6 +332,10 @@ fn spawn_pipeline_with(
         .env("SPAMFLOW_TOPICS__REGISTRY", &cfg.topics.registry)
         .env("SPAMFLOW_TOPICS__CHANGELOG", &cfg.topics.changelog)
         .env("SPAMFLOW_TOPICS__REPORTS", &cfg.topics.reports)
+        .env(
+            "SPAMFLOW_TOPICS__REPORTED_CONTENT",
+            &cfg.topics.reported_content,
+        )
         .env(
             "SPAMFLOW_TOPICS__OPERATOR_STATS",
             &cfg.topics.operator_stats,
@@ -1163,7 +1168,93 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
         "{evidence}"
     );
     assert!(!reported_reason(&verdict_of("other", 3)));
+
+    // The block is on the reported-content topic, where staff find it and lift it.
+    let reported_cmd = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spamflow"))
+            .arg("reported")
+            .args(args)
+            .args(["--brokers", &brokers, "--format", "json"])
+            .env_remove("SPAMFLOW_CONFIG")
+            .env(
+                "SPAMFLOW_TOPICS__REPORTED_CONTENT",
+                &cfg.topics.reported_content,
+            )
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| spamflow_schemas::ReportedContentRecord::decode(l.as_bytes()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let listed = reported_cmd(&["list"]);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].reporters, 3);
+    assert_eq!(listed[0].status, spamflow_schemas::ContentStatus::Blocked);
+    let fp = listed[0].fingerprint.clone();
+    let lifted = reported_cmd(&[
+        "lift",
+        "--fingerprint",
+        &fp,
+        "--by",
+        "kim",
+        "--reason",
+        "a refund notice of our own",
+    ]);
+    assert_eq!(lifted[0].status, spamflow_schemas::ContentStatus::Lifted);
+    run.wait_for(Duration::from_secs(60), "block lifted", |m| {
+        m.reported_contents_blocked.load(Relaxed) == 0
+    });
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("after-lift", "+821099998888", variant)],
+    );
+    assert!(!reported_reason(&verdict_of("after-lift", 4)));
+    assert!(reported_cmd(&["list"]).is_empty(), "nothing in force");
+    let all = reported_cmd(&["list", "--all"]);
+    assert_eq!((all.len(), all[0].changed_by.as_str()), (1, "kim"));
     run.stop();
+    if let Some(f) = follower {
+        let _ = f.join();
+    }
+
+    // A restarted instance reads the same three reports again, and the lift first: the
+    // content stays lifted.
+    let again = spamflow_pipeline::operators(&cfg, None).unwrap();
+    let (metrics, stop) = (
+        Arc::new(spamflow_pipeline::metrics::Metrics::default()),
+        spamflow_pipeline::runtime::Stop::new(),
+    );
+    let follower = reports::follow(
+        &cfg,
+        &brokers,
+        again.reported.clone(),
+        again.registry.clone(),
+        metrics.clone(),
+        stop.clone(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.reports_applied.load(Relaxed) < 3 {
+        assert!(Instant::now() < deadline, "the reports were not read again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(again.reported.blocked_count(), 0);
+    assert_eq!(
+        again
+            .reported
+            .check(variant, chrono::Utc::now().timestamp_millis()),
+        None
+    );
+    stop.trigger();
     if let Some(f) = follower {
         let _ = f.join();
     }

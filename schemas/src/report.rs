@@ -150,3 +150,63 @@ mod tests {
         assert_eq!(decode_report(b"").unwrap_err(), DecodeError::Empty);
     }
 }
+
+/// Whether a reported content is blocked or was lifted by staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentStatus {
+    /// Every message with this content is blocked until `until`.
+    Blocked,
+    /// Staff lifted the block; reports up to `changed_at` no longer count.
+    Lifted,
+}
+
+/// A record of the compacted `spamflow.reported-content` topic, keyed by `fingerprint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedContentRecord {
+    /// 1.
+    pub schema_version: u32,
+    /// The masked-text fingerprint of the content, 16 lower-case hex digits.
+    pub fingerprint: String,
+    /// Blocked or lifted.
+    pub status: ContentStatus,
+    /// Report time of the report that crossed the line.
+    pub since: DateTime<Utc>,
+    /// Blocked until then (message time).
+    pub until: DateTime<Utc>,
+    /// Distinct reporters when it was blocked.
+    pub reporters: u32,
+    /// The first characters of a reported text, digits masked, for staff to recognise it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+    /// Who set this status (`spamflow:reports`, or a person).
+    pub changed_by: String,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+    /// Why, for the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ReportedContentRecord {
+    /// Parses and checks a record: schema version 1, a 16-hex-digit fingerprint.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let r: ReportedContentRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if r.schema_version != 1 {
+            return Err(format!("unsupported schema_version {}", r.schema_version));
+        }
+        if r.fingerprint.len() != 16
+            || !r
+                .fingerprint
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(format!(
+                "fingerprint {:?} is not 16 hex digits",
+                r.fingerprint
+            ));
+        }
+        Ok(r)
+    }
+}

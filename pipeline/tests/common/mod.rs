@@ -64,6 +64,7 @@ pub fn config(brokers: &str, tag: &str) -> Config {
         (&mut t.registry, "registry"),
         (&mut t.changelog, "changelog"),
         (&mut t.reports, "reports"),
+        (&mut t.reported_content, "reported"),
         (&mut t.operator_stats, "stats"),
     ] {
         *slot = format!("{name}-{id}");
