@@ -40,6 +40,18 @@ pub fn base_consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
     c
 }
 
+/// A DLQ record's headers ([`spamflow_schemas::DlqRecord::headers`]) as Kafka headers.
+pub fn dlq_headers(rec: &spamflow_schemas::DlqRecord) -> rdkafka::message::OwnedHeaders {
+    let mut headers = rdkafka::message::OwnedHeaders::new();
+    for (k, v) in rec.headers(spamflow_operators::PIPELINE_ID) {
+        headers = headers.insert(rdkafka::message::Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    headers
+}
+
 /// Config of the input consumer (one consumer group, cooperative-sticky, manual commits).
 pub fn consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
     let mut c = base_consumer_config(cfg, brokers);

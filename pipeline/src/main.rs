@@ -1143,10 +1143,12 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             metrics.clone(),
             stop.clone(),
         )?;
+        let checker =
+            spamflow_pipeline::reports::check(cfg, &brokers, metrics.clone(), stop.clone())?;
         let result = runtime::run(cfg, &brokers, ops.chain, metrics, stop.clone());
         stop.trigger();
         let _ = follower.handle.join();
-        if let Some(h) = reports {
+        for h in [reports, checker].into_iter().flatten() {
             let _ = h.join();
         }
         result

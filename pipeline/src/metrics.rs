@@ -20,6 +20,14 @@ pub const DLQ_CODES: &[&str] = &[
     "internal_error",
 ];
 
+/// The index of `code` in [`DLQ_CODES`] (an unknown code counts as the last).
+pub fn dlq_index(code: &str) -> usize {
+    DLQ_CODES
+        .iter()
+        .position(|c| *c == code)
+        .unwrap_or(DLQ_CODES.len() - 1)
+}
+
 /// All counters of one pipeline instance.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -265,11 +273,7 @@ impl LocalTally {
     }
     /// One DLQ record written.
     pub fn dlq(&mut self, code: &str) {
-        let i = DLQ_CODES
-            .iter()
-            .position(|c| *c == code)
-            .unwrap_or(DLQ_CODES.len() - 1);
-        self.dlq[i] += 1;
+        self.dlq[dlq_index(code)] += 1;
     }
     /// Changelog records written.
     pub fn changelog(&mut self, n: u64) {
@@ -304,6 +308,10 @@ impl Metrics {
     /// All verdicts so far.
     pub fn verdicts_total(&self) -> u64 {
         self.verdicts.iter().map(|v| v.load(Relaxed)).sum()
+    }
+    /// One DLQ record written outside the workers (e.g. a bad report).
+    pub fn count_dlq(&self, code: &str) {
+        self.dlq[dlq_index(code)].fetch_add(1, Relaxed);
     }
     /// DLQ records of the code at `i` in [`DLQ_CODES`] so far.
     pub fn dlq_of(&self, i: usize) -> u64 {
@@ -351,6 +359,18 @@ impl Metrics {
                 let _ = writeln!(
                     s,
                     "spamflow_relay_verdicts_total{{relay_operator=\"{op}\",action=\"{}\"}} {}",
+                    a.as_str(),
+                    counts[a.index()]
+                );
+            }
+        }
+        let _ = writeln!(s, "# HELP spamflow_category_verdicts_total {CATEGORY_VERDICTS_HELP}\n# TYPE spamflow_category_verdicts_total counter");
+        for (category, counts) in self.operators.relay.categories() {
+            let category = label_value(&category);
+            for a in Action::ALL {
+                let _ = writeln!(
+                    s,
+                    "spamflow_category_verdicts_total{{category=\"{category}\",action=\"{}\"}} {}",
                     a.as_str(),
                     counts[a.index()]
                 );
@@ -544,6 +564,7 @@ mod tests {
             "spamflow_reports_total",
             "spamflow_reported_contents_blocked",
             "spamflow_numbers_suspended_total",
+            "spamflow_rules_compile_duration_seconds_count",
             "spamflow_registry_suspended",
             "spamflow_commit_duration_seconds_count",
             "spamflow_restore_duration_seconds_count",

@@ -166,6 +166,122 @@ pub fn follow(
     Ok(Some(handle))
 }
 
+/// Sends the records of `topics.reports` that are not valid reports to the DLQ, each
+/// once: the instances share this as a consumer group (`<kafka.group_id>-report-checker`),
+/// so each partition is checked by one of them, and offsets are committed after the DLQ
+/// records are flushed: right after a bad report, else every 10 s (at least once: a crash
+/// between the two may repeat a DLQ record).
+/// A new group starts at the oldest report kept. `None` with `reports.enabled = false`.
+pub fn check(
+    cfg: &Config,
+    brokers: &str,
+    metrics: Arc<Metrics>,
+    stop: Stop,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    use rdkafka::consumer::CommitMode;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+    if !cfg.reports.enabled {
+        return Ok(None);
+    }
+    let topic = cfg.topics.reports.clone();
+    let dlq = cfg.topics.dlq.clone();
+    let consumer: Reader = base_consumer_config(cfg, brokers)
+        .set("group.id", format!("{}-report-checker", cfg.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(ReaderContext)
+        .context("creating the report checker")?;
+    consumer
+        .subscribe(&[&topic])
+        .context("subscribing the report checker")?;
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        crate::kafka::base_config(cfg, brokers)
+            .set("enable.idempotence", "true")
+            .create()
+            .context("creating the report checker's producer")?;
+    let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
+    let handle = std::thread::Builder::new().name("spamflow-report-check".into()).spawn(move || {
+        let (mut uncommitted, mut dead_lettered) = (false, false);
+        let mut last_commit = std::time::Instant::now();
+        while !stop.is_set() {
+            match consumer.poll(Duration::from_millis(100)) {
+                None | Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
+                Some(Err(e)) => {
+                    metrics.client_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "report checker error");
+                }
+                Some(Ok(m)) => {
+                    uncommitted = true;
+                    if let Err(e) = decode_report(m.payload().unwrap_or_default()) {
+                        let mut rec = spamflow_schemas::DlqRecord {
+                            key: m.key().map(<[u8]>::to_vec),
+                            payload: m.payload().map(<[u8]>::to_vec),
+                            error: spamflow_schemas::DlqError {
+                                kind: spamflow_schemas::DlqErrorKind::Decode,
+                                code: e.code(),
+                                message: e.to_string(),
+                            },
+                            source_topic: topic.clone(),
+                            source_partition: m.partition(),
+                            source_offset: m.offset(),
+                            failed_at: chrono::Utc::now(),
+                            truncation: None,
+                        };
+                        rec.truncate_payload(|p| {
+                            use sha2::Digest as _;
+                            hex::encode(sha2::Sha256::digest(p))
+                        });
+                        let mut out: BaseRecord<'_, [u8], [u8]> =
+                            BaseRecord::to(&dlq).headers(crate::kafka::dlq_headers(&rec));
+                        if let Some(k) = &rec.key {
+                            out = out.key(k.as_slice());
+                        }
+                        if let Some(p) = &rec.payload {
+                            out = out.payload(p.as_slice());
+                        }
+                        loop {
+                            match producer.send(out) {
+                                Ok(()) => {
+                                    metrics.count_dlq(rec.error.code);
+                                    dead_lettered = true;
+                                    break;
+                                }
+                                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) if !stop.is_set() => {
+                                    out = back;
+                                    std::thread::sleep(Duration::from_millis(10));
+                                }
+                                Err((e, _)) => {
+                                    // Its offset is not committed: the next owner of the
+                                    // partition (or a restart) checks it again.
+                                    metrics.client_errors.fetch_add(1, Relaxed);
+                                    tracing::error!(error = %e, partition = m.partition(), offset = m.offset(), "cannot send a bad report to the DLQ; report checking stops here until a restart");
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if dead_lettered || (uncommitted && last_commit.elapsed() >= Duration::from_secs(10)) {
+                match producer.flush(timeout) {
+                    Ok(()) => {
+                        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                            tracing::warn!(error = %e, "report checker: offset commit failed; its records may be checked again");
+                        }
+                        (uncommitted, dead_lettered) = (false, false);
+                        last_commit = std::time::Instant::now();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "report checker: DLQ flush failed; trying again"),
+                }
+            }
+        }
+        if uncommitted && producer.flush(timeout).is_ok() {
+            let _ = consumer.commit_consumer_state(CommitMode::Sync);
+        }
+    })?;
+    Ok(Some(handle))
+}
+
 /// Applies one record of the reported-content topic; a malformed one is logged by offset,
 /// counted and skipped.
 fn apply_content_record(

@@ -2340,3 +2340,117 @@ fn an_otlp_collector_receives_the_metrics_and_spans_and_verdicts_continue_the_tr
         break;
     }
 }
+
+#[test]
+fn a_bad_report_goes_to_the_dlq_once_however_many_instances_read_it() {
+    use spamflow_pipeline::metrics::Metrics;
+    use spamflow_pipeline::reports;
+    use spamflow_pipeline::runtime::Stop;
+    use spamflow_schemas::dlq::headers;
+    let Some(cfg) = setup("rb-bad-reports", 2) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    produce(
+        &brokers,
+        &cfg.topics.reports,
+        &[
+            ("+821012340000".into(), b"{\"schema_version\":1}".to_vec()),
+            ("+821012340001".into(), b"not a report".to_vec()),
+        ],
+    );
+    let good = spamflow_schemas::SpamReport {
+        schema_version: 1,
+        report_id: "good-1".into(),
+        reported_at: chrono::Utc::now(),
+        reporter: "+821077770001".into(),
+        sender: "+821012340002".into(),
+        text: Some("[Web발신] 무료 체험 이벤트 당첨 확인 win-now.top/a".into()),
+        message_id: None,
+        channel: spamflow_schemas::ReportChannel::CarrierApp,
+        category: None,
+    };
+    let mut newer = serde_json::to_value(&good).unwrap();
+    newer["schema_version"] = serde_json::json!(2);
+    reports::publish(&cfg, &brokers, &[good]).unwrap();
+
+    // Two instances follow every report; one checker (the group's choice) dead-letters.
+    let (metrics, stop) = (Arc::new(Metrics::default()), Stop::new());
+    let mut threads = Vec::new();
+    for _ in 0..2 {
+        let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
+        threads.extend(
+            reports::follow(
+                &cfg,
+                &brokers,
+                ops.reported,
+                ops.registry,
+                metrics.clone(),
+                stop.clone(),
+            )
+            .unwrap(),
+        );
+    }
+    threads.extend(reports::check(&cfg, &brokers, metrics.clone(), stop.clone()).unwrap());
+    let dlq = read_topic(
+        &brokers,
+        &cfg.topics.dlq,
+        1,
+        2,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    );
+    // The checker commits right after a DLQ record; then a new checker of the same group
+    // (a restarted or another instance) starts after it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.reports_rejected.load(Relaxed) < 4 || metrics.dlq_total() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the reports were not all checked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.trigger();
+    for t in threads {
+        let _ = t.join();
+    }
+    let (metrics2, stop2) = (Arc::new(Metrics::default()), Stop::new());
+    let second = reports::check(&cfg, &brokers, metrics2.clone(), stop2.clone()).unwrap();
+    produce(
+        &brokers,
+        &cfg.topics.reports,
+        &[("+821012340003".into(), serde_json::to_vec(&newer).unwrap())],
+    );
+    let dlq_after = read_topic(
+        &brokers,
+        &cfg.topics.dlq,
+        1,
+        3,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    );
+    stop2.trigger();
+    if let Some(t) = second {
+        let _ = t.join();
+    }
+    assert_eq!(dlq.len(), 2, "each bad report once");
+    assert_eq!(
+        dlq_after.len(),
+        3,
+        "the second checker took over where the first committed"
+    );
+    assert_eq!(metrics2.dlq_total(), 1);
+    let codes: Vec<&str> = dlq_after
+        .iter()
+        .map(|r| r.headers[headers::ERROR_CODE].as_str())
+        .collect();
+    assert_eq!(codes.len(), 3);
+    for r in &dlq_after {
+        assert_eq!(r.headers[headers::SOURCE_TOPIC], cfg.topics.reports);
+        assert!(!r.headers[headers::ERROR_MESSAGE].is_empty());
+    }
+    assert!(dlq_after
+        .iter()
+        .any(|r| r.payload.as_deref() == Some(&b"{\"schema_version\":1}"[..])));
+    assert!(codes.contains(&"unsupported_version"), "{codes:?}");
+}

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use chrono::Utc;
 use crossbeam_channel::{Receiver, Sender};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::Header;
 use rdkafka::producer::BaseRecord;
 use sha2::{Digest, Sha256};
 use spamflow_operators::{Chain, ChainBuilder, EventCtx, SideRecord, StateUpdate};
@@ -472,17 +472,10 @@ impl Worker {
         };
         // A payload the producer would refuse would fail every commit from here on.
         rec.truncate_payload(|p| hex::encode(Sha256::digest(p)));
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in rec.headers(spamflow_operators::PIPELINE_ID) {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            });
-        }
         let topics = &*self.env.topics;
         let mut r: BaseRecord<'_, [u8], [u8], usize> =
             BaseRecord::with_opaque_to(&topics.dlq, output_tag(m.partition, m.offset))
-                .headers(headers);
+                .headers(crate::kafka::dlq_headers(&rec));
         if let Some(k) = &rec.key {
             r = r.key(k.as_slice());
         }
