@@ -12,6 +12,8 @@ for p in build-essential pkg-config libssl-dev zlib1g-dev libhyperscan-dev pytho
 done
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
+# The load test's PNG plots draw their labels in DejaVu Sans.
+have_pkg fonts-dejavu-core || need+=(fonts-dejavu-core)
 # Tests: Go builds the OpenTelemetry Collector the telemetry test sends to.
 command -v go >/dev/null || need+=(golang-go)
 # Tests: headless Chromium opens the page `spamflow stats --html` writes.

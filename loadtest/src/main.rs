@@ -171,7 +171,8 @@ enum Cmd {
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
-        /// Draw throughput and latency percentiles over time to this SVG file.
+        /// Draw throughput and latency percentiles over time to this file: .svg, or .png
+        /// (its labels need a font: Debian's fonts-dejavu-core).
         #[arg(long)]
         plot: Option<std::path::PathBuf>,
     },
@@ -365,6 +366,10 @@ fn main() -> anyhow::Result<()> {
             json,
             plot,
         } => {
+            // A bad plot name fails now, not after the run.
+            if let Some(path) = &plot {
+                replay::check_plot_path(path)?;
+            }
             let args = replay::RunArgs {
                 replay: r.into_args(),
                 verdicts,
@@ -384,8 +389,7 @@ fn main() -> anyhow::Result<()> {
             let stop = std::sync::atomic::AtomicBool::new(false);
             let report = replay::run(&args, &stop)?;
             if let Some(path) = plot {
-                std::fs::write(&path, replay::plot_svg(&report))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                replay::write_plot(&report, &path)?;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1181,6 +1181,61 @@ pub fn plot_svg(r: &RunReport) -> String {
     )
 }
 
+/// Whether a plot can be written to `path`: its name ends in `.svg`, or in `.png` and
+/// this machine has a font for the labels.
+pub fn check_plot_path(path: &std::path::Path) -> anyhow::Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => Ok(()),
+        Some("png") => png_options().map(|_| ()),
+        _ => anyhow::bail!(
+            "--plot {}: the file name must end in .svg or .png",
+            path.display()
+        ),
+    }
+}
+
+/// SVG rendering options with this machine's fonts, `sans-serif` being DejaVu Sans where
+/// installed, else the first family in name order.
+fn png_options() -> anyhow::Result<resvg::usvg::Options<'static>> {
+    use anyhow::Context as _;
+    let mut opt = resvg::usvg::Options::default();
+    let db = opt.fontdb_mut();
+    db.load_system_fonts();
+    let family = db
+        .faces()
+        .flat_map(|f| f.families.iter().map(|(name, _)| name.clone()))
+        .min_by_key(|name| (name != "DejaVu Sans", name.clone()))
+        .context("no fonts on this machine for the plot's labels: install fonts-dejavu-core, or write an .svg plot")?;
+    db.set_sans_serif_family(family);
+    Ok(opt)
+}
+
+/// Writes the plot of `r` to `path`, as SVG or PNG by its extension.
+pub fn write_plot(r: &RunReport, path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    check_plot_path(path)?;
+    let bytes = if path.extension().is_some_and(|e| e == "png") {
+        plot_png(r)?
+    } else {
+        plot_svg(r).into_bytes()
+    };
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The plot of [`plot_svg`] rasterised to PNG (resvg), its labels in a font of this
+/// machine ([`png_options`]).
+pub fn plot_png(r: &RunReport) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context as _;
+    use resvg::{tiny_skia, usvg};
+    let opt = png_options()?;
+    let tree = usvg::Tree::from_str(&plot_svg(r), &opt).context("reading the plot's SVG")?;
+    let size = tree.size().to_int_size();
+    let mut pixmap =
+        tiny_skia::Pixmap::new(size.width(), size.height()).context("the plot has no area")?;
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().context("encoding the plot as PNG")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1288,5 +1343,17 @@ mod tests {
         let svg = plot_svg(&r);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<polyline").count(), 5);
+        // The PNG: the page's size, lines drawn, and the title's text in its corner.
+        let png = resvg::tiny_skia::Pixmap::decode_png(&plot_png(&r).unwrap()).unwrap();
+        assert_eq!((png.width(), png.height()), (900, 520));
+        let inked = |x0: u32, y0: u32, x1: u32, y1: u32| {
+            (y0..y1)
+                .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+                .filter(|&(x, y)| png.pixel(x, y).is_some_and(|p| p.red() < 200))
+                .count()
+        };
+        assert!(inked(60, 0, 160, 25) > 30, "the title is drawn");
+        assert!(inked(60, 30, 840, 230) > 100, "the series are drawn");
+        assert!(check_plot_path(std::path::Path::new("run.jpg")).is_err());
     }
 }
