@@ -49,6 +49,10 @@ pub struct NumbersConfig {
     pub window_secs: u64,
     /// Numbers counted per partition at most; blocks of new numbers beyond are not counted.
     pub max_numbers: usize,
+    /// `auto`: the record suspends the number (`topics.registry`); `propose`: it is only
+    /// proposed to staff (`topics.number_proposals`, `spamflow numbers proposals`).
+    /// `off` is `suspend_after_blocks = 0`.
+    pub suspend: crate::reports::Suspend,
 }
 
 impl Default for NumbersConfig {
@@ -60,6 +64,7 @@ impl Default for NumbersConfig {
             suspend_after_blocks: 0,
             window_secs: 3_600,
             max_numbers: 100_000,
+            suspend: crate::reports::Suspend::Auto,
         }
     }
 }
@@ -196,7 +201,11 @@ impl StatefulOperator for NumbersOperator {
     fn inspect(&mut self, _ctx: &EventCtx<'_>, _out: &mut Vec<Signal>) {}
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
-        if ctx.counted || self.cfg.suspend_after_blocks == 0 || !spam_block(verdict) {
+        if ctx.counted
+            || self.cfg.suspend_after_blocks == 0
+            || self.cfg.suspend == crate::reports::Suspend::Off
+            || !spam_block(verdict)
+        {
             return;
         }
         let sender = parse_sender(&ctx.event.sender);
@@ -295,9 +304,14 @@ impl StatefulOperator for NumbersOperator {
     }
 
     fn side_records(&mut self, partition: i32, out: &mut Vec<SideRecord>) {
+        let propose = self.cfg.suspend == crate::reports::Suspend::Propose;
         self.pending.retain(|(p, _, rec)| {
             if *p == partition {
-                out.push(SideRecord::Registry(rec.clone()));
+                out.push(if propose {
+                    SideRecord::Proposal(rec.clone())
+                } else {
+                    SideRecord::Registry(rec.clone())
+                });
                 false
             } else {
                 true
@@ -414,6 +428,29 @@ mod tests {
         );
         decide(&mut op, &event(a, T0 + 3_600_005), &spam, false);
         assert_eq!(records(&mut op).len(), 1);
+    }
+
+    #[test]
+    fn with_propose_the_record_is_a_proposal_not_a_suspension() {
+        let cfg = NumbersConfig {
+            suspend_after_blocks: 2,
+            suspend: crate::reports::Suspend::Propose,
+            ..NumbersConfig::default()
+        };
+        let mut op = NumbersFactory::new(cfg, Arc::new(Registry::new())).build();
+        let spam = verdict(Action::Block, &["loan"]);
+        for i in 0..2 {
+            decide(&mut op, &event("010-2222-3333", T0 + i), &spam, false);
+        }
+        let mut out = Vec::new();
+        op.side_records(0, &mut out);
+        match out.as_slice() {
+            [SideRecord::Proposal(r)] => {
+                assert_eq!(r.status, RegistrationStatus::Suspended);
+                assert_eq!(r.blocks, Some(2));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

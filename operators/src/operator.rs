@@ -95,6 +95,9 @@ pub(crate) fn drain_dirty<K: Ord>(
 pub enum SideRecord {
     /// A sender-registry record (a suspension), for `topics.registry`.
     Registry(spamflow_schemas::RegistrationRecord),
+    /// A suspension proposed to staff (the record that would suspend the number), for
+    /// `topics.number_proposals`.
+    Proposal(spamflow_schemas::RegistrationRecord),
     /// An alert for a recipient, for `topics.alerts`.
     Alert(spamflow_schemas::Alert),
 }

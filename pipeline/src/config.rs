@@ -130,6 +130,9 @@ pub struct TopicsConfig {
     /// Contents blocked because subscribers reported them, and staff's lifts
     /// (ReportedContentRecord JSON keyed by fingerprint; compacted).
     pub reported_content: String,
+    /// Suspensions proposed to staff by the numbers operator (`numbers.suspend =
+    /// "propose"`): RegistrationRecord JSON keyed by number; compacted.
+    pub number_proposals: String,
     /// Spam statistics per relay operator and hour (compacted; as many partitions as
     /// `submissions`).
     pub operator_stats: String,
@@ -147,13 +150,14 @@ impl Default for TopicsConfig {
             changelog: "spamflow.state.changelog".into(),
             reports: "sms.reports".into(),
             reported_content: "spamflow.reported-content".into(),
+            number_proposals: "spamflow.number-proposals".into(),
             operator_stats: "spamflow.operator-stats".into(),
         }
     }
 }
 
 impl TopicsConfig {
-    fn named(&self) -> [(&'static str, &str); 10] {
+    fn named(&self) -> [(&'static str, &str); 11] {
         [
             ("submissions", &self.submissions),
             ("verdicts", &self.verdicts),
@@ -164,6 +168,7 @@ impl TopicsConfig {
             ("changelog", &self.changelog),
             ("reports", &self.reports),
             ("reported_content", &self.reported_content),
+            ("number_proposals", &self.number_proposals),
             ("operator_stats", &self.operator_stats),
         ]
     }

@@ -133,7 +133,9 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
         let f = StatsFactory::new(cfg.stats.clone(), registry.clone(), stats.relay.clone());
         chain = chain.stateful(spamflow_operators::stats::NAME, move || Box::new(f.build()));
     }
-    if cfg.numbers.suspend_after_blocks > 0 {
+    if cfg.numbers.suspend_after_blocks > 0
+        && cfg.numbers.suspend != spamflow_operators::reports::Suspend::Off
+    {
         let f = NumbersFactory::new(cfg.numbers.clone(), registry.clone());
         chain = chain.stateful(spamflow_operators::numbers::NAME, move || {
             Box::new(f.build())

@@ -106,9 +106,11 @@ pub fn change(
     Ok(rec)
 }
 
-/// Numbers that enough distinct subscribers reported since `since` and that are not
-/// suspended: what `reports.suspend = "propose"` leaves to staff, as the suspension
-/// record each would get. Reports up to a number's last status change do not count.
+/// Numbers proposed for suspension since `since` and not suspended, as the suspension
+/// record each would get: those enough distinct subscribers reported (what
+/// `reports.suspend = "propose"` leaves to staff; reports up to a number's last status
+/// change do not count), and those the numbers operator proposed for their spam blocks
+/// (`numbers.suspend = "propose"`, `topics.number_proposals`) after their last change.
 pub fn proposals(
     cfg: &Config,
     history: &History,
@@ -136,6 +138,30 @@ pub fn proposals(
             found.insert(rec.number.clone(), rec);
         }
     })?;
+    let mut proposed: BTreeMap<String, RegistrationRecord> = BTreeMap::new();
+    crate::kafka::read_to_end(&cfg, "numbers", &cfg.topics.number_proposals, None, |m| {
+        let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+        match m
+            .payload()
+            .map(serde_json::from_slice::<RegistrationRecord>)
+        {
+            Some(Ok(r)) => {
+                proposed.insert(key, r);
+            }
+            None => {
+                proposed.remove(&key);
+            }
+            Some(Err(_)) => {}
+        }
+    })?;
+    for (number, rec) in proposed {
+        let at = rec.changed_at.map(|t| t.timestamp_millis()).unwrap_or(0);
+        let settled = registry.is_suspended(&number)
+            || registry.changed_at_ms(&number).is_some_and(|c| c >= at);
+        if !settled && at >= since.timestamp_millis() {
+            found.entry(number).or_insert(rec);
+        }
+    }
     Ok(found.into_values().collect())
 }
 

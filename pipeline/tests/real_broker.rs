@@ -337,6 +337,10 @@ fn spawn_pipeline_with(
             &cfg.topics.reported_content,
         )
         .env(
+            "SPAMFLOW_TOPICS__NUMBER_PROPOSALS",
+            &cfg.topics.number_proposals,
+        )
+        .env(
             "SPAMFLOW_TOPICS__OPERATOR_STATS",
             &cfg.topics.operator_stats,
         )
@@ -1648,6 +1652,45 @@ fn a_number_blocked_for_spam_again_and_again_is_suspended_in_the_same_transactio
 }
 
 #[test]
+fn with_propose_a_number_blocked_again_and_again_is_only_proposed_to_staff() {
+    use spamflow_pipeline::numbers;
+    let Some(mut cfg) = setup("rb-blocks-propose", 2) else {
+        return;
+    };
+    cfg.numbers.suspend_after_blocks = 3;
+    cfg.numbers.suspend = spamflow_operators::reports::Suspend::Propose;
+    let brokers = cfg.kafka.brokers.clone();
+    let spammer = "+821055557777";
+    let spam = "[Web발신] 카지노 첫충 30% 바카라 무한 출금 가입코드 777 https://win-777.top";
+    let a = Followers::start(&cfg);
+    let run = Running::start(&cfg, a.ops.chain.clone());
+    let msgs: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| sms_now(&format!("p-{i}"), spammer, spam))
+        .collect();
+    produce(&brokers, &cfg.topics.submissions, &msgs);
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let proposal = loop {
+        let history = numbers::read_history(&cfg).unwrap();
+        let found = numbers::proposals(&cfg, &history, since).unwrap();
+        if let Some(p) = found.into_iter().find(|p| p.number == spammer) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no proposal for {spammer}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (proposal.changed_by.as_deref(), proposal.blocks),
+        (Some(spamflow_operators::numbers::SUSPENDED_BY), Some(3))
+    );
+    // Proposed only: the registry has no record of the number, and nothing suspends it.
+    assert!(!a.ops.registry.is_suspended(spammer));
+    assert!(!numbers::read_history(&cfg).unwrap().contains_key(spammer));
+    run.stop();
+    a.stop();
+}
+
+#[test]
 fn staff_suspend_list_show_release_and_see_proposals_with_spamflow_numbers() {
     let Some(cfg) = setup("rb-numbers-cli", 1) else {
         return;
@@ -1660,6 +1703,10 @@ fn staff_suspend_list_show_release_and_see_proposals_with_spamflow_numbers() {
             .env_remove("SPAMFLOW_CONFIG")
             .env("SPAMFLOW_TOPICS__REGISTRY", &cfg.topics.registry)
             .env("SPAMFLOW_TOPICS__REPORTS", &cfg.topics.reports)
+            .env(
+                "SPAMFLOW_TOPICS__NUMBER_PROPOSALS",
+                &cfg.topics.number_proposals,
+            )
             .env("SPAMFLOW_REPORTS__SUSPEND_MIN_REPORTERS", "2")
             .env("RUST_LOG", "warn")
             .output()

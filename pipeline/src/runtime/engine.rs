@@ -245,7 +245,12 @@ fn warn_missing_outputs(cfg: &Config, producer: &OutProducer, chain: &ChainBuild
         outputs.push(("topics.operator_stats", &t.operator_stats));
     }
     if names.contains(&spamflow_operators::numbers::NAME) {
-        outputs.push(("topics.registry", &t.registry));
+        outputs.push(match cfg.numbers.suspend {
+            spamflow_operators::reports::Suspend::Propose => {
+                ("topics.number_proposals", &t.number_proposals)
+            }
+            _ => ("topics.registry", &t.registry),
+        });
     }
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms.min(10_000));
     for (key, topic) in outputs {

@@ -553,6 +553,9 @@ impl Worker {
         for rec in &side {
             let (topic, key, value) = match rec {
                 SideRecord::Registry(r) => (&topics.registry, &r.number, serde_json::to_vec(r)),
+                SideRecord::Proposal(r) => {
+                    (&topics.number_proposals, &r.number, serde_json::to_vec(r))
+                }
                 SideRecord::Alert(a) => {
                     self.tally.alert();
                     (&topics.alerts, &a.recipient, serde_json::to_vec(a))
