@@ -82,6 +82,8 @@ pub struct Metrics {
     /// Kafka calls of a rewind (committed offsets, seeks) that failed with an error that
     /// heals and were tried again.
     pub kafka_retries: AtomicU64,
+    /// Partition restores that failed and started again from empty state.
+    pub restore_retries: AtomicU64,
     /// Numbers this instance suspended because enough subscribers reported them.
     pub numbers_suspended: AtomicU64,
     /// Numbers enough subscribers reported, left to staff (`reports.suspend = "propose"`).
@@ -468,6 +470,7 @@ pub const SERIES: &[Series] = &[
     counter!("spamflow_reports_total", "Spam reports read from topics.reports.", |m| m.reports_applied),
     counter!("spamflow_reports_rejected_total", "Records of topics.reports that are not valid reports (skipped).", |m| m.reports_rejected),
     counter!("spamflow_kafka_retries_total", "Kafka calls of a rewind (committed offsets, seeks) that failed with an error that heals and were tried again.", |m| m.kafka_retries),
+    counter!("spamflow_restore_retries_total", "Partition state restores that failed and started again from empty state.", |m| m.restore_retries),
     counter!("spamflow_numbers_suspended_total", "Numbers this instance suspended in the registry because enough subscribers reported them.", |m| m.numbers_suspended),
     counter!("spamflow_numbers_proposed_total", "Numbers enough subscribers reported, proposed for suspension to staff.", |m| m.numbers_proposed),
     counter!("spamflow_client_errors_total", "Errors reported by the Kafka clients.", |m| m.client_errors),

@@ -216,7 +216,39 @@ fn a_rewind_with_nothing_committed_goes_back_to_where_reading_started() {
 
 #[test]
 fn pipeline_gives_the_same_verdicts_as_backtest_and_state_survives_a_restart() {
-    let (_mock, mut cfg) = mock_with_topics("mock-state", 3);
+    restart_gives_the_verdicts_of_backtest("mock-state", |_| {});
+}
+
+#[test]
+fn a_restore_through_broker_errors_still_gives_the_state_of_an_uninterrupted_run() {
+    use rdkafka::types::RDKafkaApiKey;
+    use rdkafka::types::RDKafkaRespErr::*;
+    // While the second instance restores, the broker fails offset look-ups and fetches
+    // for a while (a leader moving, a slow disk): the restore, and the consumer, get
+    // errors that heal. The state must come back whole, not from a half-read changelog.
+    let m = restart_gives_the_verdicts_of_backtest("mock-restore-faults", |mock| {
+        mock.request_errors(
+            RDKafkaApiKey::ListOffsets,
+            &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 6],
+        );
+        mock.request_errors(
+            RDKafkaApiKey::Fetch,
+            &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 6],
+        );
+    });
+    // Only restores look offsets up here (the group has committed offsets), so the first
+    // errors are theirs: they failed, started again from empty state, and got it right.
+    assert!(m.restore_retries.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
+/// A first instance takes part of the events, a second restores its state and takes the
+/// rest (after `faults` is done to the broker); every verdict is the one an uninterrupted
+/// `backtest` gives. Returns the second instance's metrics.
+fn restart_gives_the_verdicts_of_backtest(
+    tag: &str,
+    faults: impl Fn(&MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
+) -> std::sync::Arc<spamflow_pipeline::metrics::Metrics> {
+    let (mock, mut cfg) = mock_with_topics(tag, 3);
     // The mock broker accepts TxnOffsetCommit but does not store the offsets, so a
     // restart on it is only exact with plain offset commits; the exactly-once restart is
     // tested on the real broker.
@@ -240,6 +272,7 @@ fn pipeline_gives_the_same_verdicts_as_backtest_and_state_survives_a_restart() {
 
     // A new instance restores the per-sender counts from the changelog.
     produce(&brokers, &cfg.topics.submissions, &kv(second));
+    faults(&mock);
     let run = Running::start(&cfg, counting_chain());
     run.wait_for(Duration::from_secs(60), "second half", |m| {
         m.verdicts_total() >= second.len() as u64
@@ -291,6 +324,7 @@ fn pipeline_gives_the_same_verdicts_as_backtest_and_state_survives_a_restart() {
         .evidence
         .as_deref()
         .is_some_and(|e| e != "count=1")));
+    m2
 }
 
 #[test]

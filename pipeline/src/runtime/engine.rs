@@ -90,7 +90,7 @@ pub fn run(
             pending: BTreeMap::new(),
             first_read: BTreeMap::new(),
             owned: BTreeSet::new(),
-            restores: Restores::new(cfg.clone(), brokers),
+            restores: Restores::new(cfg.clone(), brokers, metrics.clone()),
             failed,
             output_tries: BTreeMap::new(),
             resume_at: BTreeMap::new(),

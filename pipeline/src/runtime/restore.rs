@@ -42,6 +42,7 @@ struct Running {
 pub struct Restores {
     cfg: Arc<Config>,
     brokers: String,
+    metrics: Arc<crate::metrics::Metrics>,
     running: BTreeMap<i32, Running>,
     next_id: u64,
     done_tx: Sender<(u64, Finished)>,
@@ -50,11 +51,12 @@ pub struct Restores {
 
 impl Restores {
     /// No restores yet.
-    pub fn new(cfg: Arc<Config>, brokers: &str) -> Self {
+    pub fn new(cfg: Arc<Config>, brokers: &str, metrics: Arc<crate::metrics::Metrics>) -> Self {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         Restores {
             cfg,
             brokers: brokers.to_owned(),
+            metrics,
             running: BTreeMap::new(),
             next_id: 0,
             done_tx,
@@ -70,12 +72,13 @@ impl Restores {
         let id = self.next_id;
         let cancel = Stop::new();
         let (cfg, brokers, done) = (self.cfg.clone(), self.brokers.clone(), self.done_tx.clone());
+        let metrics = self.metrics.clone();
         let c = cancel.clone();
         let join = std::thread::Builder::new()
             .name(format!("spamflow-restore-{partition}"))
             .spawn(move || {
                 let t0 = Instant::now();
-                let result = restore(&cfg, &brokers, partition, &c, &worker);
+                let result = restore(&cfg, &brokers, partition, &c, &worker, &metrics);
                 let took = t0.elapsed();
                 let _ = done.send((
                     id,
@@ -148,6 +151,7 @@ fn restore(
     partition: i32,
     cancel: &Stop,
     worker: &Sender<Work>,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<usize, RestoreError> {
     let stall = Duration::from_millis(
         cfg.processing.kafka_timeout_ms + cfg.processing.transaction_timeout_ms,
@@ -163,6 +167,9 @@ fn restore(
             Err(e) if attempt < ATTEMPTS => {
                 let wait = Duration::from_millis(500 << attempt);
                 tracing::warn!(partition, error = %e, attempt, retry_in = ?wait, "restore failed; retrying");
+                metrics
+                    .restore_retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 attempt += 1;
                 // What was applied is applied again, in order, from empty state.
                 let _ = worker.send(Work::Revoke { partition });
