@@ -209,6 +209,10 @@ enum Cmd {
         /// ten times as many); 0: none.
         #[arg(long, default_value_t = 2_000)]
         poison_every: usize,
+        /// An event that makes the pipeline panic after every this many events (each must
+        /// reach the DLQ and get no verdict); 0: none. Needs a debug build of spamflow.
+        #[arg(long, default_value_t = 0)]
+        panic_every: usize,
         /// Peak resident memory allowed to the instance, MiB.
         #[arg(long, default_value_t = 1_024)]
         rss_bound_mib: u64,
@@ -298,6 +302,7 @@ fn main() -> anyhow::Result<()> {
             factor,
             seconds,
             poison_every,
+            panic_every,
             rss_bound_mib,
             partitions,
             seed,
@@ -308,6 +313,7 @@ fn main() -> anyhow::Result<()> {
                 factor,
                 seconds,
                 poison_every,
+                panic_every,
                 rss_bound_mib,
                 partitions,
                 seed,

@@ -39,6 +39,10 @@ pub struct OverloadConfig {
     /// A malformed record after every this many events, and an oversized one after every
     /// ten times as many.
     pub poison_every: usize,
+    /// An event that makes the pipeline panic ([`chaos::PANIC_MARKER`]) after every this
+    /// many events; 0: none. Needs a debug build of spamflow (release builds have no
+    /// fault injector).
+    pub panic_every: usize,
     /// Peak resident memory allowed to the instance, MiB.
     pub rss_bound_mib: u64,
     /// Partitions of every topic.
@@ -62,7 +66,7 @@ pub struct OverloadReport {
     pub processed_per_sec_during: f64,
     /// Inputs produced (events and poison records).
     pub inputs: usize,
-    /// Of them, malformed and oversized records.
+    /// Of them, malformed, oversized and panicking records.
     pub poison: usize,
     /// Backlog (inputs without output) when the feeding stopped.
     pub backlog_at_end_of_feed: u64,
@@ -84,6 +88,8 @@ pub struct OverloadReport {
     pub duplicated: usize,
     /// Outputs for no input.
     pub unexpected: usize,
+    /// Panicking events that got a verdict (each must get a DLQ record only).
+    pub panics_with_verdict: usize,
     /// Wall time, seconds.
     pub seconds: f64,
 }
@@ -94,6 +100,7 @@ impl OverloadReport {
         self.missing == 0
             && self.duplicated == 0
             && self.unexpected == 0
+            && self.panics_with_verdict == 0
             && self.rss_peak_mib > 0.0
             && self.rss_peak_mib <= self.rss_bound_mib as f64
     }
@@ -104,15 +111,17 @@ impl OverloadReport {
 struct Inputs {
     synth: Synth,
     poison_every: usize,
+    panic_every: usize,
     n: usize,
     pending: Vec<(String, Vec<u8>, String)>,
 }
 
 impl Inputs {
-    fn new(seed: u64, poison_every: usize) -> Self {
+    fn new(seed: u64, poison_every: usize, panic_every: usize) -> Self {
         Inputs {
             synth: Synth::new(seed, "2026-03-01T09:00:00Z".parse().unwrap(), 2_000.0),
             poison_every,
+            panic_every,
             n: 0,
             pending: Vec::new(),
         }
@@ -123,9 +132,17 @@ impl Inputs {
             return r;
         }
         self.n += 1;
-        let (doc, _) = self.synth.next_event();
+        let (mut doc, _) = self.synth.next_event();
         let id = doc["message_id"].as_str().unwrap_or_default().to_owned();
         let key = parse_sender(doc["sender"].as_str().unwrap_or_default()).key;
+        let event = serde_json::to_vec(&doc).unwrap_or_default();
+        if self.panic_every > 0 && self.n.is_multiple_of(self.panic_every) {
+            let id = format!("panic-{}", self.n / self.panic_every);
+            doc["message_id"] = id.clone().into();
+            doc["text"] = format!("{} 이 문자는 처리 중에 실패합니다", chaos::PANIC_MARKER).into();
+            self.pending
+                .push((id.clone(), serde_json::to_vec(&doc).unwrap_or_default(), id));
+        }
         if self.poison_every > 0 && self.n.is_multiple_of(self.poison_every) {
             let k = self.n / self.poison_every;
             let id = format!("malformed-{k}");
@@ -141,17 +158,19 @@ impl Inputs {
                 self.pending.push((id.clone(), body.into_bytes(), id));
             }
         }
-        (key, serde_json::to_vec(&doc).unwrap_or_default(), id)
+        (key, event, id)
     }
 }
 
 /// Produces inputs at `per_sec` (as fast as it can when infinite) until `count` inputs or
 /// `stop`; returns the ids produced.
+#[allow(clippy::too_many_arguments)]
 fn feed(
     brokers: &str,
     topic: &str,
     seed: u64,
     poison_every: usize,
+    panic_every: usize,
     per_sec: f64,
     count: Option<usize>,
     stop: Arc<AtomicBool>,
@@ -164,7 +183,7 @@ fn feed(
         .create()?;
     let topic = topic.to_owned();
     Ok(thread::spawn(move || {
-        let mut inputs = Inputs::new(seed, poison_every);
+        let mut inputs = Inputs::new(seed, poison_every, panic_every);
         let mut ids = Vec::new();
         let started = Instant::now();
         while !stop.load(Relaxed) && count.is_none_or(|c| ids.len() < c) {
@@ -194,8 +213,8 @@ fn rss_mib(pid: u32, field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Counts outputs per input id while reading the verdict and DLQ topics; `seen` is kept
-/// up to date for the sampler.
+/// Counts outputs per input id while reading the verdict and DLQ topics, and the
+/// panicking events that got a verdict; `seen` is kept up to date for the sampler.
 fn count_outputs(
     brokers: &str,
     topics: &Topics,
@@ -204,9 +223,10 @@ fn count_outputs(
     timeout: Duration,
     seen: &AtomicU64,
     mut at: impl FnMut(usize),
-) -> anyhow::Result<HashMap<String, u32>> {
+) -> anyhow::Result<(HashMap<String, u32>, usize)> {
     let verdicts = topics.name("verdicts");
     let mut counts: HashMap<String, u32> = HashMap::new();
+    let mut panics_with_verdict = 0;
     chaos::scan(
         brokers,
         &[verdicts.clone(), topics.name("dlq")],
@@ -216,13 +236,16 @@ fn count_outputs(
         |m| {
             // A verdict is keyed by message id; a DLQ record keeps the input's key.
             let id = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            if m.topic() == verdicts && id.starts_with("panic-") {
+                panics_with_verdict += 1;
+            }
             *counts.entry(id).or_default() += 1;
             let n = seen.fetch_add(1, Relaxed) as usize + 1;
             at(n);
         },
         |n| expected().is_some_and(|e| n >= e),
     )?;
-    Ok(counts)
+    Ok((counts, panics_with_verdict))
 }
 
 /// Runs the overload; `say` gets progress lines.
@@ -237,7 +260,7 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
     let fleet_cfg = ChaosConfig {
         events: 0,
         poison_every: cfg.poison_every,
-        panic_every: 0,
+        panic_every: cfg.panic_every,
         partitions: cfg.partitions,
         kills: 0,
         broker_restarts: 0,
@@ -273,6 +296,7 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
         &brokers,
         &calib.topics.name("submissions"),
         cfg.seed ^ 0xca11,
+        0,
         0,
         f64::INFINITY,
         Some(n),
@@ -324,6 +348,7 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
         &over.topics.name("submissions"),
         cfg.seed,
         cfg.poison_every,
+        cfg.panic_every,
         report.target_per_sec,
         None,
         stop.clone(),
@@ -388,9 +413,10 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
         report.rss_max_sampled_mib = report.rss_max_sampled_mib.max(rss_mib(pid, "VmRSS:"));
         thread::sleep(Duration::from_millis(250));
     }
-    let (counts, last) = verifier
+    let ((counts, panics_with_verdict), last) = verifier
         .join()
         .map_err(|_| anyhow::anyhow!("the verifier thread panicked"))??;
+    report.panics_with_verdict = panics_with_verdict;
     report.drain_seconds = last.saturating_duration_since(feed_end).as_secs_f64();
     report.rss_peak_mib = rss_mib(pid, "VmHWM:");
     over.stop_all()?;
@@ -412,8 +438,8 @@ pub fn run(cfg: &OverloadConfig, mut say: impl FnMut(&str)) -> anyhow::Result<Ov
         .count();
     report.seconds = started.elapsed().as_secs_f64();
     say(&format!(
-        "outputs {}: missing {}, duplicated {}, unexpected {}; resident memory peak {:.0} MiB (bound {} MiB)",
-        report.outputs, report.missing, report.duplicated, report.unexpected, report.rss_peak_mib, cfg.rss_bound_mib
+        "outputs {}: missing {}, duplicated {}, unexpected {}, panics with a verdict {}; resident memory peak {:.0} MiB (bound {} MiB)",
+        report.outputs, report.missing, report.duplicated, report.unexpected, report.panics_with_verdict, report.rss_peak_mib, cfg.rss_bound_mib
     ));
     Ok(report)
 }

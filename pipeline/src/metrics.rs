@@ -354,30 +354,20 @@ impl Metrics {
                 self.verdicts_of(a)
             );
         }
-        let _ = writeln!(s, "# HELP spamflow_relay_verdicts_total {RELAY_VERDICTS_HELP}\n# TYPE spamflow_relay_verdicts_total counter");
-        for (op, counts) in self.operators.relay.snapshot() {
-            let op = label_value(&op);
-            for a in Action::ALL {
-                let _ = writeln!(
-                    s,
-                    "spamflow_relay_verdicts_total{{relay_operator=\"{op}\",action=\"{}\"}} {}",
-                    a.as_str(),
-                    counts[a.index()]
-                );
-            }
-        }
-        let _ = writeln!(s, "# HELP spamflow_category_verdicts_total {CATEGORY_VERDICTS_HELP}\n# TYPE spamflow_category_verdicts_total counter");
-        for (category, counts) in self.operators.relay.categories() {
-            let category = label_value(&category);
-            for a in Action::ALL {
-                let _ = writeln!(
-                    s,
-                    "spamflow_category_verdicts_total{{category=\"{category}\",action=\"{}\"}} {}",
-                    a.as_str(),
-                    counts[a.index()]
-                );
-            }
-        }
+        render_by_action(
+            &mut s,
+            "spamflow_relay_verdicts_total",
+            RELAY_VERDICTS_HELP,
+            "relay_operator",
+            self.operators.relay.snapshot(),
+        );
+        render_by_action(
+            &mut s,
+            "spamflow_category_verdicts_total",
+            CATEGORY_VERDICTS_HELP,
+            "category",
+            self.operators.relay.categories(),
+        );
         let _ = writeln!(
             s,
             "# HELP spamflow_dlq_total {DLQ_HELP}\n# TYPE spamflow_dlq_total counter"
@@ -390,6 +380,25 @@ impl Metrics {
             );
         }
         s
+    }
+}
+
+/// Counts by a label's value and the action (allow, label, throttle, block).
+pub type ByAction = Vec<(String, [u64; 4])>;
+
+/// A counter by one label and the action.
+fn render_by_action(s: &mut String, name: &str, help: &str, label: &str, rows: ByAction) {
+    let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, counts) in rows {
+        let value = label_value(&value);
+        for a in Action::ALL {
+            let _ = writeln!(
+                s,
+                "{name}{{{label}=\"{value}\",action=\"{}\"}} {}",
+                a.as_str(),
+                counts[a.index()]
+            );
+        }
     }
 }
 

@@ -423,42 +423,41 @@ fn register(meter: &Meter, cfg: &Config, metrics: &Arc<Metrics>) {
             }
         })
         .build();
-    let m = metrics.clone();
-    meter
-        .u64_observable_counter("spamflow.relay_verdicts")
-        .with_description(RELAY_VERDICTS_HELP)
-        .with_callback(move |o| {
-            for (op, counts) in m.operators.relay.snapshot() {
-                for a in Action::ALL {
-                    o.observe(
-                        counts[a.index()],
-                        &[
-                            KeyValue::new("relay_operator", op.clone()),
-                            KeyValue::new("action", a.as_str()),
-                        ],
-                    );
+    let by_action = |name: &'static str,
+                     help: &'static str,
+                     label: &'static str,
+                     rows: fn(&Metrics) -> crate::metrics::ByAction| {
+        let m = metrics.clone();
+        meter
+            .u64_observable_counter(name)
+            .with_description(help)
+            .with_callback(move |o| {
+                for (value, counts) in rows(&m) {
+                    for a in Action::ALL {
+                        o.observe(
+                            counts[a.index()],
+                            &[
+                                KeyValue::new(label, value.clone()),
+                                KeyValue::new("action", a.as_str()),
+                            ],
+                        );
+                    }
                 }
-            }
-        })
-        .build();
-    let m = metrics.clone();
-    meter
-        .u64_observable_counter("spamflow.category_verdicts")
-        .with_description(CATEGORY_VERDICTS_HELP)
-        .with_callback(move |o| {
-            for (category, counts) in m.operators.relay.categories() {
-                for a in Action::ALL {
-                    o.observe(
-                        counts[a.index()],
-                        &[
-                            KeyValue::new("category", category.clone()),
-                            KeyValue::new("action", a.as_str()),
-                        ],
-                    );
-                }
-            }
-        })
-        .build();
+            })
+            .build();
+    };
+    by_action(
+        "spamflow.relay_verdicts",
+        RELAY_VERDICTS_HELP,
+        "relay_operator",
+        |m| m.operators.relay.snapshot(),
+    );
+    by_action(
+        "spamflow.category_verdicts",
+        CATEGORY_VERDICTS_HELP,
+        "category",
+        |m| m.operators.relay.categories(),
+    );
     let m = metrics.clone();
     meter
         .u64_observable_counter("spamflow.dlq")

@@ -302,6 +302,15 @@ fn spawn_pipeline(
     spawn_pipeline_with(cfg, instance, config, log, &[])
 }
 
+/// Stops a pipeline gracefully (SIGTERM) and waits for it.
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap()
+}
+
 /// [`spawn_pipeline`] with more environment variables.
 fn spawn_pipeline_with(
     cfg: &Config,
@@ -437,11 +446,7 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     );
     let got = verdicts(&records);
     // Graceful stop on SIGTERM.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = terminate(&mut child);
     let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default();
     assert!(
         status.success(),
@@ -471,11 +476,7 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
         Duration::from_secs(2),
         Duration::from_secs(180),
     ));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(terminate(&mut child).success());
     let got = decisions(&records);
     assert_eq!(want.len(), evs.len());
     let differ: Vec<&String> = want
@@ -2311,11 +2312,7 @@ fn an_otlp_collector_receives_the_metrics_and_spans_and_verdicts_continue_the_tr
         Duration::from_millis(500),
         Duration::from_secs(120),
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = terminate(&mut child);
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         status.success(),
