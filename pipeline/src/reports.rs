@@ -140,7 +140,11 @@ pub fn follow(
                 Some(Ok(m)) if m.topic() == content_topic => apply_content_record(&content, &metrics, &m),
                 Some(Ok(m)) => match decode_report(m.payload().unwrap_or_default()) {
                     Ok(r) => {
-                        if let Added::Blocked(b) = apply(&content, &r) {
+                        // Both decisions first, against the state as this report found
+                        // it; then the (slower) publishing.
+                        let blocked = apply(&content, &r);
+                        let suspension = count_number(&cfg_owned, &mut numbers, &registry, &r);
+                        if let Added::Blocked(b) = blocked {
                             metrics
                                 .reported_contents_blocked
                                 .store(content.blocked_count() as i64, Relaxed);
@@ -149,7 +153,7 @@ pub fn follow(
                             let rec = ReportedContent::record(text, b, AUTO_SUSPENDED_BY);
                             publish_content(&cfg_owned, &brokers_owned, &metrics, &rec);
                         }
-                        if let Some(rec) = count_number(&cfg_owned, &mut numbers, &registry, &r) {
+                        if let Some(rec) = suspension {
                             suspend(&cfg_owned, &brokers_owned, &metrics, rec);
                         }
                         // Counted once everything this report did is done.
