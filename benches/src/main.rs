@@ -159,14 +159,20 @@ fn main() -> anyhow::Result<()> {
             l.kafka.group_id = format!("{tag}-{g:?}-latency");
             l.topics.submissions = format!("{tag}-in-{g:?}-latency").to_lowercase();
             l.topics.verdicts = format!("{tag}-verdicts-{g:?}-latency").to_lowercase();
-            let specs: Vec<_> = [&l.topics.submissions, &l.topics.verdicts]
-                .into_iter()
-                .map(|name| spamflow_pipeline::kafka::TopicSpec {
-                    name: name.clone(),
-                    partitions: args.partitions,
-                    compacted: false,
-                })
-                .collect();
+            // State of its own: the throughput run's is not restored into this one.
+            l.topics.changelog = format!("{tag}-changelog-{g:?}-latency").to_lowercase();
+            let specs: Vec<_> = [
+                (&l.topics.submissions, false),
+                (&l.topics.verdicts, false),
+                (&l.topics.changelog, true),
+            ]
+            .into_iter()
+            .map(|(name, compacted)| spamflow_pipeline::kafka::TopicSpec {
+                name: name.clone(),
+                partitions: args.partitions,
+                compacted,
+            })
+            .collect();
             make_topics(mock.as_ref(), &brokers, &l, &specs)?;
             let at = args.latency_rate.unwrap_or(rate / 2.0);
             let lat = latency(
@@ -298,11 +304,15 @@ fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::
             }
         }
     };
-    // The group is joined and the first verdict out before the clock starts.
+    // The group is joined, every partition's state restored and the first verdict out
+    // before the clock starts.
     send(true)?;
     let deadline = Instant::now() + Duration::from_secs(60);
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
     while metrics.verdicts_total() == 0
-        || metrics.commits.load(std::sync::atomic::Ordering::Relaxed) == 0
+        || metrics.commits.load(relaxed) == 0
+        || metrics.assigned_partitions.load(relaxed) < i64::from(partitions)
+        || metrics.restoring_partitions.load(relaxed) > 0
     {
         anyhow::ensure!(
             Instant::now() < deadline && !handle.is_finished(),
