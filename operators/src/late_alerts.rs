@@ -26,7 +26,6 @@ use spamflow_schemas::{Action, Alert, Verdict};
 
 use crate::operator::{EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator};
 use crate::reports::{content_key, ReportedContent};
-use crate::Signal;
 
 /// Operator name.
 pub const NAME: &str = "late_alerts";
@@ -96,13 +95,6 @@ impl StatefulOperator for LateAlerts {
     fn name(&self) -> &'static str {
         NAME
     }
-
-    fn content_hash(&self) -> String {
-        // It changes no verdict.
-        String::new()
-    }
-
-    fn inspect(&mut self, _ctx: &EventCtx<'_>, _out: &mut Vec<Signal>) {}
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
         let cfg = self.reported.config();

@@ -27,7 +27,6 @@ use spamflow_schemas::{Action, RegistrationRecord, RegistrationStatus, Verdict};
 
 use crate::operator::{EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator};
 use crate::origin::{parse_sender, Registry};
-use crate::Signal;
 
 /// Operator name (changelog prefix).
 pub const NAME: &str = "numbers";
@@ -192,13 +191,6 @@ impl StatefulOperator for NumbersOperator {
     fn name(&self) -> &'static str {
         NAME
     }
-
-    fn content_hash(&self) -> String {
-        // It adds no reason to a verdict: what it does shows as `registry.suspended`.
-        String::new()
-    }
-
-    fn inspect(&mut self, _ctx: &EventCtx<'_>, _out: &mut Vec<Signal>) {}
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
         if ctx.counted

@@ -132,12 +132,14 @@ impl StateError {
 pub trait StatefulOperator: Send {
     /// Bounded operator name; also the changelog key prefix.
     fn name(&self) -> &'static str;
-    /// Content hash of the operator's configuration (part of `rules_version`); empty for an
-    /// operator that never changes a verdict.
-    fn content_hash(&self) -> String;
+    /// Content hash of the operator's configuration (part of `rules_version`). The default,
+    /// empty, is for an operator that never changes a verdict (it only watches decisions).
+    fn content_hash(&self) -> String {
+        String::new()
+    }
     /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition` unless
-    /// `ctx.counted`.
-    fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>);
+    /// `ctx.counted`. The default finds nothing (an operator that only watches decisions).
+    fn inspect(&mut self, _ctx: &EventCtx<'_>, _out: &mut Vec<Signal>) {}
     /// `next` is the event to be inspected after the current one: the operator may start
     /// loading its state into the cache (prefetch, no waiting), so that those cache misses
     /// overlap with the work on the current event. Called before the current event is

@@ -24,7 +24,6 @@ use spamflow_schemas::{OperatorStats, StatsCounts, StatsRow, Verdict};
 use crate::eventtime::{PartitionClock, CLOCK_KEY};
 use crate::operator::{drain_dirty, EventCtx, StateError, StateUpdate, StatefulOperator};
 use crate::origin::Registry;
-use crate::Signal;
 
 /// Operator name (changelog prefix).
 pub const NAME: &str = "stats";
@@ -255,13 +254,6 @@ impl StatefulOperator for StatsOperator {
     fn name(&self) -> &'static str {
         NAME
     }
-
-    fn content_hash(&self) -> String {
-        // Statistics never change a verdict: nothing of them in `rules_version`.
-        String::new()
-    }
-
-    fn inspect(&mut self, _ctx: &EventCtx<'_>, _out: &mut Vec<Signal>) {}
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
         let op = ctx.event.relay_operator().unwrap_or(NO_OPERATOR);
