@@ -1122,16 +1122,13 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     let (reported, registry) = (ops.reported.clone(), ops.registry.clone());
     let run = Running::start(&cfg, ops.chain);
     let text = "[Web발신] 김민수 고객님 보험금 환급 대상 확인 바랍니다 refund-kr.top/q7";
-    let report = |n: u32| spamflow_schemas::SpamReport {
-        schema_version: 1,
-        report_id: format!("r-{n}"),
-        reported_at: chrono::Utc::now(),
-        reporter: format!("+8210777700{n:02}"),
-        sender: "+821012340000".into(),
-        text: Some(text.into()),
-        message_id: None,
-        channel: spamflow_schemas::ReportChannel::Kisa118,
-        category: None,
+    let report = |n: u32| {
+        spam_report(
+            &format!("r-{n}"),
+            &format!("+8210777700{n:02}"),
+            "+821012340000",
+            text,
+        )
     };
     let verdict_of = |id: &str, n: usize| {
         read_topic(
@@ -1358,15 +1355,13 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
         );
     }
     let report = |n: u32| spamflow_schemas::SpamReport {
-        schema_version: 1,
-        report_id: format!("la-{n}"),
-        reported_at: chrono::Utc::now(),
-        reporter: format!("+8210888800{n:02}"),
-        sender: "+821012349999".into(),
-        text: Some(text.into()),
-        message_id: None,
         channel: spamflow_schemas::ReportChannel::CarrierApp,
-        category: None,
+        ..spam_report(
+            &format!("la-{n}"),
+            &format!("+8210888800{n:02}"),
+            "+821012349999",
+            text,
+        )
     };
     reports::publish(&cfg, &brokers, &[report(1), report(2), report(3)]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1477,15 +1472,14 @@ fn a_number_reported_by_enough_subscribers_is_suspended_everywhere_until_staff_r
     let brokers = cfg.kafka.brokers.clone();
     let spammer = "+821033334444";
     let report = |n: u32| spamflow_schemas::SpamReport {
-        schema_version: 1,
-        report_id: format!("n-{n}"),
-        reported_at: chrono::Utc::now(),
-        reporter: format!("+8210666600{n:02}"),
-        sender: "010-3333-4444".into(),
-        text: Some(format!("{n}번째 신고: 도박 사이트 홍보 문자")),
-        message_id: None,
         channel: spamflow_schemas::ReportChannel::ShortCode,
         category: Some("gambling".into()),
+        ..spam_report(
+            &format!("n-{n}"),
+            &format!("+8210666600{n:02}"),
+            "010-3333-4444",
+            &format!("{n}번째 신고: 도박 사이트 홍보 문자"),
+        )
     };
     // Instance a judges messages; instance b only follows (as another pod would).
     let a = Followers::start(&cfg);
@@ -1806,15 +1800,14 @@ fn staff_suspend_list_show_release_and_see_proposals_with_spamflow_numbers() {
     // Two distinct reporters of another number: proposed (with suspend = propose the
     // pipeline would leave it to staff), the released one is not.
     let report = |n: u32, sender: &str| spamflow_schemas::SpamReport {
-        schema_version: 1,
-        report_id: format!("p-{n}"),
-        reported_at: chrono::Utc::now(),
-        reporter: format!("+8210555500{n:02}"),
-        sender: sender.into(),
-        text: Some("대출 승인 문자".into()),
-        message_id: None,
         channel: spamflow_schemas::ReportChannel::CarrierApp,
         category: Some("loan".into()),
+        ..spam_report(
+            &format!("p-{n}"),
+            &format!("+8210555500{n:02}"),
+            sender,
+            "대출 승인 문자",
+        )
     };
     spamflow_pipeline::reports::publish(
         &cfg,
@@ -1918,15 +1911,13 @@ fn operator_statistics_equal_a_recomputation_from_the_verdict_topic() {
     .unwrap();
     let reported_at: chrono::DateTime<chrono::Utc> = "2026-03-01T10:15:00Z".parse().unwrap();
     let report = |n: u32, sender: &str| spamflow_schemas::SpamReport {
-        schema_version: 1,
-        report_id: format!("s-{n}"),
         reported_at,
-        reporter: format!("+8210444400{n:02}"),
-        sender: sender.into(),
-        text: Some("광고 문자".into()),
-        message_id: None,
-        channel: spamflow_schemas::ReportChannel::Kisa118,
-        category: None,
+        ..spam_report(
+            &format!("s-{n}"),
+            &format!("+8210444400{n:02}"),
+            sender,
+            "광고 문자",
+        )
     };
     spamflow_pipeline::reports::publish(
         &cfg,
@@ -2435,15 +2426,13 @@ fn a_bad_report_goes_to_the_dlq_once_however_many_instances_read_it() {
         ],
     );
     let good = spamflow_schemas::SpamReport {
-        schema_version: 1,
-        report_id: "good-1".into(),
-        reported_at: chrono::Utc::now(),
-        reporter: "+821077770001".into(),
-        sender: "+821012340002".into(),
-        text: Some("[Web발신] 무료 체험 이벤트 당첨 확인 win-now.top/a".into()),
-        message_id: None,
         channel: spamflow_schemas::ReportChannel::CarrierApp,
-        category: None,
+        ..spam_report(
+            "good-1",
+            "+821077770001",
+            "+821012340002",
+            "[Web발신] 무료 체험 이벤트 당첨 확인 win-now.top/a",
+        )
     };
     let mut newer = serde_json::to_value(&good).unwrap();
     newer["schema_version"] = serde_json::json!(2);

@@ -77,6 +77,26 @@ pub fn config(brokers: &str, tag: &str) -> Config {
     cfg
 }
 
+/// A spam report made now, from the 118 centre, without a category.
+pub fn spam_report(
+    id: &str,
+    reporter: &str,
+    sender: &str,
+    text: &str,
+) -> spamflow_schemas::SpamReport {
+    spamflow_schemas::SpamReport {
+        schema_version: 1,
+        report_id: id.to_owned(),
+        reported_at: chrono::Utc::now(),
+        reporter: reporter.to_owned(),
+        sender: sender.to_owned(),
+        text: Some(text.to_owned()),
+        message_id: None,
+        channel: spamflow_schemas::ReportChannel::Kisa118,
+        category: None,
+    }
+}
+
 /// Seeded synthetic events: (key, payload, message_id).
 pub fn events(n: usize, seed: u64) -> Vec<(String, Vec<u8>, String)> {
     events_from(n, seed, "2026-03-01T09:00:00Z", 200.0)
