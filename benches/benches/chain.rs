@@ -83,7 +83,7 @@ fn telemetry(c: &mut Criterion) {
     g.throughput(Throughput::Elements(4096));
     for (name, m, spans) in [("export_off", &off, None), ("export_on", &on, spans)] {
         g.bench_function(name, |b| {
-            let mut tally = LocalTally::default();
+            let mut tally = LocalTally::new(m);
             b.iter(|| {
                 for batch in 0..16u64 {
                     let span = spans.map(|s| s.batch(0, 256));

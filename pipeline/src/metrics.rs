@@ -253,11 +253,20 @@ pub struct LocalTally {
     changelog_records: u64,
     age_us_sum: u64,
     age_buckets: [u64; AGE_BUCKETS_US.len() + 1],
-    /// Every age of the batch, for the OpenTelemetry histogram (it takes single values).
+    /// Every age of the batch, for the OpenTelemetry histogram (it takes single values);
+    /// kept only while that histogram exists.
     ages_us: Vec<u64>,
+    keep_ages: bool,
 }
 
 impl LocalTally {
+    /// A tally for `m` (keeping single decision ages when `m` exports them over OTLP).
+    pub fn new(m: &Metrics) -> Self {
+        LocalTally {
+            keep_ages: m.decision_age.otel.get().is_some(),
+            ..LocalTally::default()
+        }
+    }
     /// One input record read.
     pub fn consumed(&mut self) {
         self.consumed += 1;
@@ -267,7 +276,9 @@ impl LocalTally {
         self.verdicts[a.index()] += 1;
         self.age_us_sum += age_us;
         self.age_buckets[bucket_of(age_us)] += 1;
-        self.ages_us.push(age_us);
+        if self.keep_ages {
+            self.ages_us.push(age_us);
+        }
     }
     /// One alert written.
     pub fn alert(&mut self) {
@@ -295,10 +306,13 @@ impl LocalTally {
             .fetch_add(self.changelog_records, Relaxed);
         m.decision_age
             .add(&self.age_buckets, self.age_us_sum, &self.ages_us);
-        let ages = std::mem::take(&mut self.ages_us);
-        *self = LocalTally::default();
-        self.ages_us = ages;
-        self.ages_us.clear();
+        let mut ages = std::mem::take(&mut self.ages_us);
+        ages.clear();
+        *self = LocalTally {
+            ages_us: ages,
+            keep_ages: self.keep_ages,
+            ..LocalTally::default()
+        };
     }
 }
 

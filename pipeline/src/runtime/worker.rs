@@ -168,11 +168,12 @@ struct Worker {
 impl Worker {
     fn new(env: Arc<WorkerEnv>) -> Self {
         let chain = env.chain.build();
+        let tally = LocalTally::new(&env.metrics);
         Worker {
             env,
             chain,
             owned: Vec::new(),
-            tally: LocalTally::default(),
+            tally,
             buf: Vec::with_capacity(1024),
             state_buf: Vec::new(),
             send_errors: 0,
