@@ -346,6 +346,107 @@ fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)
     undone
 }
 
+/// How many obfuscation marks `input` carries: what spammers write so that a plain filter
+/// misses a word, and people rarely write otherwise. The classifier reads it as a shape
+/// feature (bucketed), so that obfuscation itself counts as evidence. Each of these counts
+/// one:
+///
+/// - an invisible character (zero-width, soft hyphen, Hangul filler);
+/// - a full-width, circled or mathematical letter or digit;
+/// - a Cyrillic or Greek look-alike next to a Latin letter (`саsinо`);
+/// - a lone consonant jamo spelt with a vowel jamo or a Latin vowel (`ㅋr`, `ㄷH`, `ㄷㅐ`;
+///   `ㅋㅋ` is laughter and does not count);
+/// - a run of symbols without spaces between two Hangul characters (`카.지.노` counts two;
+///   brackets and quotes do not count, so `(광고)쿠팡` does not);
+/// - a Latin word of four or more characters with a digit or `@ $` between letters
+///   (`cas1n0`);
+/// - a defanged URL (`hxxp`, `[.]`, `(dot)`).
+///
+/// Spaces between syllables (`룰 렛 이 벤 트`) do not count: people write runs of
+/// one-syllable words too (`차 좀 빼 줄 수 있어?`), and a model trained with them as marks
+/// blocked such chat.
+pub fn evasions(input: &str) -> u32 {
+    count_evasions(&input.chars().collect::<Vec<_>>())
+}
+
+/// [`evasions`] of a text given as its characters.
+pub fn count_evasions(chars: &[char]) -> u32 {
+    let hangul = |c: char| matches!(c as u32, 0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3131..=0x318E);
+    let lone_consonant = |c: char| matches!(c as u32, 0x3131..=0x314E);
+    let vowel = |c: char| {
+        matches!(c as u32, 0x314F..=0x3163)
+            || (c.is_ascii_alphabetic() && latin_vowel(c.to_ascii_lowercase()).is_some())
+    };
+    let bracket_or_quote = |c: char| "()[]{}<>「」『』【】\"'“”‘’".contains(c);
+    let symbol = |c: char| is_separator(c) && !c.is_whitespace() && !is_invisible(c);
+    let mut n = 0u32;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1).copied();
+        if !c.is_ascii() {
+            let disguised = is_invisible(c)
+                || matches!(c as u32, 0xFF01..=0xFF5E | 0x2460..=0x24FF | 0x3200..=0x327F | 0x1D400..=0x1D7FF);
+            // Cyrillic or Greek.
+            let lookalike = matches!(c as u32, 0x0370..=0x04FF)
+                && (prev.is_some_and(|p| p.is_ascii_alphabetic())
+                    || next.is_some_and(|x| x.is_ascii_alphabetic()));
+            let spelt_jamo = lone_consonant(c) && next.is_some_and(vowel);
+            n += u32::from(disguised || lookalike || spelt_jamo);
+        }
+        // Symbols between two Hangul characters.
+        if prev.is_some_and(hangul) && symbol(c) {
+            let start = i;
+            while i < chars.len() && symbol(chars[i]) {
+                i += 1;
+            }
+            let run = &chars[start..i];
+            if chars.get(i).is_some_and(|&x| hangul(x)) && !run.iter().any(|&r| bracket_or_quote(r))
+            {
+                n += 1;
+            }
+            continue;
+        }
+        // A Latin word with a digit or `@ $` between letters.
+        if c.is_ascii_alphanumeric() || c == '@' || c == '$' {
+            if prev.is_some_and(|p| p.is_ascii_alphanumeric() || p == '@' || p == '$') {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '@' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            let word = &chars[start..i];
+            let between_letters = (1..word.len().saturating_sub(1)).any(|k| {
+                leet(word[k].to_ascii_lowercase()).is_some()
+                    && !word[k].is_ascii_alphabetic()
+                    && word[k - 1].is_ascii_alphabetic()
+                    && word[k + 1].is_ascii_alphabetic()
+            });
+            let lower: String = word.iter().map(|c| c.to_ascii_lowercase()).collect();
+            if (word.len() >= 4 && between_letters) || lower.starts_with("hxxp") {
+                n += 1;
+            }
+            continue;
+        }
+        if ["[.]", "(.)", "{.}", "[dot]", "(dot)"].iter().any(|p| {
+            p.chars().enumerate().all(|(k, pc)| {
+                chars
+                    .get(i + k)
+                    .is_some_and(|&x| x.to_ascii_lowercase() == pc)
+            })
+        }) {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +494,28 @@ mod tests {
             ("2026년 3월", "2026년 3월"),
         ] {
             assert_eq!(canon(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn obfuscation_marks_are_counted_and_ordinary_writing_is_not() {
+        for (input, want) in [
+            ("카.지.노", 2),
+            ("룰 렛 이 벤 트", 0),
+            ("급❤만❤남 매❤칭", 3),
+            ("ㅋr지노 ㄷH박 ㄷㅐ출", 3),
+            ("카\u{200B}지노", 1),
+            ("ｃａｓｉｎｏ", 6),
+            ("саsinо", 2),
+            ("cas1n0 hxxp://x[.]com", 3),
+            // Ordinary writing.
+            ("(광고)쿠팡 [Web발신] 배송 완료", 0),
+            ("차 좀 빼 줄 수 있어?", 0),
+            ("ㅋㅋㅋ 알았어! 내일 봐~", 0),
+            ("010-1234-5678 2026년 3월 4u gr8", 0),
+            ("", 0),
+        ] {
+            assert_eq!(evasions(input), want, "{input}");
         }
     }
 

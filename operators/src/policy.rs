@@ -600,6 +600,7 @@ mod tests {
             sources: vec![],
             metrics: serde_json::Value::Null,
             category_features: crate::classifier::CategoryFeatures::All,
+            evasion_feature: false,
         };
         crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
     }

@@ -558,6 +558,20 @@ pub const KO_CHAT_BODY: &[&str] = &[
     "강아지 병원 데려가야 돼",
     "오늘 수업 휴강이래",
     "시험 끝나면 놀러 가자",
+    // Chat with runs of one-syllable words and symbols between words, as people write
+    // it: the obfuscation marks the classifier reads are not spam on their own.
+    "차 좀 빼 줄 수 있어?",
+    "물 좀 사 와",
+    "또 비 와 우산 챙겨",
+    "난 안 가 너 혼자 가",
+    "그 집 또 가자 맛 좋더라",
+    "아 배 고 파",
+    "진 짜 고 마 워",
+    "몇 시 쯤 와?",
+    "네.확인했습니다",
+    "다 왔어.주차만 하고 갈게",
+    "왜 또 안 받아 전화 좀 해",
+    "오늘 못 가 내일 봐",
 ];
 
 /// Legitimate notices (bulk and A2P): real formats, with every number and name varied.

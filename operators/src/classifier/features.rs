@@ -31,7 +31,8 @@ const KIND_WORD: u64 = 2;
 const KIND_BIGRAM: u64 = 3;
 const KIND_SHAPE: u64 = 4;
 
-/// Shape features at the end of every text's features (length, word count, URL-like).
+/// Shape features at the end of every text's features: length, word count, URL-like, and
+/// (for models that read it) the obfuscation marks.
 pub const SHAPE_FEATURES: usize = 3;
 
 /// One feature occurrence: its slot and its byte span in the canonical text.
@@ -83,8 +84,11 @@ fn is_word_char(c: char) -> bool {
 #[derive(Debug, Default, Clone)]
 pub struct Extractor {
     chars: Vec<(char, u32)>,
+    original: Vec<char>,
     /// The features of the last text.
     pub features: Vec<Feature>,
+    /// How many of them, at the end, are shape features.
+    pub shape_features: usize,
 }
 
 impl Extractor {
@@ -96,8 +100,18 @@ impl Extractor {
     /// Extracts the features of `canonical` into [`Extractor::features`]: character
     /// 2..=`max_n`-grams, words, word bigrams, shape; `buckets` must be a power of two. At
     /// most `max_chars` characters are read (an LMS's first part carries its pitch; the
-    /// cost per message stays bounded).
-    pub fn extract(&mut self, canonical: &str, buckets: u32, max_chars: usize, max_n: usize) {
+    /// cost per message stays bounded). When `original` (the text `canonical` was made from)
+    /// is given, the obfuscation marks in its first `max_chars` characters
+    /// ([`crate::normalize::evasions`]) are a shape feature too: none, one, two or three,
+    /// four or more.
+    pub fn extract(
+        &mut self,
+        canonical: &str,
+        original: Option<&str>,
+        buckets: u32,
+        max_chars: usize,
+        max_n: usize,
+    ) {
         debug_assert!(buckets.is_power_of_two());
         let mask = u64::from(buckets - 1);
         let offset = mix(SEED, u64::from(crate::policy::has_hangul(canonical)));
@@ -192,11 +206,24 @@ impl Extractor {
             71..=140 => 3,
             _ => 4,
         };
-        for (k, v) in [
+        let evasions = original.map(|text| {
+            self.original.clear();
+            self.original.extend(text.chars().take(max_chars));
+            crate::normalize::count_evasions(&self.original)
+        });
+        let evasion_bucket = evasions.map(|e| match e {
+            0 => 0u64,
+            1 => 1,
+            2..=3 => 2,
+            _ => 3,
+        });
+        self.shape_features = SHAPE_FEATURES + usize::from(evasion_bucket.is_some());
+        let shape = [
             (1u64, len_bucket),
             (2, u64::from(words.min(12) / 3)),
             (3, u64::from(url)),
-        ] {
+        ];
+        for (k, v) in shape.into_iter().chain(evasion_bucket.map(|b| (4, b))) {
             let h = mix(mix(mix(offset, KIND_SHAPE), k), v);
             self.features.push(Feature {
                 slot: slot(h, mask),
@@ -212,7 +239,7 @@ mod tests {
 
     fn slots(text: &str) -> Vec<u32> {
         let mut x = Extractor::new();
-        x.extract(text, 1 << 18, 2_000, 4);
+        x.extract(text, None, 1 << 18, 2_000, 4);
         x.features.iter().map(|f| f.slot).collect()
     }
 
@@ -226,7 +253,7 @@ mod tests {
     fn spans_point_into_the_text() {
         let text = "카지노 bonus 가입";
         let mut x = Extractor::new();
-        x.extract(text, 1 << 16, 2_000, 4);
+        x.extract(text, None, 1 << 16, 2_000, 4);
         for f in &x.features {
             let (a, b) = (f.span.0 as usize, f.span.1 as usize);
             assert!(
@@ -241,6 +268,22 @@ mod tests {
             .features
             .iter()
             .any(|f| &text[f.span.0 as usize..f.span.1 as usize] == "bonus"));
+    }
+
+    #[test]
+    fn obfuscation_marks_are_a_fourth_shape_feature_when_the_original_is_given() {
+        let mut x = Extractor::new();
+        let mut shapes = |original: &str| {
+            let canonical = crate::normalize::normalize(original);
+            x.extract(canonical.as_str(), Some(original), 1 << 18, 600, 4);
+            assert_eq!(x.shape_features, SHAPE_FEATURES + 1);
+            x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
+        };
+        let marked = shapes("카.지.노 오픈");
+        let plain = shapes("카지노 오픈");
+        let n = marked.len();
+        assert_eq!(marked[..n - 1], plain[..n - 1], "same canonical text");
+        assert_ne!(marked[n - 1], plain[n - 1], "two marks against none");
     }
 
     #[test]

@@ -171,8 +171,13 @@ impl ClassifierWorker {
     /// (the chain's, made once per event).
     pub fn score_canonical(&mut self, model: &Model, canonical: &Normalized, text: &str) -> Scored {
         let h = &model.header;
-        self.x
-            .extract(canonical.as_str(), h.buckets, h.max_chars, h.max_ngram);
+        self.x.extract(
+            canonical.as_str(),
+            h.evasion_feature.then_some(text),
+            h.buckets,
+            h.max_chars,
+            h.max_ngram,
+        );
         let feats = &self.x.features;
         let log_odds = model.logit_with(feats, &mut self.contributions);
         let probability = sigmoid(f64::from(log_odds)) as f32;
@@ -187,7 +192,11 @@ impl ClassifierWorker {
         }
         // The strongest features: the evidence, and (with such a model) what the
         // category head reads.
-        model::evidence_candidates(&self.contributions, &mut self.candidates);
+        model::evidence_candidates(
+            &self.contributions,
+            self.x.shape_features,
+            &mut self.candidates,
+        );
         self.slots.clear();
         match h.category_features {
             CategoryFeatures::Evidence => self
@@ -318,15 +327,43 @@ mod tests {
         // three, here the strongest of all), are not candidates.
         let mut c = vec![4.0, 0.5, -3.0, 1.0, 2.0];
         c.extend([9.0, 9.0, 9.0]);
-        model::evidence_candidates(&c, &mut out);
+        model::evidence_candidates(&c, 3, &mut out);
         assert_eq!(out, vec![0, 3, 4]);
         // Twenty equal pushes: the first dozen by position, in text order.
         let mut c = vec![1.0; 20];
         c.extend([0.0; 3]);
-        model::evidence_candidates(&c, &mut out);
+        model::evidence_candidates(&c, 3, &mut out);
         assert_eq!(out, (0..12).collect::<Vec<_>>());
-        model::evidence_candidates(&[0.0, 0.0, 0.0], &mut out);
+        model::evidence_candidates(&[0.0, 0.0, 0.0], 3, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn obfuscation_marks_count_only_in_models_that_read_them() {
+        let model = builtin().unwrap();
+        assert!(model.header.evasion_feature);
+        let mut w = ClassifierWorker::new();
+        let marked = w.score(&model, "급❤만❤남 매❤칭 오늘 밤");
+        let plain = w.score(&model, "급만남 매칭 오늘 밤");
+        assert!(marked.log_odds > plain.log_odds, "{marked:?} {plain:?}");
+        // A file written before the feature has no `evasion_feature` in its header: it
+        // loads, and the same canonical text scores the same however it was written.
+        let mut old = model.clone();
+        old.header.evasion_feature = false;
+        let bytes = old.to_bytes();
+        let hlen = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[12..12 + hlen]).unwrap();
+        let without = header.replace(",\"evasion_feature\":false", "");
+        assert_ne!(without, header);
+        let mut file = b"SFMODEL1".to_vec();
+        file.extend_from_slice(&(without.len() as u32).to_le_bytes());
+        file.extend_from_slice(without.as_bytes());
+        file.extend_from_slice(&bytes[12 + hlen..]);
+        let old = Model::from_bytes(&file, "old").unwrap();
+        assert!(!old.header.evasion_feature);
+        let marked = w.score(&old, "급❤만❤남 매❤칭 오늘 밤");
+        let plain = w.score(&old, "급만남 매칭 오늘 밤");
+        assert_eq!(marked.log_odds, plain.log_odds);
     }
 
     #[test]

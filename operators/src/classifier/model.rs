@@ -71,6 +71,10 @@ pub struct ModelHeader {
     /// written down).
     #[serde(default)]
     pub category_features: CategoryFeatures,
+    /// Whether the text's obfuscation marks ([`crate::normalize::evasions`]) are a shape
+    /// feature (`false` in files written before it was).
+    #[serde(default)]
+    pub evasion_feature: bool,
 }
 
 /// The features the category head reads.
@@ -93,15 +97,13 @@ pub const EVIDENCE_CANDIDATES: usize = 12;
 const EVIDENCE_FLOOR: f32 = 0.25;
 
 /// The indices of the evidence candidates among a text's features, given each feature's
-/// contribution to the spam log-odds: the features (shape features, the last
-/// [`crate::classifier::features::SHAPE_FEATURES`], excluded) that push towards spam at
-/// least a quarter as hard as the strongest one, the strongest dozen of them (ties by
-/// position, so training and serving choose alike), in text order.
-pub fn evidence_candidates(contributions: &[f32], out: &mut Vec<usize>) {
+/// contribution to the spam log-odds: the features (the last `shape_features`, the shape
+/// features, excluded) that push towards spam at least a quarter as hard as the strongest
+/// one, the strongest dozen of them (ties by position, so training and serving choose
+/// alike), in text order.
+pub fn evidence_candidates(contributions: &[f32], shape_features: usize, out: &mut Vec<usize>) {
     out.clear();
-    let n = contributions
-        .len()
-        .saturating_sub(super::features::SHAPE_FEATURES);
+    let n = contributions.len().saturating_sub(shape_features);
     let scored = &contributions[..n];
     let strongest = scored.iter().fold(0.0f32, |m, &c| m.max(c));
     let floor = strongest * EVIDENCE_FLOOR;

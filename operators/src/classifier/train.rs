@@ -22,7 +22,7 @@ use std::io::BufRead;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::features::Extractor;
+use super::features::{Extractor, SHAPE_FEATURES};
 use super::model::{
     evidence_candidates, sigmoid, softmax, value, CategoryFeatures, Model, ModelHeader, SourceInfo,
 };
@@ -248,7 +248,7 @@ impl Default for TrainConfig {
             max_chars: 600,
             max_ngram: 4,
             ham_block_budget: 0.004,
-            korean_ham_block_budget: 0.008,
+            korean_ham_block_budget: 0.015,
             ham_label_budget: 0.02,
             policy_exclude_sources: Vec::new(),
         }
@@ -280,11 +280,14 @@ impl SplitMix {
     }
 }
 
-/// Feature slots of every example, extracted once.
+/// Feature slots of every example, extracted once (the last `shape_features` of each are
+/// shape features).
 struct Encoded {
     slots: Vec<Vec<u32>>,
+    shape_features: usize,
 }
 
+/// Encodes every example as a model with the obfuscation-marks feature reads it.
 fn encode(examples: &[Example], buckets: u32, max_chars: usize, max_ngram: usize) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
@@ -292,11 +295,14 @@ fn encode(examples: &[Example], buckets: u32, max_chars: usize, max_ngram: usize
         .iter()
         .map(|e| {
             norm.normalize(&e.text);
-            x.extract(norm.as_str(), buckets, max_chars, max_ngram);
+            x.extract(norm.as_str(), Some(&e.text), buckets, max_chars, max_ngram);
             x.features.iter().map(|f| f.slot).collect()
         })
         .collect();
-    Encoded { slots }
+    Encoded {
+        slots,
+        shape_features: SHAPE_FEATURES + 1,
+    }
 }
 
 /// AdaGrad state for one weight vector.
@@ -402,11 +408,14 @@ fn candidate_slots(enc: &Encoded, spam_weights: &[f32]) -> Encoded {
             let v = value(slots.len());
             contributions.clear();
             contributions.extend(slots.iter().map(|&s| spam_weights[s as usize] * v));
-            evidence_candidates(&contributions, &mut candidates);
+            evidence_candidates(&contributions, enc.shape_features, &mut candidates);
             candidates.iter().map(|&i| slots[i]).collect()
         })
         .collect();
-    Encoded { slots }
+    Encoded {
+        slots,
+        shape_features: 0,
+    }
 }
 
 fn train_category_head(
@@ -711,6 +720,7 @@ pub fn train(
         sources,
         metrics: serde_json::Value::Null,
         category_features: CategoryFeatures::Evidence,
+        evasion_feature: true,
     };
     Ok(Model::new(header, head.w.w, cw))
 }
