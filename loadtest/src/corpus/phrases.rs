@@ -572,6 +572,28 @@ pub const KO_CHAT_BODY: &[&str] = &[
     "다 왔어.주차만 하고 갈게",
     "왜 또 안 받아 전화 좀 해",
     "오늘 못 가 내일 봐",
+    // Short chat, the commonest ham there is: with few features each weighs more, so the
+    // model must see many.
+    "어디야?",
+    "지금 출발해",
+    "거의 다 왔어",
+    "집에 잘 들어갔어?",
+    "밥 먹었어?",
+    "전화 좀 받아",
+    "이따 전화할게",
+    "문자 봤어?",
+    "늦을 것 같아 미안",
+    "주소 다시 보내줘",
+    "응 알겠어",
+    "잠깐 통화 돼?",
+    "회의 끝나면 전화 줘",
+    "집 앞이야 나와",
+    "지금 가는 중",
+    "확인했어 고마워",
+    "내일 몇 시에 봐?",
+    "퇴근했어?",
+    "택배 왔더라",
+    "나중에 얘기하자",
 ];
 
 /// Legitimate notices (bulk and A2P): real formats, with every number and name varied.
@@ -621,4 +643,21 @@ pub const KO_NOTICES: &[&str] = &[
     "[Web발신] [{insurer}] 보험금 {amount_won} 지급 완료 안내",
     "[Web발신] [{clinic}] 예방접종 안내 {date}까지 접종 가능합니다",
     "[Web발신] [{service}] 로그인 알림 새로운 기기에서 로그인되었습니다 본인이 아니면 비밀번호를 변경하세요",
+    // Public institutions' own notices: smishing imitates them, so the model must see the
+    // real ones (no link, or the institution's own site, phone or office).
+    "[Web발신] [병무청] {masked_name}님 {year}년 예비군 기본훈련 소집 통지 {date} {time} 입소",
+    "[Web발신] [병무청] 병역판정검사 일자 안내 {date} 지방병무청 방문 바랍니다",
+    "[Web발신] [국민건강보험공단] {year}년 건강검진 대상자입니다 가까운 검진기관에서 받으세요",
+    "[Web발신] [건강보험심사평가원] 비급여 진료비 확인 신청 결과 안내 홈페이지 참고",
+    "[Web발신] [국민연금공단] 연금 지급일 안내 {date} {amount_won} 입금 예정",
+    "[Web발신] [고용노동부] 실업인정일 안내 {date} 고용센터 방문 또는 온라인 신청",
+    "[Web발신] [{agency_real}] 대형폐기물 배출 신고가 접수되었습니다 수거일 {date}",
+    "[Web발신] [{agency_real}] 주정차 단속 사전 알림 차량을 이동해 주세요",
+    "[선거관리위원회] {date} 투표일 투표소는 {city} 주민센터입니다 신분증 지참",
+    "[Web발신] [민방위] {year}년 민방위 교육 안내 사이버 교육 기간 {date}까지",
+    "[Web발신] [우체국] 등기우편 도착 안내 {date} 재배달 또는 우체국 방문 수령 1588-1300",
+    "[Web발신] [한국도로공사] 하이패스 통행료 {amount_won} 미납 안내 고객센터 1588-2504",
+    "[Web발신] [{agency_real}] 지방세 환급금 {amount_won} 발생 안내 위택스 또는 구청 세무과 방문",
+    "[Web발신] [경찰청] 교통법규 위반 과태료 사전통지 이파인에서 조회하세요",
+    "[Web발신] [{city}] 폭염특보 발효 야외활동 자제 바랍니다",
 ];
