@@ -383,6 +383,11 @@ pub fn count_evasions(chars: &[char]) -> u32 {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
+        // Most characters are syllables or spaces, which mark nothing by themselves.
+        if c == ' ' || matches!(c as u32, 0xAC00..=0xD7A3) {
+            i += 1;
+            continue;
+        }
         let prev = i.checked_sub(1).map(|p| chars[p]);
         let next = chars.get(i + 1).copied();
         if !c.is_ascii() {
@@ -427,19 +432,25 @@ pub fn count_evasions(chars: &[char]) -> u32 {
                     && word[k - 1].is_ascii_alphabetic()
                     && word[k + 1].is_ascii_alphabetic()
             });
-            let lower: String = word.iter().map(|c| c.to_ascii_lowercase()).collect();
-            if (word.len() >= 4 && between_letters) || lower.starts_with("hxxp") {
+            let hxxp = word.len() >= 4
+                && word[..4]
+                    .iter()
+                    .zip("hxxp".chars())
+                    .all(|(c, h)| c.to_ascii_lowercase() == h);
+            if (word.len() >= 4 && between_letters) || hxxp {
                 n += 1;
             }
             continue;
         }
-        if ["[.]", "(.)", "{.}", "[dot]", "(dot)"].iter().any(|p| {
-            p.chars().enumerate().all(|(k, pc)| {
-                chars
-                    .get(i + k)
-                    .is_some_and(|&x| x.to_ascii_lowercase() == pc)
+        if matches!(c, '[' | '(' | '{')
+            && ["[.]", "(.)", "{.}", "[dot]", "(dot)"].iter().any(|p| {
+                p.chars().enumerate().all(|(k, pc)| {
+                    chars
+                        .get(i + k)
+                        .is_some_and(|&x| x.to_ascii_lowercase() == pc)
+                })
             })
-        }) {
+        {
             n += 1;
         }
         i += 1;
