@@ -621,6 +621,61 @@ fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
     }
 }
 
+/// The engine seeks a partition when its restore ends (to where the rewind left it) and
+/// when it rewinds. A seek before the partition's fetcher has started fails with a state
+/// error; `runtime::retry` tries it again until the fetcher runs.
+#[test]
+fn a_seek_before_the_fetcher_started_is_retried_until_it_takes() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let (mock, cfg) = mock_with_topics("mock-seek", 1);
+    let brokers = cfg.kafka.brokers.clone();
+    let topic = cfg.topics.submissions.clone();
+    let events = tagged_events(10, 61, "seek");
+    produce(&brokers, &topic, &kv(&events));
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "mock-seek")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    // The broker is slow to say where the group's committed offset is, so the fetcher
+    // does not start at once.
+    mock.broker_round_trip_time(1, Duration::from_millis(1_000))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Stored).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let seek = || consumer.seek(&topic, 0, Offset::Offset(5), Duration::from_millis(100));
+    let first = seek().unwrap_err();
+    assert_eq!(first.to_string(), "Seek error: Local: Erroneous state");
+    assert!(spamflow_pipeline::runtime::heals(&first));
+    let retried = AtomicU64::new(0);
+    spamflow_pipeline::runtime::retry(
+        "seeking",
+        10,
+        Duration::from_millis(100),
+        &Stop::new(),
+        &retried,
+        seek,
+    )
+    .unwrap();
+    assert!(retried.load(Relaxed) >= 1);
+    mock.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let offset = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record after the seek"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            break m.unwrap().offset();
+        }
+    };
+    assert_eq!(offset, 5, "reading starts where the seek said");
+}
+
 #[test]
 fn a_rewind_whose_committed_offsets_time_out_retries_and_goes_on() {
     use std::sync::atomic::Ordering::Relaxed;

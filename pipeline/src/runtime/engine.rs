@@ -827,13 +827,24 @@ impl Core {
                 Ok(records) => {
                     tracing::info!(partition = p, records, took = ?f.took, "state restored");
                     self.metrics.restore_time.observe(f.took);
+                    // A seek before the partition's fetcher has started (its committed
+                    // offset still being read) fails with a state error that heals.
                     let resumed = consumer.resume(&self.one(p)).and_then(|()| {
                         match self.resume_at.remove(&p) {
-                            Some(o) => consumer.seek(
-                                &self.cfg.topics.submissions,
-                                p,
-                                Offset::Offset(o),
-                                self.timeout(),
+                            Some(o) => retry(
+                                "seeking a restored partition",
+                                RETRIES,
+                                RETRY_FIRST_WAIT,
+                                &self.stop,
+                                &self.metrics.kafka_retries,
+                                || {
+                                    consumer.seek(
+                                        &self.cfg.topics.submissions,
+                                        p,
+                                        Offset::Offset(o),
+                                        self.timeout(),
+                                    )
+                                },
                             ),
                             None => Ok(()),
                         }

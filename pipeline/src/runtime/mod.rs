@@ -26,24 +26,29 @@ pub use engine::run;
 /// else (authorization, an unknown topic, a fenced producer) will not.
 pub fn heals(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            C::OperationTimedOut
-                | C::RequestTimedOut
-                | C::BrokerTransportFailure
-                | C::AllBrokersDown
-                | C::NetworkException
-                | C::BrokerNotAvailable
-                | C::LeaderNotAvailable
-                | C::NotLeaderForPartition
-                | C::NotCoordinator
-                | C::CoordinatorNotAvailable
-                | C::CoordinatorLoadInProgress
-                | C::State
-                | C::TimedOutQueue
-        )
-    )
+    const HEALING: [RDKafkaErrorCode; 13] = [
+        C::OperationTimedOut,
+        C::RequestTimedOut,
+        C::BrokerTransportFailure,
+        C::AllBrokersDown,
+        C::NetworkException,
+        C::BrokerNotAvailable,
+        C::LeaderNotAvailable,
+        C::NotLeaderForPartition,
+        C::NotCoordinator,
+        C::CoordinatorNotAvailable,
+        C::CoordinatorLoadInProgress,
+        C::State,
+        C::TimedOutQueue,
+    ];
+    match e {
+        // rdkafka reports a failed seek as librdkafka's description of the code only
+        // (`Local: Erroneous state`), which the code's own display ends with.
+        KafkaError::Seek(text) => HEALING
+            .iter()
+            .any(|c| c.to_string().ends_with(&format!("({text})"))),
+        _ => e.rdkafka_error_code().is_some_and(|c| HEALING.contains(&c)),
+    }
 }
 
 /// Runs `op` until it succeeds, fails with an error that does not [`heals`], or has been
@@ -121,6 +126,14 @@ impl Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seek_error_heals_by_its_description() {
+        assert!(heals(&KafkaError::Seek("Local: Erroneous state".into())));
+        assert!(heals(&KafkaError::Seek("Local: Timed out".into())));
+        assert!(!heals(&KafkaError::Seek("Local: Unknown partition".into())));
+        assert!(!heals(&KafkaError::Seek("Erroneous state".into())));
+    }
 
     #[test]
     fn retry_retries_what_heals_and_gives_up_on_what_does_not() {
