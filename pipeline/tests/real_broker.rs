@@ -398,7 +398,15 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     let evs = events(30_000, 33);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("spamflow.toml");
-    std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
+    // Numbers blocked three times are proposed for suspension: side records written in the
+    // changelog's transaction (proposed, not suspended, so that no feedback through the
+    // registry makes the two runs' decisions depend on timing).
+    let numbers = "[numbers]\nsuspend_after_blocks = 3\nsuspend = \"propose\"\n";
+    std::fs::write(
+        &config,
+        format!("{}{numbers}", spamflow_loadtest::chaos::PIPELINE_CONFIG),
+    )
+    .unwrap();
     let producer = {
         let (brokers, topic, records) = (brokers.clone(), cfg.topics.submissions.clone(), kv(&evs));
         std::thread::spawn(move || {
@@ -565,6 +573,26 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     };
     assert!(!policy(&want_alerts).is_empty(), "no alerts in the run");
     assert_eq!(policy(&got_alerts), policy(&want_alerts));
+    // Suspension proposals: the same records as without the kill, none lost and none
+    // twice.
+    let proposals = |topic: &str| {
+        let mut all: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = read_topic(
+            &brokers,
+            topic,
+            1,
+            1,
+            Duration::from_secs(2),
+            Duration::from_secs(60),
+        )
+        .into_iter()
+        .map(|r| (r.key, r.payload))
+        .collect();
+        all.sort();
+        all
+    };
+    let want_proposals = proposals(&reference.topics.number_proposals);
+    assert!(!want_proposals.is_empty(), "no number proposed in the run");
+    assert_eq!(proposals(&cfg.topics.number_proposals), want_proposals);
 }
 
 #[test]
