@@ -576,7 +576,7 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     // Suspension proposals: the same records as without the kill, none lost and none
     // twice.
     let proposals = |topic: &str| {
-        let mut all: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> = read_topic(
+        let mut all: Vec<_> = read_topic(
             &brokers,
             topic,
             1,
