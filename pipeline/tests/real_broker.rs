@@ -272,6 +272,74 @@ fn an_aborted_transaction_shows_no_verdict_and_is_redone_after_the_fault_clears(
     assert_eq!(dlq.len(), 1, "the DLQ record is written exactly once");
 }
 
+/// A process that dies inside a commit, after the flush (outputs and changelog written,
+/// offsets not yet in the transaction) or right after `commit_transaction` returned,
+/// loses and duplicates nothing once it is started again (debug builds' fault point,
+/// `SPAMFLOW_TEST_ABORT_IN_COMMIT`).
+#[test]
+fn a_death_inside_a_commit_loses_and_duplicates_nothing() {
+    for point in ["flushed", "committed"] {
+        let Some(cfg) = setup(&format!("rb-commit-{point}"), 2) else {
+            return;
+        };
+        let brokers = cfg.kafka.brokers.clone();
+        let evs = events(3_000, 71);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("spamflow.toml");
+        std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
+        let producer = {
+            let (brokers, topic, records) =
+                (brokers.clone(), cfg.topics.submissions.clone(), kv(&evs));
+            std::thread::spawn(move || {
+                // Steady input, so that commits keep coming.
+                for chunk in records.chunks(100) {
+                    produce(&brokers, &topic, chunk);
+                }
+            })
+        };
+        let first_log = dir.path().join("first.log");
+        let abort = format!("{point}:2");
+        let mut child = spawn_pipeline_with(
+            &cfg,
+            "commit-abort",
+            &config,
+            &first_log,
+            &[("SPAMFLOW_TEST_ABORT_IN_COMMIT", abort.as_str())],
+        );
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "no abort inside commit 2");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = std::fs::read_to_string(&first_log).unwrap_or_default();
+        assert!(
+            !status.success() && log.contains("aborting inside commit 2"),
+            "{point}: {status}; log:\n{log}"
+        );
+        let mut child = spawn_pipeline(
+            &cfg,
+            "commit-abort",
+            &config,
+            &dir.path().join("second.log"),
+        );
+        producer.join().unwrap();
+        let got = verdicts(&read_topic(
+            &brokers,
+            &cfg.topics.verdicts,
+            2,
+            evs.len(),
+            Duration::from_secs(2),
+            Duration::from_secs(120),
+        ));
+        assert!(terminate(&mut child).success());
+        assert_exactly_once(&got, &ids(&evs));
+        assert_offsets_committed(&cfg, 2);
+    }
+}
+
 #[test]
 fn state_after_a_restart_equals_an_uninterrupted_run() {
     let Some(cfg) = setup("rb-state", 3) else {

@@ -98,6 +98,8 @@ pub fn run(
             dirty: false,
             last_commit: Instant::now(),
             delivery_failures_seen: metrics.delivery_failures.load(Relaxed),
+            #[cfg(debug_assertions)]
+            abort_in_commit: crate::fault::CommitAbort::from_env()?,
             metrics: metrics.clone(),
             stop: stop.clone(),
             fatal: None,
@@ -375,7 +377,20 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
 }
 
 /// Engine state, shared by the poll loop and the rebalance callbacks.
+/// Points inside a commit under exactly-once where debug builds can abort the process
+/// for the fault tests ([`crate::fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPoint {
+    /// Outputs and changelog flushed; offsets not yet in the transaction.
+    Flushed,
+    /// `commit_transaction` returned; the engine has not yet taken note.
+    Committed,
+}
+
 struct Core {
+    /// Debug builds: an abort inside a commit, for the fault tests ([`crate::fault`]).
+    #[cfg(debug_assertions)]
+    abort_in_commit: Option<crate::fault::CommitAbort>,
     cfg: Arc<Config>,
     brokers: String,
     eos: bool,
@@ -578,9 +593,16 @@ impl Core {
             match (flushed, consumer.group_metadata()) {
                 (Err(e), _) => Err(e),
                 (Ok(()), None) => Err(KafkaError::Canceled),
-                (Ok(()), Some(gm)) => producer
-                    .send_offsets_to_transaction(&tpl, &gm, self.timeout())
-                    .and_then(|()| commit_with_retry(&producer, || self.timeout())),
+                (Ok(()), Some(gm)) => {
+                    self.fault_point(CommitPoint::Flushed);
+                    let r = producer
+                        .send_offsets_to_transaction(&tpl, &gm, self.timeout())
+                        .and_then(|()| commit_with_retry(&producer, || self.timeout()));
+                    if r.is_ok() {
+                        self.fault_point(CommitPoint::Committed);
+                    }
+                    r
+                }
             }
         } else {
             match flushed {
@@ -624,6 +646,14 @@ impl Core {
                 tracing::warn!(error = %e, send_errors = ack.send_errors, "commit failed; rewinding to the last committed offsets");
                 self.recover(consumer, &e);
             }
+        }
+    }
+
+    /// Debug builds: aborts the process here when the fault tests ask for it.
+    fn fault_point(&self, _point: CommitPoint) {
+        #[cfg(debug_assertions)]
+        if let Some(a) = &self.abort_in_commit {
+            a.at(_point, self.metrics.commits.load(Relaxed));
         }
     }
 
