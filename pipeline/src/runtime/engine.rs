@@ -376,7 +376,6 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
 }
 
-/// Engine state, shared by the poll loop and the rebalance callbacks.
 /// Points inside a commit under exactly-once where debug builds can abort the process
 /// for the fault tests ([`crate::fault`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,6 +386,7 @@ pub enum CommitPoint {
     Committed,
 }
 
+/// Engine state, shared by the poll loop and the rebalance callbacks.
 struct Core {
     /// Debug builds: an abort inside a commit, for the fault tests ([`crate::fault`]).
     #[cfg(debug_assertions)]
