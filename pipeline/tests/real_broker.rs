@@ -287,16 +287,8 @@ fn a_death_inside_a_commit_loses_and_duplicates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("spamflow.toml");
         std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
-        let producer = {
-            let (brokers, topic, records) =
-                (brokers.clone(), cfg.topics.submissions.clone(), kv(&evs));
-            std::thread::spawn(move || {
-                // Steady input, so that commits keep coming.
-                for chunk in records.chunks(100) {
-                    produce(&brokers, &topic, chunk);
-                }
-            })
-        };
+        // Steady input, so that commits keep coming.
+        let producer = feed_steadily(&cfg, &evs, 100);
         let first_log = dir.path().join("first.log");
         let abort = format!("{point}:2");
         let mut child = spawn_pipeline_with(
@@ -306,14 +298,11 @@ fn a_death_inside_a_commit_loses_and_duplicates_nothing() {
             &first_log,
             &[("SPAMFLOW_TEST_ABORT_IN_COMMIT", abort.as_str())],
         );
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "no abort inside commit 2");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (exited, exit) = std::sync::mpsc::channel();
+        std::thread::spawn(move || exited.send(child.wait().unwrap()));
+        let status = exit
+            .recv_timeout(Duration::from_secs(120))
+            .expect("no abort inside commit 2");
         let log = std::fs::read_to_string(&first_log).unwrap_or_default();
         assert!(
             !status.success() && log.contains("aborting inside commit 2"),
@@ -359,6 +348,24 @@ fn state_after_a_restart_equals_an_uninterrupted_run() {
     let got = committed_verdicts(&cfg, 3, evs.len());
     assert_exactly_once(&got, &ids(&evs));
     assert_counts_as_uninterrupted(&evs, &got);
+}
+
+/// Produces `evs` to `cfg`'s input topic from a thread, `chunk` records at a time.
+fn feed_steadily(
+    cfg: &Config,
+    evs: &[(String, Vec<u8>, String)],
+    chunk: usize,
+) -> std::thread::JoinHandle<()> {
+    let (brokers, topic, records) = (
+        cfg.kafka.brokers.clone(),
+        cfg.topics.submissions.clone(),
+        kv(evs),
+    );
+    std::thread::spawn(move || {
+        for c in records.chunks(chunk) {
+            produce(&brokers, &topic, c);
+        }
+    })
 }
 
 fn spawn_pipeline(
@@ -475,15 +482,8 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
         format!("{}{numbers}", spamflow_loadtest::chaos::PIPELINE_CONFIG),
     )
     .unwrap();
-    let producer = {
-        let (brokers, topic, records) = (brokers.clone(), cfg.topics.submissions.clone(), kv(&evs));
-        std::thread::spawn(move || {
-            // Feed steadily so that the kill lands in the middle of an open transaction.
-            for chunk in records.chunks(1_000) {
-                produce(&brokers, &topic, chunk);
-            }
-        })
-    };
+    // Feed steadily so that the kill lands in the middle of an open transaction.
+    let producer = feed_steadily(&cfg, &evs, 1_000);
     let mut child = spawn_pipeline(&cfg, "kill9-1", &config, &dir.path().join("first.log"));
     // Kill once some verdicts are committed, well before the end.
     let deadline = Instant::now() + Duration::from_secs(120);
