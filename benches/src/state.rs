@@ -27,7 +27,6 @@ use spamflow_benches::rss_bytes;
 use spamflow_operators::throttle::{ThrottleConfig, ThrottleFactory, ThrottleStats};
 use spamflow_operators::velocity::fingerprint::{address_key, fingerprint, fold32};
 use spamflow_operators::velocity::sender::{Layout, Sender};
-use spamflow_operators::velocity::table::SenderTable;
 use spamflow_operators::velocity::{VelocityConfig, VelocityFactory, VelocityStats};
 use spamflow_operators::{EventCtx, StateUpdate, StatefulOperator};
 use spamflow_schemas::{Action, MessageKind, Origin, Relay, Route, SubmissionEvent, Verdict};
@@ -56,16 +55,11 @@ struct Args {
     /// the broker's JVM does not share the cores with the per-event measurements).
     #[arg(long)]
     restore_only: bool,
-    /// With `--stage`: each run measures the stage with and without the prefetch hook of
-    /// the velocity or throttle operator, or of both, alternately, and reports both (what
-    /// prefetching saves, on the same machine in the same seconds).
-    #[arg(long, value_enum, requires = "stage")]
-    prefetch_ab: Option<HookChoice>,
     /// With `--stage`: each run measures the control (the baseline's sender-map update) and
     /// then the stage, on one thread, and reports both; the summary gives the stage over
     /// the runs whose control was within 10 % of its fastest, i.e. with the machine at its
     /// own speed (on a shared VM other tenants slow both by a factor of up to two).
-    #[arg(long, requires = "stage", conflicts_with = "prefetch_ab")]
+    #[arg(long, requires = "stage")]
     control: bool,
     /// Only the campaign fingerprint throughput (for profiling).
     #[arg(long)]
@@ -146,35 +140,13 @@ enum Stage {
     Both,
 }
 
-/// The prefetch hooks `--prefetch-ab` compares with and without.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum HookChoice {
-    Velocity,
-    Throttle,
-    All,
-}
-
-/// Which operators' prefetch hooks the bench calls.
-#[derive(Clone, Copy)]
-struct Hooks {
-    velocity: bool,
-    throttle: bool,
-}
-
-impl Hooks {
-    const ALL: Hooks = Hooks {
-        velocity: true,
-        throttle: true,
-    };
-}
-
 /// Events per batch: the runtime hands workers batches of decoded records.
 const BATCH: usize = 1024;
 
 /// One worker: its operators over its events; returns the time of the measured pass
 /// (after a warm-up pass over the same events, so every sender exists; set-up and
 /// tear-down are not timed).
-fn worker(stage: Stage, prefetch: Hooks, evs: &[(i32, SubmissionEvent)]) -> Duration {
+fn worker(stage: Stage, evs: &[(i32, SubmissionEvent)]) -> Duration {
     let vf = VelocityFactory::new(
         VelocityConfig::default(),
         Arc::new(VelocityStats::default()),
@@ -220,22 +192,6 @@ fn worker(stage: Stage, prefetch: Hooks, evs: &[(i32, SubmissionEvent)]) -> Dura
                     counted: false,
                 };
                 out.clear();
-                // As the runtime's workers do: the next event's state starts loading
-                // before this one is inspected.
-                if let Some((np, next)) = chunk.get(j + 1) {
-                    let next = EventCtx {
-                        event: next,
-                        partition: *np,
-                        event_time_ms: next.event_time_ms() + shift_ms,
-                        counted: false,
-                    };
-                    if prefetch.velocity && matches!(stage, Stage::Velocity | Stage::Both) {
-                        v.prefetch(&next);
-                    }
-                    if prefetch.throttle && matches!(stage, Stage::Throttle | Stage::Both) {
-                        t.prefetch(&next);
-                    }
-                }
                 match stage {
                     Stage::Baseline => *base.entry(address_key(&ev.sender)).or_default() += 1,
                     Stage::Velocity => v.inspect(&ctx, &mut out),
@@ -270,7 +226,7 @@ fn measured<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// ns per event of `stage` on `threads` threads (events split by partition parity).
-fn per_event(stage: Stage, threads: usize, prefetch: Hooks, evs: &[(i32, SubmissionEvent)]) -> f64 {
+fn per_event(stage: Stage, threads: usize, evs: &[(i32, SubmissionEvent)]) -> f64 {
     let shares: Vec<Vec<(i32, SubmissionEvent)>> = (0..threads)
         .map(|w| {
             evs.iter()
@@ -283,7 +239,7 @@ fn per_event(stage: Stage, threads: usize, prefetch: Hooks, evs: &[(i32, Submiss
     let slowest = std::thread::scope(|s| {
         let handles: Vec<_> = shares
             .iter()
-            .map(|share| s.spawn(move || worker(stage, prefetch, share)))
+            .map(|share| s.spawn(move || worker(stage, share)))
             .collect();
         handles
             .into_iter()
@@ -360,28 +316,10 @@ fn main() {
             // add time, so the minimum is the least disturbed figure.
             let runs = |threads| {
                 let xs: Vec<f64> = (0..args.runs)
-                    .map(|_| per_event(stage, threads, Hooks::ALL, &evs))
+                    .map(|_| per_event(stage, threads, &evs))
                     .collect();
                 (median(xs.clone()), min(&xs))
             };
-            if let Some(hooks) = args.prefetch_ab {
-                let off = Hooks {
-                    velocity: hooks == HookChoice::Throttle,
-                    throttle: hooks == HookChoice::Velocity,
-                };
-                let runs = alternately(
-                    args.runs,
-                    || per_event(stage, 1, Hooks::ALL, &evs),
-                    || per_event(stage, 1, off, &evs),
-                );
-                let w = median(runs.iter().map(|r| r.0).collect());
-                let wo = median(runs.iter().map(|r| r.1).collect());
-                println!(
-                    "  {name:<10} {w:>12.0} with prefetch, {wo:.0} without ({:.2}x)",
-                    w / wo
-                );
-                continue;
-            }
             if args.control {
                 with_control(name, stage, args.runs, &evs);
                 continue;
@@ -417,8 +355,8 @@ fn main() {
 fn with_control(name: &str, stage: Stage, runs: usize, evs: &[(i32, SubmissionEvent)]) {
     let pairs = alternately(
         runs,
-        || per_event(Stage::Baseline, 1, Hooks::ALL, evs),
-        || per_event(stage, 1, Hooks::ALL, evs),
+        || per_event(Stage::Baseline, 1, evs),
+        || per_event(stage, 1, evs),
     );
     for (control, x) in &pairs {
         println!(
@@ -528,8 +466,7 @@ fn memory() {
 /// A timed run of sender updates.
 type Run<'a> = dyn Fn(&[(u64, u32)]) -> Duration + Sync + 'a;
 
-/// The operator's per-partition sender table, a `HashMap` and a `DashMap`, for the same
-/// updates.
+/// Per-partition `HashMap`s (the operator's) and a shared `DashMap`, for the same updates.
 fn maps(n: usize) {
     let layout = Layout::new(&[(10, 6), (300, 12), (3600, 24)], 32, 300);
     let mut rng = Rng(99);
@@ -549,14 +486,6 @@ fn maps(n: usize) {
         }
         t0.elapsed()
     };
-    let run_table = |keys: &[(u64, u32)]| {
-        let mut m = SenderTable::default();
-        let t0 = Instant::now();
-        for &(k, t) in keys {
-            update(m.get_or_insert_with(k, || Sender::new(t)).0, t, k);
-        }
-        t0.elapsed()
-    };
     let run_dash = |m: &DashMap<u64, Sender, FixedState>, keys: &[(u64, u32)]| {
         let t0 = Instant::now();
         for &(k, t) in keys {
@@ -565,7 +494,6 @@ fn maps(n: usize) {
         t0.elapsed()
     };
     let per = |d: Duration, n: usize| d.as_nanos() as f64 / n as f64;
-    let table1 = median((0..3).map(|_| per(run_table(&keys), n)).collect());
     let hash1 = median((0..3).map(|_| per(run_hash(&keys), n)).collect());
     let dash1 = median(
         (0..3)
@@ -596,7 +524,6 @@ fn maps(n: usize) {
                 .collect(),
         )
     };
-    let table2 = own(&run_table);
     let hash2 = own(&run_hash);
     let dash2 = median(
         (0..3)
@@ -614,7 +541,7 @@ fn maps(n: usize) {
             .collect(),
     );
     println!(
-        "\nsender map, 100k senders, record + 1-min counts: per-partition SenderTable (the operator's) {table1:.0} ns/update, HashMap {hash1:.0} ns, DashMap {dash1:.0} ns ({:.2}x the HashMap); 2 threads: own SenderTables {table2:.0} ns, own HashMaps {hash2:.0} ns, shared DashMap {dash2:.0} ns ({:.2}x)",
+        "\nsender map, 100k senders, record + 1-min counts: HashMap (the operator's) {hash1:.0} ns/update, DashMap {dash1:.0} ns ({:.2}x the HashMap); 2 threads: own HashMaps {hash2:.0} ns, shared DashMap {dash2:.0} ns ({:.2}x)",
         dash1 / hash1,
         dash2 / hash2
     );

@@ -293,14 +293,6 @@ impl Chain {
         &self.signals
     }
 
-    /// `next` will be processed after the current event: the stateful operators start
-    /// loading its state (see [`StatefulOperator::prefetch`]).
-    pub fn prefetch(&mut self, next: &EventCtx<'_>) {
-        for op in &mut self.stateful {
-            op.prefetch(next);
-        }
-    }
-
     /// The policy (for alerts).
     pub fn policy(&self) -> &Policy {
         &self.policy

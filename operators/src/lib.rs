@@ -26,7 +26,6 @@
 
 pub mod chain;
 pub mod classifier;
-mod divisor;
 pub mod eventtime;
 pub mod late_alerts;
 pub mod normalize;

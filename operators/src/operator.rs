@@ -140,11 +140,6 @@ pub trait StatefulOperator: Send {
     /// Appends findings on `ctx` to `out`, updating the state of `ctx.partition` unless
     /// `ctx.counted`. The default finds nothing (an operator that only watches decisions).
     fn inspect(&mut self, _ctx: &EventCtx<'_>, _out: &mut Vec<Signal>) {}
-    /// `next` is the event to be inspected after the current one: the operator may start
-    /// loading its state into the cache (prefetch, no waiting), so that those cache misses
-    /// overlap with the work on the current event. Called before the current event is
-    /// inspected; nothing it does may change a verdict.
-    fn prefetch(&mut self, _next: &EventCtx<'_>) {}
     /// The policy's verdict on the event just inspected (feedback, e.g. spam ratios per
     /// relay operator). Called once after every [`StatefulOperator::inspect`], also for a
     /// `ctx.counted` event, which must not be counted again.

@@ -4,11 +4,10 @@
 //!   heavy ones) and their exact semantics.
 //! - [`campaign`]: one masked text from many senders (snowshoe spam from SIM farms).
 //! - [`fingerprint`](mod@fingerprint): masked content fingerprints and stable address keys.
-//! - [`table`]: a partition's senders, in a table whose slots can be prefetched.
 //!
 //! Input is keyed by sender, so a sender's whole state is in one partition and one
-//! worker owns it: each partition's senders are in a table owned by the worker thread,
-//! with no locking (the state bench compares it with a `HashMap` and a `DashMap`).
+//! worker owns it: each partition's senders are in a `HashMap` owned by the worker
+//! thread, with no locking (the state bench compares it with a `DashMap`).
 //!
 //! Time is the partition's event-time clock ([`crate::eventtime`]). Per event:
 //! 1. the clock observes `submitted_at`: an event more than `max_future_secs` ahead is
@@ -33,7 +32,6 @@
 pub mod campaign;
 pub mod fingerprint;
 pub mod sender;
-pub mod table;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -49,7 +47,6 @@ use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOpera
 use campaign::{Campaign, CampaignTable, Seen};
 use fingerprint::{address_key, fingerprint, fold32, Fingerprint};
 use sender::{Counts, Layout, Sender};
-use table::SenderTable;
 
 /// Most windows a configuration may have.
 pub const MAX_WINDOWS: usize = 8;
@@ -437,7 +434,7 @@ struct Shared {
 struct Part {
     clock: PartitionClock,
     clock_dirty: bool,
-    senders: SenderTable,
+    senders: HashMap<u64, Sender, FixedState>,
     dirty: Vec<u64>,
     campaigns: CampaignTable,
     next_sweep: u32,
@@ -556,8 +553,9 @@ impl VelocityOperator {
         let mut f = Footprint::default();
         for p in self.parts.values() {
             f.senders += p.senders.len();
-            f.bytes += p.senders.slots() * std::mem::size_of::<(u64, Sender)>();
-            for (_, s) in p.senders.iter() {
+            // hashbrown's layout: a control byte per bucket beside each (key, sender).
+            f.bytes += p.senders.capacity() * (std::mem::size_of::<(u64, Sender)>() + 1);
+            for s in p.senders.values() {
                 f.dense += usize::from(s.is_dense());
                 f.bytes += s.heap_bytes();
             }
@@ -572,10 +570,13 @@ impl VelocityOperator {
         p.senders.retain(|k, s| {
             let keep = !s.idle(layout, now);
             if !keep {
-                dirty.push(k);
+                dirty.push(*k);
             }
             keep
         });
+        if p.senders.len() * 4 < p.senders.capacity() {
+            p.senders.shrink_to_fit();
+        }
         let evicted = (before - p.senders.len()) as u64;
         if evicted > 0 {
             shared.stats.evicted.fetch_add(evicted, Relaxed);
@@ -597,18 +598,6 @@ impl StatefulOperator for VelocityOperator {
 
     fn content_hash(&self) -> String {
         self.shared.hash.clone()
-    }
-
-    fn prefetch(&mut self, next: &EventCtx<'_>) {
-        let bulk = next.event.relay_operator().is_some();
-        if !self.shared.tracked[usize::from(bulk)] {
-            return;
-        }
-        // `inspect` keys the sender again: carrying the key over (a copy of the address
-        // to check it is the same event) measured more instructions than keying twice.
-        if let Some(p) = self.parts.get(&next.partition) {
-            p.senders.prefetch(address_key(&next.event.sender));
-        }
     }
 
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
@@ -648,11 +637,11 @@ impl StatefulOperator for VelocityOperator {
         }
         let t = secs(time_ms);
         let key = address_key(&ev.sender);
-        // The sender's slot was prefetched with the previous event (`prefetch`); a dense
-        // sender's heap state is likely a cache miss: it is loaded while the recipient is
-        // keyed and the text fingerprinted.
-        let (s, new) = p.senders.get_or_insert_with(key, || Sender::new(t));
-        s.prefetch();
+        let mut new = false;
+        let s = p.senders.entry(key).or_insert_with(|| {
+            new = true;
+            Sender::new(t)
+        });
         let recipient = fold32(address_key(&ev.recipient));
         let fp = if sh.fingerprinted[usize::from(bulk)] {
             fingerprint(&ev.text)
@@ -772,11 +761,7 @@ impl StatefulOperator for VelocityOperator {
                 let id = u64::from_be_bytes(k.try_into().unwrap_or_default());
                 match (*kind, value) {
                     (SENDER, None) => {
-                        p.senders.remove(id);
-                    }
-                    (SENDER, _) if id == 0 => {
-                        // No address has key 0 (it marks a free slot of the table).
-                        return Err(err("sender key 0 is not an address key".into()));
+                        p.senders.remove(&id);
                     }
                     (SENDER, Some(v)) => {
                         let s = Sender::decode(&self.shared.layout, v).map_err(err)?;
@@ -813,7 +798,7 @@ impl StatefulOperator for VelocityOperator {
             &mut p.dirty,
             out,
             |k| state_key(SENDER, *k),
-            |k| match senders.get_mut(*k) {
+            |k| match senders.get_mut(k) {
                 Some(s) if s.dirty() => {
                     s.set_dirty(false);
                     let mut v = Vec::with_capacity(64);

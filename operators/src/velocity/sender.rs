@@ -21,10 +21,7 @@
 //! and an 8-entry content table, a few hundred bytes however many messages it sends. All
 //! give the same numbers for the same events (a property test checks it).
 
-use prefetch_index::prefetch_index;
-
 use super::fingerprint::{fold32, FNV_OFFSET, FNV_PRIME};
-use crate::divisor::Divisor;
 
 /// Events kept inside the map entry.
 pub const INLINE: usize = 2;
@@ -55,9 +52,6 @@ pub struct Win {
     /// First word of this window's ring in a dense sender's ring storage (three words
     /// per two buckets, see [`Slab`]).
     offset: usize,
-    /// `width` and `n` as divisors.
-    per_width: Divisor,
-    per_n: Divisor,
 }
 
 /// The shape of every sender's state, from the configuration.
@@ -127,8 +121,6 @@ impl Layout {
                 width: width.max(1),
                 n: n.max(1),
                 offset,
-                per_width: Divisor::new(width),
-                per_n: Divisor::new(n),
             });
             offset += 3 * (n.max(1) as usize).div_ceil(2);
             for x in [width, n] {
@@ -252,7 +244,7 @@ pub struct Recorded {
 }
 
 fn bucket(t: u32, w: &Win) -> u32 {
-    w.per_width.div(t)
+    t / w.width
 }
 
 impl Win {
@@ -313,21 +305,6 @@ impl Sender {
             Track::Inline { .. } => 0,
             Track::Log { ev, .. } => ev.capacity() * std::mem::size_of::<Ev>(),
             Track::Dense { d, .. } => d.0.len() * 4,
-        }
-    }
-
-    /// Prefetches the sender's heap state (every cache line of a dense sender's, the log
-    /// of a sparse one) so that [`Sender::record`] does not wait for it one cache miss
-    /// after another.
-    pub fn prefetch(&self) {
-        match &self.track {
-            Track::Inline { .. } => {}
-            Track::Log { ev, .. } => prefetch_index(ev, 0),
-            Track::Dense { d, .. } => {
-                for i in (0..d.0.len()).step_by(16) {
-                    prefetch_index(&d.0, i);
-                }
-            }
         }
     }
 
@@ -422,8 +399,8 @@ impl Sender {
                         continue;
                     }
                     // Empty the buckets that leave the window.
-                    for i in w.per_n.ring_slots(ob.wrapping_add(1), steps) {
-                        d.clear_bucket(layout, wi, w, i);
+                    for b in ob + 1..=ob + steps {
+                        d.clear_bucket(layout, wi, w, (b % w.n) as usize);
                     }
                 }
             }
@@ -530,13 +507,10 @@ impl Sender {
                 .map(|e| bucket(e.t, w))
                 .min(),
             Track::Dense { d, .. } => {
-                // Walk the ring from the oldest bucket in the window, without a division
-                // per step.
+                // Walk the ring from the oldest bucket in the window.
                 let first = now.saturating_sub(w.n - 1);
-                w.per_n
-                    .ring_slots(first, now - first + 1)
-                    .position(|i| d.bucket(Dense::bucket_at(layout, w, i))[SENT] > 0)
-                    .map(|k| first + k as u32)
+                (first..=now)
+                    .find(|b| d.bucket(Dense::bucket_at(layout, w, (b % w.n) as usize))[SENT] > 0)
             }
         };
         oldest.map_or(0, |b| ((b + w.n) * w.width).saturating_sub(self.wm()))
@@ -751,7 +725,7 @@ impl Dense {
             if e.t < w.start(wm) {
                 continue;
             }
-            let at = Self::bucket_at(layout, w, w.per_n.rem(bucket(e.t, w)) as usize);
+            let at = Self::bucket_at(layout, w, (bucket(e.t, w) % w.n) as usize);
             let counts = self.bucket(at);
             // Each count saturates on its own; the others still count. One addition per
             // word.

@@ -191,23 +191,8 @@ impl Worker {
                         .zip(msgs.first())
                         .map(|(s, m)| s.batch(m.partition, msgs.len()));
                     let producer = self.env.producer.get();
-                    // Each record is decoded one ahead, so that the stateful operators can
-                    // start loading its state (prefetch) while the one before is worked on.
-                    let mut next = msgs.first().map(|m| self.decode(m));
-                    for (k, m) in msgs.iter().enumerate() {
-                        let Some(event) = next.take() else { break };
-                        if let Some(n) = msgs.get(k + 1) {
-                            let decoded = self.decode(n);
-                            if let Ok(ev) = &decoded {
-                                self.chain.prefetch(&EventCtx {
-                                    event: ev,
-                                    partition: n.partition,
-                                    event_time_ms: ev.event_time_ms(),
-                                    counted: false,
-                                });
-                            }
-                            next = Some(decoded);
-                        }
+                    for m in msgs.iter() {
+                        let event = self.decode(m);
                         self.process(&producer, m, event);
                     }
                     self.tally.flush(&self.env.metrics);
