@@ -321,7 +321,11 @@ mod tests {
     fn keys_are_found_by_name_and_a_full_table_makes_no_new_key() {
         let mut t = Table::new(4);
         assert_eq!(t.find_or_insert("A", 2, 0), Some(0));
-        assert_eq!(t.find_or_insert("A", 2, 0), Some(0), "an existing key is found");
+        assert_eq!(
+            t.find_or_insert("A", 2, 0),
+            Some(0),
+            "an existing key is found"
+        );
         assert_eq!(t.find_or_insert("B", 2, 0), Some(1));
         assert_eq!(t.find_or_insert("C", 2, 0), None);
         t.restore("A", None).unwrap();

@@ -21,7 +21,19 @@
 //! and an 8-entry content table, a few hundred bytes however many messages it sends. All
 //! give the same numbers for the same events (a property test checks it).
 
+//!
+//! **Changelog values** start with a version byte. Version 2 is postcard of [`Stored`]:
+//! the layout hash, the watermark, then either the sparse events or a dense sender's
+//! buckets (every window's ring in layout order), recipients and contents. Version 1
+//! values (the same data in a hand-laid fixed-width form, written by earlier releases)
+//! are still read.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
 use super::fingerprint::{fold32, FNV_OFFSET, FNV_PRIME};
+use super::MAX_WINDOWS;
 
 /// Events kept inside the map entry.
 pub const INLINE: usize = 2;
@@ -31,16 +43,10 @@ pub const SPARSE: usize = 8;
 /// that a sparse sender, which remembers all its events, and a dense one agree).
 pub const CONTENTS: usize = SPARSE;
 
-const FIRST: u32 = 1 << 31;
-const REPEAT: u32 = 1 << 30;
-const FP_MASK: u32 = REPEAT - 1;
-const EMPTY: u32 = u32::MAX;
-
-const SENT: usize = 0;
-const FIRST_CONTACT: usize = 1;
-const REPEATED: usize = 2;
-
-const VERSION: u8 = 1;
+/// Version byte of changelog values: postcard of [`Stored`] follows.
+const VERSION: u8 = 2;
+/// Version byte of the fixed-width values of earlier releases (still read).
+const FIXED_WIDTH_VERSION: u8 = 1;
 
 /// One window's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +55,7 @@ pub struct Win {
     pub width: u32,
     /// Buckets.
     pub n: u32,
-    /// First word of this window's ring in a dense sender's ring storage (three words
-    /// per two buckets, see [`Slab`]).
+    /// Where this window's ring starts in a dense sender's buckets.
     offset: usize,
 }
 
@@ -65,77 +70,38 @@ pub struct Layout {
     pub max_recipients: usize,
     /// Allowed lateness in seconds.
     pub lateness_s: u32,
+    /// Hash of the windows and the recipient table size, stored with each value so that
+    /// state written under another configuration is refused instead of misread.
     hash: u32,
-    slab: Slab,
-}
-
-/// Where a dense sender's parts are in its one allocation (offsets in `u32` words): the
-/// running totals of each window, the content table (fingerprints, then when each was
-/// last sent), the recipient table (its length, recipients, when each was last
-/// messaged) and the bucket rings of the windows, one after the other, three words per
-/// two buckets: each bucket's sent and first-contact counts (`u16` each) in one word,
-/// then the two buckets' repeated counts (`u16` each) in the third. Keys and times are
-/// separate arrays so that a look-up scans keys only; a bucket's two most used counts
-/// are one word, so that an event adds to them with one addition and a bucket that
-/// leaves the window is checked with one load, and a bucket's three counts stay within
-/// twelve bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Slab {
-    content_keys: usize,
-    content_last: usize,
-    recipients_len: usize,
-    recipient_keys: usize,
-    recipient_last: usize,
-    counts: usize,
-    words: usize,
-}
-
-impl Slab {
-    fn new(windows: usize, max_recipients: usize, ring_words: usize) -> Slab {
-        let content_keys = windows * 3;
-        let content_last = content_keys + CONTENTS;
-        let recipients_len = content_last + CONTENTS;
-        let recipient_keys = recipients_len + 1;
-        let recipient_last = recipient_keys + max_recipients;
-        let counts = recipient_last + max_recipients;
-        Slab {
-            content_keys,
-            content_last,
-            recipients_len,
-            recipient_keys,
-            recipient_last,
-            counts,
-            words: counts + ring_words,
-        }
-    }
+    /// Buckets of all windows together.
+    buckets: usize,
 }
 
 impl Layout {
-    /// A layout of `(width_s, buckets)` windows.
+    /// A layout of `(width_s, buckets)` windows (at most [`MAX_WINDOWS`]).
     pub fn new(windows: &[(u32, u32)], max_recipients: usize, lateness_s: u32) -> Self {
         let mut offset = 0;
         let mut ws = Vec::with_capacity(windows.len());
         let mut hash = FNV_OFFSET;
-        for &(width, n) in windows {
+        for &(width, n) in windows.iter().take(MAX_WINDOWS) {
             ws.push(Win {
                 width: width.max(1),
                 n: n.max(1),
                 offset,
             });
-            offset += 3 * (n.max(1) as usize).div_ceil(2);
+            offset += n.max(1) as usize;
             for x in [width, n] {
                 hash = (hash ^ u64::from(x)).wrapping_mul(FNV_PRIME);
             }
         }
         hash = (hash ^ max_recipients as u64).wrapping_mul(FNV_PRIME);
-        let max_recipients = max_recipients.clamp(SPARSE, 255);
         Layout {
             horizon_s: ws.iter().map(|w| w.width * w.n).max().unwrap_or(1),
-            slab: Slab::new(ws.len(), max_recipients, offset),
             windows: ws,
-            max_recipients,
+            max_recipients: max_recipients.clamp(SPARSE, 255),
             lateness_s,
             hash: fold32(hash),
+            buckets: offset,
         }
     }
 }
@@ -153,20 +119,96 @@ pub struct Counts {
     pub distinct_recipients: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A message's content fingerprint (30 bits) and what recording it found, in one word,
+/// so that an event is 12 bytes and two fit inside the map entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Content(u32);
+
+impl Content {
+    const FIRST_CONTACT: u32 = 1 << 31;
+    const REPEATED: u32 = 1 << 30;
+    const FINGERPRINT: u32 = Self::REPEATED - 1;
+
+    fn new(fingerprint: u32, rec: Recorded) -> Self {
+        let mut c = fingerprint & Self::FINGERPRINT;
+        if rec.first_contact {
+            c |= Self::FIRST_CONTACT;
+        }
+        if rec.repeated {
+            c |= Self::REPEATED;
+        }
+        Content(c)
+    }
+
+    fn first_contact(self) -> bool {
+        self.0 & Self::FIRST_CONTACT != 0
+    }
+
+    fn repeated(self) -> bool {
+        self.0 & Self::REPEATED != 0
+    }
+}
+
+/// One message of a sparse sender.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Ev {
     t: u32,
     recipient: u32,
-    /// Content fingerprint (30 bits) with the FIRST and REPEAT flags on top.
-    content: u32,
+    content: Content,
 }
 
-/// A dense sender's windows, recipients and contents in one allocation laid out by
-/// [`Slab`]: ring buckets of all windows ([sent, first contact, repeated], saturating
-/// `u16`s) with running totals per window, at most `max_recipients` (recipient, last
-/// seen) and [`CONTENTS`] (content fingerprint, last seen; `EMPTY` = free slot).
+/// One bucket's counts; each saturates at `u16::MAX` on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Bucket {
+    sent: u16,
+    first_contact: u16,
+    repeated: u16,
+}
+
+/// A window's running totals: the sum of its buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Totals {
+    sent: u32,
+    first_contact: u32,
+    repeated: u32,
+}
+
+impl Totals {
+    fn add(&mut self, b: Bucket) {
+        self.sent += u32::from(b.sent);
+        self.first_contact += u32::from(b.first_contact);
+        self.repeated += u32::from(b.repeated);
+    }
+
+    fn remove(&mut self, b: Bucket) {
+        self.sent -= u32::from(b.sent);
+        self.first_contact -= u32::from(b.first_contact);
+        self.repeated -= u32::from(b.repeated);
+    }
+}
+
+/// A recipient or content fingerprint and when the sender last used it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    key: u32,
+    last: u32,
+}
+
+/// A dense sender's windows, recipients and contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Dense(Box<[u32]>);
+struct Dense {
+    /// Running totals per window.
+    totals: [Totals; MAX_WINDOWS],
+    /// Every window's ring of buckets, one after the other (window `w`'s from
+    /// `w.offset`); bucket number `b` of a window is in its slot `b % n`.
+    buckets: Box<[Bucket]>,
+    /// Recipients messaged within the horizon, at most `max_recipients`: a full table
+    /// forgets the least recently messaged.
+    recipients: Vec<Seen>,
+    /// The most recent contents, at most [`CONTENTS`].
+    contents: Vec<Seen>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 // The watermark and dirty flag live in each variant (not in a struct around the enum),
@@ -186,7 +228,7 @@ enum Track {
     Dense {
         wm: u32,
         dirty: bool,
-        d: Dense,
+        d: Box<Dense>,
     },
 }
 
@@ -249,10 +291,14 @@ fn bucket(t: u32, w: &Win) -> u32 {
 
 impl Win {
     /// The first second of this window evaluated at `wm`: an event at `t` is in it when
-    /// `t >= start` (its bucket is one of the `n` up to `wm`'s). One division, instead
-    /// of one per event looked at.
+    /// `t >= start` (its bucket is one of the `n` up to `wm`'s).
     fn start(&self, wm: u32) -> u32 {
         (bucket(wm, self) + 1).saturating_sub(self.n) * self.width
+    }
+
+    /// The index in a dense sender's buckets of bucket number `b` of this window.
+    fn slot(&self, b: u32) -> usize {
+        self.offset + (b % self.n) as usize
     }
 }
 
@@ -301,10 +347,15 @@ impl Sender {
 
     /// Heap bytes owned (besides the map entry itself).
     pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
         match &self.track {
             Track::Inline { .. } => 0,
-            Track::Log { ev, .. } => ev.capacity() * std::mem::size_of::<Ev>(),
-            Track::Dense { d, .. } => d.0.len() * 4,
+            Track::Log { ev, .. } => ev.capacity() * size_of::<Ev>(),
+            Track::Dense { d, .. } => {
+                size_of::<Dense>()
+                    + d.buckets.len() * size_of::<Bucket>()
+                    + (d.recipients.capacity() + d.contents.capacity()) * size_of::<Seen>()
+            }
         }
     }
 
@@ -327,7 +378,7 @@ impl Sender {
         let late = t < self.wm().saturating_sub(layout.lateness_s);
         let t = if late { self.wm() } else { t };
         self.advance(layout, t);
-        let content = content & FP_MASK;
+        let content = content & Content::FINGERPRINT;
         let rec = Recorded {
             first_contact: !self.knows_recipient(layout, recipient),
             repeated: self.knows_content(layout, content),
@@ -335,9 +386,7 @@ impl Sender {
         let ev = Ev {
             t,
             recipient,
-            content: content
-                | if rec.first_contact { FIRST } else { 0 }
-                | if rec.repeated { REPEAT } else { 0 },
+            content: Content::new(content, rec),
         };
         let wm = self.wm();
         self.set_dirty(true);
@@ -363,7 +412,11 @@ impl Sender {
                     d.add(layout, wm, *e);
                 }
                 d.add(layout, wm, ev);
-                self.track = Track::Dense { wm, dirty: true, d };
+                self.track = Track::Dense {
+                    wm,
+                    dirty: true,
+                    d: Box::new(d),
+                };
             }
             Track::Dense { d, .. } => d.add(layout, wm, ev),
         }
@@ -394,13 +447,10 @@ impl Sender {
             Track::Dense { d, .. } => {
                 for (wi, w) in layout.windows.iter().enumerate() {
                     let (ob, nb) = (bucket(old, w), bucket(t, w));
-                    let steps = (nb - ob).min(w.n);
-                    if steps == 0 {
-                        continue;
-                    }
-                    // Empty the buckets that leave the window.
-                    for b in ob + 1..=ob + steps {
-                        d.clear_bucket(layout, wi, w, (b % w.n) as usize);
+                    // Empty the buckets that leave the window (at most one lap).
+                    for b in ob + 1..=ob + (nb - ob).min(w.n) {
+                        let slot = &mut d.buckets[w.slot(b)];
+                        d.totals[wi].remove(std::mem::take(slot));
                     }
                 }
             }
@@ -409,12 +459,17 @@ impl Sender {
 
     /// Whether the sender messaged recipient `r` within the horizon.
     fn knows_recipient(&self, layout: &Layout, r: u32) -> bool {
-        self.knows(layout, r, |e| e.recipient, |d| d.recipients(layout))
+        self.knows(layout, r, |e| e.recipient, |d| &d.recipients)
     }
 
-    /// Whether the sender sent content `c` within the horizon.
+    /// Whether the sender sent content `c` within the horizon (among its recent ones).
     fn knows_content(&self, layout: &Layout, c: u32) -> bool {
-        self.knows(layout, c, |e| e.content & FP_MASK, |d| d.contents(layout))
+        self.knows(
+            layout,
+            c,
+            |e| e.content.0 & Content::FINGERPRINT,
+            |d| &d.contents,
+        )
     }
 
     /// Whether `x` was seen within the horizon: among a sparse sender's events (`of`
@@ -424,16 +479,13 @@ impl Sender {
         layout: &Layout,
         x: u32,
         of: impl Fn(&Ev) -> u32,
-        table: impl Fn(&Dense) -> (&[u32], &[u32]),
+        table: impl Fn(&Dense) -> &[Seen],
     ) -> bool {
         let wm = self.wm();
         match &self.track {
-            Track::Dense { d, .. } => {
-                let (keys, last) = table(d);
-                keys.iter()
-                    .position(|&y| y == x)
-                    .is_some_and(|i| recent(last[i], wm, layout.horizon_s))
-            }
+            Track::Dense { d, .. } => table(d)
+                .iter()
+                .any(|s| s.key == x && recent(s.last, wm, layout.horizon_s)),
             sparse => sparse
                 .events()
                 .unwrap_or_default()
@@ -451,18 +503,18 @@ impl Sender {
     /// recipient table) only when `recipients` asks for them, 0 otherwise.
     pub fn window(&self, layout: &Layout, wi: usize, recipients: bool) -> Counts {
         let w = &layout.windows[wi];
+        let start = w.start(self.wm());
         match &self.track {
             Track::Inline { .. } | Track::Log { .. } => {
                 let evs = self.track.events().unwrap_or_default();
-                let start = w.start(self.wm());
                 let mut c = Counts::default();
                 for (i, e) in evs.iter().enumerate() {
                     if e.t < start {
                         continue;
                     }
                     c.sent += 1;
-                    c.first_contact += u32::from(e.content & FIRST != 0);
-                    c.repeated += u32::from(e.content & REPEAT != 0);
+                    c.first_contact += u32::from(e.content.first_contact());
+                    c.repeated += u32::from(e.content.repeated());
                     let seen_before = || {
                         evs[..i]
                             .iter()
@@ -473,18 +525,13 @@ impl Sender {
                 c
             }
             Track::Dense { d, .. } => {
-                let start = w.start(self.wm());
-                let [sent, first_contact, repeated] = d.totals(wi);
+                let t = d.totals[wi];
                 Counts {
-                    sent,
-                    first_contact,
-                    repeated,
+                    sent: t.sent,
+                    first_contact: t.first_contact,
+                    repeated: t.repeated,
                     distinct_recipients: if recipients {
-                        d.recipients(layout)
-                            .1
-                            .iter()
-                            .map(|&last| u32::from(last >= start))
-                            .sum()
+                        d.recipients.iter().filter(|s| s.last >= start).count() as u32
                     } else {
                         0
                     },
@@ -507,10 +554,9 @@ impl Sender {
                 .map(|e| bucket(e.t, w))
                 .min(),
             Track::Dense { d, .. } => {
-                // Walk the ring from the oldest bucket in the window.
+                // The oldest bucket in the window that holds a message.
                 let first = now.saturating_sub(w.n - 1);
-                (first..=now)
-                    .find(|b| d.bucket(Dense::bucket_at(layout, w, (b % w.n) as usize))[SENT] > 0)
+                (first..=now).find(|&b| d.buckets[w.slot(b)].sent > 0)
             }
         };
         oldest.map_or(0, |b| ((b + w.n) * w.width).saturating_sub(self.wm()))
@@ -518,262 +564,241 @@ impl Sender {
 
     /// The changelog value.
     pub fn encode(&self, layout: &Layout, out: &mut Vec<u8>) {
+        let state = match &self.track {
+            Track::Dense { d, .. } => StoredState::Dense {
+                buckets: Cow::Borrowed(&d.buckets),
+                recipients: Cow::Borrowed(&d.recipients),
+                contents: Cow::Borrowed(&d.contents),
+            },
+            sparse => StoredState::Sparse(Cow::Borrowed(sparse.events().unwrap_or_default())),
+        };
+        let stored = Stored {
+            layout: layout.hash,
+            wm: self.wm(),
+            state,
+        };
         out.push(VERSION);
-        out.extend_from_slice(&layout.hash.to_le_bytes());
-        out.extend_from_slice(&self.wm().to_le_bytes());
-        match &self.track {
-            Track::Inline { .. } | Track::Log { .. } => {
-                let events = self.track.events().unwrap_or_default();
-                out.push(0);
-                out.push(events.len() as u8);
-                for e in events {
-                    for x in [e.t, e.recipient, e.content] {
-                        out.extend_from_slice(&x.to_le_bytes());
-                    }
-                }
-            }
-            Track::Dense { d, .. } => {
-                out.push(1);
-                for w in &layout.windows {
-                    for i in 0..w.n as usize {
-                        for x in d.bucket(Dense::bucket_at(layout, w, i)) {
-                            out.extend_from_slice(&(x as u16).to_le_bytes());
-                        }
-                    }
-                }
-                let (rk, rl) = d.recipients(layout);
-                let (ck, cl) = d.contents(layout);
-                out.push(rk.len() as u8);
-                for (r, last) in rk.iter().zip(rl).chain(ck.iter().zip(cl)) {
-                    out.extend_from_slice(&r.to_le_bytes());
-                    out.extend_from_slice(&last.to_le_bytes());
-                }
-            }
+        // Serializing integers into a Vec cannot fail.
+        if let Ok(bytes) = postcard::to_extend(&stored, std::mem::take(out)) {
+            *out = bytes;
         }
     }
 
-    /// Reads a changelog value written by [`Sender::encode`] with the same layout.
-    pub fn decode(layout: &Layout, mut b: &[u8]) -> Result<Sender, String> {
-        fn u8_(b: &mut &[u8]) -> Result<u8, String> {
-            let (x, rest) = b.split_first().ok_or("value is truncated")?;
-            *b = rest;
-            Ok(*x)
-        }
-        fn u16_(b: &mut &[u8]) -> Result<u16, String> {
-            let (x, rest) = b.split_at_checked(2).ok_or("value is truncated")?;
-            *b = rest;
-            Ok(u16::from_le_bytes([x[0], x[1]]))
-        }
-        fn u32_(b: &mut &[u8]) -> Result<u32, String> {
-            let (x, rest) = b.split_at_checked(4).ok_or("value is truncated")?;
-            *b = rest;
-            Ok(u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-        }
-        let version = u8_(&mut b)?;
-        if version != VERSION {
-            return Err(format!(
-                "state version {version}, this build reads {VERSION}"
-            ));
-        }
-        if u32_(&mut b)? != layout.hash {
+    /// Reads a changelog value written by [`Sender::encode`] (or by an earlier release)
+    /// with the same layout.
+    pub fn decode(layout: &Layout, value: &[u8]) -> Result<Sender, String> {
+        let stored = match value {
+            [VERSION, rest @ ..] => {
+                let (stored, left): (Stored<'_>, &[u8]) =
+                    postcard::take_from_bytes(rest).map_err(|e| format!("velocity state: {e}"))?;
+                if !left.is_empty() {
+                    return Err(format!("{} trailing bytes", left.len()));
+                }
+                stored
+            }
+            [FIXED_WIDTH_VERSION, rest @ ..] => fixed_width(layout, rest)?,
+            [v, ..] => {
+                return Err(format!(
+                    "state version {v}, this build reads {FIXED_WIDTH_VERSION} and {VERSION}"
+                ))
+            }
+            [] => return Err("value is truncated".into()),
+        };
+        if stored.layout != layout.hash {
             return Err("written with other velocity windows (configuration changed)".into());
         }
-        let wm = u32_(&mut b)?;
-        let track = match u8_(&mut b)? {
-            0 => {
-                let len = u8_(&mut b)?;
-                if usize::from(len) > SPARSE {
-                    return Err(format!("{len} sparse events, at most {SPARSE}"));
-                }
-                let mut ev = Vec::with_capacity(usize::from(len));
-                for _ in 0..len {
-                    ev.push(Ev {
-                        t: u32_(&mut b)?,
-                        recipient: u32_(&mut b)?,
-                        content: u32_(&mut b)?,
-                    });
+        let wm = stored.wm;
+        let track = match stored.state {
+            StoredState::Sparse(ev) => {
+                if ev.len() > SPARSE {
+                    return Err(format!("{} sparse events, at most {SPARSE}", ev.len()));
                 }
                 Track::sparse(&ev, wm, false)
             }
-            1 => {
-                let mut d = Dense::new(layout);
+            StoredState::Dense {
+                buckets,
+                recipients,
+                contents,
+            } => {
+                if buckets.len() != layout.buckets {
+                    return Err(format!(
+                        "{} buckets, the windows have {}",
+                        buckets.len(),
+                        layout.buckets
+                    ));
+                }
+                if recipients.len() > layout.max_recipients {
+                    return Err(format!(
+                        "{} recipients, at most {}",
+                        recipients.len(),
+                        layout.max_recipients
+                    ));
+                }
+                if contents.len() > CONTENTS {
+                    return Err(format!("{} contents, at most {CONTENTS}", contents.len()));
+                }
+                let mut totals = [Totals::default(); MAX_WINDOWS];
                 for (wi, w) in layout.windows.iter().enumerate() {
-                    for i in 0..w.n as usize {
-                        let mut counts = [0; 3];
-                        for (m, x) in counts.iter_mut().enumerate() {
-                            *x = u32::from(u16_(&mut b)?);
-                            d.0[wi * 3 + m] += *x;
-                        }
-                        d.set_bucket(Dense::bucket_at(layout, w, i), counts);
+                    for b in &buckets[w.offset..][..w.n as usize] {
+                        totals[wi].add(*b);
                     }
-                }
-                let n = usize::from(u8_(&mut b)?);
-                if n > layout.max_recipients {
-                    return Err(format!("{n} recipients, at most {}", layout.max_recipients));
-                }
-                let sl = &layout.slab;
-                d.0[sl.recipients_len] = n as u32;
-                for i in 0..n {
-                    d.0[sl.recipient_keys + i] = u32_(&mut b)?;
-                    d.0[sl.recipient_last + i] = u32_(&mut b)?;
-                }
-                for i in 0..CONTENTS {
-                    d.0[sl.content_keys + i] = u32_(&mut b)?;
-                    d.0[sl.content_last + i] = u32_(&mut b)?;
                 }
                 Track::Dense {
                     wm,
                     dirty: false,
-                    d,
+                    d: Box::new(Dense {
+                        totals,
+                        buckets: buckets.into_owned().into(),
+                        recipients: recipients.into_owned(),
+                        contents: contents.into_owned(),
+                    }),
                 }
             }
-            tag => return Err(format!("unknown representation {tag}")),
         };
-        if !b.is_empty() {
-            return Err(format!("{} trailing bytes", b.len()));
-        }
         Ok(Sender { track })
     }
 }
 
-/// Where a ring bucket's counts are (three words per two buckets, see [`Slab`]): the
-/// word of its sent and first-contact counts, and the word and bit offset of its repeated
-/// count.
-#[derive(Debug, Clone, Copy)]
-struct BucketAt {
-    both: usize,
-    repeated: usize,
-    shift: usize,
+/// A sender's changelog value after its version byte.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    /// [`Layout`]'s hash.
+    layout: u32,
+    /// The watermark.
+    wm: u32,
+    state: StoredState<'a>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoredState<'a> {
+    /// A sparse sender's events.
+    Sparse(Cow<'a, [Ev]>),
+    /// A dense sender: every window's ring (slot order, windows in layout order), its
+    /// recipients and its recent contents.
+    Dense {
+        buckets: Cow<'a, [Bucket]>,
+        recipients: Cow<'a, [Seen]>,
+        contents: Cow<'a, [Seen]>,
+    },
+}
+
+/// Reads a [`FIXED_WIDTH_VERSION`] value (after its version byte): little-endian layout
+/// hash (u32) and watermark (u32); then tag 0, an event count (u8) and per event time,
+/// recipient and content (u32 each); or tag 1, every window's ring in slot order with
+/// three u16 per bucket (sent, first contact, repeated), a recipient count (u8) and per
+/// recipient key and last (u32 each), then 8 contents as key and last (key `u32::MAX`:
+/// an unused slot).
+fn fixed_width(layout: &Layout, mut b: &[u8]) -> Result<Stored<'static>, String> {
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        let (x, rest) = b.split_at_checked(n).ok_or("value is truncated")?;
+        b = rest;
+        Ok(x)
+    };
+    let le16 = |x: &[u8]| u16::from_le_bytes([x[0], x[1]]);
+    let le32 = |x: &[u8]| u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+    let hash = le32(take(4)?);
+    let wm = le32(take(4)?);
+    let state = match take(1)?[0] {
+        0 => {
+            let len = usize::from(take(1)?[0]);
+            let ev = take(len * 12)?
+                .chunks_exact(12)
+                .map(|c| Ev {
+                    t: le32(&c[..4]),
+                    recipient: le32(&c[4..8]),
+                    content: Content(le32(&c[8..])),
+                })
+                .collect();
+            StoredState::Sparse(Cow::Owned(ev))
+        }
+        1 => {
+            let buckets = take(layout.buckets * 6)?
+                .chunks_exact(6)
+                .map(|c| Bucket {
+                    sent: le16(&c[..2]),
+                    first_contact: le16(&c[2..4]),
+                    repeated: le16(&c[4..]),
+                })
+                .collect();
+            let seen = |c: &[u8]| Seen {
+                key: le32(&c[..4]),
+                last: le32(&c[4..]),
+            };
+            let n = usize::from(take(1)?[0]);
+            let recipients = take(n * 8)?.chunks_exact(8).map(seen).collect();
+            let contents = take(CONTENTS * 8)?
+                .chunks_exact(8)
+                .map(seen)
+                .take_while(|s| s.key != u32::MAX)
+                .collect();
+            StoredState::Dense {
+                buckets: Cow::Owned(buckets),
+                recipients: Cow::Owned(recipients),
+                contents: Cow::Owned(contents),
+            }
+        }
+        tag => return Err(format!("unknown representation {tag}")),
+    };
+    if !b.is_empty() {
+        return Err(format!("{} trailing bytes", b.len()));
+    }
+    Ok(Stored {
+        layout: hash,
+        wm,
+        state,
+    })
 }
 
 impl Dense {
     fn new(layout: &Layout) -> Self {
-        let sl = &layout.slab;
-        let mut words = vec![0u32; sl.words].into_boxed_slice();
-        words[sl.content_keys..sl.content_keys + CONTENTS].fill(EMPTY);
-        Dense(words)
-    }
-
-    /// Window `wi`'s running totals.
-    fn totals(&self, wi: usize) -> [u32; 3] {
-        [self.0[wi * 3], self.0[wi * 3 + 1], self.0[wi * 3 + 2]]
-    }
-
-    /// Where ring bucket `i` of window `w` keeps its counts.
-    fn bucket_at(layout: &Layout, w: &Win, i: usize) -> BucketAt {
-        let pair = layout.slab.counts + w.offset + 3 * (i / 2);
-        BucketAt {
-            both: pair + (i & 1),
-            repeated: pair + 2,
-            shift: (i & 1) * 16,
+        Dense {
+            totals: [Totals::default(); MAX_WINDOWS],
+            buckets: vec![Bucket::default(); layout.buckets].into(),
+            recipients: Vec::new(),
+            contents: Vec::with_capacity(CONTENTS),
         }
     }
 
-    /// A ring bucket's counts: [sent, first contact, repeated].
-    fn bucket(&self, at: BucketAt) -> [u32; 3] {
-        let both = self.0[at.both];
-        [
-            both & 0xFFFF,
-            both >> 16,
-            (self.0[at.repeated] >> at.shift) & 0xFFFF,
-        ]
-    }
-
-    /// Sets a ring bucket's counts (each below 2^16).
-    fn set_bucket(&mut self, at: BucketAt, [sent, first, repeated]: [u32; 3]) {
-        self.0[at.both] = sent | (first << 16);
-        let word = &mut self.0[at.repeated];
-        *word = (*word & !(0xFFFF << at.shift)) | (repeated << at.shift);
-    }
-
-    /// Empties ring bucket `i` of window `wi` (`w`), taking its counts off the window's
-    /// totals.
-    fn clear_bucket(&mut self, layout: &Layout, wi: usize, w: &Win, i: usize) {
-        let at = Self::bucket_at(layout, w, i);
-        let counts = self.bucket(at);
-        if counts != [0; 3] {
-            for (total, x) in self.0[wi * 3..wi * 3 + 3].iter_mut().zip(counts) {
-                *total -= x;
-            }
-            self.set_bucket(at, [0; 3]);
-        }
-    }
-
-    /// The recipient table: recipients and when each was last messaged.
-    fn recipients(&self, layout: &Layout) -> (&[u32], &[u32]) {
-        let sl = &layout.slab;
-        let n = self.0[sl.recipients_len] as usize;
-        (
-            &self.0[sl.recipient_keys..][..n],
-            &self.0[sl.recipient_last..][..n],
-        )
-    }
-
-    /// The content table: fingerprints (`EMPTY` = free) and when each was last sent.
-    fn contents(&self, layout: &Layout) -> (&[u32], &[u32]) {
-        let sl = &layout.slab;
-        (
-            &self.0[sl.content_keys..][..CONTENTS],
-            &self.0[sl.content_last..][..CONTENTS],
-        )
-    }
-
-    /// Adds one event (already flagged) at `e.t <= wm`.
+    /// Adds one event at `e.t <= wm`.
     fn add(&mut self, layout: &Layout, wm: u32, e: Ev) {
-        let flags = [true, e.content & FIRST != 0, e.content & REPEAT != 0];
         for (wi, w) in layout.windows.iter().enumerate() {
             if e.t < w.start(wm) {
                 continue;
             }
-            let at = Self::bucket_at(layout, w, (bucket(e.t, w) % w.n) as usize);
-            let counts = self.bucket(at);
-            // Each count saturates on its own; the others still count. One addition per
-            // word.
-            let add: [u32; 3] = std::array::from_fn(|m| u32::from(flags[m] && counts[m] < 0xFFFF));
-            self.0[at.both] += add[SENT] + (add[FIRST_CONTACT] << 16);
-            self.0[at.repeated] += add[REPEATED] << at.shift;
-            for m in [SENT, FIRST_CONTACT, REPEATED] {
-                self.0[wi * 3 + m] += add[m];
-            }
+            let slot = &mut self.buckets[w.slot(bucket(e.t, w))];
+            let before = *slot;
+            saturating_count(&mut slot.sent, true);
+            saturating_count(&mut slot.first_contact, e.content.first_contact());
+            saturating_count(&mut slot.repeated, e.content.repeated());
+            let t = &mut self.totals[wi];
+            t.remove(before);
+            t.add(*slot);
         }
-        let sl = &layout.slab;
-        let n = self.0[sl.recipients_len] as usize;
-        let (keys, last) = self.0[sl.recipient_keys..].split_at_mut(layout.max_recipients);
-        if remember(
-            &mut keys[..n],
-            &mut last[..n],
+        remember(
+            &mut self.recipients,
             layout.max_recipients,
             e.recipient,
             e.t,
-        ) {
-            (keys[n], last[n]) = (e.recipient, e.t);
-            self.0[sl.recipients_len] += 1;
-        }
-        // The content table fills from the front and never frees a slot: its entries are
-        // the ones before the first `EMPTY`.
-        let c = e.content & FP_MASK;
-        let (keys, last) = self.0[sl.content_keys..].split_at_mut(CONTENTS);
-        let n = keys.iter().position(|x| *x == EMPTY).unwrap_or(CONTENTS);
-        if remember(&mut keys[..n], &mut last[..n], CONTENTS, c, e.t) {
-            (keys[n], last[n]) = (c, e.t);
-        }
+        );
+        let c = e.content.0 & Content::FINGERPRINT;
+        remember(&mut self.contents, CONTENTS, c, e.t);
     }
 }
 
-/// Notes `key` seen at `t` in a table (`keys`, `last` seen) of at most `cap` entries: a
-/// full table forgets its least recently seen entry. Returns `true` when `key` is new
-/// and the table has room: the caller appends it.
-fn remember(keys: &mut [u32], last: &mut [u32], cap: usize, key: u32, t: u32) -> bool {
-    if let Some(i) = keys.iter().position(|x| *x == key) {
-        last[i] = last[i].max(t);
-        false
-    } else if keys.len() < cap {
-        true
-    } else {
-        if let Some(i) = (0..keys.len()).min_by_key(|&i| last[i]) {
-            (keys[i], last[i]) = (key, t);
-        }
-        false
+/// Adds one to `count` when `yes`, up to `u16::MAX`.
+fn saturating_count(count: &mut u16, yes: bool) {
+    *count = count.saturating_add(u16::from(yes));
+}
+
+/// Notes `key` seen at `t` in a table of at most `cap` entries: a full table forgets its
+/// least recently seen entry.
+fn remember(table: &mut Vec<Seen>, cap: usize, key: u32, t: u32) {
+    if let Some(s) = table.iter_mut().find(|s| s.key == key) {
+        s.last = s.last.max(t);
+    } else if table.len() < cap {
+        table.push(Seen { key, last: t });
+    } else if let Some(s) = table.iter_mut().min_by_key(|s| s.last) {
+        *s = Seen { key, last: t };
     }
 }
 
@@ -875,23 +900,32 @@ mod tests {
         assert_eq!((c.sent, c.first_contact, c.repeated), (1, 1, 0));
     }
 
-    /// The changelog value of a dense sender is what earlier builds wrote (the hash of the
-    /// bytes below was taken with the build before the rings' counts were packed
-    /// differently): restoring state written by the previous release must keep working.
+    /// Values written by the release before postcard (version 1: `testdata/sender-v1.txt`,
+    /// a dense and a sparse sender) are still read, as the same state as recording the
+    /// same events now.
     #[test]
-    fn the_dense_encoding_does_not_change_across_versions() {
+    fn version_1_values_are_still_read() {
         let l = layout();
-        let mut s = Sender::new(1_000);
+        let fixture = include_str!("testdata/sender-v1.txt");
+        let value = |name: &str| {
+            let line = fixture.lines().find(|x| x.starts_with(name)).unwrap();
+            hex::decode(line.split(' ').nth(1).unwrap()).unwrap()
+        };
+        let mut dense = Sender::new(1_000);
         for k in 0..400u32 {
-            s.record(&l, 1_000 + k * 7, k % 45, k % 11);
+            dense.record(&l, 1_000 + k * 7, k % 45, k % 11);
         }
-        assert!(s.is_dense());
-        let mut v = Vec::new();
-        s.encode(&l, &mut v);
-        let fnv = v.iter().fold(FNV_OFFSET, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
-        });
-        assert_eq!((v.len(), fnv), (583, 0x08c2_0683_ea5e_08d4));
+        let mut sparse = Sender::new(50);
+        for k in 0..5u32 {
+            sparse.record(&l, 50 + k * 13, k % 3, k % 2);
+        }
+        for (name, mut want) in [("DENSE", dense), ("SPARSE", sparse)] {
+            let v = value(name);
+            assert_eq!(v[0], FIXED_WIDTH_VERSION);
+            want.set_dirty(false);
+            assert_eq!(Sender::decode(&l, &v).unwrap(), want, "{name}");
+            assert!(Sender::decode(&l, &v[..v.len() - 1]).is_err());
+        }
     }
 
     #[test]
@@ -926,7 +960,7 @@ mod tests {
         s.track = Track::Dense {
             wm: first_t,
             dirty: true,
-            d: Dense::new(&layout()),
+            d: Box::new(Dense::new(&layout())),
         };
         s
     }
