@@ -44,10 +44,10 @@ pub mod velocity;
 
 pub use chain::{Chain, ChainBuilder};
 pub use operator::{
-    EventCtx, OperatorWorker, SideRecord, StateError, StateUpdate, StatefulOperator,
+    ConfigProblem, EventCtx, OperatorWorker, SideRecord, StateError, StateUpdate, StatefulOperator,
     StatelessOperator,
 };
-pub use policy::{Combination, FittedPolicy, Policy, PolicyConfig, PolicyConfigError};
+pub use policy::{Combination, FittedPolicy, Policy, PolicyConfig};
 pub use signal::{ActionHint, Signal};
 
 /// `spamflow/<version>`, stamped on every verdict.

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use spamflow_schemas::{Action, RegistrationRecord, RegistrationStatus, Verdict};
 
-use crate::operator::{EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator};
+use crate::operator::{
+    ConfigProblem, EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator,
+};
 use crate::origin::{parse_sender, Registry};
 
 /// Operator name (changelog prefix).
@@ -70,13 +72,13 @@ impl Default for NumbersConfig {
 
 impl NumbersConfig {
     /// Every problem at once, as `(key, reason)`.
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut errs = Vec::new();
         if self.window_secs == 0 {
-            errs.push(("window_secs", "must be positive".into()));
+            errs.push(ConfigProblem::new("window_secs", "must be positive"));
         }
         if self.max_numbers == 0 {
-            errs.push(("max_numbers", "must be positive".into()));
+            errs.push(ConfigProblem::new("max_numbers", "must be positive"));
         }
         errs
     }

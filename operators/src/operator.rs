@@ -102,6 +102,28 @@ pub enum SideRecord {
     Alert(spamflow_schemas::Alert),
 }
 
+/// One setting of an operator's configuration that cannot work: its key under the
+/// operator's section (`steps[1].spam_ratio` under `[throttle]`) and why. Every operator
+/// configuration's `validate` lists all of its problems at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigProblem {
+    /// Key under the operator's section.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub reason: String,
+}
+
+impl ConfigProblem {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigProblem {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A changelog record that cannot be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("operator `{operator}`: cannot restore key {key:?}: {detail}")]

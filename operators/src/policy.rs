@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use spamflow_schemas::{Action, Alert, Reason, SubmissionEvent, Verdict};
 
 use crate::classifier::Model;
-use crate::{ActionHint, Signal, PIPELINE_ID};
+use crate::{ActionHint, ConfigProblem, Signal, PIPELINE_ID};
 
 /// The classifier's log-odds are clamped to this magnitude before the fitted policy
 /// weighs them (beyond it the probability is 1 - 3e-7 and more only adds noise).
@@ -194,45 +194,35 @@ impl Default for PolicyConfig {
     }
 }
 
-/// A policy setting that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("policy.{key}: {reason}")]
-pub struct PolicyConfigError {
-    /// Key under `[policy]`.
-    pub key: &'static str,
-    /// Why it is rejected.
-    pub reason: String,
-}
-
 impl PolicyConfig {
     /// Every problem at once.
-    pub fn validate(&self) -> Vec<PolicyConfigError> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut errs = Vec::new();
         if self.block_score == 0 || self.block_score > 100 {
-            errs.push(PolicyConfigError {
-                key: "block_score",
-                reason: format!("{} is outside 1..=100", self.block_score),
-            });
+            errs.push(ConfigProblem::new(
+                "block_score",
+                format!("{} is outside 1..=100", self.block_score),
+            ));
         }
         if self.label_score > self.block_score {
-            errs.push(PolicyConfigError {
-                key: "label_score",
-                reason: format!(
+            errs.push(ConfigProblem::new(
+                "label_score",
+                format!(
                     "{} is above block_score {}; labelling must start below blocking",
                     self.label_score, self.block_score
                 ),
-            });
+            ));
         }
         for (i, c) in self.combinations.iter().enumerate() {
             if c.when.len() < 2 || c.score > 100 || c.code.is_empty() {
-                errs.push(PolicyConfigError { key: "combinations", reason: format!("entry {i} ({:?}) needs two or more categories, a code and a score up to 100", c.code) });
+                errs.push(ConfigProblem::new("combinations", format!("entry {i} ({:?}) needs two or more categories, a code and a score up to 100", c.code)));
             }
         }
         if self.max_evidence_chars == 0 || self.max_evidence_chars > 200 {
-            errs.push(PolicyConfigError {
-                key: "max_evidence_chars",
-                reason: format!("{} is outside 1..=200", self.max_evidence_chars),
-            });
+            errs.push(ConfigProblem::new(
+                "max_evidence_chars",
+                format!("{} is outside 1..=200", self.max_evidence_chars),
+            ));
         }
         errs
     }

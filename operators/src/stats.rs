@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use spamflow_schemas::{OperatorStats, StatsCounts, StatsRow, Verdict};
 
 use crate::eventtime::{PartitionClock, CLOCK_KEY};
-use crate::operator::{drain_dirty, EventCtx, StateError, StateUpdate, StatefulOperator};
+use crate::operator::{
+    drain_dirty, ConfigProblem, EventCtx, StateError, StateUpdate, StatefulOperator,
+};
 use crate::origin::Registry;
 
 /// Operator name (changelog prefix).
@@ -62,16 +64,16 @@ impl Default for StatsConfig {
 
 impl StatsConfig {
     /// Every problem at once, as `(key, reason)`.
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut errs = Vec::new();
         if self.keep_hours == 0 || self.keep_hours > 24 * 31 {
-            errs.push((
+            errs.push(ConfigProblem::new(
                 "keep_hours",
                 format!("{} is outside 1..=744", self.keep_hours),
             ));
         }
         if self.max_rows_per_hour == 0 {
-            errs.push(("max_rows_per_hour", "must be positive".into()));
+            errs.push(ConfigProblem::new("max_rows_per_hour", "must be positive"));
         }
         errs
     }

@@ -592,7 +592,7 @@ fn velocity_rules_are_config_not_code() {
     };
     let errs = bad.validate();
     assert_eq!(errs.len(), 1);
-    assert_eq!(errs[0].0, "rules[0].window");
+    assert_eq!(errs[0].key, "rules[0].window");
 }
 
 #[test]

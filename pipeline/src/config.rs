@@ -512,15 +512,6 @@ impl Config {
         if p.kafka_timeout_ms == 0 {
             bad("processing.kafka_timeout_ms", "must be positive".into());
         }
-        for (key, reason) in self.origin.validate() {
-            bad(&format!("origin.{key}"), reason);
-        }
-        for (key, reason) in self.velocity.validate() {
-            bad(&format!("velocity.{key}"), reason);
-        }
-        for (key, reason) in self.throttle.validate() {
-            bad(&format!("throttle.{key}"), reason);
-        }
         if self.rules.compile_memory_mb < 64 {
             bad(
                 "rules.compile_memory_mb",
@@ -541,8 +532,19 @@ impl Config {
                 ),
             );
         }
-        for (key, reason) in self.classifier.validate() {
-            bad(&format!("classifier.{key}"), reason);
+        let operators = [
+            ("origin", self.origin.validate()),
+            ("velocity", self.velocity.validate()),
+            ("throttle", self.throttle.validate()),
+            ("classifier", self.classifier.validate()),
+            ("stats", self.stats.validate()),
+            ("numbers", self.numbers.validate()),
+            ("policy", self.policy.validate()),
+        ];
+        for (section, problems) in operators {
+            for p in problems {
+                bad(&format!("{section}.{}", p.key), p.reason);
+            }
         }
         for (key, path) in [
             ("model", &self.classifier.model),
@@ -554,15 +556,6 @@ impl Config {
                     format!("file {path} does not exist"),
                 );
             }
-        }
-        for (key, reason) in self.stats.validate() {
-            bad(&format!("stats.{key}"), reason);
-        }
-        for (key, reason) in self.numbers.validate() {
-            bad(&format!("numbers.{key}"), reason);
-        }
-        for e in self.policy.validate() {
-            bad(&format!("policy.{}", e.key), e.reason);
         }
         if !self.rules.dir.is_empty() && !Path::new(&self.rules.dir).is_dir() {
             bad(

@@ -27,7 +27,7 @@ pub use model::{sigmoid, CategoryFeatures, Model, ModelError, ModelHeader, Sourc
 
 use crate::normalize::Normalized;
 use crate::policy::CLASSIFIER;
-use crate::Signal;
+use crate::{ConfigProblem, Signal};
 
 /// The model shipped with spamflow (`operators/models/default.sfm`; how it was trained is
 /// in `docs/classifier.md`).
@@ -66,16 +66,19 @@ impl Default for ClassifierConfig {
 
 impl ClassifierConfig {
     /// Every problem at once, as `(key, reason)`.
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut errs = Vec::new();
         if self.reload_interval_ms < 100 {
-            errs.push((
+            errs.push(ConfigProblem::new(
                 "reload_interval_ms",
                 format!("{} is below 100", self.reload_interval_ms),
             ));
         }
         if !self.shadow_model.is_empty() && !self.enabled {
-            errs.push(("shadow_model", "a shadow model needs enabled = true".into()));
+            errs.push(ConfigProblem::new(
+                "shadow_model",
+                "a shadow model needs enabled = true",
+            ));
         }
         errs
     }

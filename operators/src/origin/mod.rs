@@ -34,7 +34,7 @@ use spamflow_schemas::Route;
 pub use number::{parse_sender, SenderId, SenderKind};
 pub use registry::{mask_number, Lookup, Registry, RegistryError};
 
-use crate::{ActionHint, EventCtx, OperatorWorker, Signal, StatelessOperator};
+use crate::{ActionHint, ConfigProblem, EventCtx, OperatorWorker, Signal, StatelessOperator};
 
 /// `[origin]` configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,33 +86,36 @@ impl Default for OriginConfig {
 
 impl OriginConfig {
     /// Every problem at once, as (key under `[origin]`, reason).
-    pub fn validate(&self) -> Vec<(String, String)> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut errs = Vec::new();
         for (c, r) in &self.country_risk {
             if c.len() != 2 || !c.chars().all(|x| x.is_ascii_uppercase()) {
-                errs.push((
+                errs.push(ConfigProblem::new(
                     format!("country_risk.{c}"),
-                    "not an ISO 3166 alpha-2 code in upper case".into(),
+                    "not an ISO 3166 alpha-2 code in upper case",
                 ));
             }
             if *r > 100 {
-                errs.push((format!("country_risk.{c}"), format!("{r} is above 100")));
+                errs.push(ConfigProblem::new(
+                    format!("country_risk.{c}"),
+                    format!("{r} is above 100"),
+                ));
             }
         }
         if self.default_country_risk > 100 {
-            errs.push((
-                "default_country_risk".into(),
+            errs.push(ConfigProblem::new(
+                "default_country_risk",
                 format!("{} is above 100", self.default_country_risk),
             ));
         }
         if !matches!(self.registry_action.as_str(), "block" | "label" | "score") {
-            errs.push((
-                "registry_action".into(),
+            errs.push(ConfigProblem::new(
+                "registry_action",
                 format!("{:?} is not block, label or score", self.registry_action),
             ));
         }
         if self.cache_size == 0 {
-            errs.push(("cache_size".into(), "must be positive".into()));
+            errs.push(ConfigProblem::new("cache_size", "must be positive"));
         }
         errs
     }
@@ -455,6 +458,6 @@ mod tests {
             registry_action: "nuke".into(),
             ..OriginConfig::default()
         };
-        assert_eq!(bad.validate()[0].0, "registry_action");
+        assert_eq!(bad.validate()[0].key, "registry_action");
     }
 }

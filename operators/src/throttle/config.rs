@@ -7,6 +7,8 @@ use governor::Quota;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::ConfigProblem;
+
 /// One quota step: from `spam_ratio` on, `per_second` messages per second with bursts
 /// of `burst`, per input partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,53 +98,62 @@ impl Default for ThrottleConfig {
 
 impl ThrottleConfig {
     /// Every problem at once, as (key under `[throttle]`, reason).
-    pub fn validate(&self) -> Vec<(String, String)> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut errs = Vec::new();
         if self.window_secs == 0 || self.buckets == 0 || self.buckets > 1_000 {
-            errs.push((
-                "window_secs".into(),
-                "window_secs must be positive and buckets 1..=1000".into(),
+            errs.push(ConfigProblem::new(
+                "window_secs",
+                "window_secs must be positive and buckets 1..=1000",
             ));
         }
         if self.steps.first().map(|s| s.spam_ratio) != Some(0.0) {
-            errs.push((
-                "steps".into(),
-                "the first step must start at spam_ratio 0".into(),
+            errs.push(ConfigProblem::new(
+                "steps",
+                "the first step must start at spam_ratio 0",
             ));
         }
         for (i, s) in self.steps.iter().enumerate() {
             if !(0.0..=1.0).contains(&s.spam_ratio) {
-                errs.push((format!("steps[{i}].spam_ratio"), "must be 0..=1".into()));
+                errs.push(ConfigProblem::new(
+                    format!("steps[{i}].spam_ratio"),
+                    "must be 0..=1",
+                ));
             }
             if i > 0 && s.spam_ratio <= self.steps[i - 1].spam_ratio {
-                errs.push((format!("steps[{i}].spam_ratio"), "steps must rise".into()));
+                errs.push(ConfigProblem::new(
+                    format!("steps[{i}].spam_ratio"),
+                    "steps must rise",
+                ));
             }
             if s.per_second == 0 || s.burst == 0 {
-                errs.push((
+                errs.push(ConfigProblem::new(
                     format!("steps[{i}]"),
-                    "per_second and burst must be positive".into(),
+                    "per_second and burst must be positive",
                 ));
             }
         }
         if self.steps.len() > 255 {
-            errs.push(("steps".into(), "at most 255 steps".into()));
+            errs.push(ConfigProblem::new("steps", "at most 255 steps"));
         }
         if !(0.0..1.0).contains(&self.relax_margin) {
-            errs.push(("relax_margin".into(), "must be 0..1".into()));
+            errs.push(ConfigProblem::new("relax_margin", "must be 0..1"));
         }
         for (k, r) in [
             ("reseller", &self.reseller),
             ("first_sender_code", &self.first_sender_code),
         ] {
             if !(0.0..1.0).contains(&r.above) {
-                errs.push((format!("{k}.above"), "must be 0..1".into()));
+                errs.push(ConfigProblem::new(format!("{k}.above"), "must be 0..1"));
             }
             if r.score > 100 {
-                errs.push((format!("{k}.score"), format!("{} is above 100", r.score)));
+                errs.push(ConfigProblem::new(
+                    format!("{k}.score"),
+                    format!("{} is above 100", r.score),
+                ));
             }
         }
         if self.max_keys == 0 {
-            errs.push(("max_keys".into(), "must be positive".into()));
+            errs.push(ConfigProblem::new("max_keys", "must be positive"));
         }
         errs
     }

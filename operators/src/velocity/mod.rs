@@ -43,7 +43,9 @@ use sha2::{Digest, Sha256};
 
 use crate::eventtime::{secs, Observed, PartitionClock, CLOCK_KEY};
 use crate::operator::drain_dirty;
-use crate::{ActionHint, EventCtx, Signal, StateError, StateUpdate, StatefulOperator};
+use crate::{
+    ActionHint, ConfigProblem, EventCtx, Signal, StateError, StateUpdate, StatefulOperator,
+};
 use campaign::{Campaign, CampaignTable, Seen};
 use fingerprint::{address_key, fingerprint, fold32, Fingerprint};
 use sender::{Counts, Layout, Sender};
@@ -292,11 +294,11 @@ impl Default for VelocityConfig {
 
 impl VelocityConfig {
     /// Every problem at once, as (key under `[velocity]`, reason).
-    pub fn validate(&self) -> Vec<(String, String)> {
+    pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut errs = Vec::new();
         if self.windows.is_empty() || self.windows.len() > MAX_WINDOWS {
-            errs.push((
-                "windows".into(),
+            errs.push(ConfigProblem::new(
+                "windows",
                 format!(
                     "{} windows; 1 to {MAX_WINDOWS} are allowed",
                     self.windows.len()
@@ -305,40 +307,49 @@ impl VelocityConfig {
         }
         for (i, w) in self.windows.iter().enumerate() {
             if w.bucket_secs == 0 || w.buckets == 0 || w.buckets > 1_000 {
-                errs.push((
+                errs.push(ConfigProblem::new(
                     format!("windows[{i}]"),
-                    "bucket_secs must be positive and buckets 1..=1000".into(),
+                    "bucket_secs must be positive and buckets 1..=1000",
                 ));
             }
             if self.windows[..i].iter().any(|o| o.name == w.name) {
-                errs.push((
+                errs.push(ConfigProblem::new(
                     format!("windows[{i}].name"),
                     format!("{:?} is defined twice", w.name),
                 ));
             }
         }
         if !(crate::velocity::sender::SPARSE..=255).contains(&self.max_recipients) {
-            errs.push((
-                "max_recipients".into(),
+            errs.push(ConfigProblem::new(
+                "max_recipients",
                 format!("must be {}..=255", crate::velocity::sender::SPARSE),
             ));
         }
         for (i, r) in self.rules.iter().enumerate() {
             let at = |k: &str| format!("rules[{i}].{k}");
             if !self.windows.iter().any(|w| w.name == r.window) {
-                errs.push((at("window"), format!("no window named {:?}", r.window)));
+                errs.push(ConfigProblem::new(
+                    at("window"),
+                    format!("no window named {:?}", r.window),
+                ));
             }
             if r.score > 100 {
-                errs.push((at("score"), format!("{} is above 100", r.score)));
+                errs.push(ConfigProblem::new(
+                    at("score"),
+                    format!("{} is above 100", r.score),
+                ));
             }
             if !r.above.is_finite() || r.above < 0.0 {
-                errs.push((at("above"), "must be a non-negative number".into()));
+                errs.push(ConfigProblem::new(
+                    at("above"),
+                    "must be a non-negative number",
+                ));
             }
             if r.metric == Metric::FirstContactShare && r.above >= 1.0 {
-                errs.push((at("above"), "a share is below 1".into()));
+                errs.push(ConfigProblem::new(at("above"), "a share is below 1"));
             }
             if r.metric == Metric::DistinctRecipients && r.above >= self.max_recipients as f64 {
-                errs.push((
+                errs.push(ConfigProblem::new(
                     at("above"),
                     format!(
                         "distinct recipients saturate at max_recipients = {}",
@@ -347,29 +358,38 @@ impl VelocityConfig {
                 ));
             }
             if r.code.is_empty() {
-                errs.push((at("code"), "must not be empty".into()));
+                errs.push(ConfigProblem::new(at("code"), "must not be empty"));
             }
         }
         let c = &self.campaign;
         if c.enabled {
             if c.window_secs == 0 {
-                errs.push(("campaign.window_secs".into(), "must be positive".into()));
+                errs.push(ConfigProblem::new(
+                    "campaign.window_secs",
+                    "must be positive",
+                ));
             }
             if !(2..=255).contains(&c.min_senders) {
-                errs.push(("campaign.min_senders".into(), "must be 2..=255".into()));
+                errs.push(ConfigProblem::new(
+                    "campaign.min_senders",
+                    "must be 2..=255",
+                ));
             }
             if c.score > 100 {
-                errs.push(("campaign.score".into(), format!("{} is above 100", c.score)));
+                errs.push(ConfigProblem::new(
+                    "campaign.score",
+                    format!("{} is above 100", c.score),
+                ));
             }
             if c.max_fingerprints == 0 {
-                errs.push((
-                    "campaign.max_fingerprints".into(),
-                    "must be positive".into(),
+                errs.push(ConfigProblem::new(
+                    "campaign.max_fingerprints",
+                    "must be positive",
                 ));
             }
         }
         if self.sweep_every_secs == 0 {
-            errs.push(("sweep_every_secs".into(), "must be positive".into()));
+            errs.push(ConfigProblem::new("sweep_every_secs", "must be positive"));
         }
         errs
     }
