@@ -47,8 +47,10 @@ fn chain(c: &mut Criterion) {
                 |(ch, out)| {
                     for raw in &corpus {
                         let ev = decode_submission(raw).unwrap();
+                        let sender = ch.sender(&ev.sender);
                         let ctx = EventCtx {
                             event: &ev,
+                            sender: &sender,
                             partition: 0,
                             event_time_ms: ev.event_time_ms(),
                             counted: false,

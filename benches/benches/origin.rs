@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use spamflow_operators::origin::{parse_sender, OriginConfig, OriginOperator, Registry};
+use spamflow_operators::origin::{
+    parse_sender, OriginConfig, OriginOperator, Registry, SenderCache,
+};
 use spamflow_operators::{EventCtx, StatelessOperator};
 use spamflow_schemas::{decode_submission, RegistrationRecord, SubmissionEvent};
 
@@ -38,14 +40,18 @@ fn origin(c: &mut Criterion) {
     });
     let mut w = op.worker();
     let mut out = Vec::with_capacity(8);
+    let mut senders = SenderCache::new(100_000);
     g.bench_function("operator", |b| {
         b.iter(|| {
             let mut n = 0;
             for e in &events {
                 out.clear();
+                // The chain's per-worker cache of parsed senders, as in the pipeline.
+                let sender = senders.get(&e.sender);
                 w.inspect(
                     &EventCtx {
                         event: e,
+                        sender: &sender,
                         partition: 0,
                         event_time_ms: e.event_time_ms(),
                         counted: false,

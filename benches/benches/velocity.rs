@@ -7,17 +7,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use spamflow_operators::origin::{parse_sender, SenderId};
 use spamflow_operators::throttle::{ThrottleConfig, ThrottleFactory, ThrottleStats};
 use spamflow_operators::velocity::fingerprint::{address_key, fingerprint};
 use spamflow_operators::velocity::{VelocityConfig, VelocityFactory, VelocityStats};
 use spamflow_operators::{EventCtx, StatefulOperator};
 use spamflow_schemas::{decode_submission, SubmissionEvent, Verdict};
 
-fn corpus() -> Vec<SubmissionEvent> {
+/// The events with their senders parsed (the chain parses each sender once per worker).
+fn corpus() -> Vec<(SubmissionEvent, SenderId)> {
     let mut synth =
         spamflow_loadtest::synth::Synth::new(5, "2026-03-01T09:00:00Z".parse().unwrap(), 1000.0);
     (0..4096)
-        .map(|_| decode_submission(&serde_json::to_vec(&synth.next_event().0).unwrap()).unwrap())
+        .map(|_| {
+            let e = decode_submission(&serde_json::to_vec(&synth.next_event().0).unwrap()).unwrap();
+            let sender = parse_sender(&e.sender);
+            (e, sender)
+        })
         .collect()
 }
 
@@ -29,12 +35,13 @@ fn allow() -> Verdict {
 }
 
 /// Runs `f` over the corpus with event time moving on by the corpus' span each pass.
-fn pass(events: &[SubmissionEvent], round: &mut i64, mut f: impl FnMut(&EventCtx<'_>)) {
-    let span = events.last().unwrap().event_time_ms() - events[0].event_time_ms() + 1;
+fn pass(events: &[(SubmissionEvent, SenderId)], round: &mut i64, mut f: impl FnMut(&EventCtx<'_>)) {
+    let span = events.last().unwrap().0.event_time_ms() - events[0].0.event_time_ms() + 1;
     *round += 1;
-    for e in events {
+    for (e, sender) in events {
         f(&EventCtx {
             event: e,
+            sender,
             partition: 0,
             event_time_ms: e.event_time_ms() + *round * span,
             counted: false,
@@ -49,7 +56,7 @@ fn velocity(c: &mut Criterion) {
     let mut counts: HashMap<u64, u64> = HashMap::new();
     g.bench_function("baseline_count_per_sender", |b| {
         b.iter(|| {
-            for e in &events {
+            for (e, _) in &events {
                 *counts.entry(address_key(&e.sender)).or_default() += 1;
             }
         })
@@ -89,7 +96,7 @@ fn velocity(c: &mut Criterion) {
         b.iter(|| {
             events
                 .iter()
-                .map(|e| fingerprint(&e.text).hash)
+                .map(|(e, _)| fingerprint(&e.text).hash)
                 .fold(0, |a, h| a ^ h)
         })
     });

@@ -86,9 +86,11 @@ fn main() -> anyhow::Result<()> {
             let mut i = 0;
             while running.load(Relaxed) {
                 let ev = &events[i % events.len()];
+                let sender = chain.sender(&ev.sender);
                 let v = chain.process(
                     &EventCtx {
                         event: ev,
+                        sender: &sender,
                         partition: 0,
                         event_time_ms: 0,
                         counted: false,

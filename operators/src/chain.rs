@@ -8,6 +8,7 @@ use spamflow_schemas::{Reason, Verdict};
 
 use crate::classifier::{ClassifierWorker, ModelHandle};
 use crate::normalize::Normalized;
+use crate::origin::{SenderCache, SenderId};
 use crate::policy::CLASSIFIER;
 use crate::{
     EventCtx, OperatorWorker, Policy, Signal, StateError, StateUpdate, StatefulOperator,
@@ -70,6 +71,7 @@ pub struct ChainBuilder {
     policy: Arc<Policy>,
     classifier: Option<ModelHandle>,
     shadow_model: Option<ModelHandle>,
+    sender_cache: usize,
 }
 
 impl std::fmt::Debug for ChainBuilder {
@@ -100,7 +102,15 @@ impl ChainBuilder {
             policy: Arc::new(policy),
             classifier: None,
             shadow_model: None,
+            sender_cache: 100_000,
         }
+    }
+
+    /// Each worker caches this many parsed senders (`origin.cache_size`; 100,000 unless
+    /// set).
+    pub fn sender_cache(mut self, capacity: usize) -> Self {
+        self.sender_cache = capacity;
+        self
     }
 
     /// Runs the classifier with the model `handle` serves, after the stateless operators
@@ -176,6 +186,7 @@ impl ChainBuilder {
                 .shadow_model
                 .clone()
                 .map(|h| (h, ClassifierWorker::new())),
+            senders: SenderCache::new(self.sender_cache),
         }
     }
 }
@@ -195,6 +206,7 @@ pub struct Chain {
     norm: Normalized,
     classifier: Option<(ModelHandle, ClassifierWorker)>,
     shadow_model: Option<(ModelHandle, ClassifierWorker)>,
+    senders: SenderCache,
 }
 
 impl std::fmt::Debug for Chain {
@@ -206,6 +218,12 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Chain {
+    /// The identity of the sender presented as `raw`, parsed once per sender and worker:
+    /// what [`EventCtx::sender`] carries to every operator.
+    pub fn sender(&mut self, raw: &str) -> Arc<SenderId> {
+        self.senders.get(raw)
+    }
+
     /// Runs every operator on the event and lets the policy decide.
     pub fn process(&mut self, ctx: &EventCtx<'_>, decided_at: DateTime<Utc>) -> Verdict {
         let g = generations(&self.ops);

@@ -245,6 +245,7 @@ mod tests {
     fn deliver(op: &mut LateAlerts, ev: &SubmissionEvent, action: Action, score: u8) {
         let ctx = EventCtx {
             event: ev,
+            sender: &crate::origin::parse_sender(&ev.sender),
             partition: 0,
             event_time_ms: ev.submitted_at.timestamp_millis(),
             counted: false,
@@ -358,6 +359,7 @@ mod tests {
             let ev = event(id, "+821011110003", SPAM, t0 + 2);
             let ctx = EventCtx {
                 event: &ev,
+                sender: &crate::origin::parse_sender(&ev.sender),
                 partition: 0,
                 event_time_ms: ev.submitted_at.timestamp_millis(),
                 counted: false,

@@ -28,7 +28,7 @@ use spamflow_schemas::{Action, RegistrationRecord, RegistrationStatus, Verdict};
 use crate::operator::{
     ConfigProblem, EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator,
 };
-use crate::origin::{parse_sender, Registry};
+use crate::origin::Registry;
 
 /// Operator name (changelog prefix).
 pub const NAME: &str = "numbers";
@@ -202,7 +202,7 @@ impl StatefulOperator for NumbersOperator {
         {
             return;
         }
-        let sender = parse_sender(&ctx.event.sender);
+        let sender = ctx.sender;
         if !sender.kind.is_number()
             || self.registry.is_suspended(&sender.key)
             || self
@@ -237,7 +237,7 @@ impl StatefulOperator for NumbersOperator {
         p.dirty.push(sender.key.clone());
         if crossed && self.pending.len() < MAX_PENDING {
             let rec = self.suspension(&sender.key, blocks, ctx);
-            self.pending.push((ctx.partition, sender.key, rec));
+            self.pending.push((ctx.partition, sender.key.clone(), rec));
         }
     }
 
@@ -330,6 +330,7 @@ mod tests {
     fn decide(op: &mut NumbersOperator, ev: &SubmissionEvent, v: &Verdict, counted: bool) {
         let ctx = EventCtx {
             event: ev,
+            sender: &crate::origin::parse_sender(&ev.sender),
             partition: 0,
             event_time_ms: ev.submitted_at.timestamp_millis(),
             counted,

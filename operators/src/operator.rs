@@ -5,6 +5,7 @@
 
 use spamflow_schemas::{SubmissionEvent, Verdict};
 
+use crate::origin::SenderId;
 use crate::Signal;
 
 /// What an operator sees of one event.
@@ -12,6 +13,9 @@ use crate::Signal;
 pub struct EventCtx<'a> {
     /// The decoded submission.
     pub event: &'a SubmissionEvent,
+    /// The sender's identity, parsed once per sender ([`crate::Chain::sender`]): every
+    /// operator that keys, looks up or counts by sender uses it.
+    pub sender: &'a SenderId,
     /// Input partition (per-partition state lives under it). `backtest` uses the same
     /// partitioner as the producer guide recommends, so state keys agree.
     pub partition: i32,

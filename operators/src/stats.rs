@@ -433,6 +433,7 @@ mod tests {
     fn decide(s: &mut StatsOperator, p: i32, ev: &SubmissionEvent, v: &Verdict) {
         let ctx = EventCtx {
             event: ev,
+            sender: &crate::origin::parse_sender(&ev.sender),
             partition: p,
             event_time_ms: ev.submitted_at.timestamp_millis(),
             counted: false,

@@ -44,6 +44,7 @@ fn verdicts(texts: &[String]) -> Vec<Verdict> {
             chain.process(
                 &EventCtx {
                     event: &ev,
+                    sender: &spamflow_operators::origin::parse_sender(&ev.sender),
                     partition: 0,
                     event_time_ms: 0,
                     counted: false,

@@ -95,9 +95,11 @@ fn builder(v: Option<VelocityConfig>, t: Option<ThrottleConfig>) -> ChainBuilder
 }
 
 fn process(chain: &mut Chain, ev: &SubmissionEvent) -> Verdict {
+    let sender = chain.sender(&ev.sender);
     chain.process(
         &EventCtx {
             event: ev,
+            sender: &sender,
             partition: 0,
             event_time_ms: ev.event_time_ms(),
             counted: false,
@@ -578,6 +580,20 @@ fn velocity_rules_are_config_not_code() {
             let ev = bulk(event(i, "1588-1111", "010-1", "안내", t0()), "R");
             process(&mut chain, &ev).action
         })
+        .collect();
+    assert_eq!(
+        acts,
+        [Action::Allow, Action::Allow, Action::Block, Action::Block]
+    );
+    // Every spelling of one number is one sender, for velocity as for the origin checks
+    // (the chain parses the sender once and every operator reads that identity).
+    let mut chain = builder(Some(only(rule.clone())), None).build();
+    chain.assigned(0);
+    let spellings = ["1588-2222", "+82 1588 2222", "15882222", "0082-1588-2222"];
+    let acts: Vec<Action> = spellings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| process(&mut chain, &bulk(event(i, s, "010-1", "안내", t0()), "R")).action)
         .collect();
     assert_eq!(
         acts,

@@ -18,7 +18,6 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use spamflow_operators::origin::parse_sender;
 use spamflow_operators::{ChainBuilder, EventCtx};
 use spamflow_schemas::{decode_submission, SubmissionEvent};
 
@@ -161,12 +160,14 @@ pub fn run(
     };
     let t0 = Instant::now();
     for ev in &events {
+        let sender = chain.sender(&ev.sender);
         let ctx = EventCtx {
             event: ev,
+            sender: &sender,
             partition: if partitions == 1 {
                 0
             } else {
-                partition_of(parse_sender(&ev.sender).key.as_bytes(), partitions)
+                partition_of(sender.key.as_bytes(), partitions)
             },
             event_time_ms: ev.event_time_ms(),
             counted: false,

@@ -212,8 +212,10 @@ pub fn evaluate(
     let started = Instant::now();
     for (i, e) in examples.iter().enumerate() {
         let ev = event_of(i, &e.text);
+        let sender = chain.sender(&ev.sender);
         let ctx = EventCtx {
             event: &ev,
+            sender: &sender,
             partition: 0,
             event_time_ms: ev.submitted_at.timestamp_millis(),
             counted: false,
@@ -275,8 +277,10 @@ pub fn train_cmd(
         .enumerate()
         .map(|(i, e)| {
             let ev = event_of(i, &e.text);
+            let sender = chain.sender(&ev.sender);
             let ctx = EventCtx {
                 event: &ev,
+                sender: &sender,
                 partition: 0,
                 event_time_ms: 0,
                 counted: false,

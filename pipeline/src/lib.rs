@@ -105,7 +105,7 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     let registry = Arc::new(Registry::new());
     let origin = OriginOperator::new(cfg.origin.clone(), registry.clone());
     let stats = OperatorStats::default();
-    let mut chain = ChainBuilder::new(cfg.policy.build());
+    let mut chain = ChainBuilder::new(cfg.policy.build()).sender_cache(cfg.origin.cache_size);
     #[cfg(debug_assertions)]
     if let Some(injector) = fault::PanicOnMarker::from_env() {
         chain = chain.stateless(Arc::new(injector));

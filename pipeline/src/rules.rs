@@ -330,8 +330,10 @@ examples = ["a WORD here"]
         let metrics = Metrics::default();
         let mut rejected = None;
         let ev = event("alpha beta");
+        let sender = spamflow_operators::origin::parse_sender(&ev.sender);
         let ctx = |e| EventCtx {
             event: e,
+            sender: &sender,
             partition: 0,
             event_time_ms: 0,
             counted: false,

@@ -45,6 +45,7 @@ fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflo
     let ev = event_of(i, text);
     let ctx = EventCtx {
         event: &ev,
+        sender: &spamflow_operators::origin::parse_sender(&ev.sender),
         partition: 0,
         event_time_ms: 0,
         counted: false,

@@ -157,36 +157,50 @@ impl StatelessOperator for OriginOperator {
     }
 
     fn worker(&self) -> Box<dyn OperatorWorker> {
-        Box::new(OriginWorker {
-            op: self.clone(),
-            cache: HashMap::with_capacity(1024),
-        })
+        Box::new(OriginWorker { op: self.clone() })
+    }
+}
+
+/// Parsed senders by the text they were presented as, for one worker: each sender is
+/// parsed once (a few microseconds) and every operator reads the same identity
+/// ([`EventCtx::sender`]). Cleared when it holds `capacity` senders.
+#[derive(Debug)]
+pub struct SenderCache {
+    map: HashMap<String, Arc<SenderId>>,
+    capacity: usize,
+}
+
+impl SenderCache {
+    /// An empty cache of at most `capacity` senders (`origin.cache_size`).
+    pub fn new(capacity: usize) -> Self {
+        SenderCache {
+            map: HashMap::with_capacity(capacity.min(1024)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The identity of the sender presented as `raw`.
+    pub fn get(&mut self, raw: &str) -> Arc<SenderId> {
+        if let Some(id) = self.map.get(raw) {
+            return id.clone();
+        }
+        if self.map.len() >= self.capacity {
+            self.map.clear();
+        }
+        let id = Arc::new(parse_sender(raw));
+        self.map.insert(raw.to_owned(), id.clone());
+        id
     }
 }
 
 struct OriginWorker {
     op: OriginOperator,
-    cache: HashMap<String, Arc<SenderId>>,
-}
-
-impl OriginWorker {
-    fn sender(&mut self, raw: &str) -> Arc<SenderId> {
-        if let Some(id) = self.cache.get(raw) {
-            return id.clone();
-        }
-        if self.cache.len() >= self.op.cfg.cache_size {
-            self.cache.clear();
-        }
-        let id = Arc::new(parse_sender(raw));
-        self.cache.insert(raw.to_owned(), id.clone());
-        id
-    }
 }
 
 impl OperatorWorker for OriginWorker {
     fn inspect(&mut self, ctx: &EventCtx<'_>, out: &mut Vec<Signal>) {
         let ev = ctx.event;
-        let sender = self.sender(&ev.sender);
+        let sender = ctx.sender;
         let cfg = &*self.op.cfg;
         let via_gateway = ev.origin.gateway.as_deref().is_some_and(|g| {
             cfg.international_gateways
@@ -356,6 +370,7 @@ mod tests {
         w.inspect(
             &EventCtx {
                 event: e,
+                sender: &crate::origin::parse_sender(&e.sender),
                 partition: 0,
                 event_time_ms: e.event_time_ms(),
                 counted: false,
@@ -445,6 +460,7 @@ mod tests {
         w.inspect(
             &EventCtx {
                 event: &e,
+                sender: &crate::origin::parse_sender(&e.sender),
                 partition: 0,
                 event_time_ms: 0,
                 counted: false,

@@ -82,6 +82,12 @@ pub struct SenderId {
 }
 
 impl SenderId {
+    /// A 64-bit key of [`SenderId::key`] for compact per-sender state (the velocity
+    /// operator's): a number's E.164 digits packed exactly, other keys hashed.
+    pub fn state_key(&self) -> u64 {
+        crate::velocity::fingerprint::address_key(&self.key)
+    }
+
     /// Whether this is a Korean (+82) number.
     pub fn is_korean_number(&self) -> bool {
         self.calling_code == Some(82) && self.kind.is_number()

@@ -381,8 +381,10 @@ impl Worker {
         counted: bool,
         trace: Option<TraceParent>,
     ) -> (spamflow_schemas::Action, u8) {
+        let sender = self.chain.sender(&event.sender);
         let ctx = EventCtx {
             event,
+            sender: &sender,
             partition: m.partition,
             event_time_ms: event.event_time_ms(),
             counted,
