@@ -371,14 +371,10 @@ pub fn address_key(raw: &str) -> u64 {
     })
 }
 
-/// The key of a plain number (digits with `+`, spaces, `-`, `(`, `)` or `.`): the
-/// commonest shape without a loop ([`plain_number_key`]), any other in one pass over
-/// its bytes; `None` for anything else, and for digits that make no number key (none, or
-/// more than 17 after the prefixes).
+/// The key of a plain number (digits with `+`, spaces, `-`, `(`, `)` or `.`), in one pass
+/// over its bytes; `None` for anything else, and for digits that make no number key (none,
+/// or more than 17 after the prefixes).
 fn number_key(raw: &[u8]) -> Option<u64> {
-    if let Some(key) = plain_number_key(raw) {
-        return key;
-    }
     let mut all = 0u64;
     let mut n = 0u32;
     let mut first = [0u8; 2];
@@ -388,7 +384,7 @@ fn number_key(raw: &[u8]) -> Option<u64> {
         match c {
             b'0'..=b'9' => {
                 // Twenty digits or more never make a key (at most 17 after the
-                // prefixes): the general path hashes them.
+                // prefixes): the caller hashes them.
                 if n == 19 {
                     return None;
                 }
@@ -402,54 +398,6 @@ fn number_key(raw: &[u8]) -> Option<u64> {
             _ => return None,
         }
     }
-    number_key_of(plus, n, first, all)
-}
-
-/// 10^k for k < 16, from a table: `pow` is a loop.
-const POW10: [u64; 16] = {
-    let mut t = [1u64; 16];
-    let mut k = 1;
-    while k < 16 {
-        t[k] = t[k - 1] * 10;
-        k += 1;
-    }
-    t
-};
-
-/// The key of the commonest shape, 9 to 16 digits with or without a leading `+`
-/// (`+821012345678`, `01012345678`), without a loop: two eight-byte loads that overlap
-/// check and read every digit. `None` when `raw` has another shape (the general path
-/// then reads it), `Some` of [`number_key`]'s answer otherwise.
-#[inline]
-fn plain_number_key(raw: &[u8]) -> Option<Option<u64>> {
-    let plus = raw.first() == Some(&b'+');
-    let digits = &raw[usize::from(plus)..];
-    let n = digits.len();
-    if !(9..=16).contains(&n) {
-        return None;
-    }
-    let load = |at: usize| -> u64 {
-        u64::from_le_bytes(digits[at..at + 8].try_into().unwrap_or_default())
-    };
-    let (head, tail) = (load(0), load(n - 8));
-    if !(eight_digits(head) && eight_digits(tail)) {
-        return None;
-    }
-    // The last eight bytes overlap the first eight by 16 - n digits: those become `0`
-    // (the lowest bytes hold the first characters) so that the tail reads only the last
-    // n - 8 digits.
-    let overlap = (16 - n) * 8;
-    let keep = u64::MAX.checked_shl(overlap as u32).unwrap_or(0);
-    let tail = (tail & keep) | (0x3030_3030_3030_3030 & !keep);
-    let all = parse_eight(head) * POW10[n - 8] + parse_eight(tail);
-    let first = [digits[0] - b'0', digits[1] - b'0'];
-    Some(number_key_of(plus, n as u32, first, all))
-}
-
-/// A number's key from what its one pass read: whether it began with `+`, how many
-/// digits (`n`), the first two and the value of all of them.
-#[inline]
-fn number_key_of(plus: bool, n: u32, first: [u8; 2], all: u64) -> Option<u64> {
     // Leading zeros add nothing to the value, so the international prefix (`00`) and the
     // trunk prefix (`0`, replaced by 82) are handled on the length.
     let (kind, len, prefix) = if plus {
@@ -462,28 +410,9 @@ fn number_key_of(plus: bool, n: u32, first: [u8; 2], all: u64) -> Option<u64> {
         (1, n, 0)
     };
     (len > 0 && len <= 17).then(|| {
-        let value = prefix * POW10[len.saturating_sub(2) as usize & 15] + all;
+        let value = prefix * 10u64.pow(len.saturating_sub(2)) + all;
         (kind << 62) | (u64::from(len) << 57) | value
     })
-}
-
-/// Whether the eight bytes of `v` are all ASCII digits.
-#[inline]
-fn eight_digits(v: u64) -> bool {
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
-    // `0x30..=0x39`: the high nibble is 3, and adding 6 does not carry out of the low one.
-    v & HIGH == ZEROS && v.wrapping_add(0x0606_0606_0606_0606) & HIGH == ZEROS
-}
-
-/// The value of eight ASCII digits (the first in the lowest byte): pairs, then fours,
-/// then the eight, three multiplications in all.
-#[inline]
-fn parse_eight(v: u64) -> u64 {
-    let v = v - 0x3030_3030_3030_3030;
-    let v = ((v & 0x000F_000F_000F_000F) * 10) + ((v >> 8) & 0x000F_000F_000F_000F);
-    let v = ((v & 0x0000_00FF_0000_00FF) * 100) + ((v >> 16) & 0x0000_00FF_0000_00FF);
-    ((v & 0x0000_0000_0000_FFFF) * 10_000) + ((v >> 32) & 0x0000_0000_0000_FFFF)
 }
 
 /// The key of anything that is not a number (alphanumeric sender ids, garbage): the hash
@@ -720,26 +649,6 @@ mod tests {
         ] {
             assert_eq!(is_url(token.as_bytes()), url, "{token}");
             assert_eq!(reference_is_url(token), url, "{token}");
-        }
-    }
-
-    #[test]
-    fn eight_digits_at_a_time() {
-        for s in ["00000000", "12345678", "99999999", "10000001", "01234567"] {
-            let v = u64::from_le_bytes(s.as_bytes().try_into().unwrap());
-            assert!(eight_digits(v), "{s}");
-            assert_eq!(parse_eight(v), s.parse::<u64>().unwrap(), "{s}");
-        }
-        for s in [
-            "1234567/",
-            "1234567:",
-            "/2345678",
-            "123 5678",
-            "1234567\u{80}",
-        ] {
-            let b = s.as_bytes();
-            let v = u64::from_le_bytes(b[..8].try_into().unwrap());
-            assert!(!eight_digits(v), "{s:?}");
         }
     }
 
