@@ -106,6 +106,14 @@ pub enum SideRecord {
     Alert(spamflow_schemas::Alert),
 }
 
+/// A stateful operator's content hash of its configuration: the first 8 bytes of the
+/// SHA-256 of its JSON, in hex (part of `rules_version`).
+pub(crate) fn config_hash(cfg: &impl serde::Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(cfg).unwrap_or_default();
+    hex::encode(&Sha256::digest(json)[..8])
+}
+
 /// One setting of an operator's configuration that cannot work: its key under the
 /// operator's section (`steps[1].spam_ratio` under `[throttle]`) and why. Every operator
 /// configuration's `validate` lists all of its problems at once.

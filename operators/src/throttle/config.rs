@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use governor::Quota;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::ConfigProblem;
 
@@ -160,9 +159,7 @@ impl ThrottleConfig {
 
     /// Content hash (part of `rules_version`).
     pub fn content_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(self).unwrap_or_default());
-        hex::encode(&h.finalize()[..8])
+        crate::operator::config_hash(self)
     }
 
     /// The GCRA quota of step `step`.

@@ -39,7 +39,6 @@ use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::eventtime::{secs, Observed, PartitionClock, CLOCK_KEY};
 use crate::operator::drain_dirty;
@@ -396,9 +395,7 @@ impl VelocityConfig {
 
     /// Content hash (part of `rules_version`).
     pub fn content_hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(serde_json::to_vec(self).unwrap_or_default());
-        hex::encode(&h.finalize()[..8])
+        crate::operator::config_hash(self)
     }
 }
 
