@@ -427,16 +427,35 @@ struct CompiledRule {
     hint: ActionHint,
 }
 
+/// Which traffic something applies to.
+#[derive(Debug, Clone, Copy)]
+struct Coverage {
+    /// Person-to-person traffic.
+    person: bool,
+    /// Bulk traffic (through a relay operator).
+    bulk: bool,
+}
+
+impl Coverage {
+    fn covers(self, bulk: bool) -> bool {
+        if bulk {
+            self.bulk
+        } else {
+            self.person
+        }
+    }
+}
+
 /// Shared, immutable part of the operator.
 #[derive(Debug)]
 struct Shared {
     cfg: VelocityConfig,
-    /// Whether any rule or the campaign check covers [person-to-person, bulk] traffic;
-    /// traffic no rule looks at is not tracked at all.
-    tracked: [bool; 2],
-    /// Whether [person, bulk] traffic needs the content fingerprint (a repeated-content
-    /// rule or the campaign check covers it).
-    fingerprinted: [bool; 2],
+    /// The traffic some rule or the campaign check covers; traffic no rule looks at is
+    /// not tracked at all.
+    tracked: Coverage,
+    /// The traffic that needs the content fingerprint (a repeated-content rule or the
+    /// campaign check covers it).
+    fingerprinted: Coverage,
     layout: Layout,
     /// Whether some rule reads distinct recipients over window `i` (the only number of a
     /// window that takes a pass over the recipient table).
@@ -512,8 +531,14 @@ impl VelocityFactory {
         VelocityFactory {
             shared: Arc::new(Shared {
                 recipients,
-                tracked: [covers(false, false), covers(true, false)],
-                fingerprinted: [covers(false, true), covers(true, true)],
+                tracked: Coverage {
+                    person: covers(false, false),
+                    bulk: covers(true, false),
+                },
+                fingerprinted: Coverage {
+                    person: covers(false, true),
+                    bulk: covers(true, true),
+                },
                 hash: cfg.content_hash(),
                 cfg,
                 layout,
@@ -649,7 +674,7 @@ impl StatefulOperator for VelocityOperator {
         }
         let ev = ctx.event;
         let bulk = ev.relay_operator().is_some();
-        if !sh.tracked[usize::from(bulk)] {
+        if !sh.tracked.covers(bulk) {
             return;
         }
         let t = secs(time_ms);
@@ -660,7 +685,7 @@ impl StatefulOperator for VelocityOperator {
             Sender::new(t)
         });
         let recipient = fold32(address_key(&ev.recipient));
-        let fp = if sh.fingerprinted[usize::from(bulk)] {
+        let fp = if sh.fingerprinted.covers(bulk) {
             fingerprint(&ev.text)
         } else {
             Fingerprint::NONE
