@@ -17,7 +17,11 @@ use std::collections::HashMap;
 
 use foldhash::fast::FixedState;
 
-const VERSION: u8 = 1;
+/// Version byte of changelog values: postcard of the (sender key, last seen) pairs follows.
+const VERSION: u8 = 2;
+/// Version byte of the fixed-width values of earlier releases (a count, then pairs of
+/// little-endian `u32`), still read.
+const FIXED_WIDTH_VERSION: u8 = 1;
 
 /// One fingerprint's distinct senders: (sender key, last seen s), at most `min_senders`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,31 +35,39 @@ impl Campaign {
     /// The changelog value.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
-        out.push(self.senders.len() as u8);
-        for (s, t) in &self.senders {
-            out.extend_from_slice(&s.to_le_bytes());
-            out.extend_from_slice(&t.to_le_bytes());
+        // Serializing integers into a Vec cannot fail.
+        if let Ok(bytes) = postcard::to_extend(&self.senders, std::mem::take(out)) {
+            *out = bytes;
         }
     }
 
-    /// Reads [`Campaign::encode`]'s output.
+    /// Reads [`Campaign::encode`]'s output (or an earlier release's).
     pub fn decode(b: &[u8]) -> Result<Campaign, String> {
-        match b {
-            [VERSION, n, rest @ ..] if rest.len() == usize::from(*n) * 8 => Ok(Campaign {
-                senders: rest
-                    .chunks_exact(8)
-                    .map(|c| {
-                        (
-                            u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                            u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-                        )
-                    })
-                    .collect(),
-                dirty: false,
-            }),
-            [VERSION, ..] => Err("campaign value has the wrong length".into()),
-            _ => Err("unknown campaign state version".into()),
-        }
+        let senders = match b {
+            [VERSION, rest @ ..] => {
+                let (senders, left): (Vec<(u32, u32)>, &[u8]) =
+                    postcard::take_from_bytes(rest).map_err(|e| format!("campaign state: {e}"))?;
+                if !left.is_empty() {
+                    return Err(format!("{} trailing bytes", left.len()));
+                }
+                senders
+            }
+            [FIXED_WIDTH_VERSION, n, rest @ ..] if rest.len() == usize::from(*n) * 8 => rest
+                .chunks_exact(8)
+                .map(|c| {
+                    (
+                        u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                        u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+                    )
+                })
+                .collect(),
+            [FIXED_WIDTH_VERSION, ..] => return Err("campaign value has the wrong length".into()),
+            _ => return Err("unknown campaign state version".into()),
+        };
+        Ok(Campaign {
+            senders,
+            dirty: false,
+        })
     }
 }
 
@@ -179,9 +191,17 @@ mod tests {
         let c = &t.map[&1];
         let mut buf = Vec::new();
         c.encode(&mut buf);
+        assert_eq!(buf[0], VERSION);
         let back = Campaign::decode(&buf).unwrap();
         assert_eq!(back.senders, c.senders);
-        assert!(Campaign::decode(&buf[..5]).is_err());
+        assert!(Campaign::decode(&buf[..buf.len() - 1]).is_err());
         assert!(Campaign::decode(&[9]).is_err());
+        // An earlier release's fixed-width value: a count, then (sender, last seen) pairs.
+        let mut v1 = vec![FIXED_WIDTH_VERSION, 2];
+        for x in [5u32, 9, 6, 9] {
+            v1.extend_from_slice(&x.to_le_bytes());
+        }
+        assert_eq!(Campaign::decode(&v1).unwrap().senders, c.senders);
+        assert!(Campaign::decode(&v1[..5]).is_err());
     }
 }
