@@ -79,13 +79,26 @@ pub struct SenderId {
     pub country: Option<String>,
     /// Country calling code of a number (82 for Korea).
     pub calling_code: Option<u16>,
+    /// A 64-bit key of `key` for compact per-sender state (the velocity operator's): a
+    /// number's E.164 digits packed exactly, other keys hashed. Made with the identity,
+    /// so that the chain's cache makes it once per sender.
+    pub state_key: u64,
 }
 
 impl SenderId {
-    /// A 64-bit key of [`SenderId::key`] for compact per-sender state (the velocity
-    /// operator's): a number's E.164 digits packed exactly, other keys hashed.
-    pub fn state_key(&self) -> u64 {
-        crate::velocity::fingerprint::address_key(&self.key)
+    fn new(
+        key: String,
+        kind: SenderKind,
+        country: Option<String>,
+        calling_code: Option<u16>,
+    ) -> Self {
+        SenderId {
+            state_key: crate::velocity::fingerprint::address_key(&key),
+            key,
+            kind,
+            country,
+            calling_code,
+        }
     }
 
     /// Whether this is a Korean (+82) number.
@@ -118,12 +131,12 @@ pub fn parse_sender(raw: &str) -> SenderId {
                 .chars()
                 .all(|c| c.is_alphanumeric() || " .-_&".contains(c));
         return if plausible {
-            SenderId {
-                key: format!("alpha:{alnum}"),
-                kind: SenderKind::Alphanumeric,
-                country: None,
-                calling_code: None,
-            }
+            SenderId::new(
+                format!("alpha:{alnum}"),
+                SenderKind::Alphanumeric,
+                None,
+                None,
+            )
         } else {
             invalid(trimmed)
         };
@@ -150,22 +163,17 @@ pub fn parse_sender(raw: &str) -> SenderId {
         if n.is_valid() {
             let kind = kind_of(n.number_type(&phonenumber::metadata::DATABASE));
             let country = n.country().id().map(|id| id.as_ref().to_owned());
-            return SenderId {
-                key: n.format().mode(Mode::E164).to_string(),
+            return SenderId::new(
+                n.format().mode(Mode::E164).to_string(),
                 kind,
                 country,
-                calling_code: Some(n.code().value()),
-            };
+                Some(n.code().value()),
+            );
         }
     }
     if !trimmed.starts_with('+') && (3..=6).contains(&digits.len()) && digits.len() == trimmed.len()
     {
-        return SenderId {
-            key: format!("short:{digits}"),
-            kind: SenderKind::ShortCode,
-            country: None,
-            calling_code: None,
-        };
+        return SenderId::new(format!("short:{digits}"), SenderKind::ShortCode, None, None);
     }
     invalid(if digits.is_empty() { trimmed } else { &digits })
 }
@@ -237,22 +245,17 @@ fn korean_fast_path(text: &str) -> Option<SenderId> {
         .iter()
         .find(|(_, re, lengths)| (lengths.is_empty() || lengths.contains(&len)) && re.is_match(nsn))
         .map(|(kind, _, _)| *kind)?;
-    Some(SenderId {
-        key: format!("+82{nsn}"),
+    Some(SenderId::new(
+        format!("+82{nsn}"),
         kind,
-        country: Some("KR".into()),
-        calling_code: Some(82),
-    })
+        Some("KR".into()),
+        Some(82),
+    ))
 }
 
 fn invalid(s: &str) -> SenderId {
     let shown: String = s.chars().take(MAX_SENDER_LEN).collect();
-    SenderId {
-        key: format!("invalid:{shown}"),
-        kind: SenderKind::Invalid,
-        country: None,
-        calling_code: None,
-    }
+    SenderId::new(format!("invalid:{shown}"), SenderKind::Invalid, None, None)
 }
 
 #[cfg(test)]

@@ -678,7 +678,7 @@ impl StatefulOperator for VelocityOperator {
             return;
         }
         let t = secs(time_ms);
-        let key = ctx.sender.state_key();
+        let key = ctx.sender.state_key;
         let mut new = false;
         let s = p.senders.entry(key).or_insert_with(|| {
             new = true;
