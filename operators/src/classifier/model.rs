@@ -107,7 +107,15 @@ pub fn evidence_candidates(contributions: &[f32], shape_features: usize, out: &m
     let scored = &contributions[..n];
     let strongest = scored.iter().fold(0.0f32, |m, &c| m.max(c));
     let floor = strongest * EVIDENCE_FLOOR;
-    out.extend((0..n).filter(|&i| scored[i] > 0.0 && scored[i] >= floor));
+    // Without a branch per feature: whether a feature passes is a coin toss to the branch
+    // predictor, and a branch here cost more than the rest of this function together.
+    out.resize(n, 0);
+    let mut kept = 0;
+    for (i, &c) in scored.iter().enumerate() {
+        out[kept] = i;
+        kept += usize::from((c > 0.0) & (c >= floor));
+    }
+    out.truncate(kept);
     if out.len() > EVIDENCE_CANDIDATES {
         out.select_nth_unstable_by(EVIDENCE_CANDIDATES - 1, |&a, &b| {
             scored[b].total_cmp(&scored[a]).then(a.cmp(&b))
