@@ -464,6 +464,88 @@ fn decisions(records: &[Record]) -> HashMap<String, Verdict> {
         .collect()
 }
 
+/// Feeds `evs` to a pipeline in steady chunks, SIGKILLs it once 3,000 verdicts are
+/// committed (well before the end, in the middle of an open transaction), starts it again,
+/// and returns every committed verdict record once each event has one. The restarted
+/// pipeline must stop cleanly on SIGTERM.
+fn run_with_a_kill(
+    cfg: &Config,
+    evs: &[(String, Vec<u8>, String)],
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> Vec<Record> {
+    let brokers = &cfg.kafka.brokers;
+    let producer = feed_steadily(cfg, evs, 1_000);
+    let mut child = spawn_pipeline(cfg, "kill9-1", config, &dir.join("first.log"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n = read_topic(
+            brokers,
+            &cfg.topics.verdicts,
+            4,
+            3_000,
+            Duration::ZERO,
+            Duration::from_secs(2),
+        )
+        .len();
+        if n >= 3_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipeline made no progress; log:\n{}",
+            std::fs::read_to_string(dir.join("first.log")).unwrap_or_default()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "pipeline exited early");
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let mut child = spawn_pipeline(cfg, "kill9-1", config, &dir.join("second.log"));
+    producer.join().unwrap();
+    let records = read_topic(
+        brokers,
+        &cfg.topics.verdicts,
+        4,
+        evs.len(),
+        Duration::from_secs(2),
+        Duration::from_secs(180),
+    );
+    let status = terminate(&mut child);
+    let log = std::fs::read_to_string(dir.join("second.log")).unwrap_or_default();
+    assert!(
+        status.success(),
+        "pipeline did not stop cleanly on SIGTERM: {status}; log:\n{log}"
+    );
+    assert!(
+        log.contains("pipeline stopped"),
+        "no clean shutdown in log:\n{log}"
+    );
+    records
+}
+
+/// `evs` through a pipeline that is never interrupted (`cfg`'s own topics and group): its
+/// committed verdict records.
+fn uninterrupted(
+    cfg: &Config,
+    evs: &[(String, Vec<u8>, String)],
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> Vec<Record> {
+    produce(&cfg.kafka.brokers, &cfg.topics.submissions, &kv(evs));
+    let mut child = spawn_pipeline(cfg, "kill9-ref", config, &dir.join("ref.log"));
+    let records = read_topic(
+        &cfg.kafka.brokers,
+        &cfg.topics.verdicts,
+        4,
+        evs.len(),
+        Duration::from_secs(2),
+        Duration::from_secs(180),
+    );
+    assert!(terminate(&mut child).success());
+    records
+}
+
 #[test]
 fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_verdict() {
     let Some(cfg) = setup("rb-kill9", 4) else {
@@ -482,77 +564,13 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
         format!("{}{numbers}", spamflow_loadtest::chaos::PIPELINE_CONFIG),
     )
     .unwrap();
-    // Feed steadily so that the kill lands in the middle of an open transaction.
-    let producer = feed_steadily(&cfg, &evs, 1_000);
-    let mut child = spawn_pipeline(&cfg, "kill9-1", &config, &dir.path().join("first.log"));
-    // Kill once some verdicts are committed, well before the end.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let n = read_topic(
-            &brokers,
-            &cfg.topics.verdicts,
-            4,
-            3_000,
-            Duration::ZERO,
-            Duration::from_secs(2),
-        )
-        .len();
-        if n >= 3_000 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pipeline made no progress; log:\n{}",
-            std::fs::read_to_string(dir.path().join("first.log")).unwrap_or_default()
-        );
-        assert!(child.try_wait().unwrap().is_none(), "pipeline exited early");
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-
-    let mut child = spawn_pipeline(&cfg, "kill9-1", &config, &dir.path().join("second.log"));
-    producer.join().unwrap();
-    let records = read_topic(
-        &brokers,
-        &cfg.topics.verdicts,
-        4,
-        evs.len(),
-        Duration::from_secs(2),
-        Duration::from_secs(180),
-    );
-    let got = verdicts(&records);
-    // Graceful stop on SIGTERM.
-    let status = terminate(&mut child);
-    let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default();
-    assert!(
-        status.success(),
-        "pipeline did not stop cleanly on SIGTERM: {status}; log:\n{log}"
-    );
-    assert!(
-        log.contains("pipeline stopped"),
-        "no clean shutdown in log:\n{log}"
-    );
-    assert_exactly_once(&got, &ids(&evs));
+    let records = run_with_a_kill(&cfg, &evs, &config, dir.path());
+    assert_exactly_once(&verdicts(&records), &ids(&evs));
     assert_offsets_committed(&cfg, 4);
 
     // The same input through a pipeline that is never interrupted (own topics and group).
     let reference = setup("rb-kill9-ref", 4).unwrap();
-    produce(&brokers, &reference.topics.submissions, &kv(&evs));
-    let mut child = spawn_pipeline(
-        &reference,
-        "kill9-ref",
-        &config,
-        &dir.path().join("ref.log"),
-    );
-    let want = decisions(&read_topic(
-        &brokers,
-        &reference.topics.verdicts,
-        4,
-        evs.len(),
-        Duration::from_secs(2),
-        Duration::from_secs(180),
-    ));
-    assert!(terminate(&mut child).success());
+    let want = decisions(&uninterrupted(&reference, &evs, &config, dir.path()));
     let got = decisions(&records);
     assert_eq!(want.len(), evs.len());
     let differ: Vec<&String> = want
@@ -661,6 +679,67 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     let want_proposals = proposals(&reference.topics.number_proposals);
     assert!(!want_proposals.is_empty(), "no number proposed in the run");
     assert_eq!(proposals(&cfg.topics.number_proposals), want_proposals);
+}
+
+#[test]
+fn kill_9_with_automatic_suspension_suspends_the_same_numbers_once_each() {
+    use spamflow_operators::numbers::SUSPENDED_BY;
+    use spamflow_pipeline::numbers;
+    let Some(cfg) = setup("rb-kill9-auto", 4) else {
+        return;
+    };
+    let evs = events(30_000, 33);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("spamflow.toml");
+    // Suspensions go to the registry that every instance follows, so decisions after one
+    // depend on when the record arrives: the runs are compared by their suspensions, not
+    // verdict by verdict. Which numbers cross the line, and with which block, does not
+    // depend on timing (a number's messages are all in one partition, in order).
+    let numbers = "[numbers]\nsuspend_after_blocks = 3\nsuspend = \"auto\"\n";
+    std::fs::write(
+        &config,
+        format!("{}{numbers}", spamflow_loadtest::chaos::PIPELINE_CONFIG),
+    )
+    .unwrap();
+    let records = run_with_a_kill(&cfg, &evs, &config, dir.path());
+    assert_exactly_once(&verdicts(&records), &ids(&evs));
+    assert_offsets_committed(&cfg, 4);
+    let reference = setup("rb-kill9-auto-ref", 4).unwrap();
+    uninterrupted(&reference, &evs, &config, dir.path());
+
+    // Every number's suspension records in the registry, in topic order.
+    let suspensions =
+        |cfg: &Config| -> BTreeMap<String, Vec<spamflow_schemas::RegistrationRecord>> {
+            numbers::read_history(cfg)
+                .unwrap()
+                .into_iter()
+                .map(|(number, trail)| {
+                    let made: Vec<_> = trail
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| r.changed_by.as_deref() == Some(SUSPENDED_BY))
+                        .collect();
+                    (number, made)
+                })
+                .filter(|(_, made)| !made.is_empty())
+                .collect()
+        };
+    let (got_suspended, want_suspended) = (suspensions(&cfg), suspensions(&reference));
+    assert!(
+        want_suspended.len() >= 3,
+        "{} numbers suspended in the run",
+        want_suspended.len()
+    );
+    let twice: Vec<_> = got_suspended
+        .iter()
+        .filter(|(_, made)| made.len() > 1)
+        .map(|(n, _)| n)
+        .take(5)
+        .collect();
+    assert!(twice.is_empty(), "numbers suspended twice: {twice:?}");
+    // None lost, none extra: the same numbers, each by the same block (`changed_at` is that
+    // message's submission time, `blocks` the count).
+    assert_eq!(got_suspended, want_suspended);
 }
 
 #[test]
