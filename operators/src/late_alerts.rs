@@ -12,17 +12,24 @@
 //! partition was blocked for as a campaign (`campaign.same_text_many_senders`: the same
 //! masked text from many senders), with advice `campaign_after_delivery`.
 //!
+//! The same memory resolves reports that name only a message id: each partition also
+//! remembers its delivered messages' ids (hashed) with their content, and at each commit
+//! looks up the reports queued since the last ([`ReportedContent::unresolved_since`]);
+//! a report of one of its messages becomes a [`ReportResolution`] for
+//! `topics.report_resolutions`, which every instance counts like a report with text.
+//!
 //! The memory is bounded (`alert_max_contents` per partition, the oldest content making
-//! room; `alert_max_recipients` per content) and not in the changelog: it would cost a
-//! changelog record per remembered delivery. A partition that moves to another instance,
-//! or is rewound after an aborted commit, starts with an empty memory, so deliveries
-//! before that are not warned about; none is warned twice.
+//! room; `alert_max_recipients` per content; `resolve_max_messages` message ids, the
+//! oldest tenth making room) and not in the changelog: it would cost a changelog record
+//! per remembered delivery. A partition that moves to another instance, or is rewound
+//! after an aborted commit, starts with an empty memory, so deliveries before that are not
+//! warned about or resolved; none is warned twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use spamflow_schemas::{Action, Alert, Verdict};
+use spamflow_schemas::{Action, Alert, ReportResolution, Verdict};
 
 use crate::operator::{EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator};
 use crate::reports::{content_key, ReportedContent};
@@ -61,6 +68,10 @@ struct Part {
     contents: HashMap<u64, Content>,
     /// The next block of [`ReportedContent`] not looked at yet.
     seq: u64,
+    /// Delivered messages by [`message_key`]: their content and event time, ms.
+    messages: HashMap<u64, (u64, i64)>,
+    /// The next report naming only a message id not looked at yet.
+    unresolved: u64,
     /// Contents blocked as a campaign since the last snapshot, with the block's event
     /// time.
     campaigns: Vec<(u64, i64)>,
@@ -74,12 +85,44 @@ pub struct LateAlerts {
 }
 
 impl LateAlerts {
-    /// Warns recipients of contents `reported` blocks, as its configuration says.
+    /// Warns recipients of contents `reported` blocks, and resolves its reports that name
+    /// only a message id, as its configuration says.
     pub fn new(reported: Arc<ReportedContent>) -> Self {
         LateAlerts {
             reported,
             parts: HashMap::new(),
         }
+    }
+}
+
+/// The memory of `partition`, new from now on if it has none: blocks and reports from
+/// before are not its to act on.
+fn part<'a>(
+    parts: &'a mut HashMap<i32, Part>,
+    reported: &ReportedContent,
+    partition: i32,
+) -> &'a mut Part {
+    parts.entry(partition).or_insert_with(|| Part {
+        seq: reported.next_seq(),
+        unresolved: reported.next_unresolved(),
+        ..Part::default()
+    })
+}
+
+/// A message id as the memory of delivered messages keys it.
+fn message_key(id: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(id)
+}
+
+/// Removes the tenth of `map` with the oldest times (at once, so that a full memory is
+/// sorted once per tenth of its size, not once per insert).
+fn forget_oldest<V>(map: &mut HashMap<u64, V>, time: impl Fn(&V) -> i64) {
+    let mut by_age: Vec<(i64, u64)> = map.iter().map(|(k, v)| (time(v), *k)).collect();
+    by_age.sort_unstable();
+    for (_, k) in by_age.iter().take((by_age.len() / 10).max(1)) {
+        map.remove(k);
     }
 }
 
@@ -98,36 +141,38 @@ impl StatefulOperator for LateAlerts {
 
     fn decided(&mut self, ctx: &EventCtx<'_>, verdict: &Verdict) {
         let cfg = self.reported.config();
-        let campaign = verdict.action == Action::Block
+        let campaign = cfg.alert_recipients
+            && verdict.action == Action::Block
             && verdict.reasons.iter().any(|r| r.code == CAMPAIGN_CODE);
         let delivered = matches!(verdict.action, Action::Allow | Action::Label)
             && verdict.score >= cfg.alert_min_score;
-        if ctx.counted || !(campaign || delivered) {
+        let resolvable = delivered && cfg.resolve_max_messages > 0;
+        let remembered = delivered && cfg.alert_recipients;
+        if ctx.counted || !(campaign || resolvable || remembered) {
             return;
         }
         let Some(key) = content_key(&ctx.event.text) else {
             return;
         };
-        let seq = self.reported.next_seq();
-        let p = self.parts.entry(ctx.partition).or_insert_with(|| Part {
-            seq,
-            ..Part::default()
-        });
+        let p = part(&mut self.parts, &self.reported, ctx.partition);
+        if resolvable {
+            let id = message_key(&ctx.event.message_id);
+            if !p.messages.contains_key(&id) && p.messages.len() >= cfg.resolve_max_messages {
+                forget_oldest(&mut p.messages, |&(_, at)| at);
+            }
+            p.messages.insert(id, (key, ctx.event_time_ms));
+        }
         if campaign {
             if p.contents.contains_key(&key) {
                 p.campaigns.push((key, ctx.event_time_ms));
             }
             return;
         }
+        if !remembered {
+            return;
+        }
         if !p.contents.contains_key(&key) && p.contents.len() >= cfg.alert_max_contents {
-            // The tenth delivered longest ago makes room (at once, so that a full memory
-            // is sorted once per tenth of its size, not once per delivery).
-            let mut by_age: Vec<(i64, u64)> =
-                p.contents.iter().map(|(k, c)| (c.last_ms, *k)).collect();
-            by_age.sort_unstable();
-            for (_, k) in by_age.iter().take((by_age.len() / 10).max(1)) {
-                p.contents.remove(k);
-            }
+            forget_oldest(&mut p.contents, |c| c.last_ms);
         }
         let c = p.contents.entry(key).or_insert_with(|| Content {
             deliveries: Vec::new(),
@@ -151,14 +196,9 @@ impl StatefulOperator for LateAlerts {
     }
 
     fn assigned(&mut self, partition: i32) {
-        // Blocks before the assignment are not this life's to warn about.
-        self.parts.insert(
-            partition,
-            Part {
-                seq: self.reported.next_seq(),
-                ..Part::default()
-            },
-        );
+        // Blocks and reports before the assignment are not this life's to act on.
+        self.parts.remove(&partition);
+        part(&mut self.parts, &self.reported, partition);
     }
 
     fn restore(
@@ -178,12 +218,30 @@ impl StatefulOperator for LateAlerts {
 
     fn side_records(&mut self, partition: i32, out: &mut Vec<SideRecord>) {
         let cfg = self.reported.config();
-        if !cfg.alert_recipients {
-            return;
-        }
         let Some(p) = self.parts.get_mut(&partition) else {
             return;
         };
+        // Reports that name a message this partition delivered: resolved to its content
+        // for every instance to count.
+        let messages = &p.messages;
+        p.unresolved = self.reported.unresolved_since(p.unresolved, |r| {
+            let Some(id) = r.message_id.as_deref() else {
+                return;
+            };
+            if let Some(&(fp, _)) = messages.get(&message_key(id)) {
+                out.push(SideRecord::Resolution(ReportResolution {
+                    schema_version: 1,
+                    report_id: r.report_id.clone(),
+                    reported_at: r.reported_at,
+                    reporter: r.reporter.clone(),
+                    message_id: id.to_owned(),
+                    fingerprint: format!("{fp:016x}"),
+                }));
+            }
+        });
+        if !cfg.alert_recipients {
+            return;
+        }
         let lookback_ms = (cfg.alert_lookback_secs * 1000) as i64;
         // (content, when it was blocked, ms; advice)
         let mut newly = Vec::new();
@@ -230,7 +288,7 @@ impl StatefulOperator for LateAlerts {
 mod tests {
     use super::*;
     use crate::reports::ReportsConfig;
-    use spamflow_schemas::SubmissionEvent;
+    use spamflow_schemas::{SpamReport, SubmissionEvent};
 
     const SPAM: &str = "[Web발신] 고객님 택배 주소지 불명으로 보관중 확인 cj-parcel.top/a1";
 
@@ -438,5 +496,134 @@ mod tests {
         let _ = alerts(&mut op);
         reported.add(texts[1], 1, t0 + 121_000);
         assert!(alerts(&mut op).is_empty());
+    }
+
+    fn id_report(id: &str, reporter: &str, message_id: &str, at_ms: i64) -> SpamReport {
+        SpamReport {
+            schema_version: 1,
+            report_id: id.into(),
+            reported_at: DateTime::from_timestamp_millis(at_ms).unwrap(),
+            reporter: reporter.into(),
+            sender: "+821012345678".into(),
+            text: None,
+            message_id: Some(message_id.into()),
+            channel: spamflow_schemas::ReportChannel::CarrierApp,
+            category: None,
+        }
+    }
+
+    #[test]
+    fn a_report_naming_a_delivered_message_is_resolved_to_its_content_once() {
+        let reported = Arc::new(ReportedContent::new(ReportsConfig::default()));
+        let mut op = LateAlerts::new(reported.clone());
+        op.assigned(0);
+        let t0 = 1_800_000_000_000;
+        deliver(
+            &mut op,
+            &event("m1", "+821011110001", SPAM, t0),
+            Action::Label,
+            60,
+        );
+        // Not remembered: blocked (never delivered), or scored below alert_min_score.
+        deliver(
+            &mut op,
+            &event("m2", "+821011110002", SPAM, t0),
+            Action::Block,
+            90,
+        );
+        deliver(
+            &mut op,
+            &event("m3", "+821011110003", SPAM, t0),
+            Action::Allow,
+            5,
+        );
+        let side = |op: &mut LateAlerts| {
+            let mut out = Vec::new();
+            op.side_records(0, &mut out);
+            out
+        };
+        assert!(side(&mut op).is_empty());
+        for (i, m) in ["m1", "m2", "m3", "unknown"].into_iter().enumerate() {
+            reported.unresolved(id_report(&format!("r{i}"), "+821099990000", m, t0 + 1_000));
+        }
+        let got = side(&mut op);
+        let [SideRecord::Resolution(r)] = got.as_slice() else {
+            panic!("{got:?}");
+        };
+        assert_eq!(
+            (
+                r.report_id.as_str(),
+                r.message_id.as_str(),
+                r.reporter.as_str()
+            ),
+            ("r0", "m1", "+821099990000")
+        );
+        assert_eq!(
+            r.fingerprint,
+            format!("{:016x}", content_key(SPAM).unwrap())
+        );
+        assert_eq!(r.reported_at.timestamp_millis(), t0 + 1_000);
+        assert!(side(&mut op).is_empty(), "each report is looked at once");
+        // A partition assigned after the report does not resolve it.
+        let mut other = LateAlerts::new(reported.clone());
+        deliver(
+            &mut other,
+            &event("m1", "+821011110001", SPAM, t0),
+            Action::Label,
+            60,
+        );
+        assert!(side(&mut other).is_empty());
+        // Without alerts, reports are still resolved.
+        let quiet = Arc::new(ReportedContent::new(ReportsConfig {
+            alert_recipients: false,
+            ..ReportsConfig::default()
+        }));
+        let mut op = LateAlerts::new(quiet.clone());
+        op.assigned(0);
+        deliver(
+            &mut op,
+            &event("m1", "+821011110001", SPAM, t0),
+            Action::Allow,
+            60,
+        );
+        quiet.unresolved(id_report("r9", "+821099990000", "m1", t0 + 1_000));
+        assert!(matches!(
+            side(&mut op).as_slice(),
+            [SideRecord::Resolution(_)]
+        ));
+    }
+
+    #[test]
+    fn the_memory_of_delivered_messages_is_bounded() {
+        let reported = Arc::new(ReportedContent::new(ReportsConfig {
+            resolve_max_messages: 10,
+            ..ReportsConfig::default()
+        }));
+        let mut op = LateAlerts::new(reported.clone());
+        op.assigned(0);
+        let t0 = 1_800_000_000_000;
+        for i in 0..11 {
+            deliver(
+                &mut op,
+                &event(&format!("m{i}"), "+821011110001", SPAM, t0 + i),
+                Action::Allow,
+                60,
+            );
+        }
+        assert_eq!(op.parts[&0].messages.len(), 10);
+        // The oldest made room.
+        for m in ["m0", "m10"] {
+            reported.unresolved(id_report(m, "+821099990000", m, t0 + 1_000));
+        }
+        let mut out = Vec::new();
+        op.side_records(0, &mut out);
+        let resolved: Vec<&str> = out
+            .iter()
+            .filter_map(|r| match r {
+                SideRecord::Resolution(r) => Some(r.message_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resolved, vec!["m10"]);
     }
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::operator::{EventCtx, OperatorWorker, StatelessOperator};
 use crate::signal::{ActionHint, Signal};
 use crate::velocity::fingerprint::fingerprint;
-use spamflow_schemas::{ContentStatus, ReportedContentRecord};
+use spamflow_schemas::{ContentStatus, ReportedContentRecord, SpamReport};
 
 /// `[reports]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,10 @@ pub struct ReportsConfig {
     pub alert_max_recipients: usize,
     /// The text the alerting service shows the recipient.
     pub alert_warning: String,
+    /// Delivered messages remembered per partition (message id -> content) so that a
+    /// report naming only a message id counts towards that message's content; 0: such
+    /// reports count only towards their sender number.
+    pub resolve_max_messages: usize,
 }
 
 /// What happens to a number that enough distinct subscribers reported.
@@ -94,6 +98,7 @@ impl Default for ReportsConfig {
             alert_max_recipients: 1_000,
             alert_warning: "이미 받으신 문자가 여러 이용자에게 스팸으로 신고되었습니다. 링크를 누르거나 회신하지 마세요."
                 .into(),
+            resolve_max_messages: 100_000,
         }
     }
 }
@@ -143,6 +148,11 @@ pub struct ReportedContent {
     next_seq: std::sync::atomic::AtomicU64,
     /// Contents staff lifted, with the lift's time (ms): reports up to it do not count.
     lifted: Mutex<HashMap<u64, i64>>,
+    /// The newest reports that name only a message id, in order, with their sequence
+    /// numbers: the worker that judged the message resolves them.
+    unresolved: RwLock<std::collections::VecDeque<(u64, SpamReport)>>,
+    /// The sequence number of the next such report.
+    next_unresolved: std::sync::atomic::AtomicU64,
 }
 
 /// Blocks kept in [`ReportedContent`]'s log for late alerts.
@@ -169,6 +179,8 @@ impl ReportedContent {
             log: RwLock::default(),
             next_seq: std::sync::atomic::AtomicU64::new(0),
             lifted: Mutex::new(HashMap::new()),
+            unresolved: RwLock::default(),
+            next_unresolved: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -194,32 +206,64 @@ impl ReportedContent {
         log.back().map_or(seq, |(s, _, _)| (s + 1).max(seq))
     }
 
+    /// Queues a report that names only a message id, for the worker that judged the
+    /// message ([`ReportedContent::unresolved_since`]).
+    pub fn unresolved(&self, report: SpamReport) {
+        let mut log = self.unresolved.write().unwrap_or_else(|e| e.into_inner());
+        log.push_back((self.next_unresolved.fetch_add(1, Relaxed), report));
+        if log.len() > LOG_LEN {
+            log.pop_front();
+        }
+    }
+
+    /// The sequence number the next report naming only a message id will get.
+    pub fn next_unresolved(&self) -> u64 {
+        self.next_unresolved.load(Relaxed)
+    }
+
+    /// Calls `f(report)` for every report naming only a message id with a sequence number
+    /// from `seq` on (those older than the queue are gone), and returns the next sequence
+    /// number.
+    pub fn unresolved_since(&self, seq: u64, mut f: impl FnMut(&SpamReport)) -> u64 {
+        let log = self.unresolved.read().unwrap_or_else(|e| e.into_inner());
+        for (s, r) in log.iter() {
+            if *s >= seq {
+                f(r);
+            }
+        }
+        log.back().map_or(seq, |(s, _)| (s + 1).max(seq))
+    }
+
     /// Counts the report of `text` by `reporter` (any stable id of the subscriber) at
     /// `at_ms` (report time).
     pub fn add(&self, text: &str, reporter: u64, at_ms: i64) -> Added {
-        let fp = fingerprint(text);
-        if fp.letters < MIN_LETTERS {
-            return Added::Ignored;
+        match content_key(text) {
+            Some(fp) => self.add_content(fp, reporter, at_ms),
+            None => Added::Ignored,
         }
-        if let Some(b) = self.read_blocked().get(&fp.hash) {
+    }
+
+    /// Counts a report of the content with fingerprint `fp` (a [`content_key`]).
+    pub fn add_content(&self, fp: u64, reporter: u64, at_ms: i64) -> Added {
+        if let Some(b) = self.read_blocked().get(&fp) {
             if at_ms < b.until_ms {
                 return Added::AlreadyBlocked;
             }
         }
-        let lifted_at = self.lock_lifted().get(&fp.hash).copied();
+        let lifted_at = self.lock_lifted().get(&fp).copied();
         if lifted_at.is_some_and(|t| at_ms <= t) {
             return Added::Ignored;
         }
         let window = (self.cfg.window_secs * 1000) as i64;
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if !pending.contains_key(&fp.hash) && pending.len() >= self.cfg.max_contents {
+        if !pending.contains_key(&fp) && pending.len() >= self.cfg.max_contents {
             // Make room from contents whose reports all fell out of the window.
             pending.retain(|_, p| p.reports.iter().any(|(_, t)| at_ms - t < window));
             if pending.len() >= self.cfg.max_contents {
                 return Added::Ignored;
             }
         }
-        let p = pending.entry(fp.hash).or_default();
+        let p = pending.entry(fp).or_default();
         p.reports
             .retain(|(r, t)| *r != reporter && at_ms - t < window);
         p.reports.push((reporter, at_ms));
@@ -227,14 +271,14 @@ impl ReportedContent {
         if reporters < self.cfg.min_reporters {
             return Added::Counted;
         }
-        pending.remove(&fp.hash);
+        pending.remove(&fp);
         drop(pending);
         let b = Blocked {
             reporters,
             since_ms: at_ms,
             until_ms: at_ms + (self.cfg.block_secs * 1000) as i64,
         };
-        self.block(fp.hash, b);
+        self.block(fp, b);
         Added::Blocked(b)
     }
 
@@ -289,17 +333,18 @@ impl ReportedContent {
         Ok(was)
     }
 
-    /// The record that publishes block `b` of `text` (made by the reports follower).
-    pub fn record(text: &str, b: Blocked, by: &str) -> ReportedContentRecord {
+    /// The record that publishes block `b` of content `fp`, with an excerpt of a reported
+    /// text when the report that crossed the line had one (made by the reports follower).
+    pub fn record(fp: u64, text: Option<&str>, b: Blocked, by: &str) -> ReportedContentRecord {
         let ms = |t: i64| chrono::DateTime::from_timestamp_millis(t).unwrap_or_default();
         ReportedContentRecord {
             schema_version: 1,
-            fingerprint: format!("{:016x}", fingerprint(text).hash),
+            fingerprint: format!("{fp:016x}"),
             status: ContentStatus::Blocked,
             since: ms(b.since_ms),
             until: ms(b.until_ms),
             reporters: b.reporters,
-            excerpt: Some(crate::late_alerts::excerpt(text)),
+            excerpt: text.map(crate::late_alerts::excerpt),
             changed_by: by.to_owned(),
             changed_at: ms(b.since_ms),
             reason: Some(format!("reported by {} distinct subscribers", b.reporters)),
@@ -495,7 +540,12 @@ mod tests {
         let Some(b) = a.check(SPAM, t0 + 5_000) else {
             panic!("blocked on the instance that read the reports");
         };
-        let rec = ReportedContent::record(SPAM, b, "spamflow:reports");
+        let rec = ReportedContent::record(
+            content_key(SPAM).unwrap(),
+            Some(SPAM),
+            b,
+            "spamflow:reports",
+        );
         assert_eq!(rec.fingerprint.len(), 16);
         assert!(!rec
             .excerpt

@@ -130,6 +130,9 @@ pub struct TopicsConfig {
     /// Contents blocked because subscribers reported them, and staff's lifts
     /// (ReportedContentRecord JSON keyed by fingerprint; compacted).
     pub reported_content: String,
+    /// Reports that named only a message id, resolved to that message's content by the
+    /// instance that judged it (ReportResolution JSON keyed by report id; compacted).
+    pub report_resolutions: String,
     /// Suspensions proposed to staff by the numbers operator (`numbers.suspend =
     /// "propose"`): RegistrationRecord JSON keyed by number; compacted.
     pub number_proposals: String,
@@ -150,6 +153,7 @@ impl Default for TopicsConfig {
             changelog: "spamflow.state.changelog".into(),
             reports: "sms.reports".into(),
             reported_content: "spamflow.reported-content".into(),
+            report_resolutions: "spamflow.report-resolutions".into(),
             number_proposals: "spamflow.number-proposals".into(),
             operator_stats: "spamflow.operator-stats".into(),
         }
@@ -157,7 +161,7 @@ impl Default for TopicsConfig {
 }
 
 impl TopicsConfig {
-    fn named(&self) -> [(&'static str, &str); 11] {
+    fn named(&self) -> [(&'static str, &str); 12] {
         [
             ("submissions", &self.submissions),
             ("verdicts", &self.verdicts),
@@ -168,6 +172,7 @@ impl TopicsConfig {
             ("changelog", &self.changelog),
             ("reports", &self.reports),
             ("reported_content", &self.reported_content),
+            ("report_resolutions", &self.report_resolutions),
             ("number_proposals", &self.number_proposals),
             ("operator_stats", &self.operator_stats),
         ]

@@ -485,6 +485,7 @@ pub fn topic_specs(cfg: &Config, partitions: i32) -> Vec<TopicSpec> {
         spec(&t.changelog, partitions, true),
         spec(&t.reports, partitions, false),
         spec(&t.reported_content, 1, true),
+        spec(&t.report_resolutions, 1, true),
         spec(&t.number_proposals, 1, true),
         // Partition p holds input partition p's statistics (written with its changelog).
         spec(&t.operator_stats, partitions, true),

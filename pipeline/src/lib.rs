@@ -144,7 +144,7 @@ pub fn operators(cfg: &config::Config, rules_dir: Option<&Path>) -> anyhow::Resu
     let reported = Arc::new(ReportedContent::new(cfg.reports.clone()));
     if cfg.reports.enabled {
         chain = chain.stateless(Arc::new(ReportsOperator::new(reported.clone())));
-        if cfg.reports.alert_recipients {
+        if cfg.reports.alert_recipients || cfg.reports.resolve_max_messages > 0 {
             let r = reported.clone();
             chain = chain.stateful(spamflow_operators::late_alerts::NAME, move || {
                 Box::new(spamflow_operators::late_alerts::LateAlerts::new(r.clone()))

@@ -77,6 +77,9 @@ pub struct Metrics {
     pub reports_applied: AtomicU64,
     /// Reports that are not valid SpamReports (skipped).
     pub reports_rejected: AtomicU64,
+    /// Reports naming only a message id, resolved to the message's content (read from
+    /// `topics.report_resolutions`; each instance reads them all).
+    pub reports_resolved: AtomicU64,
     /// Contents blocked because enough subscribers reported them.
     pub reported_contents_blocked: AtomicI64,
     /// Kafka calls of a rewind (committed offsets, seeks) that failed with an error that
@@ -491,6 +494,7 @@ pub const SERIES: &[Series] = &[
     counter!("spamflow_registry_records_applied_total", "Sender-registry records applied.", |m| m.registry_applied),
     counter!("spamflow_registry_records_rejected_total", "Malformed sender-registry records skipped.", |m| m.registry_rejected),
     counter!("spamflow_reports_total", "Spam reports read from topics.reports.", |m| m.reports_applied),
+    counter!("spamflow_reports_resolved_total", "Reports naming only a message id, resolved to that message's content and counted.", |m| m.reports_resolved),
     counter!("spamflow_reports_rejected_total", "Records of topics.reports that are not valid reports (skipped).", |m| m.reports_rejected),
     counter!("spamflow_kafka_retries_total", "Kafka calls of a rewind (committed offsets, seeks) that failed with an error that heals and were tried again.", |m| m.kafka_retries),
     counter!("spamflow_restore_retries_total", "Partition state restores that failed and started again from empty state.", |m| m.restore_retries),
@@ -588,6 +592,7 @@ mod tests {
             "spamflow_registry_records_applied_total",
             "spamflow_registry_numbers",
             "spamflow_reports_total",
+            "spamflow_reports_resolved_total",
             "spamflow_reported_contents_blocked",
             "spamflow_numbers_suspended_total",
             "spamflow_rules_compile_duration_seconds_count",

@@ -39,9 +39,10 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::origin::{mask_number, parse_sender, Registry};
-use spamflow_operators::reports::{Added, ReportedContent, ReportedNumbers, Suspend};
+use spamflow_operators::reports::{content_key, Added, ReportedContent, ReportedNumbers, Suspend};
 use spamflow_schemas::{
-    decode_report, RegistrationRecord, RegistrationStatus, ReportedContentRecord, SpamReport,
+    decode_report, RegistrationRecord, RegistrationStatus, ReportResolution, ReportedContentRecord,
+    SpamReport,
 };
 
 use crate::config::Config;
@@ -70,6 +71,7 @@ pub fn follow(
     let mut numbers = ReportedNumbers::new(&cfg.reports);
     let topic = cfg.topics.reports.clone();
     let content_topic = cfg.topics.reported_content.clone();
+    let resolutions_topic = cfg.topics.report_resolutions.clone();
     let consumer: Reader = base_consumer_config(cfg, brokers)
         // Needed to assign; never joined (no subscribe) and never committed.
         .set("group.id", format!("{}-reports", cfg.kafka.group_id))
@@ -110,24 +112,31 @@ pub fn follow(
                 Some(Ok(m)) => apply_content_record(&content, &metrics, &m),
             }
         }
-        let Some(partitions) = crate::kafka::partition_count(&consumer, &topic, timeout, &stop) else {
-            return;
-        };
+        // The reports, and the resolutions of reports that named only a message id, from
+        // the start of the lookback.
         let from = chrono::Utc::now() - chrono::Duration::from_std(lookback).unwrap_or_default();
-        let all: Vec<i32> = (0..partitions).collect();
-        let start = match crate::kafka::offsets_at(&consumer, &topic, &all, from, timeout) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot find where the reports of the last window start; reading all");
-                let mut t = TopicPartitionList::new();
-                for p in 0..partitions {
-                    let _ = t.add_partition_offset(&topic, p, Offset::Beginning);
+        let mut start = TopicPartitionList::new();
+        for t in [&topic, &resolutions_topic] {
+            let Some(partitions) = crate::kafka::partition_count(&consumer, t, timeout, &stop) else {
+                return;
+            };
+            let all: Vec<i32> = (0..partitions).collect();
+            match crate::kafka::offsets_at(&consumer, t, &all, from, timeout) {
+                Ok(found) => {
+                    for e in found.elements() {
+                        let _ = start.add_partition_offset(t, e.partition(), e.offset());
+                    }
                 }
-                t
+                Err(e) => {
+                    tracing::warn!(topic = %t, error = %e, "cannot find where the last window starts; reading all");
+                    for p in all {
+                        let _ = start.add_partition_offset(t, p, Offset::Beginning);
+                    }
+                }
             }
-        };
+        }
         if let Err(e) = consumer.incremental_assign(&start) {
-            tracing::error!(error = %e, "cannot assign the reports topic");
+            tracing::error!(error = %e, "cannot assign the reports topics");
             return;
         }
         while !stop.is_set() {
@@ -138,6 +147,11 @@ pub fn follow(
                     tracing::warn!(error = %e, "report follower error");
                 }
                 Some(Ok(m)) if m.topic() == content_topic => apply_content_record(&content, &metrics, &m),
+                Some(Ok(m)) if m.topic() == resolutions_topic => {
+                    if let Some(b) = apply_resolution(&content, &metrics, &m) {
+                        publish_block(&cfg_owned, &brokers_owned, &metrics, &content, b);
+                    }
+                }
                 Some(Ok(m)) => match decode_report(m.payload().unwrap_or_default()) {
                     Ok(r) => {
                         // Both decisions first, against the state as this report found
@@ -145,13 +159,11 @@ pub fn follow(
                         let blocked = apply(&content, &r);
                         let suspension = count_number(&cfg_owned, &mut numbers, &registry, &r);
                         if let Added::Blocked(b) = blocked {
-                            metrics
-                                .reported_contents_blocked
-                                .store(content.blocked_count() as i64, Relaxed);
-                            tracing::info!(reporters = b.reporters, report = %r.report_id, "reported content blocked");
                             let text = r.text.as_deref().unwrap_or_default();
-                            let rec = ReportedContent::record(text, b, AUTO_SUSPENDED_BY);
-                            publish_content(&cfg_owned, &brokers_owned, &metrics, &rec);
+                            if let Some(fp) = content_key(text) {
+                                let rec = ReportedContent::record(fp, Some(text), b, AUTO_SUSPENDED_BY);
+                                publish_block(&cfg_owned, &brokers_owned, &metrics, &content, rec);
+                            }
                         }
                         if let Some(rec) = suspension {
                             suspend(&cfg_owned, &brokers_owned, &metrics, rec);
@@ -286,6 +298,51 @@ pub fn check(
     Ok(Some(handle))
 }
 
+/// A block this instance made from reports: counted, logged and published.
+fn publish_block(
+    cfg: &Config,
+    brokers: &str,
+    metrics: &Metrics,
+    content: &ReportedContent,
+    rec: ReportedContentRecord,
+) {
+    metrics
+        .reported_contents_blocked
+        .store(content.blocked_count() as i64, Relaxed);
+    tracing::info!(reporters = rec.reporters, fingerprint = %rec.fingerprint, "reported content blocked");
+    publish_content(cfg, brokers, metrics, &rec);
+}
+
+/// Counts one record of the report-resolutions topic (a report that named only a message
+/// id, resolved to the message's content by the instance that judged it) like a report
+/// with text. Returns the block's record when it crossed the line; a malformed record is
+/// logged by offset, counted and skipped.
+fn apply_resolution(
+    content: &ReportedContent,
+    metrics: &Metrics,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) -> Option<ReportedContentRecord> {
+    let payload = m.payload()?;
+    let r = match ReportResolution::decode(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            metrics.reports_rejected.fetch_add(1, Relaxed);
+            tracing::warn!(offset = m.offset(), error = %e, "skipping a report-resolution record that does not decode");
+            return None;
+        }
+    };
+    let fp = u64::from_str_radix(&r.fingerprint, 16).ok()?;
+    metrics.reports_resolved.fetch_add(1, Relaxed);
+    match content.add_content(
+        fp,
+        reporter_id(&r.reporter),
+        r.reported_at.timestamp_millis(),
+    ) {
+        Added::Blocked(b) => Some(ReportedContent::record(fp, None, b, AUTO_SUSPENDED_BY)),
+        _ => None,
+    }
+}
+
 /// Applies one record of the reported-content topic; a malformed one is logged by offset,
 /// counted and skipped.
 fn apply_content_record(
@@ -390,10 +447,14 @@ fn reporter_id(reporter: &str) -> u64 {
     h.finish()
 }
 
-/// Counts one report. Reports that carry only a message id do not count towards content
-/// (the text of a message by id is not kept).
+/// Counts one report. A report that names only a message id is queued for the worker
+/// that judged the message, which resolves it to the message's content
+/// (`topics.report_resolutions`); it counts when the resolution is read.
 pub fn apply(content: &ReportedContent, r: &SpamReport) -> Added {
     let Some(text) = r.text.as_deref() else {
+        if r.message_id.is_some() {
+            content.unresolved(r.clone());
+        }
         return Added::Ignored;
     };
     content.add(

@@ -421,6 +421,10 @@ fn spawn_pipeline_with(
             &cfg.topics.reported_content,
         )
         .env(
+            "SPAMFLOW_TOPICS__REPORT_RESOLUTIONS",
+            &cfg.topics.report_resolutions,
+        )
+        .env(
             "SPAMFLOW_TOPICS__NUMBER_PROPOSALS",
             &cfg.topics.number_proposals,
         )
@@ -1633,6 +1637,134 @@ impl Followers {
         for t in self.threads {
             let _ = t.join();
         }
+    }
+}
+
+#[test]
+fn reports_naming_only_message_ids_block_the_content_on_every_instance() {
+    use spamflow_pipeline::reports;
+    let Some(mut cfg) = setup("rb-report-ids", 2) else {
+        return;
+    };
+    // Every delivered message is remembered, whatever it scored.
+    cfg.reports.alert_min_score = 0;
+    let brokers = cfg.kafka.brokers.clone();
+    let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
+    let run = Running::start(&cfg, ops.chain);
+    let follower = reports::follow(
+        &cfg,
+        &brokers,
+        ops.reported.clone(),
+        ops.registry.clone(),
+        run.metrics.clone(),
+        run.stop.clone(),
+    )
+    .unwrap();
+    // Another instance: it judges nothing here, and learns of the reports only through
+    // the resolutions the first one publishes.
+    let other = Followers::start(&cfg);
+    let text = "이번 주 토요일 매장 창립 기념 행사 안내드립니다 방문 고객께 사은품 증정";
+    let recipients = ["+821066660001", "+821066660002", "+821066660003"];
+    let delivered: Vec<(String, Vec<u8>)> = recipients
+        .iter()
+        .enumerate()
+        .map(|(i, to)| {
+            let (k, v) = sms_now(&format!("delivered-{i}"), "+821012121212", text);
+            let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
+            doc["recipient"] = serde_json::json!(to);
+            (k, serde_json::to_vec(&doc).unwrap())
+        })
+        .collect();
+    produce(&brokers, &cfg.topics.submissions, &delivered);
+    let verdicts_now = |n: usize| {
+        verdicts(&read_topic(
+            &brokers,
+            &cfg.topics.verdicts,
+            2,
+            n,
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        ))
+    };
+    let first = verdicts_now(3);
+    assert_eq!(first.len(), 3);
+    assert!(
+        first
+            .iter()
+            .all(|v| v.action != spamflow_schemas::Action::Block),
+        "{first:?}"
+    );
+    // Each recipient reports the message by its id from a carrier app: no text.
+    let by_id: Vec<_> = recipients
+        .iter()
+        .enumerate()
+        .map(|(i, to)| spamflow_schemas::SpamReport {
+            text: None,
+            message_id: Some(format!("delivered-{i}")),
+            channel: spamflow_schemas::ReportChannel::CarrierApp,
+            ..spam_report(&format!("id-report-{i}"), to, "+821012121212", text)
+        })
+        .collect();
+    reports::publish(&cfg, &brokers, &by_id).unwrap();
+    // Resolutions go out with the partition's next commit that has traffic.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut fillers = 0;
+    while !(run.metrics.reports_resolved.load(Relaxed) >= 3
+        && run.metrics.reported_contents_blocked.load(Relaxed) == 1)
+    {
+        assert!(Instant::now() < deadline, "the reports were not resolved");
+        produce(
+            &brokers,
+            &cfg.topics.submissions,
+            &[sms_now(
+                &format!("filler-{fillers}"),
+                "+821012121212",
+                "네 알겠습니다 이따 봬요",
+            )],
+        );
+        fillers += 1;
+        run.stop.wait(Duration::from_millis(200));
+    }
+    other.wait_for("the block on the other instance", |f| {
+        f.ops
+            .reported
+            .check(text, chrono::Utc::now().timestamp_millis())
+            .is_some()
+    });
+    assert_eq!(other.metrics.reports_resolved.load(Relaxed), 3);
+    // One resolution per report, keyed by its id.
+    let mut keys: Vec<String> = read_topic(
+        &brokers,
+        &cfg.topics.report_resolutions,
+        1,
+        3,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .into_iter()
+    .map(|r| String::from_utf8(r.key.unwrap()).unwrap())
+    .collect();
+    keys.sort();
+    assert_eq!(keys, ["id-report-0", "id-report-1", "id-report-2"]);
+    // The next copy, from another sender, is blocked for the reports.
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("copy", "+821034343434", text)],
+    );
+    let copy = verdicts_now(4 + fillers)
+        .into_iter()
+        .find(|v| v.message_id == "copy")
+        .expect("a verdict for the copy");
+    assert_eq!(copy.action, spamflow_schemas::Action::Block);
+    assert!(
+        copy.reasons.iter().any(|r| r.code == "reports.content"),
+        "{copy:?}"
+    );
+    other.stop();
+    run.stop();
+    if let Some(f) = follower {
+        f.join().unwrap();
     }
 }
 

@@ -33,6 +33,9 @@ pub use event::{
     MAX_TEXT_BYTES, SUPPORTED_EVENT_VERSIONS,
 };
 pub use registry::{RegistrationRecord, RegistrationStatus};
-pub use report::{decode_report, ContentStatus, ReportChannel, ReportedContentRecord, SpamReport};
+pub use report::{
+    decode_report, ContentStatus, ReportChannel, ReportResolution, ReportedContentRecord,
+    SpamReport,
+};
 pub use stats::{OperatorStats, StatsCounts, StatsRow};
 pub use verdict::{Action, Alert, Reason, Verdict};

@@ -196,17 +196,52 @@ impl ReportedContentRecord {
         if r.schema_version != 1 {
             return Err(format!("unsupported schema_version {}", r.schema_version));
         }
-        if r.fingerprint.len() != 16
-            || !r
-                .fingerprint
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(format!(
-                "fingerprint {:?} is not 16 hex digits",
-                r.fingerprint
-            ));
-        }
+        check_fingerprint(&r.fingerprint)?;
         Ok(r)
+    }
+}
+
+/// A record of the compacted `spamflow.report-resolutions` topic, keyed by `report_id`: a
+/// report that named only a message id, resolved to the content of that message by the
+/// instance that judged it, so that every instance counts it like a report with text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportResolution {
+    /// 1.
+    pub schema_version: u32,
+    /// The report's id.
+    pub report_id: String,
+    /// The report's time.
+    pub reported_at: DateTime<Utc>,
+    /// The reporting subscriber, as in the report.
+    pub reporter: String,
+    /// The reported message's id.
+    pub message_id: String,
+    /// The masked-text fingerprint of the message's text, 16 lower-case hex digits.
+    pub fingerprint: String,
+}
+
+impl ReportResolution {
+    /// Parses and checks a record: schema version 1, a 16-hex-digit fingerprint.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let r: ReportResolution = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if r.schema_version != 1 {
+            return Err(format!("unsupported schema_version {}", r.schema_version));
+        }
+        check_fingerprint(&r.fingerprint)?;
+        Ok(r)
+    }
+}
+
+/// A content fingerprint is 16 lower-case hex digits.
+fn check_fingerprint(fp: &str) -> Result<(), String> {
+    if fp.len() == 16
+        && fp
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(format!("fingerprint {fp:?} is not 16 hex digits"))
     }
 }

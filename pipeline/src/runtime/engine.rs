@@ -246,6 +246,9 @@ fn warn_missing_outputs(cfg: &Config, producer: &OutProducer, chain: &ChainBuild
     if names.contains(&spamflow_operators::stats::NAME) {
         outputs.push(("topics.operator_stats", &t.operator_stats));
     }
+    if names.contains(&spamflow_operators::late_alerts::NAME) {
+        outputs.push(("topics.report_resolutions", &t.report_resolutions));
+    }
     if names.contains(&spamflow_operators::numbers::NAME) {
         outputs.push(match cfg.numbers.suspend {
             spamflow_operators::reports::Suspend::Propose => {

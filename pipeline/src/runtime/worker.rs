@@ -536,8 +536,9 @@ impl Worker {
             }
             out.send(r);
         }
-        // Suspensions (keyed by the normalized number, like every registry record) and
-        // late alerts (keyed by recipient, like every alert).
+        // Suspensions (keyed by the normalized number, like every registry record), late
+        // alerts (keyed by recipient, like every alert) and report resolutions (by report
+        // id).
         for rec in &side {
             let (topic, key, value) = match rec {
                 SideRecord::Registry(r) => (&topics.registry, &r.number, serde_json::to_vec(r)),
@@ -548,6 +549,11 @@ impl Worker {
                     self.tally.alert();
                     (&topics.alerts, &a.recipient, serde_json::to_vec(a))
                 }
+                SideRecord::Resolution(r) => (
+                    &topics.report_resolutions,
+                    &r.report_id,
+                    serde_json::to_vec(r),
+                ),
             };
             out.send(
                 BaseRecord::with_opaque_to(topic, 0)

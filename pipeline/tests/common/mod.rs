@@ -65,6 +65,7 @@ pub fn config(brokers: &str, tag: &str) -> Config {
         (&mut t.changelog, "changelog"),
         (&mut t.reports, "reports"),
         (&mut t.reported_content, "reported"),
+        (&mut t.report_resolutions, "resolutions"),
         (&mut t.number_proposals, "proposals"),
         (&mut t.operator_stats, "stats"),
     ] {
