@@ -243,14 +243,35 @@ fn pct(v: &[f64], q: f64) -> f64 {
 /// Runs the pipeline on `cfg` and feeds it live events at `rate` for `secs`, each with
 /// `submitted_at` = now; returns the sorted latencies (ms) from `submitted_at` to the
 /// verdict being readable read_committed, one per event (every event must get one).
+/// Counts the events the broker never took (a delivery error after the producer's retries).
+#[derive(Default)]
+struct Undelivered(std::sync::atomic::AtomicU64);
+
+impl rdkafka::ClientContext for Undelivered {}
+
+impl rdkafka::producer::ProducerContext for Undelivered {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::Result<Vec<f64>> {
     let (metrics, stop, handle) = start(cfg)?;
     let brokers = &cfg.kafka.brokers;
-    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "0")
-        .set("enable.idempotence", "true")
-        .create()?;
+    let p: Arc<ThreadedProducer<Undelivered>> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("linger.ms", "0")
+            .set("enable.idempotence", "true")
+            // Within the 30 s the reader waits for news: an event the broker does not take
+            // by then is counted as such, not blamed on the pipeline.
+            .set("message.timeout.ms", "20000")
+            .create_with_context(Undelivered::default())?,
+    );
+    let feeder_producer = p.clone();
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("{}-reader", cfg.kafka.group_id))
@@ -277,13 +298,13 @@ fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::
                 .key;
         let body = serde_json::to_vec(&doc)?;
         spamflow_loadtest::kafka::send(
-            &p,
+            &feeder_producer,
             BaseRecord::to(&topic)
                 .key(key.as_bytes())
                 .payload(body.as_slice()),
         );
         if warm_up {
-            p.flush(Duration::from_secs(30))?;
+            feeder_producer.flush(Duration::from_secs(30))?;
         }
         Ok(())
     };
@@ -348,7 +369,14 @@ fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::
     handle
         .join()
         .map_err(|_| anyhow::anyhow!("pipeline panicked"))??;
-    anyhow::ensure!(got.len() == n, "{} of {n} events got a verdict", got.len());
+    let _ = p.flush(Duration::from_secs(30));
+    let undelivered = p.context().0.load(relaxed);
+    anyhow::ensure!(
+        got.len() == n,
+        "{} of {n} events got a verdict; {undelivered} of them the broker never took from this \
+         bench's producer (delivery failed after its retries)",
+        got.len()
+    );
     got.sort_by(f64::total_cmp);
     Ok(got)
 }

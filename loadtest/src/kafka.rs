@@ -9,10 +9,11 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::ClientConfig;
 
 /// Queues `rec` on `p`, waiting while the producer's queue is full.
-pub fn send<K, P>(p: &ThreadedProducer<DefaultProducerContext>, mut rec: BaseRecord<'_, K, P>)
+pub fn send<K, P, C>(p: &ThreadedProducer<C>, mut rec: BaseRecord<'_, K, P, C::DeliveryOpaque>)
 where
     K: ToBytes + ?Sized,
     P: ToBytes + ?Sized,
+    C: rdkafka::producer::ProducerContext + 'static,
 {
     while let Err((_, back)) = p.send(rec) {
         rec = back;

@@ -17,6 +17,12 @@
 //! instance follows that topic, and reads it to its end before the first report, so a
 //! lift stays lifted when the reports are read again after a restart.
 //!
+//! A report that names only a message id is queued for the workers
+//! ([`ReportedContent::unresolved`]): the one that delivered the message writes its content
+//! to the compacted `topics.report_resolutions` ([`ReportResolution`], keyed by report id),
+//! which the follower reads from the same lookback as the reports and counts like a report
+//! with text.
+//!
 //! The follower also counts distinct reporters per reported number ([`ReportedNumbers`]).
 //! With `reports.suspend = "auto"` the report that reaches `reports.suspend_min_reporters`
 //! makes the instance publish a suspension record to the sender registry. Every instance

@@ -550,19 +550,26 @@ fn uninterrupted(
     records
 }
 
-#[test]
-fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_verdict() {
-    let Some(cfg) = setup("rb-kill9", 4) else {
-        return;
-    };
-    let brokers = cfg.kafka.brokers.clone();
+/// The two runs of a kill -9 test: the same events through a pipeline killed once and
+/// restarted, and through one never interrupted, each with its own topics and group.
+struct KilledAndUninterrupted {
+    evs: Vec<(String, Vec<u8>, String)>,
+    killed: Config,
+    records: Vec<Record>,
+    reference: Config,
+    reference_records: Vec<Record>,
+}
+
+/// Runs 30,000 seeded events through a pipeline that suspends numbers blocked three times
+/// (`numbers.suspend = suspend`), killed once and restarted, checking that every event
+/// has exactly one verdict and the group's offsets are at the end; then through a pipeline
+/// never interrupted.
+fn killed_and_uninterrupted(tag: &str, suspend: &str) -> Option<KilledAndUninterrupted> {
+    let cfg = setup(tag, 4)?;
     let evs = events(30_000, 33);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("spamflow.toml");
-    // Numbers blocked three times are proposed for suspension: side records written in the
-    // changelog's transaction (proposed, not suspended, so that no feedback through the
-    // registry makes the two runs' decisions depend on timing).
-    let numbers = "[numbers]\nsuspend_after_blocks = 3\nsuspend = \"propose\"\n";
+    let numbers = format!("[numbers]\nsuspend_after_blocks = 3\nsuspend = \"{suspend}\"\n");
     std::fs::write(
         &config,
         format!("{}{numbers}", spamflow_loadtest::chaos::PIPELINE_CONFIG),
@@ -571,10 +578,28 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     let records = run_with_a_kill(&cfg, &evs, &config, dir.path());
     assert_exactly_once(&verdicts(&records), &ids(&evs));
     assert_offsets_committed(&cfg, 4);
+    let reference = setup(&format!("{tag}-ref"), 4).unwrap();
+    let reference_records = uninterrupted(&reference, &evs, &config, dir.path());
+    Some(KilledAndUninterrupted {
+        evs,
+        killed: cfg,
+        records,
+        reference,
+        reference_records,
+    })
+}
 
-    // The same input through a pipeline that is never interrupted (own topics and group).
-    let reference = setup("rb-kill9-ref", 4).unwrap();
-    let want = decisions(&uninterrupted(&reference, &evs, &config, dir.path()));
+#[test]
+fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_verdict() {
+    // Numbers blocked three times are proposed for suspension: side records written in the
+    // changelog's transaction (proposed, not suspended, so that no feedback through the
+    // registry makes the two runs' decisions depend on timing).
+    let Some(runs) = killed_and_uninterrupted("rb-kill9", "propose") else {
+        return;
+    };
+    let (cfg, reference, evs, records) = (runs.killed, runs.reference, runs.evs, runs.records);
+    let brokers = cfg.kafka.brokers.clone();
+    let want = decisions(&runs.reference_records);
     let got = decisions(&records);
     assert_eq!(want.len(), evs.len());
     let differ: Vec<&String> = want
@@ -689,27 +714,14 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
 fn kill_9_with_automatic_suspension_suspends_the_same_numbers_once_each() {
     use spamflow_operators::numbers::SUSPENDED_BY;
     use spamflow_pipeline::numbers;
-    let Some(cfg) = setup("rb-kill9-auto", 4) else {
-        return;
-    };
-    let evs = events(30_000, 33);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("spamflow.toml");
     // Suspensions go to the registry that every instance follows, so decisions after one
     // depend on when the record arrives: the runs are compared by their suspensions, not
     // verdict by verdict. Which numbers cross the line, and with which block, does not
     // depend on timing (a number's messages are all in one partition, in order).
-    let numbers = "[numbers]\nsuspend_after_blocks = 3\nsuspend = \"auto\"\n";
-    std::fs::write(
-        &config,
-        format!("{}{numbers}", spamflow_loadtest::chaos::PIPELINE_CONFIG),
-    )
-    .unwrap();
-    let records = run_with_a_kill(&cfg, &evs, &config, dir.path());
-    assert_exactly_once(&verdicts(&records), &ids(&evs));
-    assert_offsets_committed(&cfg, 4);
-    let reference = setup("rb-kill9-auto-ref", 4).unwrap();
-    uninterrupted(&reference, &evs, &config, dir.path());
+    let Some(runs) = killed_and_uninterrupted("rb-kill9-auto", "auto") else {
+        return;
+    };
+    let (cfg, reference) = (runs.killed, runs.reference);
 
     // Every number's suspension records in the registry, in topic order.
     let suspensions =
