@@ -4,35 +4,36 @@
 //! Each partition remembers, for `reports.alert_lookback_secs` of event time, who got
 //! which content: the delivered messages (allowed or labelled) whose verdict scored at
 //! least `reports.alert_min_score`, by the reported-content fingerprint of their text. At
-//! every snapshot (each commit), the contents blocked since the last one
-//! ([`ReportedContent::blocked_since`]) are looked up, and every recipient who got one of
-//! them within the lookback before the block gets an alert on `topics.alerts`, in the same
-//! transaction, once per recipient and content (advice `reported_after_delivery`, a
-//! digit-masked excerpt). So are the recipients of a content that a later copy in the
-//! partition was blocked for as a campaign (`campaign.same_text_many_senders`: the same
-//! masked text from many senders), with advice `campaign_after_delivery`.
+//! every snapshot (each commit), the contents blocked for reports or found to be campaigns
+//! since the last one ([`ReportedContent::found_since`]) are looked up, and every recipient
+//! who got one of them within the lookback before gets an alert on `topics.alerts`, in the
+//! same transaction, once per recipient and content (advice `reported_after_delivery` or
+//! `campaign_after_delivery`, a digit-masked excerpt).
 //!
-//! The same memory resolves reports that name only a message id: each partition also
-//! remembers its delivered messages' ids (hashed) with their content, and at each commit
-//! looks up the reports queued since the last ([`ReportedContent::unresolved_since`]);
-//! a report of one of its messages becomes a [`ReportResolution`] for
-//! `topics.report_resolutions`, which every instance counts like a report with text.
+//! A content is found to be a campaign when a partition blocks a copy for
+//! `campaign.same_text_many_senders` (the same masked text from many senders). The copies
+//! delivered before may be in any partition, on any instance: so the partition that blocks
+//! it writes a [`CampaignContent`] to `topics.campaign_contents` (once per content and
+//! lookback), which every instance's report follower reads into its [`ReportedContent`].
+//!
+//! The same deliveries are remembered instance-wide by message id
+//! ([`ReportedContent::remember_delivery`]), so that the report follower can resolve a
+//! report that names only a message id to its content.
 //!
 //! The memory is bounded (`alert_max_contents` per partition, the oldest content making
-//! room; `alert_max_recipients` per content; `resolve_max_messages` message ids, the
-//! oldest tenth making room) and not in the changelog: it would cost a changelog record
-//! per remembered delivery. A partition that moves to another instance, or is rewound
-//! after an aborted commit, starts with an empty memory, so deliveries before that are not
-//! warned about or resolved; none is warned twice.
+//! room; `alert_max_recipients` per content) and not in the changelog: it would cost a
+//! changelog record per remembered delivery. A partition that moves to another instance,
+//! or is rewound after an aborted commit, starts with an empty memory, so deliveries
+//! before that are not warned about; none is warned twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use spamflow_schemas::{Action, Alert, ReportResolution, Verdict};
+use spamflow_schemas::{Action, Alert, CampaignContent, Verdict};
 
 use crate::operator::{EventCtx, SideRecord, StateError, StateUpdate, StatefulOperator};
-use crate::reports::{content_key, ReportedContent};
+use crate::reports::{content_key, forget_oldest, Found, ReportedContent};
 
 /// Operator name.
 pub const NAME: &str = "late_alerts";
@@ -68,13 +69,11 @@ struct Part {
     contents: HashMap<u64, Content>,
     /// The next block of [`ReportedContent`] not looked at yet.
     seq: u64,
-    /// Delivered messages by [`message_key`]: their content and event time, ms.
-    messages: HashMap<u64, (u64, i64)>,
-    /// The next report naming only a message id not looked at yet.
-    unresolved: u64,
-    /// Contents blocked as a campaign since the last snapshot, with the block's event
-    /// time.
+    /// Contents this partition blocked as a campaign since the last snapshot, with the
+    /// blocked copy's event time, ms: to be published.
     campaigns: Vec<(u64, i64)>,
+    /// Contents this partition published as campaigns, with the time, ms.
+    announced: HashMap<u64, i64>,
 }
 
 /// One worker's memory of deliveries, per partition.
@@ -104,26 +103,8 @@ fn part<'a>(
 ) -> &'a mut Part {
     parts.entry(partition).or_insert_with(|| Part {
         seq: reported.next_seq(),
-        unresolved: reported.next_unresolved(),
         ..Part::default()
     })
-}
-
-/// A message id as the memory of delivered messages keys it.
-fn message_key(id: &str) -> u64 {
-    use std::hash::BuildHasher as _;
-    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one(id)
-}
-
-/// Removes the tenth of `map` with the oldest times (at once, so that a full memory is
-/// sorted once per tenth of its size, not once per insert).
-fn forget_oldest<V>(map: &mut HashMap<u64, V>, time: impl Fn(&V) -> i64) {
-    let mut by_age: Vec<(i64, u64)> = map.iter().map(|(k, v)| (time(v), *k)).collect();
-    by_age.sort_unstable();
-    for (_, k) in by_age.iter().take((by_age.len() / 10).max(1)) {
-        map.remove(k);
-    }
 }
 
 /// The first characters of `text`, digits masked.
@@ -156,15 +137,18 @@ impl StatefulOperator for LateAlerts {
         };
         let p = part(&mut self.parts, &self.reported, ctx.partition);
         if resolvable {
-            let id = message_key(&ctx.event.message_id);
-            if !p.messages.contains_key(&id) && p.messages.len() >= cfg.resolve_max_messages {
-                forget_oldest(&mut p.messages, |&(_, at)| at);
-            }
-            p.messages.insert(id, (key, ctx.event_time_ms));
+            self.reported
+                .remember_delivery(&ctx.event.message_id, key, ctx.event_time_ms);
         }
         if campaign {
-            if p.contents.contains_key(&key) {
-                p.campaigns.push((key, ctx.event_time_ms));
+            let at = ctx.event_time_ms;
+            let lookback_ms = (cfg.alert_lookback_secs * 1000) as i64;
+            if p.announced.get(&key).is_none_or(|&t| at - t > lookback_ms) {
+                if !p.announced.contains_key(&key) && p.announced.len() >= cfg.alert_max_contents {
+                    forget_oldest(&mut p.announced, |&t| t);
+                }
+                p.announced.insert(key, at);
+                p.campaigns.push((key, at));
             }
             return;
         }
@@ -221,38 +205,26 @@ impl StatefulOperator for LateAlerts {
         let Some(p) = self.parts.get_mut(&partition) else {
             return;
         };
-        // Reports that name a message this partition delivered: resolved to its content
-        // for every instance to count.
-        let messages = &p.messages;
-        p.unresolved = self.reported.unresolved_since(p.unresolved, |r| {
-            let Some(id) = r.message_id.as_deref() else {
-                return;
-            };
-            if let Some(&(fp, _)) = messages.get(&message_key(id)) {
-                out.push(SideRecord::Resolution(ReportResolution {
-                    schema_version: 1,
-                    report_id: r.report_id.clone(),
-                    reported_at: r.reported_at,
-                    reporter: r.reporter.clone(),
-                    message_id: id.to_owned(),
-                    fingerprint: format!("{fp:016x}"),
-                }));
-            }
-        });
         if !cfg.alert_recipients {
             return;
         }
+        out.extend(p.campaigns.drain(..).map(|(fp, at)| {
+            SideRecord::Campaign(CampaignContent {
+                schema_version: 1,
+                fingerprint: format!("{fp:016x}"),
+                detected_at: DateTime::from_timestamp_millis(at).unwrap_or_default(),
+            })
+        }));
         let lookback_ms = (cfg.alert_lookback_secs * 1000) as i64;
-        // (content, when it was blocked, ms; advice)
+        // (content, when it was found, ms; advice)
         let mut newly = Vec::new();
-        p.seq = self
-            .reported
-            .blocked_since(p.seq, |fp, b| newly.push((fp, b.since_ms, ADVICE)));
-        newly.extend(
-            p.campaigns
-                .drain(..)
-                .map(|(fp, at)| (fp, at, CAMPAIGN_ADVICE)),
-        );
+        p.seq = self.reported.found_since(p.seq, |fp, since, how| {
+            let advice = match how {
+                Found::Reported => ADVICE,
+                Found::Campaign => CAMPAIGN_ADVICE,
+            };
+            newly.push((fp, since, advice));
+        });
         for (fp, since_ms, advice) in newly {
             let Some(c) = p.contents.remove(&fp) else {
                 continue;
@@ -288,7 +260,7 @@ impl StatefulOperator for LateAlerts {
 mod tests {
     use super::*;
     use crate::reports::ReportsConfig;
-    use spamflow_schemas::{SpamReport, SubmissionEvent};
+    use spamflow_schemas::SubmissionEvent;
 
     const SPAM: &str = "[Web발신] 고객님 택배 주소지 불명으로 보관중 확인 cj-parcel.top/a1";
 
@@ -396,10 +368,14 @@ mod tests {
     }
 
     #[test]
-    fn recipients_of_content_later_blocked_as_a_campaign_are_warned_once() {
+    fn recipients_of_content_later_blocked_as_a_campaign_elsewhere_are_warned_once() {
+        // Partition 0 delivered the content; partition 1 (here on another worker) blocks
+        // copies of it as a campaign.
         let reported = Arc::new(ReportedContent::new(ReportsConfig::default()));
-        let mut op = LateAlerts::new(reported);
+        let mut op = LateAlerts::new(reported.clone());
         op.assigned(0);
+        let mut elsewhere = LateAlerts::new(reported.clone());
+        elsewhere.assigned(1);
         let t0 = 1_800_000_000_000;
         deliver(
             &mut op,
@@ -418,7 +394,7 @@ mod tests {
             let ctx = EventCtx {
                 event: &ev,
                 sender: &crate::origin::parse_sender(&ev.sender),
-                partition: 0,
+                partition: 1,
                 event_time_ms: ev.submitted_at.timestamp_millis(),
                 counted: false,
             };
@@ -426,10 +402,34 @@ mod tests {
             v.reasons[0].code = code.into();
             op.decided(&ctx, &v);
         };
-        // Blocked for another reason: no campaign, no alert.
-        decide(&mut op, "c3", "gambling.x");
-        assert!(alerts(&mut op).is_empty());
-        decide(&mut op, "c4", CAMPAIGN_CODE);
+        let published = |op: &mut LateAlerts| {
+            let mut out = Vec::new();
+            op.side_records(1, &mut out);
+            out.into_iter()
+                .map(|r| match r {
+                    SideRecord::Campaign(c) => c,
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        // Blocked for another reason: no campaign.
+        decide(&mut elsewhere, "c3", "gambling.x");
+        assert!(published(&mut elsewhere).is_empty());
+        decide(&mut elsewhere, "c4", CAMPAIGN_CODE);
+        decide(&mut elsewhere, "c5", CAMPAIGN_CODE);
+        let got = published(&mut elsewhere);
+        assert_eq!(got.len(), 1, "once per content and lookback: {got:?}");
+        assert_eq!(
+            got[0].fingerprint,
+            format!("{:016x}", content_key(SPAM).unwrap())
+        );
+        assert_eq!(got[0].detected_at.timestamp_millis(), t0 + 2);
+        assert!(
+            alerts(&mut op).is_empty(),
+            "not until the record is read back"
+        );
+        // Every instance's report follower reads the record back.
+        reported.campaign(content_key(SPAM).unwrap(), t0 + 2);
         let got = alerts(&mut op);
         let who: Vec<(&str, Option<&str>)> = got
             .iter()
@@ -439,7 +439,7 @@ mod tests {
             who,
             vec![("c1", Some(CAMPAIGN_ADVICE)), ("c2", Some(CAMPAIGN_ADVICE))]
         );
-        decide(&mut op, "c5", CAMPAIGN_CODE);
+        reported.campaign(content_key(SPAM).unwrap(), t0 + 3);
         assert!(alerts(&mut op).is_empty(), "once per recipient and content");
     }
 
@@ -498,22 +498,8 @@ mod tests {
         assert!(alerts(&mut op).is_empty());
     }
 
-    fn id_report(id: &str, reporter: &str, message_id: &str, at_ms: i64) -> SpamReport {
-        SpamReport {
-            schema_version: 1,
-            report_id: id.into(),
-            reported_at: DateTime::from_timestamp_millis(at_ms).unwrap(),
-            reporter: reporter.into(),
-            sender: "+821012345678".into(),
-            text: None,
-            message_id: Some(message_id.into()),
-            channel: spamflow_schemas::ReportChannel::CarrierApp,
-            category: None,
-        }
-    }
-
     #[test]
-    fn a_report_naming_a_delivered_message_is_resolved_to_its_content_once() {
+    fn delivered_messages_are_remembered_by_id_for_reports_that_name_only_the_id() {
         let reported = Arc::new(ReportedContent::new(ReportsConfig::default()));
         let mut op = LateAlerts::new(reported.clone());
         op.assigned(0);
@@ -537,43 +523,15 @@ mod tests {
             Action::Allow,
             5,
         );
-        let side = |op: &mut LateAlerts| {
-            let mut out = Vec::new();
-            op.side_records(0, &mut out);
-            out
-        };
-        assert!(side(&mut op).is_empty());
-        for (i, m) in ["m1", "m2", "m3", "unknown"].into_iter().enumerate() {
-            reported.unresolved(id_report(&format!("r{i}"), "+821099990000", m, t0 + 1_000));
-        }
-        let got = side(&mut op);
-        let [SideRecord::Resolution(r)] = got.as_slice() else {
-            panic!("{got:?}");
-        };
-        assert_eq!(
-            (
-                r.report_id.as_str(),
-                r.message_id.as_str(),
-                r.reporter.as_str()
-            ),
-            ("r0", "m1", "+821099990000")
-        );
-        assert_eq!(
-            r.fingerprint,
-            format!("{:016x}", content_key(SPAM).unwrap())
-        );
-        assert_eq!(r.reported_at.timestamp_millis(), t0 + 1_000);
-        assert!(side(&mut op).is_empty(), "each report is looked at once");
-        // A partition assigned after the report does not resolve it.
-        let mut other = LateAlerts::new(reported.clone());
-        deliver(
-            &mut other,
-            &event("m1", "+821011110001", SPAM, t0),
-            Action::Label,
-            60,
-        );
-        assert!(side(&mut other).is_empty());
-        // Without alerts, reports are still resolved.
+        assert_eq!(reported.resolve("m1"), content_key(SPAM));
+        assert_eq!(reported.resolve("m2"), None);
+        assert_eq!(reported.resolve("m3"), None);
+        assert_eq!(reported.resolve("unknown"), None);
+        // A rewind or a move of the partition does not forget them.
+        op.revoked(0);
+        op.assigned(0);
+        assert_eq!(reported.resolve("m1"), content_key(SPAM));
+        // Without alerts, deliveries are still remembered.
         let quiet = Arc::new(ReportedContent::new(ReportsConfig {
             alert_recipients: false,
             ..ReportsConfig::default()
@@ -586,44 +544,6 @@ mod tests {
             Action::Allow,
             60,
         );
-        quiet.unresolved(id_report("r9", "+821099990000", "m1", t0 + 1_000));
-        assert!(matches!(
-            side(&mut op).as_slice(),
-            [SideRecord::Resolution(_)]
-        ));
-    }
-
-    #[test]
-    fn the_memory_of_delivered_messages_is_bounded() {
-        let reported = Arc::new(ReportedContent::new(ReportsConfig {
-            resolve_max_messages: 10,
-            ..ReportsConfig::default()
-        }));
-        let mut op = LateAlerts::new(reported.clone());
-        op.assigned(0);
-        let t0 = 1_800_000_000_000;
-        for i in 0..11 {
-            deliver(
-                &mut op,
-                &event(&format!("m{i}"), "+821011110001", SPAM, t0 + i),
-                Action::Allow,
-                60,
-            );
-        }
-        assert_eq!(op.parts[&0].messages.len(), 10);
-        // The oldest made room.
-        for m in ["m0", "m10"] {
-            reported.unresolved(id_report(m, "+821099990000", m, t0 + 1_000));
-        }
-        let mut out = Vec::new();
-        op.side_records(0, &mut out);
-        let resolved: Vec<&str> = out
-            .iter()
-            .filter_map(|r| match r {
-                SideRecord::Resolution(r) => Some(r.message_id.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(resolved, vec!["m10"]);
+        assert_eq!(quiet.resolve("m1"), content_key(SPAM));
     }
 }

@@ -104,9 +104,8 @@ pub enum SideRecord {
     Proposal(spamflow_schemas::RegistrationRecord),
     /// An alert for a recipient, for `topics.alerts`.
     Alert(spamflow_schemas::Alert),
-    /// A report naming only a message id, resolved to that message's content, for
-    /// `topics.report_resolutions`.
-    Resolution(spamflow_schemas::ReportResolution),
+    /// A content a partition blocked as a campaign's, for `topics.campaign_contents`.
+    Campaign(spamflow_schemas::CampaignContent),
 }
 
 /// A stateful operator's content hash of its configuration: the first 8 bytes of the

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::operator::{EventCtx, OperatorWorker, StatelessOperator};
 use crate::signal::{ActionHint, Signal};
 use crate::velocity::fingerprint::fingerprint;
-use spamflow_schemas::{ContentStatus, ReportedContentRecord, SpamReport};
+use spamflow_schemas::{ContentStatus, ReportedContentRecord};
 
 /// `[reports]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ pub struct ReportsConfig {
     pub alert_max_recipients: usize,
     /// The text the alerting service shows the recipient.
     pub alert_warning: String,
-    /// Delivered messages remembered per partition (message id -> content) so that a
+    /// Delivered messages this instance remembers (message id -> content) so that a
     /// report naming only a message id counts towards that message's content; 0: such
     /// reports count only towards their sender number.
     pub resolve_max_messages: usize,
@@ -98,7 +98,7 @@ impl Default for ReportsConfig {
             alert_max_recipients: 1_000,
             alert_warning: "이미 받으신 문자가 여러 이용자에게 스팸으로 신고되었습니다. 링크를 누르거나 회신하지 마세요."
                 .into(),
-            resolve_max_messages: 100_000,
+            resolve_max_messages: 500_000,
         }
     }
 }
@@ -142,20 +142,28 @@ pub struct ReportedContent {
     blocked: RwLock<HashMap<u64, Blocked>>,
     /// `blocked.len()`, read without the lock on every message.
     n_blocked: AtomicUsize,
-    /// The newest blocks, in order, with their sequence numbers (for late alerts).
-    log: RwLock<std::collections::VecDeque<(u64, u64, Blocked)>>,
-    /// The sequence number of the next block.
+    /// The newest contents blocked for reports or found to be campaigns, in order, with
+    /// their sequence numbers and times, ms (for late alerts).
+    log: RwLock<std::collections::VecDeque<(u64, u64, i64, Found)>>,
+    /// The sequence number of the next entry of the log.
     next_seq: std::sync::atomic::AtomicU64,
     /// Contents staff lifted, with the lift's time (ms): reports up to it do not count.
     lifted: Mutex<HashMap<u64, i64>>,
-    /// The newest reports that name only a message id, in order, with their sequence
-    /// numbers: the worker that judged the message resolves them.
-    unresolved: RwLock<std::collections::VecDeque<(u64, SpamReport)>>,
-    /// The sequence number of the next such report.
-    next_unresolved: std::sync::atomic::AtomicU64,
+    /// Messages this instance delivered (allowed or labelled, scoring at least
+    /// `alert_min_score`), by [`message_key`]: their content and event time, ms.
+    delivered: Mutex<HashMap<u64, (u64, i64)>>,
 }
 
-/// Blocks kept in [`ReportedContent`]'s log for late alerts.
+/// How a content in [`ReportedContent`]'s log was found to be spam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// Enough subscribers reported it.
+    Reported,
+    /// A partition blocked a copy as a campaign's (one masked text from many senders).
+    Campaign,
+}
+
+/// Entries kept in [`ReportedContent`]'s log for late alerts.
 const LOG_LEN: usize = 10_000;
 
 /// The fingerprint of `text` as reported content, or `None` for a text with too few
@@ -163,6 +171,23 @@ const LOG_LEN: usize = 10_000;
 pub fn content_key(text: &str) -> Option<u64> {
     let fp = fingerprint(text);
     (fp.letters >= MIN_LETTERS).then_some(fp.hash)
+}
+
+/// Removes the tenth of `map` with the oldest times (at once, so that a full memory is
+/// sorted once per tenth of its size, not once per insert).
+pub(crate) fn forget_oldest<V>(map: &mut HashMap<u64, V>, time: impl Fn(&V) -> i64) {
+    let mut by_age: Vec<(i64, u64)> = map.iter().map(|(k, v)| (time(v), *k)).collect();
+    by_age.sort_unstable();
+    for (_, k) in by_age.iter().take((by_age.len() / 10).max(1)) {
+        map.remove(k);
+    }
+}
+
+/// A message id as the memory of delivered messages keys it (SipHash with fixed keys).
+fn message_key(id: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(id)
 }
 
 /// Texts with fewer letters than this are never taken as reported content.
@@ -179,8 +204,7 @@ impl ReportedContent {
             log: RwLock::default(),
             next_seq: std::sync::atomic::AtomicU64::new(0),
             lifted: Mutex::new(HashMap::new()),
-            unresolved: RwLock::default(),
-            next_unresolved: std::sync::atomic::AtomicU64::new(0),
+            delivered: Mutex::new(HashMap::new()),
         }
     }
 
@@ -189,49 +213,59 @@ impl ReportedContent {
         &self.cfg
     }
 
-    /// The sequence number the next block will get.
+    /// The sequence number the next entry of the log will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq.load(Relaxed)
     }
 
-    /// Calls `f(fingerprint, block)` for every block with a sequence number from `seq` on
-    /// (those older than the log are gone), and returns the next sequence number.
-    pub fn blocked_since(&self, seq: u64, mut f: impl FnMut(u64, Blocked)) -> u64 {
+    /// Calls `f(fingerprint, since ms, how)` for every content blocked for reports or found
+    /// to be a campaign with a sequence number from `seq` on (those older than the log are
+    /// gone), and returns the next sequence number.
+    pub fn found_since(&self, seq: u64, mut f: impl FnMut(u64, i64, Found)) -> u64 {
         let log = self.log.read().unwrap_or_else(|e| e.into_inner());
-        for (s, fp, b) in log.iter() {
-            if *s >= seq {
-                f(*fp, *b);
+        for &(s, fp, since, how) in log.iter() {
+            if s >= seq {
+                f(fp, since, how);
             }
         }
-        log.back().map_or(seq, |(s, _, _)| (s + 1).max(seq))
+        log.back().map_or(seq, |(s, ..)| (s + 1).max(seq))
     }
 
-    /// Queues a report that names only a message id, for the worker that judged the
-    /// message ([`ReportedContent::unresolved_since`]).
-    pub fn unresolved(&self, report: SpamReport) {
-        let mut log = self.unresolved.write().unwrap_or_else(|e| e.into_inner());
-        log.push_back((self.next_unresolved.fetch_add(1, Relaxed), report));
+    /// Notes that a partition (of this or another instance) blocked a copy of content `fp`
+    /// submitted at `detected_ms` as a campaign's, for late alerts.
+    pub fn campaign(&self, fp: u64, detected_ms: i64) {
+        self.log_found(fp, detected_ms, Found::Campaign);
+    }
+
+    fn log_found(&self, fp: u64, since_ms: i64, how: Found) {
+        let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
+        log.push_back((self.next_seq.fetch_add(1, Relaxed), fp, since_ms, how));
         if log.len() > LOG_LEN {
             log.pop_front();
         }
     }
 
-    /// The sequence number the next report naming only a message id will get.
-    pub fn next_unresolved(&self) -> u64 {
-        self.next_unresolved.load(Relaxed)
+    /// Remembers that this instance delivered message `message_id` with content `fp`
+    /// (a [`content_key`]) at `at_ms`, so that a report naming only the message id can be
+    /// resolved ([`ReportedContent::resolve`]). At most `resolve_max_messages`; the oldest
+    /// tenth makes room.
+    pub fn remember_delivery(&self, message_id: &str, fp: u64, at_ms: i64) {
+        let max = self.cfg.resolve_max_messages;
+        if max == 0 {
+            return;
+        }
+        let id = message_key(message_id);
+        let mut delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+        if !delivered.contains_key(&id) && delivered.len() >= max {
+            forget_oldest(&mut delivered, |&(_, at)| at);
+        }
+        delivered.insert(id, (fp, at_ms));
     }
 
-    /// Calls `f(report)` for every report naming only a message id with a sequence number
-    /// from `seq` on (those older than the queue are gone), and returns the next sequence
-    /// number.
-    pub fn unresolved_since(&self, seq: u64, mut f: impl FnMut(&SpamReport)) -> u64 {
-        let log = self.unresolved.read().unwrap_or_else(|e| e.into_inner());
-        for (s, r) in log.iter() {
-            if *s >= seq {
-                f(r);
-            }
-        }
-        log.back().map_or(seq, |(s, _)| (s + 1).max(seq))
+    /// The content of a message this instance delivered, if it remembers it.
+    pub fn resolve(&self, message_id: &str) -> Option<u64> {
+        let delivered = self.delivered.lock().unwrap_or_else(|e| e.into_inner());
+        delivered.get(&message_key(message_id)).map(|&(fp, _)| fp)
     }
 
     /// Counts the report of `text` by `reporter` (any stable id of the subscriber) at
@@ -290,11 +324,8 @@ impl ReportedContent {
             return false;
         }
         self.n_blocked.store(blocked.len(), Relaxed);
-        let mut log = self.log.write().unwrap_or_else(|e| e.into_inner());
-        log.push_back((self.next_seq.fetch_add(1, Relaxed), fp, b));
-        if log.len() > LOG_LEN {
-            log.pop_front();
-        }
+        drop(blocked);
+        self.log_found(fp, b.since_ms, Found::Reported);
         true
     }
 
@@ -641,5 +672,31 @@ mod tests {
         assert!(matches!(c.add(SPAM, 3, t0 + 602_000), Added::Blocked(_)));
         assert_eq!(c.add("네", 1, t0), Added::Ignored);
         assert_eq!(c.add("네", 2, t0), Added::Ignored);
+    }
+
+    #[test]
+    fn delivered_messages_are_remembered_up_to_the_bound_and_resolved_counts_like_text() {
+        let c = ReportedContent::new(ReportsConfig {
+            min_reporters: 2,
+            resolve_max_messages: 10,
+            ..ReportsConfig::default()
+        });
+        let fp = content_key(SPAM).unwrap();
+        let t0 = 1_000_000_000_000;
+        for i in 0..11 {
+            c.remember_delivery(&format!("m{i}"), fp, t0 + i);
+        }
+        // The oldest made room for the eleventh.
+        assert_eq!(c.resolve("m0"), None);
+        assert_eq!(c.resolve("m10"), Some(fp));
+        // A resolved report counts like a report with the text.
+        assert_eq!(c.add_content(fp, 1, t0 + 100), Added::Counted);
+        assert!(matches!(c.add(SPAM, 2, t0 + 200), Added::Blocked(_)));
+        let off = ReportedContent::new(ReportsConfig {
+            resolve_max_messages: 0,
+            ..ReportsConfig::default()
+        });
+        off.remember_delivery("m1", fp, t0);
+        assert_eq!(off.resolve("m1"), None);
     }
 }

@@ -133,6 +133,9 @@ pub struct TopicsConfig {
     /// Reports that named only a message id, resolved to that message's content by the
     /// instance that judged it (ReportResolution JSON keyed by report id; compacted).
     pub report_resolutions: String,
+    /// Contents a partition blocked as a campaign's, for every instance's late alerts
+    /// (CampaignContent JSON keyed by fingerprint; compacted).
+    pub campaign_contents: String,
     /// Suspensions proposed to staff by the numbers operator (`numbers.suspend =
     /// "propose"`): RegistrationRecord JSON keyed by number; compacted.
     pub number_proposals: String,
@@ -154,6 +157,7 @@ impl Default for TopicsConfig {
             reports: "sms.reports".into(),
             reported_content: "spamflow.reported-content".into(),
             report_resolutions: "spamflow.report-resolutions".into(),
+            campaign_contents: "spamflow.campaign-contents".into(),
             number_proposals: "spamflow.number-proposals".into(),
             operator_stats: "spamflow.operator-stats".into(),
         }
@@ -161,7 +165,7 @@ impl Default for TopicsConfig {
 }
 
 impl TopicsConfig {
-    fn named(&self) -> [(&'static str, &str); 12] {
+    fn named(&self) -> [(&'static str, &str); 13] {
         [
             ("submissions", &self.submissions),
             ("verdicts", &self.verdicts),
@@ -173,6 +177,7 @@ impl TopicsConfig {
             ("reports", &self.reports),
             ("reported_content", &self.reported_content),
             ("report_resolutions", &self.report_resolutions),
+            ("campaign_contents", &self.campaign_contents),
             ("number_proposals", &self.number_proposals),
             ("operator_stats", &self.operator_stats),
         ]

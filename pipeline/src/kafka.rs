@@ -426,16 +426,22 @@ pub fn offsets_at<C: rdkafka::consumer::ConsumerContext>(
     timeout: Duration,
 ) -> KafkaResult<TopicPartitionList> {
     use rdkafka::consumer::Consumer as _;
+    // Each partition's end before the lookup: the lookup answers End when no record was
+    // new enough when it ran, and a record written after that is then still read from here
+    // (the end read after the lookup would skip it).
+    let mut ends = std::collections::HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
+        ends.insert(*p, consumer.fetch_watermarks(topic, *p, timeout)?.1);
         tpl.add_partition_offset(topic, *p, Offset::Offset(time.timestamp_millis()))?;
     }
     let found = consumer.offsets_for_times(tpl, timeout)?;
     let mut out = TopicPartitionList::new();
     for e in found.elements() {
+        e.error()?;
         let o = match e.offset() {
             Offset::Offset(o) => o,
-            _ => consumer.fetch_watermarks(topic, e.partition(), timeout)?.1,
+            _ => ends.get(&e.partition()).copied().unwrap_or(0),
         };
         out.add_partition_offset(topic, e.partition(), Offset::Offset(o))?;
     }
@@ -486,6 +492,7 @@ pub fn topic_specs(cfg: &Config, partitions: i32) -> Vec<TopicSpec> {
         spec(&t.reports, partitions, false),
         spec(&t.reported_content, 1, true),
         spec(&t.report_resolutions, 1, true),
+        spec(&t.campaign_contents, 1, true),
         spec(&t.number_proposals, 1, true),
         // Partition p holds input partition p's statistics (written with its changelog).
         spec(&t.operator_stats, partitions, true),

@@ -17,11 +17,15 @@
 //! instance follows that topic, and reads it to its end before the first report, so a
 //! lift stays lifted when the reports are read again after a restart.
 //!
-//! A report that names only a message id is queued for the workers
-//! ([`ReportedContent::unresolved`]): the one that delivered the message writes its content
-//! to the compacted `topics.report_resolutions` ([`ReportResolution`], keyed by report id),
-//! which the follower reads from the same lookback as the reports and counts like a report
-//! with text.
+//! A report that names only a message id is resolved by the instance that delivered the
+//! message (its workers remember delivered messages' contents by id,
+//! [`ReportedContent::resolve`]): its follower writes a [`ReportResolution`] to the
+//! compacted `topics.report_resolutions`, keyed by report id, which every follower reads
+//! from the same lookback as the reports and counts like a report with text.
+//!
+//! Contents a partition blocked as a campaign's come on `topics.campaign_contents`
+//! ([`CampaignContent`]); the follower notes them for late alerts, so that the recipients
+//! of copies delivered in any partition are warned.
 //!
 //! The follower also counts distinct reporters per reported number ([`ReportedNumbers`]).
 //! With `reports.suspend = "auto"` the report that reaches `reports.suspend_min_reporters`
@@ -47,8 +51,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::origin::{mask_number, parse_sender, Registry};
 use spamflow_operators::reports::{content_key, Added, ReportedContent, ReportedNumbers, Suspend};
 use spamflow_schemas::{
-    decode_report, RegistrationRecord, RegistrationStatus, ReportResolution, ReportedContentRecord,
-    SpamReport,
+    decode_report, CampaignContent, RegistrationRecord, RegistrationStatus, ReportResolution,
+    ReportedContentRecord, SpamReport,
 };
 
 use crate::config::Config;
@@ -78,6 +82,7 @@ pub fn follow(
     let topic = cfg.topics.reports.clone();
     let content_topic = cfg.topics.reported_content.clone();
     let resolutions_topic = cfg.topics.report_resolutions.clone();
+    let campaigns_topic = cfg.topics.campaign_contents.clone();
     let consumer: Reader = base_consumer_config(cfg, brokers)
         // Needed to assign; never joined (no subscribe) and never committed.
         .set("group.id", format!("{}-reports", cfg.kafka.group_id))
@@ -118,11 +123,11 @@ pub fn follow(
                 Some(Ok(m)) => apply_content_record(&content, &metrics, &m),
             }
         }
-        // The reports, and the resolutions of reports that named only a message id, from
-        // the start of the lookback.
+        // The reports, the resolutions of reports that named only a message id, and the
+        // contents found to be campaigns, from the start of the lookback.
         let from = chrono::Utc::now() - chrono::Duration::from_std(lookback).unwrap_or_default();
         let mut start = TopicPartitionList::new();
-        for t in [&topic, &resolutions_topic] {
+        for t in [&topic, &resolutions_topic, &campaigns_topic] {
             let Some(partitions) = crate::kafka::partition_count(&consumer, t, timeout, &stop) else {
                 return;
             };
@@ -153,6 +158,7 @@ pub fn follow(
                     tracing::warn!(error = %e, "report follower error");
                 }
                 Some(Ok(m)) if m.topic() == content_topic => apply_content_record(&content, &metrics, &m),
+                Some(Ok(m)) if m.topic() == campaigns_topic => apply_campaign(&content, &metrics, &m),
                 Some(Ok(m)) if m.topic() == resolutions_topic => {
                     if let Some(b) = apply_resolution(&content, &metrics, &m) {
                         publish_block(&cfg_owned, &brokers_owned, &metrics, &content, b);
@@ -164,6 +170,7 @@ pub fn follow(
                         // it; then the (slower) publishing.
                         let blocked = apply(&content, &r);
                         let suspension = count_number(&cfg_owned, &mut numbers, &registry, &r);
+                        resolve(&cfg_owned, &brokers_owned, &metrics, &content, &r);
                         if let Added::Blocked(b) = blocked {
                             let text = r.text.as_deref().unwrap_or_default();
                             if let Some(fp) = content_key(text) {
@@ -349,6 +356,29 @@ fn apply_resolution(
     }
 }
 
+/// Notes one record of the campaign-contents topic (a content some partition blocked as a
+/// campaign's) for late alerts; a malformed one is logged by offset, counted and skipped.
+fn apply_campaign(
+    content: &ReportedContent,
+    metrics: &Metrics,
+    m: &rdkafka::message::BorrowedMessage<'_>,
+) {
+    let Some(payload) = m.payload() else {
+        return;
+    };
+    match CampaignContent::decode(payload) {
+        Ok(c) => {
+            if let Ok(fp) = u64::from_str_radix(&c.fingerprint, 16) {
+                content.campaign(fp, c.detected_at.timestamp_millis());
+            }
+        }
+        Err(e) => {
+            metrics.reports_rejected.fetch_add(1, Relaxed);
+            tracing::warn!(offset = m.offset(), error = %e, "skipping a campaign-content record that does not decode");
+        }
+    }
+}
+
 /// Applies one record of the reported-content topic; a malformed one is logged by offset,
 /// counted and skipped.
 fn apply_content_record(
@@ -367,6 +397,39 @@ fn apply_content_record(
             metrics.reports_rejected.fetch_add(1, Relaxed);
             tracing::warn!(offset = m.offset(), error = %e, "skipping a reported-content record that does not decode");
         }
+    }
+}
+
+/// Resolves a report that names only a message id, when this instance delivered the
+/// message: publishes its content to `topics.report_resolutions` for every instance to
+/// count. Another instance that delivered it too (before a rebalance) publishes the same
+/// record under the same key.
+fn resolve(
+    cfg: &Config,
+    brokers: &str,
+    metrics: &Metrics,
+    content: &ReportedContent,
+    r: &SpamReport,
+) {
+    if r.text.is_some() {
+        return;
+    }
+    let Some(fp) = r.message_id.as_deref().and_then(|id| content.resolve(id)) else {
+        return;
+    };
+    let rec = ReportResolution {
+        schema_version: 1,
+        report_id: r.report_id.clone(),
+        reported_at: r.reported_at,
+        reporter: r.reporter.clone(),
+        message_id: r.message_id.clone().unwrap_or_default(),
+        fingerprint: format!("{fp:016x}"),
+    };
+    let value = serde_json::to_vec(&rec).unwrap_or_default();
+    let keyed = [(rec.report_id.clone(), Some(value))];
+    if let Err(e) = crate::kafka::publish(cfg, brokers, &cfg.topics.report_resolutions, &keyed) {
+        metrics.client_errors.fetch_add(1, Relaxed);
+        tracing::error!(report = %rec.report_id, error = %e, "cannot publish a report's resolution; it counts towards its sender only");
     }
 }
 
@@ -453,14 +516,10 @@ fn reporter_id(reporter: &str) -> u64 {
     h.finish()
 }
 
-/// Counts one report. A report that names only a message id is queued for the worker
-/// that judged the message, which resolves it to the message's content
-/// (`topics.report_resolutions`); it counts when the resolution is read.
+/// Counts one report. A report that names only a message id counts when its resolution
+/// is read ([`resolve`]).
 pub fn apply(content: &ReportedContent, r: &SpamReport) -> Added {
     let Some(text) = r.text.as_deref() else {
-        if r.message_id.is_some() {
-            content.unresolved(r.clone());
-        }
         return Added::Ignored;
     };
     content.add(

@@ -425,6 +425,10 @@ fn spawn_pipeline_with(
             &cfg.topics.report_resolutions,
         )
         .env(
+            "SPAMFLOW_TOPICS__CAMPAIGN_CONTENTS",
+            &cfg.topics.campaign_contents,
+        )
+        .env(
             "SPAMFLOW_TOPICS__NUMBER_PROPOSALS",
             &cfg.topics.number_proposals,
         )
@@ -1724,7 +1728,14 @@ fn reports_naming_only_message_ids_block_the_content_on_every_instance() {
     while !(run.metrics.reports_resolved.load(Relaxed) >= 3
         && run.metrics.reported_contents_blocked.load(Relaxed) == 1)
     {
-        assert!(Instant::now() < deadline, "the reports were not resolved");
+        assert!(
+            Instant::now() < deadline,
+            "the reports were not resolved: {:?}",
+            first
+                .iter()
+                .map(|v| (v.action, v.score))
+                .collect::<Vec<_>>()
+        );
         produce(
             &brokers,
             &cfg.topics.submissions,
@@ -1774,6 +1785,238 @@ fn reports_naming_only_message_ids_block_the_content_on_every_instance() {
         "{copy:?}"
     );
     other.stop();
+    run.stop();
+    if let Some(f) = follower {
+        f.join().unwrap();
+    }
+}
+
+/// The partition of a `partitions`-partition topic that each key lands in with the test
+/// producers' (default) partitioner, found by producing the keys to a probe topic.
+fn partitions_of(cfg: &Config, keys: &[&str], partitions: i32) -> HashMap<String, i32> {
+    let probe = format!("{}-probe", cfg.topics.submissions);
+    let spec = spamflow_pipeline::kafka::TopicSpec {
+        name: probe.clone(),
+        partitions,
+        compacted: false,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(create_topics(&cfg.kafka.brokers, cfg, &[spec]))
+        .unwrap();
+    let records: Vec<(String, Vec<u8>)> = keys
+        .iter()
+        .map(|k| (k.to_string(), b"probe".to_vec()))
+        .collect();
+    produce(&cfg.kafka.brokers, &probe, &records);
+    read_topic(
+        &cfg.kafka.brokers,
+        &probe,
+        partitions,
+        keys.len(),
+        Duration::ZERO,
+        Duration::from_secs(30),
+    )
+    .into_iter()
+    .map(|r| (String::from_utf8(r.key.unwrap()).unwrap(), r.partition))
+    .collect()
+}
+
+#[test]
+fn recipients_of_content_later_blocked_as_a_campaign_in_another_partition_are_warned_once() {
+    use spamflow_pipeline::reports;
+    let Some(mut cfg) = setup("rb-campaign-alerts", 2) else {
+        return;
+    };
+    // Decisions by the hand-set policy, where a campaign alone blocks; every delivered
+    // message is remembered.
+    cfg.classifier.enabled = false;
+    cfg.velocity.campaign.score = 100;
+    cfg.velocity.campaign.min_senders = 3;
+    cfg.reports.alert_min_score = 0;
+    let brokers = cfg.kafka.brokers.clone();
+    // One sender in one partition delivers the content; senders in the other partition
+    // then send it as a campaign.
+    let candidates: Vec<String> = (0..24)
+        .map(|i| format!("+8210{:08}", 31_000_000 + i))
+        .collect();
+    let keys: Vec<String> = candidates
+        .iter()
+        .map(|c| spamflow_operators::origin::parse_sender(c).key)
+        .collect();
+    let keys_ref: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let partition = partitions_of(&cfg, &keys_ref, 2);
+    let deliverer = candidates[0].clone();
+    let home = partition[&keys[0]];
+    let campaigners: Vec<&String> = candidates
+        .iter()
+        .zip(&keys)
+        .filter(|(_, k)| partition[*k] != home)
+        .map(|(c, _)| c)
+        .take(4)
+        .collect();
+    assert_eq!(campaigners.len(), 4, "{partition:?}");
+
+    let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
+    let run = Running::start(&cfg, ops.chain);
+    let follower = reports::follow(
+        &cfg,
+        &brokers,
+        ops.reported.clone(),
+        ops.registry.clone(),
+        run.metrics.clone(),
+        run.stop.clone(),
+    )
+    .unwrap();
+    let text = |name: &str, phone: &str| {
+        format!("[안내] {name}님 동네 헬스장 이번 달 신규 회원 모집 안내드립니다 상담 문의 {phone}")
+    };
+    let sms = |id: &str, from: &str, to: &str, body: &str| {
+        let (k, v) = sms_now(id, from, body);
+        let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        doc["recipient"] = serde_json::json!(to);
+        (k, serde_json::to_vec(&doc).unwrap())
+    };
+    let verdict_of = |id: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = verdicts(&read_topic(
+                &brokers,
+                &cfg.topics.verdicts,
+                2,
+                1,
+                Duration::from_millis(200),
+                Duration::from_secs(5),
+            ));
+            if let Some(v) = got.into_iter().find(|v| v.message_id == id) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "no verdict for {id}");
+        }
+    };
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[
+            sms(
+                "d1",
+                &deliverer,
+                "+821000000011",
+                &text("김민수", "031-555-1234"),
+            ),
+            sms(
+                "d2",
+                &deliverer,
+                "+821000000012",
+                &text("이영희", "031-555-1234"),
+            ),
+        ],
+    );
+    for id in ["d1", "d2"] {
+        let v = verdict_of(id);
+        assert!(v.action != spamflow_schemas::Action::Block, "{v:?}");
+    }
+    let copies: Vec<_> = campaigners
+        .iter()
+        .enumerate()
+        .map(|(i, from)| {
+            sms(
+                &format!("c{i}"),
+                from,
+                &format!("+8210000001{i:02}"),
+                &text("박지성", &format!("031-555-{:04}", 2000 + i)),
+            )
+        })
+        .collect();
+    produce(&brokers, &cfg.topics.submissions, &copies);
+    let copies: Vec<Verdict> = (0..campaigners.len())
+        .map(|i| verdict_of(&format!("c{i}")))
+        .collect();
+    assert!(
+        copies
+            .iter()
+            .any(|v| v.action == spamflow_schemas::Action::Block
+                && v.reasons
+                    .iter()
+                    .any(|r| r.code == "campaign.same_text_many_senders")),
+        "no copy was blocked as a campaign's: {copies:?}"
+    );
+    // Warned: the recipients of the other partition's deliveries, and of the copies this
+    // partition delivered before it saw the campaign.
+    let mut want: Vec<(String, String)> = vec![
+        ("+821000000011".into(), "d1".into()),
+        ("+821000000012".into(), "d2".into()),
+    ];
+    want.extend(
+        copies
+            .iter()
+            .filter(|v| v.action != spamflow_schemas::Action::Block)
+            .map(|v| (v.recipient.clone(), v.message_id.clone())),
+    );
+    want.sort();
+    // The alerts go out with a commit that has traffic, once the campaign record is back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut fillers = 0;
+    let warned = loop {
+        let alerts: Vec<spamflow_schemas::Alert> = read_topic(
+            &brokers,
+            &cfg.topics.alerts,
+            2,
+            1,
+            Duration::from_millis(200),
+            Duration::from_secs(2),
+        )
+        .iter()
+        .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
+        .filter(|a: &spamflow_schemas::Alert| {
+            a.advice.as_deref() == Some("campaign_after_delivery")
+        })
+        .collect();
+        if alerts.len() >= want.len() {
+            break alerts;
+        }
+        assert!(Instant::now() < deadline, "no campaign alert: {alerts:?}");
+        produce(
+            &brokers,
+            &cfg.topics.submissions,
+            &[sms_now(
+                &format!("filler-{fillers}"),
+                &deliverer,
+                "네 알겠습니다 이따 봬요",
+            )],
+        );
+        fillers += 1;
+    };
+    // Settle, then count: each recipient once.
+    run.stop.wait(Duration::from_millis(500));
+    let mut who: Vec<(String, String)> = read_topic(
+        &brokers,
+        &cfg.topics.alerts,
+        2,
+        warned.len(),
+        Duration::from_millis(500),
+        Duration::from_secs(10),
+    )
+    .iter()
+    .map(|r| {
+        serde_json::from_slice::<spamflow_schemas::Alert>(r.payload.as_deref().unwrap()).unwrap()
+    })
+    .filter(|a| a.advice.as_deref() == Some("campaign_after_delivery"))
+    .map(|a| (a.recipient, a.message_id))
+    .collect();
+    who.sort();
+    assert_eq!(who, want);
+    let campaigns = read_topic(
+        &brokers,
+        &cfg.topics.campaign_contents,
+        1,
+        1,
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+    );
+    assert_eq!(campaigns.len(), 1, "one record per content");
     run.stop();
     if let Some(f) = follower {
         f.join().unwrap();

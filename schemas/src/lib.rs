@@ -34,8 +34,8 @@ pub use event::{
 };
 pub use registry::{RegistrationRecord, RegistrationStatus};
 pub use report::{
-    decode_report, ContentStatus, ReportChannel, ReportResolution, ReportedContentRecord,
-    SpamReport,
+    decode_report, CampaignContent, ContentStatus, ReportChannel, ReportResolution,
+    ReportedContentRecord, SpamReport,
 };
 pub use stats::{OperatorStats, StatsCounts, StatsRow};
 pub use verdict::{Action, Alert, Reason, Verdict};

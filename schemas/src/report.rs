@@ -233,6 +233,32 @@ impl ReportResolution {
     }
 }
 
+/// A record of the compacted `spamflow.campaign-contents` topic, keyed by `fingerprint`: a
+/// content that a partition blocked as a campaign (one masked text from many senders), so
+/// that every partition on every instance warns the recipients it delivered it to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignContent {
+    /// 1.
+    pub schema_version: u32,
+    /// The masked-text fingerprint of the content, 16 lower-case hex digits.
+    pub fingerprint: String,
+    /// Submission time of the copy that was blocked as a campaign's.
+    pub detected_at: DateTime<Utc>,
+}
+
+impl CampaignContent {
+    /// Parses and checks a record: schema version 1, a 16-hex-digit fingerprint.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let r: CampaignContent = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if r.schema_version != 1 {
+            return Err(format!("unsupported schema_version {}", r.schema_version));
+        }
+        check_fingerprint(&r.fingerprint)?;
+        Ok(r)
+    }
+}
+
 /// A content fingerprint is 16 lower-case hex digits.
 fn check_fingerprint(fp: &str) -> Result<(), String> {
     if fp.len() == 16

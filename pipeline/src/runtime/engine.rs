@@ -247,7 +247,7 @@ fn warn_missing_outputs(cfg: &Config, producer: &OutProducer, chain: &ChainBuild
         outputs.push(("topics.operator_stats", &t.operator_stats));
     }
     if names.contains(&spamflow_operators::late_alerts::NAME) {
-        outputs.push(("topics.report_resolutions", &t.report_resolutions));
+        outputs.push(("topics.campaign_contents", &t.campaign_contents));
     }
     if names.contains(&spamflow_operators::numbers::NAME) {
         outputs.push(match cfg.numbers.suspend {

@@ -537,8 +537,8 @@ impl Worker {
             out.send(r);
         }
         // Suspensions (keyed by the normalized number, like every registry record), late
-        // alerts (keyed by recipient, like every alert) and report resolutions (by report
-        // id).
+        // alerts (keyed by recipient, like every alert) and campaign contents (by
+        // fingerprint).
         for rec in &side {
             let (topic, key, value) = match rec {
                 SideRecord::Registry(r) => (&topics.registry, &r.number, serde_json::to_vec(r)),
@@ -549,10 +549,10 @@ impl Worker {
                     self.tally.alert();
                     (&topics.alerts, &a.recipient, serde_json::to_vec(a))
                 }
-                SideRecord::Resolution(r) => (
-                    &topics.report_resolutions,
-                    &r.report_id,
-                    serde_json::to_vec(r),
+                SideRecord::Campaign(c) => (
+                    &topics.campaign_contents,
+                    &c.fingerprint,
+                    serde_json::to_vec(c),
                 ),
             };
             out.send(

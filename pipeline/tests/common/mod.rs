@@ -66,6 +66,7 @@ pub fn config(brokers: &str, tag: &str) -> Config {
         (&mut t.reports, "reports"),
         (&mut t.reported_content, "reported"),
         (&mut t.report_resolutions, "resolutions"),
+        (&mut t.campaign_contents, "campaigns"),
         (&mut t.number_proposals, "proposals"),
         (&mut t.operator_stats, "stats"),
     ] {
