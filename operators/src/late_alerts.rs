@@ -94,7 +94,7 @@ impl LateAlerts {
     }
 }
 
-/// The memory of `partition`, new from now on if it has none: blocks and reports from
+/// The memory of `partition`, new from now on if it has none: contents found to be spam
 /// before are not its to act on.
 fn part<'a>(
     parts: &'a mut HashMap<i32, Part>,

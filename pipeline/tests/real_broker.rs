@@ -1488,6 +1488,26 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     }
 }
 
+/// The verdict of message `id` on `cfg`'s verdict topic (of `partitions` partitions), once
+/// it is there; panics after a minute.
+fn verdict_within_a_minute(cfg: &Config, partitions: i32, id: &str) -> Verdict {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = verdicts(&read_topic(
+            &cfg.kafka.brokers,
+            &cfg.topics.verdicts,
+            partitions,
+            1,
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+        ));
+        if let Some(v) = got.into_iter().find(|v| v.message_id == id) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no verdict for {id}");
+    }
+}
+
 #[test]
 fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     use spamflow_pipeline::reports;
@@ -1525,23 +1545,7 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
             to("d3", "+821000000001"),
         ],
     );
-    let delivered = |id: &str| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let got = verdicts(&read_topic(
-                &brokers,
-                &cfg.topics.verdicts,
-                2,
-                1,
-                Duration::from_millis(200),
-                Duration::from_secs(5),
-            ));
-            if let Some(v) = got.into_iter().find(|v| v.message_id == id) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "no verdict for {id}");
-        }
-    };
+    let delivered = |id: &str| verdict_within_a_minute(&cfg, 2, id);
     for id in ["d1", "d2", "d3"] {
         let v = delivered(id);
         assert!(
@@ -1879,23 +1883,7 @@ fn recipients_of_content_later_blocked_as_a_campaign_in_another_partition_are_wa
         doc["recipient"] = serde_json::json!(to);
         (k, serde_json::to_vec(&doc).unwrap())
     };
-    let verdict_of = |id: &str| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let got = verdicts(&read_topic(
-                &brokers,
-                &cfg.topics.verdicts,
-                2,
-                1,
-                Duration::from_millis(200),
-                Duration::from_secs(5),
-            ));
-            if let Some(v) = got.into_iter().find(|v| v.message_id == id) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "no verdict for {id}");
-        }
-    };
+    let verdict_of = |id: &str| verdict_within_a_minute(&cfg, 2, id);
     produce(
         &brokers,
         &cfg.topics.submissions,

@@ -192,12 +192,7 @@ pub struct ReportedContentRecord {
 impl ReportedContentRecord {
     /// Parses and checks a record: schema version 1, a 16-hex-digit fingerprint.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let r: ReportedContentRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if r.schema_version != 1 {
-            return Err(format!("unsupported schema_version {}", r.schema_version));
-        }
-        check_fingerprint(&r.fingerprint)?;
-        Ok(r)
+        decode_fingerprinted(bytes, |r: &Self| (r.schema_version, r.fingerprint.as_str()))
     }
 }
 
@@ -224,12 +219,7 @@ pub struct ReportResolution {
 impl ReportResolution {
     /// Parses and checks a record: schema version 1, a 16-hex-digit fingerprint.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let r: ReportResolution = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if r.schema_version != 1 {
-            return Err(format!("unsupported schema_version {}", r.schema_version));
-        }
-        check_fingerprint(&r.fingerprint)?;
-        Ok(r)
+        decode_fingerprinted(bytes, |r: &Self| (r.schema_version, r.fingerprint.as_str()))
     }
 }
 
@@ -250,24 +240,27 @@ pub struct CampaignContent {
 impl CampaignContent {
     /// Parses and checks a record: schema version 1, a 16-hex-digit fingerprint.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let r: CampaignContent = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if r.schema_version != 1 {
-            return Err(format!("unsupported schema_version {}", r.schema_version));
-        }
-        check_fingerprint(&r.fingerprint)?;
-        Ok(r)
+        decode_fingerprinted(bytes, |r: &Self| (r.schema_version, r.fingerprint.as_str()))
     }
 }
 
-/// A content fingerprint is 16 lower-case hex digits.
-fn check_fingerprint(fp: &str) -> Result<(), String> {
-    if fp.len() == 16
+/// Parses a record that names a content by its fingerprint and checks it: schema version
+/// 1, a fingerprint of 16 lower-case hex digits.
+fn decode_fingerprinted<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    fields: impl Fn(&T) -> (u32, &str),
+) -> Result<T, String> {
+    let r: T = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let (version, fp) = fields(&r);
+    if version != 1 {
+        return Err(format!("unsupported schema_version {version}"));
+    }
+    let hex = fp.len() == 16
         && fp
             .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        Ok(())
-    } else {
-        Err(format!("fingerprint {fp:?} is not 16 hex digits"))
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return Err(format!("fingerprint {fp:?} is not 16 hex digits"));
     }
+    Ok(r)
 }
