@@ -131,7 +131,7 @@ pub struct TopicsConfig {
     /// (ReportedContentRecord JSON keyed by fingerprint; compacted).
     pub reported_content: String,
     /// Reports that named only a message id, resolved to that message's content by the
-    /// instance that judged it (ReportResolution JSON keyed by report id; compacted).
+    /// instance that delivered it (ReportResolution JSON keyed by report id; compacted).
     pub report_resolutions: String,
     /// Contents a partition blocked as a campaign's, for every instance's late alerts
     /// (CampaignContent JSON keyed by fingerprint; compacted).

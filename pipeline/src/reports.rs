@@ -327,7 +327,7 @@ fn publish_block(
 }
 
 /// Counts one record of the report-resolutions topic (a report that named only a message
-/// id, resolved to the message's content by the instance that judged it) like a report
+/// id, resolved to the message's content by the instance that delivered it) like a report
 /// with text. Returns the block's record when it crossed the line; a malformed record is
 /// logged by offset, counted and skipped.
 fn apply_resolution(

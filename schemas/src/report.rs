@@ -198,7 +198,7 @@ impl ReportedContentRecord {
 
 /// A record of the compacted `spamflow.report-resolutions` topic, keyed by `report_id`: a
 /// report that named only a message id, resolved to the content of that message by the
-/// instance that judged it, so that every instance counts it like a report with text.
+/// instance that delivered it, so that every instance counts it like a report with text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportResolution {
