@@ -1298,9 +1298,14 @@ fn spamflow_report_publishes_checked_reports_keyed_by_the_reported_sender() {
 
 /// A domestic SMS submitted now.
 fn sms_now(id: &str, sender: &str, text: &str) -> (String, Vec<u8>) {
+    sms_to(id, sender, "+821055550000", text)
+}
+
+/// [`sms_now`] to `recipient`.
+fn sms_to(id: &str, sender: &str, recipient: &str, text: &str) -> (String, Vec<u8>) {
     let doc = serde_json::json!({
         "schema_version": 1, "message_id": id, "submitted_at": chrono::Utc::now(),
-        "sender": sender, "recipient": "+821055550000", "text": text, "kind": "sms",
+        "sender": sender, "recipient": recipient, "text": text, "kind": "sms",
         "origin": {"route": "domestic", "smsc": "smsc-test-1"},
     });
     (sender.to_owned(), serde_json::to_vec(&doc).unwrap())
@@ -1530,12 +1535,7 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     let run = Running::start(&cfg, ops.chain);
     // Delivered (allowed, score 60 with the shipped model) before anybody reported it.
     let text = "고객님 이벤트에 당첨되셨습니다 확인 부탁드립니다";
-    let to = |id: &str, recipient: &str| {
-        let (k, v) = sms_now(id, "+821012349999", text);
-        let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
-        doc["recipient"] = recipient.into();
-        (k, serde_json::to_vec(&doc).unwrap())
-    };
+    let to = |id: &str, recipient: &str| sms_to(id, "+821012349999", recipient, text);
     produce(
         &brokers,
         &cfg.topics.submissions,
@@ -1688,12 +1688,7 @@ fn reports_naming_only_message_ids_block_the_content_on_every_instance() {
     let delivered: Vec<(String, Vec<u8>)> = recipients
         .iter()
         .enumerate()
-        .map(|(i, to)| {
-            let (k, v) = sms_now(&format!("delivered-{i}"), "+821012121212", text);
-            let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
-            doc["recipient"] = serde_json::json!(to);
-            (k, serde_json::to_vec(&doc).unwrap())
-        })
+        .map(|(i, to)| sms_to(&format!("delivered-{i}"), "+821012121212", to, text))
         .collect();
     produce(&brokers, &cfg.topics.submissions, &delivered);
     let verdicts_now = |n: usize| {
@@ -1877,24 +1872,18 @@ fn recipients_of_content_later_blocked_as_a_campaign_in_another_partition_are_wa
     let text = |name: &str, phone: &str| {
         format!("[안내] {name}님 동네 헬스장 이번 달 신규 회원 모집 안내드립니다 상담 문의 {phone}")
     };
-    let sms = |id: &str, from: &str, to: &str, body: &str| {
-        let (k, v) = sms_now(id, from, body);
-        let mut doc: serde_json::Value = serde_json::from_slice(&v).unwrap();
-        doc["recipient"] = serde_json::json!(to);
-        (k, serde_json::to_vec(&doc).unwrap())
-    };
     let verdict_of = |id: &str| verdict_within_a_minute(&cfg, 2, id);
     produce(
         &brokers,
         &cfg.topics.submissions,
         &[
-            sms(
+            sms_to(
                 "d1",
                 &deliverer,
                 "+821000000011",
                 &text("김민수", "031-555-1234"),
             ),
-            sms(
+            sms_to(
                 "d2",
                 &deliverer,
                 "+821000000012",
@@ -1910,7 +1899,7 @@ fn recipients_of_content_later_blocked_as_a_campaign_in_another_partition_are_wa
         .iter()
         .enumerate()
         .map(|(i, from)| {
-            sms(
+            sms_to(
                 &format!("c{i}"),
                 from,
                 &format!("+8210000001{i:02}"),
