@@ -84,8 +84,8 @@ pub struct LateAlerts {
 }
 
 impl LateAlerts {
-    /// Warns recipients of contents `reported` blocks, and resolves its reports that name
-    /// only a message id, as its configuration says.
+    /// Warns recipients of contents `reported` blocks or finds to be campaigns, and tells
+    /// it the messages delivered, as its configuration says.
     pub fn new(reported: Arc<ReportedContent>) -> Self {
         LateAlerts {
             reported,
@@ -180,7 +180,7 @@ impl StatefulOperator for LateAlerts {
     }
 
     fn assigned(&mut self, partition: i32) {
-        // Blocks and reports before the assignment are not this life's to act on.
+        // Contents found before the assignment are not this life's to act on.
         self.parts.remove(&partition);
         part(&mut self.parts, &self.reported, partition);
     }
