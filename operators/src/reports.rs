@@ -174,13 +174,18 @@ pub fn content_key(text: &str) -> Option<u64> {
 }
 
 /// Removes the tenth of `map` with the oldest times (at once, so that a full memory is
-/// sorted once per tenth of its size, not once per insert).
-pub(crate) fn forget_oldest<V>(map: &mut HashMap<u64, V>, time: impl Fn(&V) -> i64) {
+/// sorted once per tenth of its size, not once per insert), and returns it.
+pub(crate) fn forget_oldest<V>(
+    map: &mut HashMap<u64, V>,
+    time: impl Fn(&V) -> i64,
+) -> Vec<(u64, V)> {
     let mut by_age: Vec<(i64, u64)> = map.iter().map(|(k, v)| (time(v), *k)).collect();
     by_age.sort_unstable();
-    for (_, k) in by_age.iter().take((by_age.len() / 10).max(1)) {
-        map.remove(k);
-    }
+    by_age
+        .iter()
+        .take((by_age.len() / 10).max(1))
+        .filter_map(|(_, k)| map.remove_entry(k))
+        .collect()
 }
 
 /// A message id as the memory of delivered messages keys it (SipHash with fixed keys).

@@ -631,6 +631,20 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
     // changelog of both runs, key by key.
     let a = final_state(&brokers, &cfg.topics.changelog, 4);
     let b = final_state(&brokers, &reference.topics.changelog, 4);
+    // Except the late alerts' memory of deliveries, which depends on timing.
+    use spamflow_loadtest::chaos::timing_dependent;
+    assert!(
+        a.keys().any(|k| timing_dependent(k)),
+        "no delivery remembered"
+    );
+    let (a, b): (BTreeMap<_, _>, BTreeMap<_, _>) = (
+        a.into_iter()
+            .filter(|(k, _)| !timing_dependent(k))
+            .collect(),
+        b.into_iter()
+            .filter(|(k, _)| !timing_dependent(k))
+            .collect(),
+    );
     let senders = a
         .keys()
         .filter(|k| k.windows(10).any(|w| w == b"/velocity/"))
@@ -1599,6 +1613,117 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     if let Some(f) = follower {
         let _ = f.join();
     }
+}
+
+/// The late alerts (`reported_after_delivery`) on `cfg`'s alerts topic: (recipient, message
+/// id) of each, sorted.
+fn late_alerts(cfg: &Config, partitions: i32, want: usize) -> Vec<(String, String)> {
+    let mut who: Vec<(String, String)> = read_topic(
+        &cfg.kafka.brokers,
+        &cfg.topics.alerts,
+        partitions,
+        want,
+        Duration::from_millis(500),
+        Duration::from_secs(5),
+    )
+    .iter()
+    .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
+    .filter(|a: &spamflow_schemas::Alert| a.advice.as_deref() == Some("reported_after_delivery"))
+    .map(|a| (a.recipient, a.message_id))
+    .collect();
+    who.sort();
+    who
+}
+
+#[test]
+fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart() {
+    use spamflow_pipeline::reports;
+    let Some(cfg) = setup("rb-late-kill9", 2) else {
+        return;
+    };
+    let brokers = cfg.kafka.brokers.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("spamflow.toml");
+    std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
+    let log = |n: u32| dir.path().join(format!("life-{n}.log"));
+    let text = "고객님 이벤트에 당첨되셨습니다 확인 부탁드립니다";
+    let to = |id: &str, recipient: &str| sms_to(id, "+821012349999", recipient, text);
+    // First life: the content is delivered, then the instance is killed.
+    let mut child = spawn_pipeline(&cfg, "late-1", &config, &log(1));
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[to("d1", "+821000000001"), to("d2", "+821000000002")],
+    );
+    for id in ["d1", "d2"] {
+        let v = verdict_within_a_minute(&cfg, 2, id);
+        assert!(
+            v.action != spamflow_schemas::Action::Block && v.score >= cfg.reports.alert_min_score,
+            "{v:?}"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Reported while no instance runs; the next life reads the reports and its restored
+    // memory of the deliveries.
+    let report = |n: u32| {
+        spam_report(
+            &format!("lk-{n}"),
+            &format!("+8210666600{n:02}"),
+            "+821012349999",
+            text,
+        )
+    };
+    reports::publish(&cfg, &brokers, &[report(1), report(2), report(3)]).unwrap();
+    let mut child = spawn_pipeline(&cfg, "late-1", &config, &log(2));
+    // The alerts go out with a commit that has traffic once the reports are read.
+    let want = vec![
+        ("+821000000001".to_string(), "d1".to_string()),
+        ("+821000000002".to_string(), "d2".to_string()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut n = 0;
+    loop {
+        n += 1;
+        produce(
+            &brokers,
+            &cfg.topics.submissions,
+            &[sms_now(
+                &format!("t{n}"),
+                "+821077770000",
+                "내일 몇 시에 만나?",
+            )],
+        );
+        let got = late_alerts(&cfg, 2, 2);
+        if got.len() >= 2 {
+            assert_eq!(got, want);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no late alerts after the restart: {got:?}; log:\n{}",
+            std::fs::read_to_string(log(2)).unwrap_or_default()
+        );
+    }
+    // Killed again after the alerts' commit and restarted: nobody is warned twice.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = spawn_pipeline(&cfg, "late-1", &config, &log(3));
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("after", "+821077770000", "내일 몇 시에 만나?")],
+    );
+    verdict_within_a_minute(&cfg, 2, "after");
+    // A commit after the one with "after" has gone too (the reports are read by now).
+    produce(
+        &brokers,
+        &cfg.topics.submissions,
+        &[sms_now("after-2", "+821077770000", "내일 몇 시에 만나?")],
+    );
+    verdict_within_a_minute(&cfg, 2, "after-2");
+    assert_eq!(late_alerts(&cfg, 2, 3), want);
+    assert!(terminate(&mut child).success());
 }
 
 /// An instance's followers as `spamflow run` starts them: the registry (loaded first),

@@ -491,10 +491,12 @@ impl Worker {
         let mut pending: Vec<(i32, Vec<u8>, StateUpdate, bool)> = Vec::new();
         let mut side = Vec::new();
         for p in owned {
+            // Side records first: making them may change state (a late alert forgets the
+            // delivery it warns about), and that change goes in the same transaction.
+            self.chain.side_records(p, &mut side);
             self.chain.snapshot(p, &mut buf, |op, u, publish| {
                 pending.push((p, changelog::encode_key(p, op, &u.key), u, publish))
             });
-            self.chain.side_records(p, &mut side);
             // After the partition's state, in its changelog partition: a mark that arrived
             // means the state before it did too.
             if let Some(&(_, first, next)) = marks.iter().find(|m| m.0 == p) {
