@@ -1709,13 +1709,19 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
     child.kill().unwrap();
     child.wait().unwrap();
     let mut child = spawn_pipeline(&cfg, "late-1", &config, &log(3));
+    // The content is still blocked, from any sender.
     produce(
         &brokers,
         &cfg.topics.submissions,
-        &[sms_now("after", "+821077770000", "내일 몇 시에 만나?")],
+        &[sms_to("after", "+821055551234", "+821000000003", text)],
     );
-    verdict_within_a_minute(&cfg, 2, "after");
-    // A commit after the one with "after" has gone too (the reports are read by now).
+    let v = verdict_within_a_minute(&cfg, 2, "after");
+    assert_eq!(v.action, spamflow_schemas::Action::Block, "{v:?}");
+    assert!(
+        v.reasons.iter().any(|r| r.code == "reports.content"),
+        "{v:?}"
+    );
+    // A commit after the one with "after" has gone too.
     produce(
         &brokers,
         &cfg.topics.submissions,
