@@ -579,6 +579,7 @@ mod tests {
             category_bias: vec![0.0],
             max_chars: 100,
             max_ngram: 3,
+            hangul_max_ngram: None,
             policy: FittedPolicy {
                 korean: script.clone(),
                 other: script,

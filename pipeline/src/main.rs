@@ -88,6 +88,9 @@ enum Cmd {
         /// Longest character n-gram (2..=6).
         #[arg(long, default_value_t = TrainConfig::default().max_ngram)]
         max_ngram: usize,
+        /// Longest character n-gram of text with Hangul (2..=6).
+        #[arg(long, default_value_t = TrainConfig::default().hangul_max_ngram)]
+        hangul_max_ngram: usize,
         /// AdaGrad learning rate.
         #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
         learning_rate: f32,
@@ -603,6 +606,7 @@ fn main() -> ExitCode {
             buckets_log2,
             category_buckets_log2,
             max_ngram,
+            hangul_max_ngram,
             learning_rate,
             l2,
             policy_exclude_sources,
@@ -617,6 +621,7 @@ fn main() -> ExitCode {
                 buckets_log2,
                 category_buckets_log2,
                 max_ngram,
+                hangul_max_ngram,
                 learning_rate,
                 l2,
                 policy_exclude_sources,

@@ -1547,8 +1547,8 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     .unwrap();
     let reported = ops.reported.clone();
     let run = Running::start(&cfg, ops.chain);
-    // Delivered (allowed, score 60 with the shipped model) before anybody reported it.
-    let text = "고객님 이벤트에 당첨되셨습니다 확인 부탁드립니다";
+    // Delivered (allowed, score 48 with the shipped model) before anybody reported it.
+    let text = "안녕하세요 이번 주 특별 행사 안내드립니다 확인 부탁드립니다";
     let to = |id: &str, recipient: &str| sms_to(id, "+821012349999", recipient, text);
     produce(
         &brokers,
@@ -1646,10 +1646,10 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
     let config = dir.path().join("spamflow.toml");
     std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
     let log = |n: u32| dir.path().join(format!("life-{n}.log"));
-    let text = "고객님 이벤트에 당첨되셨습니다 확인 부탁드립니다";
+    let text = "안녕하세요 이번 주 특별 행사 안내드립니다 확인 부탁드립니다";
     let to = |id: &str, recipient: &str| sms_to(id, "+821012349999", recipient, text);
     // First life: the content is delivered, then the instance is killed.
-    let mut child = spawn_pipeline(&cfg, "late-1", &config, &log(1));
+    let mut child = KillOnDrop(spawn_pipeline(&cfg, "late-1", &config, &log(1)));
     produce(
         &brokers,
         &cfg.topics.submissions,
@@ -1662,8 +1662,8 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
             "{v:?}"
         );
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     // Reported while no instance runs; the next life reads the reports and its restored
     // memory of the deliveries.
     let report = |n: u32| {
@@ -1675,7 +1675,7 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
         )
     };
     reports::publish(&cfg, &brokers, &[report(1), report(2), report(3)]).unwrap();
-    let mut child = spawn_pipeline(&cfg, "late-1", &config, &log(2));
+    let mut child = KillOnDrop(spawn_pipeline(&cfg, "late-1", &config, &log(2)));
     // The alerts go out with a commit that has traffic once the reports are read.
     let want = vec![
         ("+821000000001".to_string(), "d1".to_string()),
@@ -1706,9 +1706,9 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
         );
     }
     // Killed again after the alerts' commit and restarted: nobody is warned twice.
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut child = spawn_pipeline(&cfg, "late-1", &config, &log(3));
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let mut child = KillOnDrop(spawn_pipeline(&cfg, "late-1", &config, &log(3)));
     // The content is still blocked, from any sender.
     produce(
         &brokers,
@@ -1729,7 +1729,7 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
     );
     verdict_within_a_minute(&cfg, 2, "after-2");
     assert_eq!(late_alerts(&cfg, 2, 3), want);
-    assert!(terminate(&mut child).success());
+    assert!(terminate(&mut child.0).success());
 }
 
 /// An instance's followers as `spamflow run` starts them: the registry (loaded first),

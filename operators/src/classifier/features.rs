@@ -4,8 +4,9 @@
 //! obfuscations (`카.지.노`, `ｃａｓｉｎｏ`, jamo, zero-width characters, look-alikes) are
 //! already undone and spaces between Hangul syllables are gone. On that text:
 //!
-//! - every character 2-gram up to the model's longest n-gram (Hangul syllables are one character each, so a
-//!   Korean 2-gram is a two-syllable word piece; spacing obfuscation cannot split them);
+//! - every character 2-gram up to the model's longest n-gram, which may be shorter for
+//!   text with Hangul (Hangul syllables are one character each, so a Korean 2-gram is a
+//!   two-syllable word piece; spacing obfuscation cannot split them);
 //! - every word and word bigram, where a word is a run of letters or digits;
 //! - a few shape features: length bucket, whether there is a URL-like token, digit runs.
 //!
@@ -98,7 +99,8 @@ impl Extractor {
     }
 
     /// Extracts the features of `canonical` into [`Extractor::features`]: character
-    /// 2..=`max_n`-grams, words, word bigrams, shape; `buckets` must be a power of two. At
+    /// 2..=`max_n`-grams (2..=`hangul_max_n`-grams for text with Hangul), words, word
+    /// bigrams, shape; `buckets` must be a power of two. At
     /// most `max_chars` characters are read (an LMS's first part carries its pitch; the
     /// cost per message stays bounded). When `original` (the text `canonical` was made from)
     /// is given, the obfuscation marks in its first `max_chars` characters
@@ -110,11 +112,13 @@ impl Extractor {
         original: Option<&str>,
         buckets: u32,
         max_chars: usize,
-        max_n: usize,
+        (max_n, hangul_max_n): (usize, usize),
     ) {
         debug_assert!(buckets.is_power_of_two());
         let mask = u64::from(buckets - 1);
-        let offset = mix(SEED, u64::from(crate::policy::has_hangul(canonical)));
+        let hangul = crate::policy::has_hangul(canonical);
+        let offset = mix(SEED, u64::from(hangul));
+        let max_n = if hangul { hangul_max_n } else { max_n };
         self.chars.clear();
         self.features.clear();
         let mut last_space = true;
@@ -239,7 +243,7 @@ mod tests {
 
     fn slots(text: &str) -> Vec<u32> {
         let mut x = Extractor::new();
-        x.extract(text, None, 1 << 18, 2_000, 4);
+        x.extract(text, None, 1 << 18, 2_000, (4, 4));
         x.features.iter().map(|f| f.slot).collect()
     }
 
@@ -253,7 +257,7 @@ mod tests {
     fn spans_point_into_the_text() {
         let text = "카지노 bonus 가입";
         let mut x = Extractor::new();
-        x.extract(text, None, 1 << 16, 2_000, 4);
+        x.extract(text, None, 1 << 16, 2_000, (4, 4));
         for f in &x.features {
             let (a, b) = (f.span.0 as usize, f.span.1 as usize);
             assert!(
@@ -275,7 +279,7 @@ mod tests {
         let mut x = Extractor::new();
         let mut shapes = |original: &str| {
             let canonical = crate::normalize::normalize(original);
-            x.extract(canonical.as_str(), Some(original), 1 << 18, 600, 4);
+            x.extract(canonical.as_str(), Some(original), 1 << 18, 600, (4, 3));
             assert_eq!(x.shape_features, SHAPE_FEATURES + 1);
             x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
         };

@@ -179,7 +179,7 @@ impl ClassifierWorker {
             h.evasion_feature.then_some(text),
             h.buckets,
             h.max_chars,
-            h.max_ngram,
+            h.ngrams(),
         );
         let feats = &self.x.features;
         let log_odds = model.logit_with(feats, &mut self.contributions);
@@ -367,6 +367,31 @@ mod tests {
         let marked = w.score(&old, "급❤만❤남 매❤칭 오늘 밤");
         let plain = w.score(&old, "급만남 매칭 오늘 밤");
         assert_eq!(marked.log_odds, plain.log_odds);
+    }
+
+    #[test]
+    fn hangul_text_reads_shorter_ngrams_in_models_that_say_so() {
+        let model = builtin().unwrap();
+        assert_eq!(model.header.ngrams(), (4, 3));
+        let mut x = features::Extractor::new();
+        let count = |x: &mut features::Extractor, text: &str, ngrams| {
+            x.extract(text, None, 1 << 18, 600, ngrams);
+            x.features.len()
+        };
+        // Five syllables: 4 bigrams and 3 trigrams, no 4-grams; one word; shape.
+        assert_eq!(count(&mut x, "오늘만특가", (4, 3)), 4 + 3 + 1 + 3);
+        assert_eq!(count(&mut x, "today", (4, 3)), 4 + 3 + 2 + 1 + 3);
+        // A header written before the field reads `max_ngram` for every text.
+        let json = serde_json::to_value(&model.header).unwrap();
+        let mut json = json.as_object().unwrap().clone();
+        assert!(json.remove("hangul_max_ngram").is_some());
+        let old: model::ModelHeader = serde_json::from_value(json.into()).unwrap();
+        assert_eq!(old.ngrams(), (4, 4));
+        // Out of range is refused when the file loads.
+        let mut bad = model.clone();
+        bad.header.hangul_max_ngram = Some(9);
+        let e = Model::from_bytes(&bad.to_bytes(), "bad").unwrap_err();
+        assert!(e.to_string().contains("hangul_max_ngram 9"), "{e}");
     }
 
     #[test]

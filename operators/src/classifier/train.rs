@@ -174,6 +174,8 @@ pub struct TrainConfig {
     pub max_chars: usize,
     /// Longest character n-gram.
     pub max_ngram: usize,
+    /// Longest character n-gram of text with Hangul.
+    pub hangul_max_ngram: usize,
     /// Largest share of ham the block threshold may block (on out-of-fold scores), for
     /// text without Hangul.
     pub ham_block_budget: f64,
@@ -206,8 +208,13 @@ impl TrainConfig {
                 self.category_buckets_log2
             ));
         }
-        if !(2..=6).contains(&self.max_ngram) {
-            errs.push(format!("max_ngram {} is outside 2..=6", self.max_ngram));
+        for (key, n) in [
+            ("max_ngram", self.max_ngram),
+            ("hangul_max_ngram", self.hangul_max_ngram),
+        ] {
+            if !(2..=6).contains(&n) {
+                errs.push(format!("{key} {n} is outside 2..=6"));
+            }
         }
         if self.epochs == 0 || self.max_chars == 0 {
             errs.push("epochs and max_chars must be positive".into());
@@ -240,13 +247,14 @@ impl Default for TrainConfig {
         TrainConfig {
             seed: 1,
             epochs: 8,
-            bag: 5,
+            bag: 9,
             buckets_log2: 18,
             category_buckets_log2: 14,
             learning_rate: 0.4,
             l2: 1e-5,
             max_chars: 600,
             max_ngram: 4,
+            hangul_max_ngram: 3,
             ham_block_budget: 0.004,
             korean_ham_block_budget: 0.015,
             ham_label_budget: 0.02,
@@ -288,14 +296,14 @@ struct Encoded {
 }
 
 /// Encodes every example as a model with the obfuscation-marks feature reads it.
-fn encode(examples: &[Example], buckets: u32, max_chars: usize, max_ngram: usize) -> Encoded {
+fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, usize)) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
     let slots = examples
         .iter()
         .map(|e| {
             norm.normalize(&e.text);
-            x.extract(norm.as_str(), Some(&e.text), buckets, max_chars, max_ngram);
+            x.extract(norm.as_str(), Some(&e.text), buckets, max_chars, ngrams);
             x.features.iter().map(|f| f.slot).collect()
         })
         .collect();
@@ -620,7 +628,12 @@ pub fn train(
         )));
     }
     let buckets = 1u32 << cfg.buckets_log2;
-    let enc = encode(examples, buckets, cfg.max_chars, cfg.max_ngram);
+    let enc = encode(
+        examples,
+        buckets,
+        cfg.max_chars,
+        (cfg.max_ngram, cfg.hangul_max_ngram),
+    );
     progress("features extracted");
     let labels: Vec<bool> = examples.iter().map(Example::is_spam).collect();
     let weights: Vec<f32> = examples
@@ -715,6 +728,7 @@ pub fn train(
         bias: head.bias.w[0],
         max_chars: cfg.max_chars,
         max_ngram: cfg.max_ngram,
+        hangul_max_ngram: Some(cfg.hangul_max_ngram),
         policy,
         seed: cfg.seed,
         sources,
@@ -1001,7 +1015,7 @@ mod tests {
     #[test]
     fn a_bagged_head_is_the_average_of_its_members() {
         let data = corpus();
-        let enc = encode(&data, 1 << 12, 600, 4);
+        let enc = encode(&data, 1 << 12, 600, (4, 3));
         let labels: Vec<bool> = data.iter().map(Example::is_spam).collect();
         let weights = vec![1.0; data.len()];
         let rows: Vec<usize> = (0..data.len()).collect();
