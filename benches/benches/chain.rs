@@ -16,7 +16,11 @@ fn corpus(n: usize) -> Vec<Vec<u8>> {
 
 fn chain(c: &mut Criterion) {
     let corpus = corpus(4096);
-    let cfg = spamflow_pipeline::config::Config::default();
+    let mut cfg = spamflow_pipeline::config::Config::default();
+    // SPAMFLOW_BENCH_MODEL: another model file (a candidate); the built-in model otherwise.
+    if let Ok(model) = std::env::var("SPAMFLOW_BENCH_MODEL") {
+        cfg.classifier.model = model;
+    }
     let builder = spamflow_pipeline::chain(&cfg).unwrap();
     let mut without = cfg.clone();
     without.classifier.enabled = false;
