@@ -1310,6 +1310,25 @@ fn spamflow_report_publishes_checked_reports_keyed_by_the_reported_sender() {
     assert!(got.windows(2).all(|w| w[0].key == w[1].key));
 }
 
+/// The report follower of the instance `run` is (its tables `reported` and `registry`), as
+/// `spamflow run` starts it; it stops with `run`.
+fn follow_reports(
+    cfg: &Config,
+    reported: &Arc<spamflow_operators::reports::ReportedContent>,
+    registry: &Arc<spamflow_operators::origin::Registry>,
+    run: &Running,
+) -> Option<std::thread::JoinHandle<()>> {
+    spamflow_pipeline::reports::follow(
+        cfg,
+        &cfg.kafka.brokers,
+        reported.clone(),
+        registry.clone(),
+        run.metrics.clone(),
+        run.stop.clone(),
+    )
+    .unwrap()
+}
+
 /// A domestic SMS submitted now.
 fn sms_now(id: &str, sender: &str, text: &str) -> (String, Vec<u8>) {
     sms_to(id, sender, "+821055550000", text)
@@ -1363,15 +1382,7 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
     // Two reporters, reported before this instance started (it reads back the reports
     // that can still matter): not enough.
     reports::publish(&cfg, &brokers, &[report(1), report(2)]).unwrap();
-    let follower = reports::follow(
-        &cfg,
-        &brokers,
-        reported,
-        registry,
-        run.metrics.clone(),
-        run.stop.clone(),
-    )
-    .unwrap();
+    let follower = follow_reports(&cfg, &reported, &registry, &run);
     run.wait_for(Duration::from_secs(60), "two reports read", |m| {
         m.reports_applied.load(Relaxed) >= 2
     });
@@ -1589,23 +1600,11 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
         &[sms_now("n1", "+821077770000", "내일 몇 시에 만나?")],
     );
     delivered("n1");
-    let late: Vec<spamflow_schemas::Alert> = read_topic(
-        &brokers,
-        &cfg.topics.alerts,
-        2,
-        2,
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-    )
-    .iter()
-    .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
-    .filter(|a: &spamflow_schemas::Alert| a.advice.as_deref() == Some("reported_after_delivery"))
-    .collect();
-    let mut who: Vec<(&str, &str)> = late
+    let late = late_alerts(&cfg, 2, 2, Duration::from_secs(60));
+    let who: Vec<(&str, &str)> = late
         .iter()
         .map(|a| (a.recipient.as_str(), a.message_id.as_str()))
         .collect();
-    who.sort();
     assert_eq!(who, vec![("+821000000001", "d1"), ("+821000000002", "d2")]);
     assert!(late.iter().all(|a| a.excerpt.as_deref() == Some(text)));
     run.stop();
@@ -1615,24 +1614,28 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     }
 }
 
-/// The late alerts (`reported_after_delivery`) on `cfg`'s alerts topic: (recipient, message
-/// id) of each, sorted.
-fn late_alerts(cfg: &Config, partitions: i32, want: usize) -> Vec<(String, String)> {
-    let mut who: Vec<(String, String)> = read_topic(
+/// The late alerts (`reported_after_delivery`) on `cfg`'s alerts topic, by recipient and
+/// message id; read until `want` records or `timeout`.
+fn late_alerts(
+    cfg: &Config,
+    partitions: i32,
+    want: usize,
+    timeout: Duration,
+) -> Vec<spamflow_schemas::Alert> {
+    let mut late: Vec<spamflow_schemas::Alert> = read_topic(
         &cfg.kafka.brokers,
         &cfg.topics.alerts,
         partitions,
         want,
         Duration::from_millis(500),
-        Duration::from_secs(5),
+        timeout,
     )
     .iter()
     .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
     .filter(|a: &spamflow_schemas::Alert| a.advice.as_deref() == Some("reported_after_delivery"))
-    .map(|a| (a.recipient, a.message_id))
     .collect();
-    who.sort();
-    who
+    late.sort_by(|a, b| (&a.recipient, &a.message_id).cmp(&(&b.recipient, &b.message_id)));
+    late
 }
 
 #[test]
@@ -1677,6 +1680,11 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
     reports::publish(&cfg, &brokers, &[report(1), report(2), report(3)]).unwrap();
     let mut child = KillOnDrop(spawn_pipeline(&cfg, "late-1", &config, &log(2)));
     // The alerts go out with a commit that has traffic once the reports are read.
+    let who = |late: Vec<spamflow_schemas::Alert>| -> Vec<(String, String)> {
+        late.into_iter()
+            .map(|a| (a.recipient, a.message_id))
+            .collect()
+    };
     let want = vec![
         ("+821000000001".to_string(), "d1".to_string()),
         ("+821000000002".to_string(), "d2".to_string()),
@@ -1694,7 +1702,7 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
                 "내일 몇 시에 만나?",
             )],
         );
-        let got = late_alerts(&cfg, 2, 2);
+        let got = who(late_alerts(&cfg, 2, 2, Duration::from_secs(5)));
         if got.len() >= 2 {
             assert_eq!(got, want);
             break;
@@ -1728,7 +1736,7 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
         &[sms_now("after-2", "+821077770000", "내일 몇 시에 만나?")],
     );
     verdict_within_a_minute(&cfg, 2, "after-2");
-    assert_eq!(late_alerts(&cfg, 2, 3), want);
+    assert_eq!(who(late_alerts(&cfg, 2, 3, Duration::from_secs(5))), want);
     assert!(terminate(&mut child.0).success());
 }
 
@@ -1802,15 +1810,7 @@ fn reports_naming_only_message_ids_block_the_content_on_every_instance() {
     let brokers = cfg.kafka.brokers.clone();
     let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
     let run = Running::start(&cfg, ops.chain);
-    let follower = reports::follow(
-        &cfg,
-        &brokers,
-        ops.reported.clone(),
-        ops.registry.clone(),
-        run.metrics.clone(),
-        run.stop.clone(),
-    )
-    .unwrap();
+    let follower = follow_reports(&cfg, &ops.reported, &ops.registry, &run);
     // Another instance: it judges nothing here, and learns of the reports only through
     // the resolutions the first one publishes.
     let other = Followers::start(&cfg);
@@ -1956,7 +1956,6 @@ fn partitions_of(cfg: &Config, keys: &[&str], partitions: i32) -> HashMap<String
 
 #[test]
 fn recipients_of_content_later_blocked_as_a_campaign_in_another_partition_are_warned_once() {
-    use spamflow_pipeline::reports;
     let Some(mut cfg) = setup("rb-campaign-alerts", 2) else {
         return;
     };
@@ -1991,15 +1990,7 @@ fn recipients_of_content_later_blocked_as_a_campaign_in_another_partition_are_wa
 
     let ops = spamflow_pipeline::operators(&cfg, None).unwrap();
     let run = Running::start(&cfg, ops.chain);
-    let follower = reports::follow(
-        &cfg,
-        &brokers,
-        ops.reported.clone(),
-        ops.registry.clone(),
-        run.metrics.clone(),
-        run.stop.clone(),
-    )
-    .unwrap();
+    let follower = follow_reports(&cfg, &ops.reported, &ops.registry, &run);
     let text = |name: &str, phone: &str| {
         format!("[안내] {name}님 동네 헬스장 이번 달 신규 회원 모집 안내드립니다 상담 문의 {phone}")
     };
