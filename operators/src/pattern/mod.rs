@@ -141,8 +141,12 @@ impl OperatorWorker for PatternWorker {
 struct Hit {
     rule: u32,
     slot: u8,
-    /// Byte span in the original text.
-    span: (usize, usize),
+    /// Found in the original text (otherwise in the canonical form).
+    original: bool,
+    /// Hyperscan pattern id in its database.
+    pattern: u32,
+    /// Where the match ends, in the text it was found in.
+    end: usize,
 }
 
 /// One thread's scanner for one compiled pack.
@@ -151,6 +155,8 @@ pub struct Matcher {
     scratch: Scratch,
     norm: Normalized,
     hits: Vec<Hit>,
+    /// Caches for finding evidence starts: canonical, original database.
+    starts: [Option<regex_automata::hybrid::dfa::Cache>; 2],
     cfg: PatternConfig,
 }
 
@@ -173,11 +179,13 @@ impl Matcher {
     /// Only if Hyperscan cannot allocate scratch (out of memory).
     pub fn new(pack: Arc<CompiledPack>, cfg: PatternConfig) -> Self {
         let scratch = pack.alloc_scratch();
+        let starts = [&pack.canonical, &pack.original].map(|d| d.as_ref().map(|d| d.start_cache()));
         Matcher {
             pack,
             scratch,
             norm: Normalized::new(),
             hits: Vec::with_capacity(64),
+            starts,
             cfg,
         }
     }
@@ -219,12 +227,14 @@ impl Matcher {
         // Original-text rules first: their spans need no mapping and win over canonical ones.
         if let Some(d) = &pack.original {
             let _ =
-                d.db.scan(scanned, &self.scratch, |id: u32, from: u64, to: u64, _| {
+                d.db.scan(scanned, &self.scratch, |id: u32, _from: u64, to: u64, _| {
                     let (rule, slot) = d.ids[id as usize];
                     hits.push(Hit {
                         rule,
                         slot,
-                        span: (from as usize, to as usize),
+                        original: true,
+                        pattern: id,
+                        end: to as usize,
                     });
                     if hits.len() >= MAX_HITS {
                         Matching::Terminate
@@ -233,24 +243,27 @@ impl Matcher {
                     }
                 });
         }
+        let norm = match canonical {
+            Some(n) if n.input_len() == scanned.len() => n,
+            _ if pack.canonical.is_none() => &self.norm,
+            _ => {
+                self.norm.normalize(scanned);
+                &self.norm
+            }
+        };
         if let Some(d) = &pack.canonical {
-            let norm = match canonical {
-                Some(n) if n.input_len() == scanned.len() => n,
-                _ => {
-                    self.norm.normalize(scanned);
-                    &self.norm
-                }
-            };
             if hits.len() < MAX_HITS {
                 let _ = d.db.scan(
                     norm.as_str(),
                     &self.scratch,
-                    |id: u32, from: u64, to: u64, _| {
+                    |id: u32, _from: u64, to: u64, _| {
                         let (rule, slot) = d.ids[id as usize];
                         hits.push(Hit {
                             rule,
                             slot,
-                            span: norm.original_span(from as usize, to as usize),
+                            original: false,
+                            pattern: id,
+                            end: to as usize,
                         });
                         if hits.len() >= MAX_HITS {
                             Matching::Terminate
@@ -261,16 +274,18 @@ impl Matcher {
                 );
             }
         }
-        // Stable sort keeps, per (rule, slot), the first hit: original before canonical.
-        self.hits.sort_by_key(|h| (h.rule, h.slot));
+        // Per (rule, slot) the first hit is kept: original before canonical, then the
+        // earliest end (Hyperscan may report a match that needed the next byte, such as
+        // a `\b` at its end, after a later one).
+        hits.sort_unstable_by_key(|h| (h.rule, h.slot, !h.original, h.end, h.pattern));
         let mut i = 0;
-        while i < self.hits.len() {
-            let rule_idx = self.hits[i].rule;
+        while i < hits.len() {
+            let rule_idx = hits[i].rule;
             let mut slots: u16 = 0;
-            let first = self.hits[i];
+            let first = hits[i];
             let mut primary = None;
-            while i < self.hits.len() && self.hits[i].rule == rule_idx {
-                let h = self.hits[i];
+            while i < hits.len() && hits[i].rule == rule_idx {
+                let h = hits[i];
                 if h.slot < 16 {
                     slots |= 1 << h.slot;
                 }
@@ -288,7 +303,21 @@ impl Matcher {
             if slots & all != all {
                 continue;
             }
-            let span = primary.unwrap_or(first).span;
+            let hit = primary.unwrap_or(first);
+            let [canonical_starts, original_starts] = &mut self.starts;
+            let span = match (hit.original, &pack.original, &pack.canonical) {
+                (true, Some(d), _) => {
+                    let cache = original_starts.as_mut().expect("a cache per database");
+                    (d.start(cache, hit.pattern, scanned, hit.end), hit.end)
+                }
+                (false, _, Some(d)) => {
+                    let cache = canonical_starts.as_mut().expect("a cache per database");
+                    let start = d.start(cache, hit.pattern, norm.as_str(), hit.end);
+                    norm.original_span(start, hit.end)
+                }
+                // A hit always comes from a database of the pack.
+                _ => (hit.end, hit.end),
+            };
             let (s, e) = (
                 floor_char_boundary(text, span.0),
                 floor_char_boundary(text, span.1.max(span.0)),
