@@ -244,7 +244,7 @@ impl Region {
             (SenderKind::OtherNumber, d.pager()),
             (SenderKind::Business, d.uan()),
             (SenderKind::OtherNumber, d.voicemail()),
-            // Fixed line or mobile (the same pattern) counts as fixed, as it always has.
+            // A number that is a fixed line or mobile (the same pattern) counts as fixed.
             (SenderKind::Fixed, d.fixed_line()),
             (SenderKind::Mobile, d.mobile()),
         ];
