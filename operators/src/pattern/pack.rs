@@ -457,6 +457,16 @@ fn reverse_dfa(exprs: &[&str]) -> Result<regex_automata::hybrid::dfa::DFA, Strin
         .map_err(|e| e.to_string())
 }
 
+fn hs_pattern(expr: &str, id: usize) -> Pattern {
+    Pattern {
+        expression: expr.to_owned(),
+        flags: flags(),
+        id: Some(id),
+        ext: Default::default(),
+        som: None,
+    }
+}
+
 fn build_database(
     pending: &[&PendingPattern],
     rules: &[Rule],
@@ -468,91 +478,79 @@ fn build_database(
     let patterns: Patterns = pending
         .iter()
         .enumerate()
-        .map(|(i, p)| Pattern {
-            expression: p.expr.clone(),
-            flags: flags(),
-            id: Some(i),
-            ext: Default::default(),
-            som: None,
-        })
+        .map(|(i, p)| hs_pattern(&p.expr, i))
         .collect();
-    match patterns.build() {
-        Ok(db) => Some(Database {
-            starts: reverse_patterns(pending, rules, errors)?,
-            db,
-            ids: pending.iter().map(|p| (p.rule, p.slot)).collect(),
-            #[cfg(test)]
-            exprs: pending.iter().map(|p| p.expr.clone()).collect(),
-        }),
+    let db = match patterns.build() {
+        Ok(db) => db,
         Err(_) => {
-            // Find every pattern that does not compile on its own, to name its rule.
-            let before = errors.len();
-            for p in pending {
-                let single = Pattern {
-                    expression: p.expr.clone(),
-                    flags: flags(),
-                    id: Some(0),
-                    ext: Default::default(),
-                    som: None,
-                };
-                if let Err(e) = single.build::<hyperscan::Block>() {
-                    errors.push(PackError::Rule {
-                        file: p.file.clone(),
-                        line: p.line,
-                        rule: rules[p.rule as usize].id.clone(),
-                        detail: format!("pattern {:?} does not compile: {e}", p.expr),
-                    });
-                }
-            }
-            if errors.len() == before {
-                errors.push(PackError::Rule {
-                    file: "(pack)".into(),
-                    line: 0,
-                    rule: "*".into(),
-                    detail:
-                        "the patterns compile one by one but not together (database too large?)"
-                            .into(),
-                });
-            }
-            None
+            name_failing_patterns(
+                pending,
+                rules,
+                errors,
+                |expr| {
+                    hs_pattern(expr, 0)
+                        .build::<hyperscan::Block>()
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                },
+                "does not compile",
+                "the patterns compile one by one but not together (database too large?)".into(),
+            );
+            return None;
         }
-    }
+    };
+    let exprs: Vec<&str> = pending.iter().map(|p| p.expr.as_str()).collect();
+    let starts = match reverse_dfa(&exprs) {
+        Ok(dfa) => dfa,
+        Err(all) => {
+            name_failing_patterns(
+                pending,
+                rules,
+                errors,
+                |expr| reverse_dfa(&[expr]).map(|_| ()),
+                "uses syntax evidence spans cannot be found for",
+                format!("the patterns' evidence spans cannot be found together: {all}"),
+            );
+            return None;
+        }
+    };
+    Some(Database {
+        db,
+        ids: pending.iter().map(|p| (p.rule, p.slot)).collect(),
+        starts,
+        #[cfg(test)]
+        exprs: pending.iter().map(|p| p.expr.clone()).collect(),
+    })
 }
 
-/// [`reverse_dfa`] of a database's patterns; a pattern it cannot take is reported by rule.
-fn reverse_patterns(
+/// After a database's patterns failed to build together: names the rule of every pattern
+/// that fails on its own (`single`), or the pack when each one builds alone.
+fn name_failing_patterns(
     pending: &[&PendingPattern],
     rules: &[Rule],
     errors: &mut Vec<PackError>,
-) -> Option<regex_automata::hybrid::dfa::DFA> {
-    let exprs: Vec<&str> = pending.iter().map(|p| p.expr.as_str()).collect();
-    match reverse_dfa(&exprs) {
-        Ok(dfa) => Some(dfa),
-        Err(all) => {
-            let before = errors.len();
-            for p in pending {
-                if let Err(e) = reverse_dfa(&[p.expr.as_str()]) {
-                    errors.push(PackError::Rule {
-                        file: p.file.clone(),
-                        line: p.line,
-                        rule: rules[p.rule as usize].id.clone(),
-                        detail: format!(
-                            "pattern {:?} uses syntax evidence spans cannot be found for: {e}",
-                            p.expr
-                        ),
-                    });
-                }
-            }
-            if errors.len() == before {
-                errors.push(PackError::Rule {
-                    file: "(pack)".into(),
-                    line: 0,
-                    rule: "*".into(),
-                    detail: format!("the patterns' evidence spans cannot be found together: {all}"),
-                });
-            }
-            None
+    single: impl Fn(&str) -> Result<(), String>,
+    fails: &str,
+    together: String,
+) {
+    let before = errors.len();
+    for p in pending {
+        if let Err(e) = single(&p.expr) {
+            errors.push(PackError::Rule {
+                file: p.file.clone(),
+                line: p.line,
+                rule: rules[p.rule as usize].id.clone(),
+                detail: format!("pattern {:?} {fails}: {e}", p.expr),
+            });
         }
+    }
+    if errors.len() == before {
+        errors.push(PackError::Rule {
+            file: "(pack)".into(),
+            line: 0,
+            rule: "*".into(),
+            detail: together,
+        });
     }
 }
 
@@ -827,11 +825,8 @@ mod tests {
             let mut cache = d.start_cache();
             for (id, expr) in d.exprs.iter().enumerate() {
                 let som: BlockDatabase = Pattern {
-                    expression: expr.clone(),
                     flags: flags() | CompileFlags::SOM_LEFTMOST,
-                    id: Some(0),
-                    ext: Default::default(),
-                    som: None,
+                    ..hs_pattern(expr, 0)
                 }
                 .build()
                 .unwrap();
