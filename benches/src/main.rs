@@ -10,7 +10,9 @@
 //!
 //! With `--latency-secs`, each guarantee is then fed live events at half the rate it
 //! reached, each stamped `submitted_at` = now, and the latency to the verdict being
-//! readable read_committed is printed (p50, p99, p99.9, max).
+//! readable read_committed is printed (p50, p99, p99.9, max). Before each, the bare
+//! passthrough is fed the same way at the same rate: the latency of the broker, the
+//! clients and the machine before any pipeline work.
 //!
 //! With `--brokers` it uses that broker (e.g. the one `make kafka-start` starts); without,
 //! the in-process mock cluster, whose retention (~100k messages / 5 MiB per partition)
@@ -45,8 +47,9 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     partitions: i32,
     /// Then, per guarantee, feed live events (submitted_at = now) for this many seconds at
-    /// half the rate just measured, and print the latency from submitted_at to the verdict
-    /// being readable read_committed: p50, p99, p99.9. 0: no latency run.
+    /// half the rate just measured, to the bare passthrough and then to the pipeline, and
+    /// print the latency from submitted_at to the answer being readable read_committed:
+    /// p50, p99, p99.9. 0: no latency run.
     #[arg(long, default_value_t = 0)]
     latency_secs: u64,
     /// The latency run's rate in events/s instead of half the measured rate.
@@ -155,42 +158,52 @@ fn main() -> anyhow::Result<()> {
         println!("pipeline {:<13}: {:>9.0} events/s  = {:.2}x passthrough  (verdict for each of {} events)", format!("{g:?}"), rate, rate / pass, answered);
         results.push(rate / pass);
         if args.latency_secs > 0 {
-            let mut l = c.clone();
-            l.kafka.group_id = format!("{tag}-{g:?}-latency");
-            l.topics.submissions = format!("{tag}-in-{g:?}-latency").to_lowercase();
-            l.topics.verdicts = format!("{tag}-verdicts-{g:?}-latency").to_lowercase();
-            // State of its own: the throughput run's is not restored into this one.
-            l.topics.changelog = format!("{tag}-changelog-{g:?}-latency").to_lowercase();
-            let specs: Vec<_> = [
-                (&l.topics.submissions, false),
-                (&l.topics.verdicts, false),
-                (&l.topics.changelog, true),
-            ]
-            .into_iter()
-            .map(|(name, compacted)| spamflow_pipeline::kafka::TopicSpec {
-                name: name.clone(),
-                partitions: args.partitions,
-                compacted,
-            })
-            .collect();
-            make_topics(mock.as_ref(), &brokers, &l, &specs)?;
             let at = args.latency_rate.unwrap_or(rate / 2.0);
-            let lat = latency(
-                &l,
-                args.partitions,
-                at,
-                Duration::from_secs(args.latency_secs),
-            )?;
-            println!(
-                "latency {:<14}: at {:>7.0} events/s, {} events, every one verdicted: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
-                format!("{g:?}"),
-                at,
-                lat.len(),
-                pct(&lat, 0.50),
-                pct(&lat, 0.99),
-                pct(&lat, 0.999),
-                pct(&lat, 1.0)
-            );
+            // The bare passthrough at the same rate first: the latency the broker, the
+            // clients and this machine give before any pipeline work.
+            for under in [Under::Passthrough, Under::Pipeline] {
+                let name = match under {
+                    Under::Passthrough => "passthrough".to_owned(),
+                    Under::Pipeline => format!("{g:?}"),
+                };
+                let mut l = c.clone();
+                let run = format!("{tag}-{name}-{g:?}-latency").to_lowercase();
+                l.kafka.group_id = run.clone();
+                l.topics.submissions = format!("{run}-in");
+                l.topics.verdicts = format!("{run}-out");
+                // State of its own: the throughput run's is not restored into this one.
+                l.topics.changelog = format!("{run}-changelog");
+                let specs: Vec<_> = [
+                    (&l.topics.submissions, false),
+                    (&l.topics.verdicts, false),
+                    (&l.topics.changelog, true),
+                ]
+                .into_iter()
+                .map(|(name, compacted)| spamflow_pipeline::kafka::TopicSpec {
+                    name: name.clone(),
+                    partitions: args.partitions,
+                    compacted,
+                })
+                .collect();
+                make_topics(mock.as_ref(), &brokers, &l, &specs)?;
+                let lat = latency(
+                    &l,
+                    under,
+                    args.partitions,
+                    at,
+                    Duration::from_secs(args.latency_secs),
+                )?;
+                println!(
+                    "latency {:<14}: at {:>7.0} events/s, {} events, every one answered: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
+                    name,
+                    at,
+                    lat.len(),
+                    pct(&lat, 0.50),
+                    pct(&lat, 0.99),
+                    pct(&lat, 0.999),
+                    pct(&lat, 1.0)
+                );
+            }
         }
     }
     Ok(())
@@ -240,9 +253,6 @@ fn pct(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Runs the pipeline on `cfg` and feeds it live events at `rate` for `secs`, each with
-/// `submitted_at` = now; returns the sorted latencies (ms) from `submitted_at` to the
-/// verdict being readable read_committed, one per event (every event must get one).
 /// Counts the events the broker never took (a delivery error after the producer's retries).
 #[derive(Default)]
 struct Undelivered(std::sync::atomic::AtomicU64);
@@ -258,8 +268,63 @@ impl rdkafka::producer::ProducerContext for Undelivered {
     }
 }
 
-fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::Result<Vec<f64>> {
-    let (metrics, stop, handle) = start(cfg)?;
+/// What a latency run feeds.
+#[derive(Clone, Copy)]
+enum Under {
+    /// The pipeline on the run's config, answering with verdicts.
+    Pipeline,
+    /// The bare passthrough, answering with the event itself.
+    Passthrough,
+}
+
+/// The `message_id` and `submitted_at` of a verdict, or of an event passed through as it is.
+#[derive(serde::Deserialize)]
+struct Stamped {
+    message_id: String,
+    submitted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Runs `under` from `cfg.topics.submissions` to `cfg.topics.verdicts` and feeds it live
+/// events at `rate` for `secs`, each with `submitted_at` = now; returns the sorted
+/// latencies (ms) from `submitted_at` to the answer being readable read_committed, one per
+/// event (every event must get one).
+fn latency(
+    cfg: &Config,
+    under: Under,
+    partitions: i32,
+    rate: f64,
+    secs: Duration,
+) -> anyhow::Result<Vec<f64>> {
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    // Whether the clock may start (the warm-up event aside): the pipeline has joined,
+    // restored every partition and committed; the passthrough just runs.
+    let (ready, stop, handle): (Box<dyn Fn() -> bool>, Stop, _) = match under {
+        Under::Pipeline => {
+            let (metrics, stop, handle) = start(cfg)?;
+            let ready = move || {
+                metrics.verdicts_total() > 0
+                    && metrics.commits.load(relaxed) > 0
+                    && metrics.assigned_partitions.load(relaxed) >= i64::from(partitions)
+                    && metrics.restoring_partitions.load(relaxed) == 0
+            };
+            (Box::new(ready), stop, handle)
+        }
+        Under::Passthrough => {
+            let stop = Stop::new();
+            let (c, s) = (cfg.clone(), stop.clone());
+            let handle = std::thread::spawn(move || {
+                spamflow_loadtest::kafka::passthrough(
+                    &c.kafka.brokers,
+                    &c.topics.submissions,
+                    &c.topics.verdicts,
+                    &c.kafka.group_id,
+                    |_| s.is_set(),
+                )
+                .map(|_| ())
+            });
+            (Box::new(|| true), stop, handle)
+        }
+    };
     let brokers = &cfg.kafka.brokers;
     let p: Arc<ThreadedProducer<Undelivered>> = Arc::new(
         ClientConfig::new()
@@ -309,37 +374,33 @@ fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::
         Ok(())
     };
     let mut got = Vec::new();
-    let read = |got: &mut Vec<f64>, wait: Duration| {
+    // Reads one answer, if one comes within `wait`; true for the warm-up event's.
+    let read = |got: &mut Vec<f64>, wait: Duration| -> bool {
         if let Some(Ok(m)) = c.poll(wait) {
-            let Ok(v) = serde_json::from_slice::<spamflow_schemas::Verdict>(
-                m.payload().unwrap_or_default(),
-            ) else {
-                return;
+            let Ok(v) = serde_json::from_slice::<Stamped>(m.payload().unwrap_or_default()) else {
+                return false;
             };
             let ms = (chrono::Utc::now() - v.submitted_at)
                 .num_microseconds()
                 .unwrap_or(0) as f64
                 / 1e3;
-            if v.message_id != "warm-up" {
-                got.push(ms);
+            if v.message_id == "warm-up" {
+                return true;
             }
+            got.push(ms);
         }
+        false
     };
-    // The group is joined, every partition's state restored and the first verdict out
-    // before the clock starts.
+    // The warm-up event is answered before the clock starts.
     send(true)?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    let relaxed = std::sync::atomic::Ordering::Relaxed;
-    while metrics.verdicts_total() == 0
-        || metrics.commits.load(relaxed) == 0
-        || metrics.assigned_partitions.load(relaxed) < i64::from(partitions)
-        || metrics.restoring_partitions.load(relaxed) > 0
-    {
+    let mut warmed_up = false;
+    while !(warmed_up && ready()) {
         anyhow::ensure!(
             Instant::now() < deadline && !handle.is_finished(),
-            "the pipeline did not start"
+            "what is measured did not start"
         );
-        read(&mut got, Duration::from_millis(1));
+        warmed_up |= read(&mut got, Duration::from_millis(1));
     }
     // A feeder thread paces the events; this one reads the verdicts as they come.
     let n = (rate * secs.as_secs_f64()) as usize;
@@ -368,7 +429,7 @@ fn latency(cfg: &Config, partitions: i32, rate: f64, secs: Duration) -> anyhow::
     stop.trigger();
     handle
         .join()
-        .map_err(|_| anyhow::anyhow!("pipeline panicked"))??;
+        .map_err(|_| anyhow::anyhow!("what was measured panicked"))??;
     let _ = p.flush(Duration::from_secs(30));
     let undelivered = p.context().0.load(relaxed);
     anyhow::ensure!(
