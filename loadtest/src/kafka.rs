@@ -92,3 +92,83 @@ pub fn passthrough(
     c.commit_consumer_state(CommitMode::Sync)?;
     Ok((seen, first.map_or(Duration::ZERO, |t| t.elapsed())))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::{Offset, TopicPartitionList};
+
+    use super::*;
+
+    #[test]
+    fn the_passthrough_forwards_every_record_with_its_key_and_commits_what_it_read() {
+        let mock = MockCluster::new(1).unwrap();
+        let brokers = mock.bootstrap_servers();
+        mock.create_topic("in", 2, 1).unwrap();
+        mock.create_topic("out", 2, 1).unwrap();
+        let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        let sent: BTreeSet<(String, String)> = (0..500)
+            .map(|i| (format!("key-{}", i % 37), format!("event {i}")))
+            .collect();
+        for (k, v) in &sent {
+            send(&p, BaseRecord::to("in").key(k).payload(v));
+        }
+        flush(&p, Duration::from_secs(30)).unwrap();
+
+        let (forwarded, _) = passthrough(&brokers, "in", "out", "pass", |seen| {
+            seen >= sent.len() as u64
+        })
+        .unwrap();
+        assert_eq!(forwarded, sent.len() as u64);
+
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "pass")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for part in 0..2 {
+            tpl.add_partition_offset("out", part, Offset::Beginning)
+                .unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        let mut got = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < sent.len() && Instant::now() < deadline {
+            if let Some(m) = c.poll(Duration::from_millis(100)) {
+                let m = m.unwrap();
+                got.insert((
+                    String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
+                    String::from_utf8(m.payload().unwrap().to_vec()).unwrap(),
+                ));
+            }
+        }
+        assert_eq!(got, sent, "every record forwarded once, key and bytes kept");
+
+        // The group's committed offsets are the input's ends: what it read, it answered.
+        let mut input = TopicPartitionList::new();
+        input.add_partition("in", 0);
+        input.add_partition("in", 1);
+        let committed = c.committed_offsets(input, Duration::from_secs(10)).unwrap();
+        let mut total = 0;
+        for e in committed.elements() {
+            let (_, high) = c
+                .fetch_watermarks("in", e.partition(), Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(
+                e.offset(),
+                Offset::Offset(high),
+                "partition {}",
+                e.partition()
+            );
+            total += high;
+        }
+        assert_eq!(total, sent.len() as i64);
+    }
+}
