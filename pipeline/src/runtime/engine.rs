@@ -592,6 +592,7 @@ impl Core {
             }
         };
         self.delivery_failures_seen = failures.load(Relaxed);
+        let flush_took = t0.elapsed() - barrier_took;
         let result: Result<(), KafkaError> = if self.eos {
             match (flushed, consumer.group_metadata()) {
                 (Err(e), _) => Err(e),
@@ -633,7 +634,7 @@ impl Core {
         }
         match result {
             Ok(()) => {
-                tracing::debug!(barrier = ?barrier_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");
+                tracing::debug!(barrier = ?barrier_took, flush = ?flush_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");
                 if !self.output_tries.is_empty() {
                     let pending = &self.pending;
                     self.output_tries
