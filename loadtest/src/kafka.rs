@@ -42,8 +42,8 @@ where
 
 /// A bare consume -> produce of the same bytes (keys kept) in consumer group `group`,
 /// committing after a flush every 100 ms (at-least-once), the flush done as the pipeline
-/// does it ([`flush`]): the baseline the pipeline is measured against. Runs until `done(forwarded so far)`; returns the records forwarded
-/// and the time from the first one.
+/// does it ([`flush`]): the baseline the pipeline is measured against. Runs until
+/// `done(forwarded so far)`; returns the records forwarded and the time from the first one.
 pub fn passthrough(
     brokers: &str,
     from: &str,
@@ -149,7 +149,15 @@ mod tests {
                 ));
             }
         }
-        assert_eq!(got, sent, "every record forwarded once, key and bytes kept");
+        assert_eq!(got, sent, "every record forwarded, key and bytes kept");
+        let out: i64 = (0..2)
+            .map(|part| {
+                c.fetch_watermarks("out", part, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .sum();
+        assert_eq!(out, sent.len() as i64, "and once");
 
         // The group's committed offsets are the input's ends: what it read, it answered.
         let mut input = TopicPartitionList::new();
