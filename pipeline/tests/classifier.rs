@@ -61,6 +61,7 @@ fn evaluation_metrics_of_the_shipped_model_are_pinned() {
         corpus("ko-test-2.jsonl"),
         corpus("ko-test-3.jsonl"),
         corpus("ko-test-4.jsonl"),
+        corpus("ko-test-5.jsonl"),
     ])
     .unwrap();
     let metrics = evaluate(&Config::default(), &model, &examples, None).unwrap();
