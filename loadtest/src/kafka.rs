@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Message, ToBytes};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
@@ -25,11 +26,10 @@ where
 /// `flush` waits on the event queue in steps of up to 100 ms, and a threaded producer's
 /// events go to its polling thread, so it takes about 100 ms whenever anything is in
 /// flight; asked for 1 ms at a time, it sends at once and checks every millisecond.
-pub fn flush<C>(p: &ThreadedProducer<C>, timeout: Duration) -> rdkafka::error::KafkaResult<()>
+pub fn flush<C>(p: &ThreadedProducer<C>, timeout: Duration) -> KafkaResult<()>
 where
     C: rdkafka::producer::ProducerContext + 'static,
 {
-    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     let deadline = Instant::now() + timeout;
     loop {
         match p.flush(Duration::from_millis(1)) {
@@ -94,8 +94,7 @@ pub fn passthrough(
 }
 
 /// Commits what `c` has read; nothing read since the last commit is not an error.
-fn commit(c: &BaseConsumer, mode: CommitMode) -> rdkafka::error::KafkaResult<()> {
-    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+fn commit(c: &BaseConsumer, mode: CommitMode) -> KafkaResult<()> {
     match c.commit_consumer_state(mode) {
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
         other => other,
