@@ -1,7 +1,8 @@
 //! Kafka client configuration and topic administration.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,13 +117,15 @@ pub fn producer_config(cfg: &Config, brokers: &str) -> ClientConfig {
 
 /// Producer context: counts failed deliveries (an at-least-once commit is refused while
 /// any output since the last commit failed), charges each to the input record it was
-/// made for, and logs client errors.
-#[derive(Debug)]
+/// made for, counts every report per epoch ([`Deliveries`]), and logs client errors.
+#[derive(Debug, Clone)]
 pub struct SinkContext {
     /// Shared counters.
     pub metrics: Arc<Metrics>,
     /// Where failures of a record's own are charged.
     pub failed: Arc<FailedOutputs>,
+    /// Delivery reports per epoch.
+    pub deliveries: Arc<Deliveries>,
 }
 
 impl ClientContext for SinkContext {
@@ -146,28 +149,80 @@ impl ProducerContext for SinkContext {
                     Some(C::PurgeQueue | C::PurgeInflight)
                 ) => {}
             Err((e, _)) => {
-                self.metrics.delivery_failures.fetch_add(1, Relaxed);
+                self.metrics.delivery_failures.fetch_add(1, SeqCst);
                 tracing::warn!(error = %e, "delivery failed");
                 self.failed.charge(tag, e);
             }
         }
+        // After the failure count: whoever sees this report counted sees its failure too.
+        self.deliveries.reported(tag);
     }
 }
 
-// The delivery tag packs a partition and an offset into 64 bits.
-const _: () = assert!(usize::BITS == 64);
+/// Epochs told apart by the delivery tag. An epoch is the outputs queued between two
+/// barriers of the workers (at-least-once checkpoints, `runtime::engine`); at most
+/// `EPOCH_SLOTS - 1` of them wait for their reports at once, so that two epochs with
+/// the same slot never do.
+pub const EPOCH_SLOTS: usize = 8;
 
-/// The delivery tag of an output made for input record `partition`@`offset`: so that a
-/// failed delivery can be charged to that record. 0 is an output of no one record (the
-/// changelog).
-pub fn output_tag(partition: i32, offset: i64) -> usize {
-    ((partition as usize & 0xffff) << 48 | (offset as usize & 0xffff_ffff_ffff)) + 1
+/// Delivery reports (delivered, failed or purged) per epoch slot, counted from the start:
+/// an epoch's outputs have all been reported once its slot's count reaches the number of
+/// outputs queued in that slot up to and including it.
+#[derive(Debug, Default)]
+pub struct Deliveries([AtomicU64; EPOCH_SLOTS]);
+
+impl Deliveries {
+    fn reported(&self, tag: usize) {
+        self.0[tag_epoch_slot(tag)].fetch_add(1, SeqCst);
+    }
+
+    /// Reports so far in `slot`.
+    pub fn reports(&self, slot: usize) -> u64 {
+        self.0[slot].load(SeqCst)
+    }
+}
+
+// The delivery tag packs an epoch slot, a partition and an offset into 64 bits.
+const _: () = assert!(usize::BITS == 64);
+const _: () = assert!(EPOCH_SLOTS == 8);
+const TAG_EPOCH_SHIFT: u32 = 61;
+const TAG_HAS_RECORD: usize = 1 << 60;
+const TAG_PARTITION_SHIFT: u32 = 47;
+const TAG_PARTITION_MASK: usize = 0x1fff;
+const TAG_OFFSET_MASK: usize = (1 << 47) - 1;
+
+/// The slot of epoch `epoch`.
+pub fn epoch_slot(epoch: u64) -> usize {
+    (epoch % EPOCH_SLOTS as u64) as usize
+}
+
+/// The delivery tag of an output queued in epoch `epoch`, made for input record
+/// `(partition, offset)` (so that a failed delivery can be charged to that record) or
+/// for no one record (`None`: the changelog, side records). A record charged by tag has
+/// a partition below 8,192 and an offset below 2^47.
+pub fn output_tag(epoch: u64, record: Option<(i32, i64)>) -> usize {
+    let slot = epoch_slot(epoch) << TAG_EPOCH_SHIFT;
+    match record {
+        Some((partition, offset)) => {
+            slot | TAG_HAS_RECORD
+                | (partition as usize & TAG_PARTITION_MASK) << TAG_PARTITION_SHIFT
+                | (offset as usize & TAG_OFFSET_MASK)
+        }
+        None => slot,
+    }
 }
 
 /// The input record of a delivery tag.
 pub fn tag_record(tag: usize) -> Option<(i32, i64)> {
-    let t = tag.checked_sub(1)?;
-    Some(((t >> 48) as i32, (t & 0xffff_ffff_ffff) as i64))
+    (tag & TAG_HAS_RECORD != 0).then_some((
+        (tag >> TAG_PARTITION_SHIFT & TAG_PARTITION_MASK) as i32,
+        (tag & TAG_OFFSET_MASK) as i64,
+    ))
+}
+
+/// The epoch slot of a delivery tag.
+pub fn tag_epoch_slot(tag: usize) -> usize {
+    tag >> TAG_EPOCH_SHIFT
 }
 
 /// Whether `e` is a fault of the record itself (too large, invalid), which trying again
@@ -554,15 +609,20 @@ mod tests {
 
     #[test]
     fn failures_are_charged_to_their_input_record_only_when_they_are_its_own() {
-        for (p, o) in [(0, 0), (7, 123_456), (1023, (1 << 47) - 1)] {
-            assert_eq!(tag_record(output_tag(p, o)), Some((p, o)));
+        for (p, o) in [(0, 0), (7, 123_456), (8191, (1 << 47) - 1)] {
+            for epoch in [0, 1, 7, 8, 1_000_003] {
+                let tag = output_tag(epoch, Some((p, o)));
+                assert_eq!(tag_record(tag), Some((p, o)));
+                assert_eq!(tag_epoch_slot(tag), epoch_slot(epoch));
+            }
         }
-        assert_eq!(tag_record(0), None);
+        assert_eq!(tag_record(output_tag(13, None)), None);
+        assert_eq!(tag_epoch_slot(output_tag(13, None)), 5);
         let failed = FailedOutputs::default();
         let too_large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
-        failed.charge(output_tag(3, 40), &too_large);
-        failed.charge(output_tag(3, 41), &timed_out);
+        failed.charge(output_tag(0, Some((3, 40))), &too_large);
+        failed.charge(output_tag(1, Some((3, 41))), &timed_out);
         failed.charge(0, &too_large);
         let taken = failed.take();
         assert_eq!(taken.keys().collect::<Vec<_>>(), vec![&(3, 40)]);

@@ -529,7 +529,7 @@ pub const HISTOGRAMS: &[HistogramSeries] = &[
     },
     HistogramSeries {
         name: "spamflow_commit_duration_seconds",
-        help: "Commits (transaction, or flush and offset commit) by duration, the workers' barrier included; failed ones too.",
+        help: "Commits by duration, the workers' barrier included; failed ones too. At-least-once: from the checkpoint's barrier to its offsets committed, the outputs' acknowledgements included.",
         of: |m| &m.commit_time,
     },
     HistogramSeries {

@@ -158,6 +158,94 @@ fn tagged_events(n: usize, seed: u64, tag: &str) -> Vec<(String, Vec<u8>, String
         .collect()
 }
 
+/// Under at-least-once the poll thread does not wait for the broker's acknowledgements
+/// of the outputs: while the broker that leads the verdict topics is down, records go on
+/// being read and judged and nothing is committed; once it is back, every output is
+/// delivered and the offsets commit.
+#[test]
+fn at_least_once_reads_on_while_outputs_wait_and_commits_once_they_are_acknowledged() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::mocking::MockCoordinator;
+    use rdkafka::{Offset, TopicPartitionList};
+    use std::sync::atomic::Ordering::Relaxed;
+    let mock = MockCluster::new(2).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let mut cfg = config(&brokers, "mock-alo-acks");
+    embedded::adapt_to_mock(&mut cfg);
+    cfg.processing.guarantee = spamflow_pipeline::config::Guarantee::AtLeastOnce;
+    // Nothing gives up while the broker is down.
+    cfg.processing.kafka_timeout_ms = 300_000;
+    cfg.kafka
+        .client
+        .insert("message.timeout.ms".into(), "600000".into());
+    let t = cfg.topics.clone();
+    let on_broker_2 = [&t.verdicts, &t.block, &t.alerts];
+    for spec in topic_specs(&cfg, 1) {
+        mock.create_topic(&spec.name, spec.partitions, 1).unwrap();
+        let leader = if on_broker_2.contains(&&spec.name) {
+            2
+        } else {
+            1
+        };
+        mock.partition_leader(&spec.name, 0, Some(leader)).unwrap();
+    }
+    mock.coordinator(MockCoordinator::Group(cfg.kafka.group_id.clone()), 1)
+        .unwrap();
+    let first = tagged_events(50, 71, "first");
+    produce(&brokers, &t.submissions, &kv(&first));
+    mock.broker_down(2).unwrap();
+    let run = Running::start(&cfg, plain_chain());
+    run.wait_for(Duration::from_secs(60), "the first records judged", |m| {
+        m.consumed.load(Relaxed) >= 50
+    });
+    let second = tagged_events(50, 72, "second");
+    produce(&brokers, &t.submissions, &kv(&second));
+    run.wait_for(
+        Duration::from_secs(60),
+        "the second records judged while the first ones' verdicts wait",
+        |m| m.consumed.load(Relaxed) >= 100,
+    );
+    let m = &run.metrics;
+    assert_eq!(
+        m.commits.load(Relaxed),
+        0,
+        "committed unacknowledged outputs"
+    );
+    assert_eq!(m.aborts.load(Relaxed), 0);
+    assert_ne!(m.uncommitted_since_ms.load(Relaxed), 0);
+    mock.broker_up(2).unwrap();
+    run.wait_for(
+        Duration::from_secs(60),
+        "every output acknowledged and the offsets committed",
+        |m| m.commits.load(Relaxed) >= 1 && m.uncommitted_since_ms.load(Relaxed) == 0,
+    );
+    let metrics = run.stop();
+    assert_eq!(metrics.aborts.load(Relaxed), 0);
+    let got = verdicts(&read_topic(
+        &brokers,
+        &t.verdicts,
+        1,
+        100,
+        Duration::from_millis(300),
+        Duration::from_secs(30),
+    ));
+    let ids: std::collections::HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    for (_, _, id) in first.iter().chain(&second) {
+        assert!(ids.contains(id.as_str()), "no verdict for {id}");
+    }
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &cfg.kafka.group_id)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&t.submissions, 0);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(committed.elements()[0].offset(), Offset::Offset(100));
+}
+
 #[test]
 fn a_rewind_with_nothing_committed_goes_back_to_where_reading_started() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};

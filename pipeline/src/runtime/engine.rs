@@ -9,11 +9,15 @@
 //! `begin_transaction` (lazily, on the first record) -> records dispatched to workers,
 //! whose outputs join the transaction -> barrier (workers drain and write changed state
 //! to the changelog) -> `send_offsets_to_transaction` -> `commit_transaction`.
-//! Under at-least-once the barrier is followed by a flush and a synchronous offset commit.
-//! Offsets move only after the outputs of every record before them are durable.
+//! Under at-least-once the barrier cuts a checkpoint and fetching goes on at once: the
+//! checkpoint's offsets are committed when the delivery reports say that every output
+//! queued before its barrier is acknowledged ([`crate::kafka::Deliveries`]), so the poll
+//! thread never waits for the broker's acknowledgements. Before a rebalance and at
+//! shutdown it does: barrier, flush, synchronous offset commit.
+//! Either way, offsets move only after the outputs of every record before them are durable.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering::Relaxed;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,12 +32,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::ChainBuilder;
 
 use crate::config::{Config, Guarantee};
-use crate::kafka::{consumer_config, producer_config, FailedOutputs, OutProducer, SinkContext};
+use crate::kafka::{
+    consumer_config, epoch_slot, producer_config, Deliveries, FailedOutputs, OutProducer,
+    SinkContext, EPOCH_SLOTS,
+};
 use crate::metrics::Metrics;
 use crate::runtime::restore::Restores;
-use crate::runtime::worker::{
-    self, BarrierAck, InMsg, SharedProducer, Work, WorkerEnv, WorkerHandle,
-};
+use crate::runtime::worker::{self, InMsg, SharedProducer, Work, WorkerEnv, WorkerHandle};
 use crate::runtime::{retry, Stop};
 
 /// The most records one dispatch carries to a worker (records also go as soon as the
@@ -62,7 +67,13 @@ pub fn run(
         "starting pipeline"
     );
     let failed = Arc::new(FailedOutputs::default());
-    let Some(producer) = make_producer(&cfg, brokers, &metrics, &failed, &stop)? else {
+    let deliveries = Arc::new(Deliveries::default());
+    let sink = SinkContext {
+        metrics: metrics.clone(),
+        failed: failed.clone(),
+        deliveries: deliveries.clone(),
+    };
+    let Some(producer) = make_producer(&cfg, brokers, &sink, &stop)? else {
         return Ok(());
     };
     warn_missing_outputs(&cfg, &producer, &chain);
@@ -92,6 +103,12 @@ pub fn run(
             owned: BTreeSet::new(),
             restores: Restores::new(cfg.clone(), brokers, metrics.clone()),
             failed,
+            sink,
+            deliveries,
+            epoch: 0,
+            queued: [0; EPOCH_SLOTS],
+            checkpoints: VecDeque::new(),
+            dirty_since_ms: 0,
             output_tries: BTreeMap::new(),
             resume_at: BTreeMap::new(),
             txn_open: false,
@@ -170,6 +187,9 @@ pub fn run(
                     undispatched = false;
                 }
             }
+            if !eos {
+                core.advance(&consumer);
+            }
             if let Some(f) = core.fatal.take() {
                 result = Err(anyhow::anyhow!(f));
                 break 'run;
@@ -183,7 +203,11 @@ pub fn run(
             break;
         }
         let mut core = lock(&ctx.core);
-        core.commit(&consumer);
+        if eos {
+            core.commit(&consumer);
+        } else {
+            core.checkpoint(&consumer);
+        }
         core.last_commit = Instant::now();
     }
 
@@ -279,17 +303,14 @@ fn warn_missing_outputs(cfg: &Config, producer: &OutProducer, chain: &ChainBuild
 fn make_producer(
     cfg: &Config,
     brokers: &str,
-    metrics: &Arc<Metrics>,
-    failed: &Arc<FailedOutputs>,
+    sink: &SinkContext,
     stop: &Stop,
 ) -> anyhow::Result<Option<OutProducer>> {
+    let metrics = &sink.metrics;
     let mut backoff = Duration::from_millis(250);
     loop {
         let p: OutProducer = producer_config(cfg, brokers)
-            .create_with_context(SinkContext {
-                metrics: metrics.clone(),
-                failed: failed.clone(),
-            })
+            .create_with_context(sink.clone())
             .context("creating the output producer (check kafka.client settings)")?;
         if cfg.processing.guarantee == Guarantee::AtLeastOnce {
             return Ok(Some(p));
@@ -414,6 +435,18 @@ struct Core {
     /// Input records whose outputs failed with an error of their own, charged by the
     /// producer and the workers.
     failed: Arc<FailedOutputs>,
+    /// The output producer's context (a recreated producer gets the same).
+    sink: SinkContext,
+    /// Delivery reports per epoch slot.
+    deliveries: Arc<Deliveries>,
+    /// Barriers so far: the epoch whose outputs the workers queue now.
+    epoch: u64,
+    /// Outputs queued per epoch slot, from the start.
+    queued: [u64; EPOCH_SLOTS],
+    /// At-least-once checkpoints cut and not yet committed, oldest first.
+    checkpoints: VecDeque<Checkpoint>,
+    /// When the first record since the last barrier was read (`metrics::mono_ms`).
+    dirty_since_ms: u64,
     /// Failed commits so far per such input record (partition, offset).
     output_tries: BTreeMap<(i32, i64), u32>,
     /// The first offset of a restoring partition's record that reached the poll loop
@@ -478,9 +511,11 @@ impl Core {
         self.pending.insert(msg.partition, msg.offset + 1);
         self.first_read.entry(msg.partition).or_insert(msg.offset);
         if !self.dirty {
+            self.dirty_since_ms = crate::metrics::mono_ms();
+            // Unless an older record waits for its commit.
             let _ = self.metrics.uncommitted_since_ms.compare_exchange(
                 0,
-                crate::metrics::mono_ms(),
+                self.dirty_since_ms,
                 Relaxed,
                 Relaxed,
             );
@@ -509,8 +544,9 @@ impl Core {
         }
     }
 
-    /// Waits until every worker has drained its queue and written its changelog.
-    fn barrier(&mut self) -> BarrierAck {
+    /// Waits until every worker has drained its queue and written its changelog; ends the
+    /// epoch.
+    fn barrier(&mut self) -> Cut {
         self.dispatch();
         let (tx, rx) = crossbeam_channel::bounded(self.workers.len());
         for w in 0..self.workers.len() {
@@ -534,12 +570,20 @@ impl Core {
             );
         }
         drop(tx);
-        let mut ack = BarrierAck::default();
+        let slot = epoch_slot(self.epoch);
+        let mut ack = Cut {
+            send_errors: 0,
+            slot,
+            reports: 0,
+        };
         let mut answered = 0;
         for a in rx.iter() {
             answered += 1;
             ack.send_errors += a.send_errors;
+            self.queued[slot] += a.queued;
         }
+        ack.reports = self.queued[slot];
+        self.epoch += 1;
         // A worker that did not answer has died with records of its partitions unjudged:
         // their offsets must not commit. Abort, and end the engine (a restart restores).
         if answered < self.workers.len() {
@@ -555,20 +599,130 @@ impl Core {
         ack
     }
 
-    fn offsets(&self) -> TopicPartitionList {
+    fn offsets(&self, next: &BTreeMap<i32, i64>) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
-        for (p, o) in &self.pending {
+        for (p, o) in next {
             // Adding a partition to a fresh list cannot fail.
             let _ = tpl.add_partition_offset(&self.cfg.topics.submissions, *p, Offset::Offset(*o));
         }
         tpl
     }
 
-    /// Commits everything processed so far: one transaction under exactly-once, flush
-    /// then offset commit under at-least-once. On failure, rewinds instead.
+    /// At-least-once, every commit interval: cuts a checkpoint at a barrier of the
+    /// workers and returns to fetching; [`Core::advance`] commits it once its outputs are
+    /// acknowledged. With `EPOCH_SLOTS - 1` checkpoints waiting already (the broker slow
+    /// to acknowledge), commits in full instead, waiting for every output.
+    fn checkpoint<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.last_commit = Instant::now();
+        if !self.dirty {
+            return;
+        }
+        if self.checkpoints.len() >= EPOCH_SLOTS - 1 {
+            return self.commit(consumer);
+        }
+        let cut_at = Instant::now();
+        let cut = self.barrier();
+        if cut.send_errors > 0 {
+            self.metrics.commit_time.observe(cut_at.elapsed());
+            tracing::warn!(
+                send_errors = cut.send_errors,
+                "outputs could not be queued; rewinding to the last committed offsets"
+            );
+            return self.recover(consumer, &KafkaError::Canceled);
+        }
+        self.checkpoints.push_back(Checkpoint {
+            slot: cut.slot,
+            reports: cut.reports,
+            next: std::mem::take(&mut self.pending),
+            since_ms: self.dirty_since_ms,
+            cut_at,
+            barrier: cut_at.elapsed(),
+        });
+        self.dirty = false;
+    }
+
+    /// At-least-once: commits the offsets of the oldest checkpoints whose outputs have
+    /// all been reported. If an output failed since the last commit, or the oldest
+    /// checkpoint's outputs are not all reported within `processing.kafka_timeout_ms`,
+    /// rewinds instead.
+    fn advance<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let Some(oldest) = self.checkpoints.front() else {
+            return;
+        };
+        let oldest_cut = oldest.cut_at;
+        let reported = self
+            .checkpoints
+            .iter()
+            .take_while(|c| self.deliveries.reports(c.slot) >= c.reports)
+            .count();
+        // Read after the reports: a failure among them is counted before it is reported.
+        let failures = self.metrics.delivery_failures.load(SeqCst);
+        let failed = failures != self.delivery_failures_seen;
+        if failed || (reported == 0 && oldest_cut.elapsed() > self.timeout()) {
+            self.delivery_failures_seen = failures;
+            self.metrics.commit_time.observe(oldest_cut.elapsed());
+            tracing::warn!(
+                failed,
+                "outputs failed or not acknowledged within processing.kafka_timeout_ms; rewinding to the last committed offsets"
+            );
+            let error = if failed {
+                KafkaError::Canceled
+            } else {
+                KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)
+            };
+            return self.recover(consumer, &error);
+        }
+        if reported == 0 {
+            return;
+        }
+        let t0 = Instant::now();
+        let mut span = crate::telemetry::spans().map(|s| s.commit(false));
+        let done: Vec<Checkpoint> = self.checkpoints.drain(..reported).collect();
+        let mut next = BTreeMap::new();
+        for c in &done {
+            next.extend(&c.next);
+        }
+        let tpl = self.offsets(&next);
+        let result = if tpl.count() == 0 {
+            Ok(())
+        } else {
+            consumer.commit(&tpl, CommitMode::Sync)
+        };
+        self.metrics.commit_time.observe(done[0].cut_at.elapsed());
+        end_span(&mut span, &tpl, &result);
+        match result {
+            Ok(()) => {
+                tracing::debug!(barrier = ?done[0].barrier, acknowledged = ?t0 - done[0].cut_at, commit = ?t0.elapsed(), checkpoints = done.len(), partitions = tpl.count(), "committed");
+                self.committed(&next);
+                let since = match self.checkpoints.front() {
+                    Some(c) => c.since_ms,
+                    None if self.dirty => self.dirty_since_ms,
+                    None => 0,
+                };
+                self.metrics.uncommitted_since_ms.store(since, Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "offset commit failed; rewinding to the last committed offsets");
+                self.recover(consumer, &e);
+            }
+        }
+    }
+
+    /// Bookkeeping after offsets `next` were committed.
+    fn committed(&mut self, next: &BTreeMap<i32, i64>) {
+        if !self.output_tries.is_empty() {
+            self.output_tries
+                .retain(|(p, o), _| next.get(p).is_none_or(|n| o >= n));
+        }
+        self.metrics.commits.fetch_add(1, Relaxed);
+    }
+
+    /// Commits everything processed so far: one transaction under exactly-once; under
+    /// at-least-once a flush of every output then a synchronous commit of the offsets of
+    /// every checkpoint and the records since. On failure, rewinds instead.
     fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.last_commit = Instant::now();
-        if !self.dirty && !self.txn_open {
+        if !self.dirty && !self.txn_open && self.checkpoints.is_empty() {
             return;
         }
         let t0 = Instant::now();
@@ -576,13 +730,18 @@ impl Core {
         let ack = self.barrier();
         let barrier_took = t0.elapsed();
         let producer = self.producer.get();
-        let tpl = self.offsets();
+        let mut next = BTreeMap::new();
+        for c in &self.checkpoints {
+            next.extend(&c.next);
+        }
+        next.extend(&self.pending);
+        let tpl = self.offsets(&next);
         // An output that failed loses the commit (under exactly-once librdkafka refuses
         // to commit the transaction; under at-least-once the offsets must not pass it),
         // so the flush stops waiting as soon as one does.
         let seen = self.delivery_failures_seen;
         let failures = &self.metrics.delivery_failures;
-        let failed = || failures.load(Relaxed) != seen;
+        let failed = || failures.load(SeqCst) != seen;
         let flushed = if ack.send_errors > 0 {
             Err(KafkaError::Canceled)
         } else {
@@ -591,7 +750,7 @@ impl Core {
                 other => other,
             }
         };
-        self.delivery_failures_seen = failures.load(Relaxed);
+        self.delivery_failures_seen = failures.load(SeqCst);
         let flush_took = t0.elapsed() - barrier_took;
         let result: Result<(), KafkaError> = if self.eos {
             match (flushed, consumer.group_metadata()) {
@@ -621,27 +780,13 @@ impl Core {
             }
         };
         self.metrics.commit_time.observe(t0.elapsed());
-        if let Some(span) = &mut span {
-            use opentelemetry::trace::Span as _;
-            span.set_attribute(opentelemetry::KeyValue::new(
-                "spamflow.partitions",
-                tpl.count() as i64,
-            ));
-            if let Err(e) = &result {
-                span.set_status(opentelemetry::trace::Status::error(e.to_string()));
-            }
-            span.end();
-        }
+        end_span(&mut span, &tpl, &result);
         match result {
             Ok(()) => {
                 tracing::debug!(barrier = ?barrier_took, flush = ?flush_took, total = ?t0.elapsed(), partitions = tpl.count(), "committed");
-                if !self.output_tries.is_empty() {
-                    let pending = &self.pending;
-                    self.output_tries
-                        .retain(|(p, o), _| pending.get(p).is_none_or(|next| o >= next));
-                }
-                self.metrics.commits.fetch_add(1, Relaxed);
+                self.committed(&next);
                 self.metrics.uncommitted_since_ms.store(0, Relaxed);
+                self.checkpoints.clear();
                 self.pending.clear();
                 self.dirty = false;
                 self.txn_open = false;
@@ -702,6 +847,7 @@ impl Core {
         self.txn_open = false;
         self.dirty = false;
         self.pending.clear();
+        self.checkpoints.clear();
         if self.shutdown_deadline.is_none() {
             self.rewind(consumer);
         }
@@ -742,7 +888,7 @@ impl Core {
     }
 
     fn abort_and_rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, why: &str) {
-        if !self.dirty && !self.txn_open {
+        if !self.dirty && !self.txn_open && self.checkpoints.is_empty() {
             return;
         }
         tracing::warn!(why, "aborting the open transaction");
@@ -752,8 +898,7 @@ impl Core {
 
     fn recreate_producer(&mut self) {
         // Workers are idle here (after a barrier or before any dispatch).
-        let metrics = self.metrics.clone();
-        match make_producer(&self.cfg, &self.brokers, &metrics, &self.failed, &self.stop) {
+        match make_producer(&self.cfg, &self.brokers, &self.sink, &self.stop) {
             Ok(Some(p)) => {
                 self.producer.set(p);
                 self.metrics.producer_recreated.fetch_add(1, Relaxed);
@@ -926,6 +1071,47 @@ impl Core {
             }
         }
         self.update_gauges();
+    }
+}
+
+/// The end of an epoch: the workers' barrier.
+struct Cut {
+    /// Outputs that could not be queued (nothing up to here may commit).
+    send_errors: u64,
+    /// The epoch's slot, and the reports in it that mean all its outputs were reported.
+    slot: usize,
+    reports: u64,
+}
+
+/// An at-least-once checkpoint: the offsets processed up to a barrier, to commit once
+/// every output queued before it has been reported.
+struct Checkpoint {
+    slot: usize,
+    reports: u64,
+    /// Next offset to commit per partition with records in it.
+    next: BTreeMap<i32, i64>,
+    /// When its oldest record was read (`metrics::mono_ms`).
+    since_ms: u64,
+    cut_at: Instant,
+    barrier: Duration,
+}
+
+/// Ends a commit's span, if tracing is on.
+fn end_span(
+    span: &mut Option<opentelemetry_sdk::trace::Span>,
+    tpl: &TopicPartitionList,
+    result: &Result<(), KafkaError>,
+) {
+    use opentelemetry::trace::Span as _;
+    if let Some(span) = span {
+        span.set_attribute(opentelemetry::KeyValue::new(
+            "spamflow.partitions",
+            tpl.count() as i64,
+        ));
+        if let Err(e) = result {
+            span.set_status(opentelemetry::trace::Status::error(e.to_string()));
+        }
+        span.end();
     }
 }
 

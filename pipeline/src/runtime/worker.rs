@@ -75,6 +75,17 @@ pub enum Work {
 pub struct BarrierAck {
     /// Output records that could not be queued (the commit must not proceed).
     pub send_errors: u64,
+    /// Output records queued in the epoch this barrier ends.
+    pub queued: u64,
+}
+
+/// What a worker queued in the current epoch (the outputs since its last barrier).
+#[derive(Debug, Default)]
+struct Epoch {
+    /// Barriers passed so far: the number of this epoch.
+    number: u64,
+    queued: u64,
+    send_errors: u64,
 }
 
 /// The shared output producer, swappable when a fatal error forces a new one. Workers
@@ -157,7 +168,7 @@ struct Worker {
     tally: LocalTally,
     buf: Vec<u8>,
     state_buf: Vec<StateUpdate>,
-    send_errors: u64,
+    epoch: Epoch,
     /// Input records (partition, offset) whose outputs cannot be produced, and why.
     poison: HashMap<(i32, i64), String>,
     /// Per partition, the offsets `[first, next)` its restored state already counts,
@@ -176,7 +187,7 @@ impl Worker {
             tally,
             buf: Vec::with_capacity(1024),
             state_buf: Vec::new(),
-            send_errors: 0,
+            epoch: Epoch::default(),
             poison: HashMap::new(),
             counted: HashMap::new(),
         }
@@ -249,8 +260,10 @@ impl Worker {
                     self.write_changelog(&producer, &marks);
                     self.tally.flush(&self.env.metrics);
                     let _ = reply.send(BarrierAck {
-                        send_errors: std::mem::take(&mut self.send_errors),
+                        send_errors: std::mem::take(&mut self.epoch.send_errors),
+                        queued: std::mem::take(&mut self.epoch.queued),
                     });
+                    self.epoch.number += 1;
                 }
             }
         }
@@ -401,21 +414,21 @@ impl Worker {
         let _ = serde_json::to_writer(&mut self.buf, &verdict);
         let topics = &*self.env.topics;
         let key = verdict.message_id.as_bytes();
-        let tag = output_tag(m.partition, m.offset);
         let mut out = Sink {
             producer,
             failed: &self.env.failed,
-            send_errors: &mut self.send_errors,
+            epoch: &mut self.epoch,
+            record: Some((m.partition, m.offset)),
             trace: trace.map(|t| t.header()),
         };
         out.send(
-            BaseRecord::with_opaque_to(&topics.verdicts, tag)
+            BaseRecord::with_opaque_to(&topics.verdicts, 0)
                 .key(key)
                 .payload(&self.buf),
         );
         if verdict.action.is_enforced() {
             out.send(
-                BaseRecord::with_opaque_to(&topics.block, tag)
+                BaseRecord::with_opaque_to(&topics.block, 0)
                     .key(key)
                     .payload(&self.buf),
             );
@@ -424,7 +437,7 @@ impl Worker {
             self.tally.alert();
             let body = serde_json::to_vec(&alert).unwrap_or_default();
             out.send(
-                BaseRecord::with_opaque_to(&topics.alerts, tag)
+                BaseRecord::with_opaque_to(&topics.alerts, 0)
                     .key(alert.recipient.as_bytes())
                     .payload(&body),
             );
@@ -462,8 +475,7 @@ impl Worker {
         rec.truncate_payload(|p| hex::encode(Sha256::digest(p)));
         let topics = &*self.env.topics;
         let mut r: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&topics.dlq, output_tag(m.partition, m.offset))
-                .headers(crate::kafka::dlq_headers(&rec));
+            BaseRecord::with_opaque_to(&topics.dlq, 0).headers(crate::kafka::dlq_headers(&rec));
         if let Some(k) = &rec.key {
             r = r.key(k.as_slice());
         }
@@ -473,7 +485,8 @@ impl Worker {
         Sink {
             producer,
             failed: &self.env.failed,
-            send_errors: &mut self.send_errors,
+            epoch: &mut self.epoch,
+            record: Some((m.partition, m.offset)),
             trace: trace.map(|t| t.header()),
         }
         .send(r);
@@ -511,14 +524,15 @@ impl Worker {
         }
         self.state_buf = buf;
         self.tally.changelog(pending.len() as u64);
+        // A changelog or side record belongs to no one input record.
         let mut out = Sink {
             producer,
             failed: &self.env.failed,
-            send_errors: &mut self.send_errors,
+            epoch: &mut self.epoch,
+            record: None,
             trace: None,
         };
         for (p, key, StateUpdate { value, .. }, publish) in &pending {
-            // Tag 0: a changelog record belongs to no one input record.
             let mut r: BaseRecord<'_, [u8], [u8], usize> =
                 BaseRecord::with_opaque_to(&topics.changelog, 0)
                     .partition(*p)
@@ -577,11 +591,13 @@ impl Worker {
     }
 }
 
-/// Where a worker's outputs go.
+/// Where a worker's outputs go. The delivery tag (`kafka::output_tag`) is set here.
 struct Sink<'a> {
     producer: &'a OutProducer,
     failed: &'a FailedOutputs,
-    send_errors: &'a mut u64,
+    epoch: &'a mut Epoch,
+    /// The input record the outputs are made for, if one.
+    record: Option<(i32, i64)>,
     /// The `traceparent` every record gets, if any.
     trace: Option<String>,
 }
@@ -598,14 +614,17 @@ impl Sink<'_> {
             };
             rec.headers = Some(rec.headers.take().unwrap_or_default().insert(h));
         }
-        let tag = rec.delivery_opaque;
+        let tag = output_tag(self.epoch.number, self.record);
+        rec.delivery_opaque = tag;
         if let Err(e) = send_with_backpressure(self.producer, rec) {
-            *self.send_errors += 1;
+            self.epoch.send_errors += 1;
             self.failed.charge(tag, &e);
             // Once per commit: a producer in an error state refuses every record.
-            if *self.send_errors == 1 {
+            if self.epoch.send_errors == 1 {
                 tracing::warn!(error = %e, "cannot queue output record; the commit will be refused and input rewound");
             }
+        } else {
+            self.epoch.queued += 1;
         }
     }
 }
