@@ -55,6 +55,17 @@ struct Args {
     /// The latency run's rate in events/s instead of half the measured rate.
     #[arg(long)]
     latency_rate: Option<f64>,
+    /// A librdkafka setting for the pipeline's clients, as `kafka.client` takes it (e.g.
+    /// `--client compression.type=lz4`); repeatable. The passthrough keeps librdkafka's
+    /// defaults.
+    #[arg(long, value_parser = key_value)]
+    client: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +99,7 @@ fn main() -> anyhow::Result<()> {
     cfg.kafka
         .consumer
         .insert("fetch.wait.max.ms".into(), "5".into());
+    cfg.kafka.client.extend(args.client.iter().cloned());
     let passthrough_topic = format!("{tag}-passthrough");
     let mut specs = topic_specs(&cfg, args.partitions);
     specs.push(spamflow_pipeline::kafka::TopicSpec {
