@@ -66,12 +66,10 @@ pub fn run(
         rules_version = %chain.rules_version(),
         "starting pipeline"
     );
-    let failed = Arc::new(FailedOutputs::default());
-    let deliveries = Arc::new(Deliveries::default());
     let sink = SinkContext {
         metrics: metrics.clone(),
-        failed: failed.clone(),
-        deliveries: deliveries.clone(),
+        failed: Arc::new(FailedOutputs::default()),
+        deliveries: Arc::new(Deliveries::default()),
     };
     let Some(producer) = make_producer(&cfg, brokers, &sink, &stop)? else {
         return Ok(());
@@ -85,7 +83,7 @@ pub fn run(
         topics: Arc::new(cfg.topics.clone()),
         metrics: metrics.clone(),
         max_message_bytes: cfg.processing.max_message_bytes,
-        failed: failed.clone(),
+        failed: sink.failed.clone(),
     });
     let workers = worker::spawn(cfg.worker_count(), env).context("starting worker threads")?;
     let n_workers = workers.len();
@@ -102,9 +100,7 @@ pub fn run(
             first_read: BTreeMap::new(),
             owned: BTreeSet::new(),
             restores: Restores::new(cfg.clone(), brokers, metrics.clone()),
-            failed,
             sink,
-            deliveries,
             epoch: 0,
             queued: [0; EPOCH_SLOTS],
             checkpoints: VecDeque::new(),
@@ -187,7 +183,9 @@ pub fn run(
                     undispatched = false;
                 }
             }
-            if !eos {
+            // Checkpoints advance whenever the fetched records have run out (and at
+            // each cut), not per record.
+            if !eos && !undispatched {
                 core.advance(&consumer);
             }
             if let Some(f) = core.fatal.take() {
@@ -432,13 +430,10 @@ struct Core {
     owned: BTreeSet<i32>,
     /// Restores in flight; their partitions are paused until they end.
     restores: Restores,
-    /// Input records whose outputs failed with an error of their own, charged by the
-    /// producer and the workers.
-    failed: Arc<FailedOutputs>,
-    /// The output producer's context (a recreated producer gets the same).
+    /// The output producer's context (a recreated producer gets the same): the input
+    /// records whose outputs failed with an error of their own, charged by the producer
+    /// and the workers, and the delivery reports per epoch slot.
     sink: SinkContext,
-    /// Delivery reports per epoch slot.
-    deliveries: Arc<Deliveries>,
     /// Barriers so far: the epoch whose outputs the workers queue now.
     epoch: u64,
     /// Outputs queued per epoch slot, from the start.
@@ -614,6 +609,7 @@ impl Core {
     /// to acknowledge), commits in full instead, waiting for every output.
     fn checkpoint<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         self.last_commit = Instant::now();
+        self.advance(consumer);
         if !self.dirty {
             return;
         }
@@ -653,7 +649,7 @@ impl Core {
         let reported = self
             .checkpoints
             .iter()
-            .take_while(|c| self.deliveries.reports(c.slot) >= c.reports)
+            .take_while(|c| self.sink.deliveries.reports(c.slot) >= c.reports)
             .count();
         // Read after the reports: a failure among them is counted before it is reported.
         let failures = self.metrics.delivery_failures.load(SeqCst);
@@ -678,10 +674,7 @@ impl Core {
         let t0 = Instant::now();
         let mut span = crate::telemetry::spans().map(|s| s.commit(false));
         let done: Vec<Checkpoint> = self.checkpoints.drain(..reported).collect();
-        let mut next = BTreeMap::new();
-        for c in &done {
-            next.extend(&c.next);
-        }
+        let next = next_offsets(&done);
         let tpl = self.offsets(&next);
         let result = if tpl.count() == 0 {
             Ok(())
@@ -730,10 +723,7 @@ impl Core {
         let ack = self.barrier();
         let barrier_took = t0.elapsed();
         let producer = self.producer.get();
-        let mut next = BTreeMap::new();
-        for c in &self.checkpoints {
-            next.extend(&c.next);
-        }
+        let mut next = next_offsets(&self.checkpoints);
         next.extend(&self.pending);
         let tpl = self.offsets(&next);
         // An output that failed loses the commit (under exactly-once librdkafka refuses
@@ -860,7 +850,7 @@ impl Core {
     /// producer's batches, say), not theirs: nothing is counted, and the stall shows in
     /// `/healthz`.
     fn charge_failed_outputs(&mut self) {
-        let failed = self.failed.take();
+        let failed = self.sink.failed.take();
         if failed.len() > MOST_CHARGED {
             tracing::warn!(
                 records = failed.len(),
@@ -1094,6 +1084,15 @@ struct Checkpoint {
     since_ms: u64,
     cut_at: Instant,
     barrier: Duration,
+}
+
+/// The next offset to commit per partition after `checkpoints` (oldest first).
+fn next_offsets<'a>(checkpoints: impl IntoIterator<Item = &'a Checkpoint>) -> BTreeMap<i32, i64> {
+    checkpoints
+        .into_iter()
+        .flat_map(|c| &c.next)
+        .map(|(p, o)| (*p, *o))
+        .collect()
 }
 
 /// Ends a commit's span, if tracing is on.
