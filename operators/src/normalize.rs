@@ -33,6 +33,9 @@ pub struct Normalized {
     input_len: usize,
     /// For each byte of `text`: the original byte range of the character it came from.
     map: Vec<(u32, u32)>,
+    /// The input's characters, as decoded once here (the classifier counts obfuscation
+    /// marks on them: [`count_evasions`]).
+    input_chars: Vec<char>,
     chars: Vec<(char, u32, u32)>,
     tmp: Vec<(char, u32, u32)>,
 }
@@ -52,6 +55,11 @@ impl Normalized {
     /// the text it means).
     pub fn input_len(&self) -> usize {
         self.input_len
+    }
+
+    /// The characters of the text it was made from.
+    pub fn input_chars(&self) -> &[char] {
+        &self.input_chars
     }
 
     /// Maps a byte range of the canonical text to the byte range of the original text it
@@ -83,8 +91,9 @@ impl Normalized {
         self.tmp.clear();
         self.text.clear();
         self.map.clear();
+        self.input_chars.clear();
         self.input_len = input.len();
-        decompose(input, &mut self.tmp, keep_syllables);
+        decompose(input, &mut self.input_chars, &mut self.tmp, keep_syllables);
         // Undoing a defanging can leave what the earlier steps would have changed (`[[.]]`
         // -> `[.]`, or separators that now stand between two syllables): the steps run
         // again until no defanging is left, so that the form stays idempotent. Text
@@ -152,8 +161,14 @@ fn is_syllable(c: char) -> bool {
     matches!(c as u32, 0xAC00..=0xD7A3)
 }
 
-fn decompose(input: &str, out: &mut Vec<(char, u32, u32)>, keep_syllables: bool) {
+fn decompose(
+    input: &str,
+    input_chars: &mut Vec<char>,
+    out: &mut Vec<(char, u32, u32)>,
+    keep_syllables: bool,
+) {
     for (i, c) in input.char_indices() {
+        input_chars.push(c);
         if is_invisible(c) {
             continue;
         }

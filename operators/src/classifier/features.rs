@@ -73,9 +73,10 @@ fn fold(c: char) -> char {
     }
 }
 
-/// Letters and digits make words. Hangul and ASCII are decided by range (they are nearly
-/// all the traffic; `char::is_alphanumeric` walks Unicode tables for Hangul).
-fn is_word_char(c: char) -> bool {
+/// Letters and digits make words (`char::is_alphanumeric`). Hangul and ASCII are decided by
+/// range (they are nearly all the traffic; `char::is_alphanumeric` walks Unicode tables
+/// for Hangul).
+pub(crate) fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(c, '\u{AC00}'..='\u{D7A3}' | '\u{3131}'..='\u{318E}')
         || (!c.is_ascii() && c.is_alphanumeric())
@@ -85,7 +86,6 @@ fn is_word_char(c: char) -> bool {
 #[derive(Debug, Default, Clone)]
 pub struct Extractor {
     chars: Vec<(char, u32)>,
-    original: Vec<char>,
     /// The features of the last text.
     pub features: Vec<Feature>,
     /// How many of them, at the end, are shape features.
@@ -102,14 +102,15 @@ impl Extractor {
     /// 2..=`max_n`-grams (2..=`hangul_max_n`-grams for text with Hangul), words, word
     /// bigrams, shape; `buckets` must be a power of two. At
     /// most `max_chars` characters are read (an LMS's first part carries its pitch; the
-    /// cost per message stays bounded). When `original` (the text `canonical` was made from)
-    /// is given, the obfuscation marks in its first `max_chars` characters
+    /// cost per message stays bounded). When `original` (the characters of the text
+    /// `canonical` was made from, [`crate::normalize::Normalized::input_chars`]) is given,
+    /// the obfuscation marks in its first `max_chars` characters
     /// ([`crate::normalize::evasions`]) are a shape feature too: none, one, two or three,
     /// four or more.
     pub fn extract(
         &mut self,
         canonical: &str,
-        original: Option<&str>,
+        original: Option<&[char]>,
         buckets: u32,
         max_chars: usize,
         (max_n, hangul_max_n): (usize, usize),
@@ -210,11 +211,8 @@ impl Extractor {
             71..=140 => 3,
             _ => 4,
         };
-        let evasions = original.map(|text| {
-            self.original.clear();
-            self.original.extend(text.chars().take(max_chars));
-            crate::normalize::count_evasions(&self.original)
-        });
+        let evasions = original
+            .map(|chars| crate::normalize::count_evasions(&chars[..chars.len().min(max_chars)]));
         let evasion_bucket = evasions.map(|e| match e {
             0 => 0u64,
             1 => 1,
@@ -279,7 +277,13 @@ mod tests {
         let mut x = Extractor::new();
         let mut shapes = |original: &str| {
             let canonical = crate::normalize::normalize(original);
-            x.extract(canonical.as_str(), Some(original), 1 << 18, 600, (4, 3));
+            x.extract(
+                canonical.as_str(),
+                Some(canonical.input_chars()),
+                1 << 18,
+                600,
+                (4, 3),
+            );
             assert_eq!(x.shape_features, SHAPE_FEATURES + 1);
             x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
         };

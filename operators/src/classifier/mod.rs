@@ -171,12 +171,13 @@ impl ClassifierWorker {
     }
 
     /// Scores `text`, given `canonical`, the canonical form of `text` or of its first bytes
-    /// (the chain's, made once per event).
+    /// (the chain's, made once per event; the obfuscation marks are counted in the
+    /// characters it was made from).
     pub fn score_canonical(&mut self, model: &Model, canonical: &Normalized, text: &str) -> Scored {
         let h = &model.header;
         self.x.extract(
             canonical.as_str(),
-            h.evasion_feature.then_some(text),
+            h.evasion_feature.then(|| canonical.input_chars()),
             h.buckets,
             h.max_chars,
             h.ngrams(),
@@ -280,13 +281,13 @@ fn word_around(text: &str, a: usize, b: usize) -> (usize, usize) {
     }
     for _ in 0..16 {
         match text[..s].chars().next_back() {
-            Some(c) if c.is_alphanumeric() => s -= c.len_utf8(),
+            Some(c) if features::is_word_char(c) => s -= c.len_utf8(),
             _ => break,
         }
     }
     for _ in 0..16 {
         match text[e..].chars().next() {
-            Some(c) if c.is_alphanumeric() => e += c.len_utf8(),
+            Some(c) if features::is_word_char(c) => e += c.len_utf8(),
             _ => break,
         }
     }
@@ -339,6 +340,29 @@ mod tests {
         assert_eq!(out, (0..12).collect::<Vec<_>>());
         model::evidence_candidates(&[0.0, 0.0, 0.0], 3, &mut out);
         assert!(out.is_empty());
+    }
+
+    proptest::proptest! {
+        /// The one-pass choice is the definition: of the features pushing towards spam at
+        /// least a quarter as hard as the strongest, the strongest dozen (ties by
+        /// position), in text order.
+        #[test]
+        fn evidence_candidates_follow_their_definition(
+            c in proptest::collection::vec(-4i8..=4, 0..60),
+            shape in 0usize..4,
+        ) {
+            let c: Vec<f32> = c.into_iter().map(|x| f32::from(x) / 2.0).collect();
+            let n = c.len().saturating_sub(shape);
+            let strongest = c[..n].iter().fold(0.0f32, |m, &x| m.max(x));
+            let mut want: Vec<usize> =
+                (0..n).filter(|&i| c[i] > 0.0 && c[i] >= strongest * 0.25).collect();
+            want.sort_by(|&a, &b| c[b].total_cmp(&c[a]).then(a.cmp(&b)));
+            want.truncate(model::EVIDENCE_CANDIDATES);
+            want.sort_unstable();
+            let mut out = Vec::new();
+            model::evidence_candidates(&c, shape, &mut out);
+            proptest::prop_assert_eq!(out, want);
+        }
     }
 
     #[test]

@@ -303,7 +303,13 @@ fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, 
         .iter()
         .map(|e| {
             norm.normalize(&e.text);
-            x.extract(norm.as_str(), Some(&e.text), buckets, max_chars, ngrams);
+            x.extract(
+                norm.as_str(),
+                Some(norm.input_chars()),
+                buckets,
+                max_chars,
+                ngrams,
+            );
             x.features.iter().map(|f| f.slot).collect()
         })
         .collect();
