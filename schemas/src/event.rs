@@ -151,8 +151,8 @@ impl DecodeError {
 /// The fast path is plain `serde_json`; only a failing document is decoded a second time
 /// with path tracking, so that the error names the field without costing the good path.
 pub fn decode_submission(payload: &[u8]) -> Result<SubmissionEvent, DecodeError> {
-    check_payload(payload)?;
-    let event: SubmissionEvent = match serde_json::from_slice(payload) {
+    let json = check_payload(payload)?;
+    let event: SubmissionEvent = match serde_json::from_str(json) {
         Ok(ev) => ev,
         Err(_) => return Err(field_error::<SubmissionEvent>(payload)),
     };
@@ -160,16 +160,15 @@ pub fn decode_submission(payload: &[u8]) -> Result<SubmissionEvent, DecodeError>
     Ok(event)
 }
 
-/// A payload a document can be read from: not empty, UTF-8.
-pub(crate) fn check_payload(payload: &[u8]) -> Result<(), DecodeError> {
+/// A payload a document can be read from: not empty, UTF-8. The text is parsed from the
+/// `&str` returned, so that serde_json does not check each string's UTF-8 a second time.
+pub(crate) fn check_payload(payload: &[u8]) -> Result<&str, DecodeError> {
     if payload.is_empty() {
         return Err(DecodeError::Empty);
     }
-    std::str::from_utf8(payload)
-        .map(|_| ())
-        .map_err(|e| DecodeError::InvalidUtf8 {
-            offset: e.valid_up_to(),
-        })
+    std::str::from_utf8(payload).map_err(|e| DecodeError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })
 }
 
 /// The error of a document of type `T` that failed to decode, naming the field.

@@ -60,8 +60,8 @@ pub struct SpamReport {
 
 /// Decodes and validates one `SpamReport` payload.
 pub fn decode_report(payload: &[u8]) -> Result<SpamReport, DecodeError> {
-    check_payload(payload)?;
-    let report: SpamReport = match serde_json::from_slice(payload) {
+    let json = check_payload(payload)?;
+    let report: SpamReport = match serde_json::from_str(json) {
         Ok(r) => r,
         Err(_) => return Err(field_error::<SpamReport>(payload)),
     };
