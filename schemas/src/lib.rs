@@ -24,6 +24,7 @@ pub mod dlq;
 pub mod event;
 pub mod registry;
 pub mod report;
+pub mod rfc3339;
 pub mod stats;
 pub mod verdict;
 

@@ -79,8 +79,10 @@ pub struct Verdict {
     /// The submission's `message_id`.
     pub message_id: String,
     /// The submission's event time.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub submitted_at: DateTime<Utc>,
     /// Wall-clock time the verdict was made (the only field that differs between runs).
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub decided_at: DateTime<Utc>,
     /// What the SMSC does.
     pub action: Action,
