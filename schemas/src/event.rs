@@ -21,6 +21,7 @@ pub struct SubmissionEvent {
     /// Unique per submission; the key of every verdict.
     pub message_id: String,
     /// Event time (RFC 3339, UTC). Every window uses this, never the wall clock.
+    #[serde(deserialize_with = "crate::rfc3339::deserialize")]
     pub submitted_at: DateTime<Utc>,
     /// Originating address as presented: E.164, national, short code or alphanumeric.
     pub sender: String,
