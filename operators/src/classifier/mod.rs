@@ -343,9 +343,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The one-pass choice is the definition: of the features pushing towards spam at
-        /// least a quarter as hard as the strongest, the strongest dozen (ties by
-        /// position), in text order.
+        /// The evidence candidates are what they are defined to be: of the features pushing
+        /// towards spam at least a quarter as hard as the strongest, the strongest dozen
+        /// (ties by position), in text order.
         #[test]
         fn evidence_candidates_follow_their_definition(
             c in proptest::collection::vec(-4i8..=4, 0..60),
