@@ -130,9 +130,12 @@ pub fn run(
     let commit_every = Duration::from_millis(cfg.processing.commit_interval_ms);
     let mut result = Ok(());
     'run: while !stop.is_set() {
-        // Fetch phase: accept records until the commit interval (counted from the end of
-        // the previous commit, so a slow commit cannot starve fetching) has passed.
-        let due = lock(&ctx.core).last_commit + commit_every;
+        // Fetch phase: accept records until the commit interval, counted from the start of
+        // the previous commit, has passed: a record waits at most one interval before its
+        // commit starts, whatever the commit took. After a commit slower than that, a
+        // quarter of the interval still goes to fetching, so slow commits cannot starve it.
+        let due =
+            (lock(&ctx.core).last_commit + commit_every).max(Instant::now() + commit_every / 4);
         // Records accepted since the last dispatch. While there are some, polling does not
         // wait: the moment the fetched records run out they go to the workers, so a
         // record waits for the rest of its fetch, never for a batch to fill.
@@ -206,7 +209,6 @@ pub fn run(
         } else {
             core.checkpoint(&consumer);
         }
-        core.last_commit = Instant::now();
     }
 
     // Graceful shutdown: no more fetching; commit what was processed (or abort it),
@@ -451,6 +453,7 @@ struct Core {
     txn_open: bool,
     /// Anything dispatched since the last commit.
     dirty: bool,
+    /// When the last commit (or checkpoint) started.
     last_commit: Instant,
     delivery_failures_seen: u64,
     metrics: Arc<Metrics>,
