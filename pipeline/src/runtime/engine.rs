@@ -130,12 +130,8 @@ pub fn run(
     let commit_every = Duration::from_millis(cfg.processing.commit_interval_ms);
     let mut result = Ok(());
     'run: while !stop.is_set() {
-        // Fetch phase: accept records until the commit interval, counted from the start of
-        // the previous commit, has passed: a record waits at most one interval before its
-        // commit starts, whatever the commit took. After a commit slower than that, a
-        // quarter of the interval still goes to fetching, so slow commits cannot starve it.
-        let due =
-            (lock(&ctx.core).last_commit + commit_every).max(Instant::now() + commit_every / 4);
+        // Fetch phase: accept records until the next commit is due.
+        let due = next_commit_due(lock(&ctx.core).last_commit, Instant::now(), commit_every);
         // Records accepted since the last dispatch. While there are some, polling does not
         // wait: the moment the fetched records run out they go to the workers, so a
         // record waits for the rest of its fetch, never for a batch to fill.
@@ -242,6 +238,14 @@ pub fn run(
         "pipeline stopped"
     );
     result
+}
+
+/// When the commit after one that started at `started` is due, at `now` (its end): one
+/// interval after the start, so that a record waits at most one interval before its commit
+/// starts whatever the commit took; after a commit slower than that, a quarter of the
+/// interval still goes to fetching, so slow commits cannot starve it.
+fn next_commit_due(started: Instant, now: Instant, every: Duration) -> Instant {
+    (started + every).max(now + every / 4)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1152,5 +1156,22 @@ fn commit_with_retry(
             Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 3 => attempts += 1,
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_start_one_interval_apart_and_a_slow_one_leaves_a_quarter_for_fetching() {
+        let every = Duration::from_millis(100);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // A 12 ms commit: the next is due 100 ms after this one started.
+        assert_eq!(next_commit_due(t0, ms(12), every), ms(100));
+        // One that took the whole interval or more: fetching still gets 25 ms.
+        assert_eq!(next_commit_due(t0, ms(90), every), ms(115));
+        assert_eq!(next_commit_due(t0, ms(400), every), ms(425));
     }
 }
