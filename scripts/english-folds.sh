@@ -11,13 +11,8 @@ uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
 [ -f "$uci" ] || { echo "english-folds.sh: no UCI SMS Spam Collection at $uci (set SPAMFLOW_UCI)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
-bin=target/release
-$bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
-$bin/spamflow rules examples > "$work/rules.jsonl"
+. scripts/training-data.sh
 $bin/spamflow-loadtest uci --in "$uci" --half train > "$work/uci.jsonl"
-data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl")
-for f in operators/models/corpus/ko-handwritten-*.jsonl; do data+=(--data "$f"); done
 for k in 0 1 2 3 4; do
   python3 -c '
 import json, sys

@@ -12,11 +12,7 @@ cd "$(dirname "$0")/.."
 out=${1:-operators/models/default.sfm}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
-bin=target/release
-$bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
-$bin/spamflow rules examples > "$work/rules.jsonl"
-data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl" --data operators/models/corpus/ko-handwritten-1.jsonl --data operators/models/corpus/ko-handwritten-2.jsonl --data operators/models/corpus/ko-handwritten-3.jsonl --data operators/models/corpus/ko-handwritten-4.jsonl --data operators/models/corpus/ko-handwritten-5.jsonl --data operators/models/corpus/ko-handwritten-6.jsonl --data operators/models/corpus/ko-handwritten-7.jsonl)
+. scripts/training-data.sh
 uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
 if [ -f "$uci" ]; then
   $bin/spamflow-loadtest uci --in "$uci" --half train > "$work/uci-sms-train.jsonl"

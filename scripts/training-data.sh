@@ -1,0 +1,12 @@
+# Sourced by scripts/model.sh and scripts/english-folds.sh (from the repository root, with
+# $work set): builds the binaries, writes the shipped model's training data but the UCI
+# half into $work, and sets `bin` and `data` (the --data options, in the shipped model's
+# order: the order moves the shuffles, so the same order gives the same model bytes).
+cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
+bin=target/release
+$bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
+$bin/spamflow rules examples > "$work/rules.jsonl"
+data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl")
+for i in 1 2 3 4 5 6 7; do
+  data+=(--data "operators/models/corpus/ko-handwritten-$i.jsonl")
+done
