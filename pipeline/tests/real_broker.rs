@@ -48,6 +48,24 @@ fn committed_verdicts(cfg: &Config, partitions: i32, n: usize) -> Vec<Verdict> {
 
 /// Committed offsets of the group equal the end offsets of the input topic.
 fn assert_offsets_committed(cfg: &Config, partitions: i32) {
+    if let Err(e) = offsets_at_end(cfg, partitions) {
+        panic!("{e}");
+    }
+}
+
+/// Waits until the group's committed offsets reach the end of every input partition
+/// (or panics after `timeout`).
+fn wait_offsets_committed(cfg: &Config, partitions: i32, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while let Err(e) = offsets_at_end(cfg, partitions) {
+        assert!(Instant::now() < deadline, "timed out: {e}");
+        spamflow_pipeline::runtime::Stop::new().wait(Duration::from_millis(100));
+    }
+}
+
+/// Whether the group's committed offsets are at the end of every input partition; if not,
+/// the first partition that is not.
+fn offsets_at_end(cfg: &Config, partitions: i32) -> Result<(), String> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
         .create()
@@ -58,14 +76,12 @@ fn assert_offsets_committed(cfg: &Config, partitions: i32) {
             .unwrap();
         match offset {
             // A transactional producer's commit marker takes the last offset.
-            Offset::Offset(o) => assert!(
-                o == high || o + 1 == high,
-                "partition {p}: committed {o}, end {high}"
-            ),
+            Offset::Offset(o) if o == high || o + 1 == high => {}
             Offset::Invalid if high == 0 => {}
-            other => panic!("partition {p}: committed {other:?}, end {high}"),
+            other => return Err(format!("partition {p}: committed {other:?}, end {high}")),
         }
     }
+    Ok(())
 }
 
 /// The group's committed offsets on the input topic, by partition.
@@ -249,6 +265,9 @@ fn an_aborted_transaction_shows_no_verdict_and_is_redone_after_the_fault_clears(
     run.wait_for(Duration::from_secs(90), "recovery", |m| {
         m.dlq_total() >= 1 && m.commits.load(Relaxed) >= 1 && m.verdicts_total() >= evs.len() as u64
     });
+    // The counters include the aborted attempts' work: the redo is done when the group's
+    // offsets reach the end of the input.
+    wait_offsets_committed(&cfg, 2, Duration::from_secs(90));
     let metrics = run.stop();
     assert!(metrics.aborts.load(Relaxed) >= 1);
 
@@ -1878,11 +1897,14 @@ fn reports_naming_only_message_ids_block_the_content_on_every_instance() {
         fillers += 1;
         run.stop.wait(Duration::from_millis(200));
     }
-    other.wait_for("the block on the other instance", |f| {
+    // The block can reach the other instance through the reported contents before it has
+    // read the resolutions: wait for both.
+    other.wait_for("the block and the resolutions on the other instance", |f| {
         f.ops
             .reported
             .check(text, chrono::Utc::now().timestamp_millis())
             .is_some()
+            && f.metrics.reports_resolved.load(Relaxed) >= 3
     });
     assert_eq!(other.metrics.reports_resolved.load(Relaxed), 3);
     // One resolution per report, keyed by its id.
