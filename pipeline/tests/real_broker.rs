@@ -53,16 +53,6 @@ fn assert_offsets_committed(cfg: &Config, partitions: i32) {
     }
 }
 
-/// Waits until the group's committed offsets reach the end of every input partition
-/// (or panics after `timeout`).
-fn wait_offsets_committed(cfg: &Config, partitions: i32, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while let Err(e) = offsets_at_end(cfg, partitions) {
-        assert!(Instant::now() < deadline, "timed out: {e}");
-        spamflow_pipeline::runtime::Stop::new().wait(Duration::from_millis(100));
-    }
-}
-
 /// Whether the group's committed offsets are at the end of every input partition; if not,
 /// the first partition that is not.
 fn offsets_at_end(cfg: &Config, partitions: i32) -> Result<(), String> {
@@ -267,7 +257,9 @@ fn an_aborted_transaction_shows_no_verdict_and_is_redone_after_the_fault_clears(
     });
     // The counters include the aborted attempts' work: the redo is done when the group's
     // offsets reach the end of the input.
-    wait_offsets_committed(&cfg, 2, Duration::from_secs(90));
+    run.wait_for(Duration::from_secs(90), "offsets at the end of the input", |_| {
+        offsets_at_end(&cfg, 2).is_ok()
+    });
     let metrics = run.stop();
     assert!(metrics.aborts.load(Relaxed) >= 1);
 
