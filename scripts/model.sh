@@ -23,4 +23,6 @@ fi
 # The policy is fitted on the hand-written, rule and UCI lines only (docs/classifier.md).
 $bin/spamflow train "${data[@]}" --seed 1 --policy-exclude-source synth --out "$out"
 echo "--- Korean test sets (never trained on):"
-$bin/spamflow eval --model "$out" --data operators/models/corpus/ko-test.jsonl --data operators/models/corpus/ko-test-2.jsonl --data operators/models/corpus/ko-test-3.jsonl --data operators/models/corpus/ko-test-4.jsonl --data operators/models/corpus/ko-test-5.jsonl --data operators/models/corpus/ko-test-6.jsonl
+tests=()
+for f in operators/models/corpus/ko-test*.jsonl; do tests+=(--data "$f"); done
+$bin/spamflow eval --model "$out" "${tests[@]}"
