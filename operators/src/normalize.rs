@@ -392,7 +392,8 @@ fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)
 /// feature (bucketed), so that obfuscation itself counts as evidence. Each of these counts
 /// one:
 ///
-/// - an invisible character (zero-width, soft hyphen, Hangul filler);
+/// - an invisible character (zero-width, soft hyphen, Hangul filler), except the joiner
+///   inside an emoji sequence (`🤦‍♀️`, `👨‍👩‍👧`: people send those every day);
 /// - a full-width, circled or mathematical letter or digit;
 /// - a Cyrillic or Greek look-alike next to a Latin letter (`саsinо`);
 /// - a lone consonant jamo spelt with a vowel jamo or a Latin vowel (`ㅋr`, `ㄷH`, `ㄷㅐ`;
@@ -408,6 +409,11 @@ fn undo_url_defanging(input: &[(char, u32, u32)], out: &mut Vec<(char, u32, u32)
 /// blocked such chat.
 pub fn evasions(input: &str) -> u32 {
     count_evasions(&input.chars().collect::<Vec<_>>())
+}
+
+/// An emoji or a pictographic symbol, or the variation selector that asks for one.
+fn pictographic(c: char) -> bool {
+    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0xFE0F)
 }
 
 /// [`evasions`] of a text given as its characters.
@@ -432,7 +438,10 @@ pub fn count_evasions(chars: &[char]) -> u32 {
         let prev = i.checked_sub(1).map(|p| chars[p]);
         let next = chars.get(i + 1).copied();
         if !c.is_ascii() {
-            let disguised = is_invisible(c)
+            let emoji_joiner = c == '\u{200D}'
+                && prev.is_some_and(pictographic)
+                && next.is_some_and(pictographic);
+            let disguised = (is_invisible(c) && !emoji_joiner)
                 || matches!(c as u32, 0xFF01..=0xFF5E | 0x2460..=0x24FF | 0x3200..=0x327F | 0x1D400..=0x1D7FF);
             // Cyrillic or Greek.
             let lookalike = matches!(c as u32, 0x0370..=0x04FF)
@@ -557,6 +566,7 @@ mod tests {
             ("급❤만❤남 매❤칭", 3),
             ("ㅋr지노 ㄷH박 ㄷㅐ출", 3),
             ("카\u{200B}지노", 1),
+            ("카\u{200D}지노", 1),
             ("ｃａｓｉｎｏ", 6),
             ("саsinо", 2),
             ("cas1n0 hxxp://x[.]com", 3),
@@ -564,6 +574,8 @@ mod tests {
             ("(광고)쿠팡 [Web발신] 배송 완료", 0),
             ("차 좀 빼 줄 수 있어?", 0),
             ("ㅋㅋㅋ 알았어! 내일 봐~", 0),
+            // Emoji sequences joined by U+200D, one with a variation selector.
+            ("오늘 피곤하다 🤦\u{200D}♀\u{FE0F} 가족 사진 👨\u{200D}👩\u{200D}👧", 0),
             ("010-1234-5678 2026년 3월 4u gr8", 0),
             ("", 0),
         ] {
