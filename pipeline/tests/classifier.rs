@@ -63,6 +63,7 @@ fn evaluation_metrics_of_the_shipped_model_are_pinned() {
         corpus("ko-test-4.jsonl"),
         corpus("ko-test-5.jsonl"),
         corpus("ko-test-6.jsonl"),
+        corpus("ko-test-7.jsonl"),
     ])
     .unwrap();
     let metrics = evaluate(&Config::default(), &model, &examples, None).unwrap();

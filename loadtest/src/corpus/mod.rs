@@ -14,7 +14,9 @@
 mod phrases;
 
 use crate::synth::pick;
-use phrases::{KO_CHAT_BODY, KO_CHAT_OPEN, KO_NOTICES, KO_PARTS, KO_SPAM_PREFIX, KO_SPAM_SUFFIX};
+use phrases::{
+    KO_CHAT_BODY, KO_CHAT_OPEN, KO_DECOR, KO_NOTICES, KO_PARTS, KO_SPAM_PREFIX, KO_SPAM_SUFFIX,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -839,6 +841,9 @@ const OBFUSCATIONS: &[Obfuscation] = &[
 #[derive(Debug)]
 pub struct Corpus {
     rng: SmallRng,
+    /// Draws the emoji at the ends of lines, apart from `rng` so that they change no other
+    /// line.
+    decor: SmallRng,
     /// Share of spam that is obfuscated.
     pub obfuscated_share: f64,
     /// Share of lines that are spam.
@@ -852,6 +857,7 @@ impl Corpus {
     pub fn new(seed: u64) -> Self {
         Corpus {
             rng: SmallRng::seed_from_u64(seed),
+            decor: SmallRng::seed_from_u64(seed ^ 0x5EED_DEC0),
             obfuscated_share: 0.4,
             spam_share: 0.45,
             english_share: 0.0,
@@ -879,6 +885,9 @@ impl Corpus {
                     self.expand(templates[ti]),
                 )
             };
+            if !english {
+                text = self.decorate(text);
+            }
             let obfuscated = self.rng.random_bool(self.obfuscated_share);
             if obfuscated {
                 for _ in 0..self.rng.random_range(1..=2) {
@@ -895,9 +904,13 @@ impl Corpus {
                 match self.rng.random_range(0..10) {
                     0..=2 => {
                         let i = self.rng.random_range(0..KO_HAM.len());
-                        (format!("ko/ham/t{i}"), self.expand(KO_HAM[i]))
+                        let text = self.expand(KO_HAM[i]);
+                        (format!("ko/ham/t{i}"), self.decorate(text))
                     }
-                    3..=6 => self.composed_chat(),
+                    3..=6 => {
+                        let (group, text) = self.composed_chat();
+                        (group, self.decorate(text))
+                    }
                     7 => {
                         let i = self.rng.random_range(0..KO_BULK.len());
                         (format!("ko/notice/b{i}"), self.expand(KO_BULK[i]))
@@ -972,6 +985,16 @@ impl Corpus {
             text = format!("{open} {text}");
         }
         (format!("ko/chat/c{bi}"), text)
+    }
+
+    /// A third of Korean lines, chat and spam alike, end with emoji or an emoticon.
+    fn decorate(&mut self, text: String) -> String {
+        if !self.decor.random_bool(0.3) {
+            return text;
+        }
+        let d = pick(&mut self.decor, KO_DECOR);
+        let sep = if self.decor.random_bool(0.3) { "" } else { " " };
+        format!("{text}{sep}{d}")
     }
 
     /// Fills every `{slot}` of `template`.
@@ -1207,6 +1230,30 @@ mod tests {
             }
         }
         assert!((1_000..1_700).contains(&spam), "{spam}");
+    }
+
+    #[test]
+    fn chat_and_spam_end_with_the_same_emoji_alike() {
+        // The model must not learn that emoji mean spam (or ham): both draw from one list.
+        let mut c = Corpus::new(4);
+        let mut decorated = [[0u32; 2]; 2];
+        for _ in 0..6_000 {
+            let line = c.next_line();
+            let text = line["text"].as_str().unwrap();
+            let chat = line["group"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("ko/chat") || g.starts_with("ko/ham"));
+            let spam = line["label"] == "spam";
+            if !spam && !chat {
+                continue;
+            }
+            let ends = KO_DECOR.iter().any(|d| text.ends_with(d));
+            decorated[usize::from(spam)][usize::from(ends)] += 1;
+        }
+        let share = |[plain, ends]: [u32; 2]| f64::from(ends) / f64::from(plain + ends);
+        let (chat, spam) = (share(decorated[0]), share(decorated[1]));
+        assert!((0.25..0.45).contains(&chat), "{chat}");
+        assert!((0.25..0.45).contains(&spam), "{spam}");
     }
 
     #[test]

@@ -434,6 +434,17 @@ pub const KO_SPAM_SUFFIX: &[&str] = &[
     "~",
 ];
 
+/// Emoji and emoticons at the end of a line, in chat and in spam alike (some joined with
+/// U+200D, some with a variation selector). Which ones people and spammers really use, and
+/// how often, is not in any data we have, so both kinds draw from this one list and a
+/// model learns that they weigh little by themselves.
+pub const KO_DECOR: &[&str] = &[
+    "😂", "ㅋㅋㅋ😂", "🤣", "😊", "😭", "ㅠㅠ😭", "🙏", "👍", "👍👍", "❤\u{FE0F}", "♥", "♡",
+    "♡♡", "💕", "🥰", "😍", "😅", "🎉", "🎂🎉", "✨", "^^", "ㅎㅎ", "😘", "🤗", "🔥", "🔥🔥",
+    "🎁", "✅", "👉", "💯", "💎", "🤦\u{200D}♀\u{FE0F}", "🤷\u{200D}♂\u{FE0F}",
+    "🙆\u{200D}♀\u{FE0F}", "👨\u{200D}👩\u{200D}👧", "★", "💰", "🌸", "☕", "🚀",
+];
+
 /// Everyday Korean chat, composed from an opening and a body (many mention money, loans,
 /// parcels, stocks, games or links harmlessly).
 pub const KO_CHAT_OPEN: &[&str] = &[
