@@ -825,7 +825,8 @@ pub enum Obfuscation {
     Defang,
 }
 
-const OBFUSCATIONS: &[Obfuscation] = &[
+/// Every obfuscation, in a fixed order.
+pub const OBFUSCATIONS: &[Obfuscation] = &[
     Obfuscation::Spacing,
     Obfuscation::Symbols,
     Obfuscation::FullWidth,
