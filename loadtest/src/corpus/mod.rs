@@ -15,7 +15,8 @@ mod phrases;
 
 use crate::synth::pick;
 use phrases::{
-    KO_CHAT_BODY, KO_CHAT_OPEN, KO_DECOR, KO_NOTICES, KO_PARTS, KO_SPAM_PREFIX, KO_SPAM_SUFFIX,
+    KO_CHAT_BODY, KO_CHAT_OPEN, KO_DECOR, KO_NOTICES, KO_NOTICE_LINKS, KO_PARTS, KO_SHARED_LINKS,
+    KO_SPAM_PREFIX, KO_SPAM_SUFFIX,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -842,9 +843,9 @@ pub const OBFUSCATIONS: &[Obfuscation] = &[
 #[derive(Debug)]
 pub struct Corpus {
     rng: SmallRng,
-    /// Draws the emoji at the ends of lines, apart from `rng` so that they change no other
-    /// line.
-    decor: SmallRng,
+    /// Draws what is added to lines (emoji, links), apart from `rng` so that no other line
+    /// changes.
+    extras: SmallRng,
     /// Share of spam that is obfuscated.
     pub obfuscated_share: f64,
     /// Share of lines that are spam.
@@ -858,7 +859,7 @@ impl Corpus {
     pub fn new(seed: u64) -> Self {
         Corpus {
             rng: SmallRng::seed_from_u64(seed),
-            decor: SmallRng::seed_from_u64(seed ^ 0x5EED_DEC0),
+            extras: SmallRng::seed_from_u64(seed ^ 0x5EED_DEC0),
             obfuscated_share: 0.4,
             spam_share: 0.45,
             english_share: 0.0,
@@ -887,7 +888,7 @@ impl Corpus {
                 )
             };
             if !english {
-                text = self.decorate(text);
+                text = self.spam_extras(text);
             }
             let obfuscated = self.rng.random_bool(self.obfuscated_share);
             if obfuscated {
@@ -906,19 +907,21 @@ impl Corpus {
                     0..=2 => {
                         let i = self.rng.random_range(0..KO_HAM.len());
                         let text = self.expand(KO_HAM[i]);
-                        (format!("ko/ham/t{i}"), self.decorate(text))
+                        (format!("ko/ham/t{i}"), self.chat_extras(text))
                     }
                     3..=6 => {
                         let (group, text) = self.composed_chat();
-                        (group, self.decorate(text))
+                        (group, self.chat_extras(text))
                     }
                     7 => {
                         let i = self.rng.random_range(0..KO_BULK.len());
-                        (format!("ko/notice/b{i}"), self.expand(KO_BULK[i]))
+                        let text = self.expand(KO_BULK[i]);
+                        (format!("ko/notice/b{i}"), self.notice_link(text))
                     }
                     _ => {
                         let i = self.rng.random_range(0..KO_NOTICES.len());
-                        (format!("ko/notice/n{i}"), self.expand(KO_NOTICES[i]))
+                        let text = self.expand(KO_NOTICES[i]);
+                        (format!("ko/notice/n{i}"), self.notice_link(text))
                     }
                 }
             };
@@ -990,12 +993,60 @@ impl Corpus {
 
     /// A third of Korean lines, chat and spam alike, end with emoji or an emoticon.
     fn decorate(&mut self, text: String) -> String {
-        if !self.decor.random_bool(0.3) {
+        if !self.extras.random_bool(0.3) {
             return text;
         }
-        let d = pick(&mut self.decor, KO_DECOR);
-        let sep = if self.decor.random_bool(0.3) { "" } else { " " };
+        let d = pick(&mut self.extras, KO_DECOR);
+        let sep = if self.extras.random_bool(0.3) { "" } else { " " };
         format!("{text}{sep}{d}")
+    }
+
+    /// A chat line: one in twelve shares a link, a third end with emoji.
+    fn chat_extras(&mut self, text: String) -> String {
+        let text = if self.extras.random_bool(1.0 / 12.0) {
+            let link = self.link(KO_SHARED_LINKS);
+            format!("{text} {link}")
+        } else {
+            text
+        };
+        self.decorate(text)
+    }
+
+    /// A spam line: as many carry a notice's or a chat's link as ham lines do (spam
+    /// copies them as decoys and shares videos and blogs too), so that a link decides
+    /// nothing by itself; a third end with emoji.
+    fn spam_extras(&mut self, text: String) -> String {
+        let links = match self.extras.random_range(0..100) {
+            0..10 => Some(KO_NOTICE_LINKS),
+            10..16 => Some(KO_SHARED_LINKS),
+            _ => None,
+        };
+        let text = match links {
+            Some(links) => {
+                let link = self.link(links);
+                format!("{text} {link}")
+            }
+            None => text,
+        };
+        self.decorate(text)
+    }
+
+    /// A notice: a third of them point to the sender's site.
+    fn notice_link(&mut self, text: String) -> String {
+        if !self.extras.random_bool(0.35) {
+            return text;
+        }
+        let join = pick(&mut self.extras, &[" 자세히 보기 ", " ", " 바로가기 ", "\n"]);
+        let link = self.link(KO_NOTICE_LINKS);
+        format!("{text}{join}{link}")
+    }
+
+    /// One of `links` with its `{id}` and `{num}` filled.
+    fn link(&mut self, links: &[&str]) -> String {
+        let r = &mut self.extras;
+        let id = short_id(r);
+        let num = r.random_range(1_000_000..10_000_000_000u64).to_string();
+        pick(r, links).replace("{id}", &id).replace("{num}", &num)
     }
 
     /// Fills every `{slot}` of `template`.
@@ -1255,6 +1306,29 @@ mod tests {
         let (chat, spam) = (share(decorated[0]), share(decorated[1]));
         assert!((0.25..0.45).contains(&chat), "{chat}");
         assert!((0.25..0.45).contains(&spam), "{spam}");
+    }
+
+    #[test]
+    fn legitimate_links_are_in_ham_and_spam_alike() {
+        // A model must not learn that every link means spam, nor that a real site's link
+        // means ham: notices and chat carry them, and spam as often.
+        let hosts: Vec<&str> = KO_NOTICE_LINKS
+            .iter()
+            .chain(KO_SHARED_LINKS)
+            .map(|l| l.split('/').nth(2).unwrap())
+            .collect();
+        let mut c = Corpus::new(4);
+        let mut linked = [[0u32; 2]; 2];
+        for _ in 0..6_000 {
+            let line = c.next_line();
+            let text = line["text"].as_str().unwrap();
+            let has = hosts.iter().any(|h| text.contains(h));
+            linked[usize::from(line["label"] == "spam")][usize::from(has)] += 1;
+        }
+        let share = |[plain, has]: [u32; 2]| f64::from(has) / f64::from(plain + has);
+        let (ham, spam) = (share(linked[0]), share(linked[1]));
+        assert!((0.1..0.25).contains(&ham), "{ham}");
+        assert!((0.1..0.25).contains(&spam), "{spam}");
     }
 
     #[test]

@@ -445,6 +445,54 @@ pub const KO_DECOR: &[&str] = &[
     "🙆\u{200D}♀\u{FE0F}", "👨\u{200D}👩\u{200D}👧", "★", "💰", "🌸", "☕", "🚀",
 ];
 
+/// The links of legitimate notices: the senders' own sites (`{id}` and `{num}` are
+/// filled). Spam links are shorteners and look-alike or throwaway domains; a model that
+/// never saw a link in ham would block every notice that has one.
+pub const KO_NOTICE_LINKS: &[&str] = &[
+    "https://www.cjlogistics.com/ko/tool/parcel/tracking?gnbInvcNo={num}",
+    "https://service.epost.go.kr/trace.RetrieveDomRigiTraceList.comm?sid1={num}",
+    "https://www.hanjin.com/kor/CMS/DeliveryMgr/WaybillResult.do?wblnum={num}",
+    "https://www.lotteglogis.com/mobile/reservation/tracking/linkView?InvNo={num}",
+    "https://www.hometax.go.kr",
+    "https://www.gov.kr/portal/main",
+    "https://www.wetax.go.kr",
+    "https://www.nhis.or.kr",
+    "https://www.nps.or.kr",
+    "https://www.safekorea.go.kr",
+    "https://m.shinhancard.com",
+    "https://www.hyundaicard.com",
+    "https://www.samsungcard.com",
+    "https://m.kbstar.com",
+    "https://www.kebhana.com",
+    "https://www.kakaobank.com",
+    "https://www.coupang.com/np/mypage/{id}",
+    "https://smartstore.naver.com/{id}",
+    "https://www.11st.co.kr",
+    "https://www.oliveyoung.co.kr",
+    "https://www.korail.com",
+    "https://www.tworld.co.kr",
+    "https://www.lguplus.com",
+    "https://cyber.kepco.co.kr",
+    "https://www.cgv.co.kr",
+    "https://pay.naver.com/o/{num}",
+];
+
+/// Links people share in chat.
+pub const KO_SHARED_LINKS: &[&str] = &[
+    "https://youtu.be/{id}",
+    "https://www.youtube.com/watch?v={id}",
+    "https://naver.me/{id}",
+    "https://m.blog.naver.com/{id}/{num}",
+    "https://n.news.naver.com/article/001/{num}",
+    "https://www.instagram.com/p/{id}/",
+    "https://map.naver.com/p/entry/place/{num}",
+    "https://place.map.kakao.com/{num}",
+    "https://www.coupang.com/vp/products/{num}",
+    "https://docs.google.com/document/d/{id}/edit",
+    "https://forms.gle/{id}",
+    "https://tv.naver.com/v/{num}",
+];
+
 /// Everyday Korean chat, composed from an opening and a body (many mention money, loans,
 /// parcels, stocks, games or links harmlessly).
 pub const KO_CHAT_OPEN: &[&str] = &[
