@@ -592,6 +592,7 @@ mod tests {
             metrics: serde_json::Value::Null,
             category_features: crate::classifier::CategoryFeatures::All,
             evasion_feature: false,
+            link_hosts: false,
         };
         crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
     }

@@ -1549,6 +1549,10 @@ fn verdict_within_a_minute(cfg: &Config, partitions: i32, id: &str) -> Verdict {
     }
 }
 
+/// Content the shipped model delivers with a score at or above `reports.alert_min_score`
+/// (allowed, score 37): its recipients get the late warning once it is reported.
+const DELIVERED_BUT_SUSPICIOUS: &str = "고객님 이번 달 특별 혜택 안내드립니다";
+
 #[test]
 fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     use spamflow_pipeline::reports;
@@ -1569,8 +1573,8 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     .unwrap();
     let reported = ops.reported.clone();
     let run = Running::start(&cfg, ops.chain);
-    // Delivered (allowed, score 48 with the shipped model) before anybody reported it.
-    let text = "안녕하세요 이번 주 특별 행사 안내드립니다 확인 부탁드립니다";
+    // Delivered before anybody reported it.
+    let text = DELIVERED_BUT_SUSPICIOUS;
     let to = |id: &str, recipient: &str| sms_to(id, "+821012349999", recipient, text);
     produce(
         &brokers,
@@ -1660,7 +1664,7 @@ fn recipients_who_got_content_before_a_kill_9_are_warned_once_after_the_restart(
     let config = dir.path().join("spamflow.toml");
     std::fs::write(&config, spamflow_loadtest::chaos::PIPELINE_CONFIG).unwrap();
     let log = |n: u32| dir.path().join(format!("life-{n}.log"));
-    let text = "안녕하세요 이번 주 특별 행사 안내드립니다 확인 부탁드립니다";
+    let text = DELIVERED_BUT_SUSPICIOUS;
     let to = |id: &str, recipient: &str| sms_to(id, "+821012349999", recipient, text);
     // First life: the content is delivered, then the instance is killed.
     let mut child = KillOnDrop(spawn_pipeline(&cfg, "late-1", &config, &log(1)));

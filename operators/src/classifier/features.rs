@@ -82,10 +82,42 @@ pub(crate) fn is_word_char(c: char) -> bool {
         || (!c.is_ascii() && c.is_alphanumeric())
 }
 
+/// The byte ranges of the links' schemes and paths in `text`, in order: a link read as its
+/// host (`https://youtu.be/x7Kq` as `youtu.be`, `bit.ly/3QxZk9` as `bit.ly`). The host says
+/// whose link it is; a path of ids and tracking codes says nothing, yet its n-grams would
+/// dilute the message's own features (each weighs `1/sqrt(n)`), so that a legitimate
+/// link pasted into spam would carry it past the threshold.
+fn link_skips(text: &str, out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    for token in text.split(char::is_whitespace) {
+        let at = token.as_ptr() as usize - text.as_ptr() as usize;
+        let (scheme, rest) = match token.find("://") {
+            Some(i) => (i + 3, &token[i + 3..]),
+            None => (0, token),
+        };
+        let host = rest.find(['/', '?', '#']).map_or(rest, |i| &rest[..i]);
+        let looks_like_host = host.rsplit_once('.').is_some_and(|(name, tld)| {
+            !name.is_empty() && tld.starts_with(|c: char| c.is_ascii_alphabetic())
+        }) && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        if !looks_like_host || (scheme == 0 && host.len() == rest.len()) {
+            continue;
+        }
+        if scheme > 0 {
+            out.push((at, at + scheme));
+        }
+        if host.len() < rest.len() {
+            out.push((at + scheme + host.len(), at + token.len()));
+        }
+    }
+}
+
 /// Per-worker feature buffers (kept across messages).
 #[derive(Debug, Default, Clone)]
 pub struct Extractor {
     chars: Vec<(char, u32)>,
+    skips: Vec<(usize, usize)>,
     /// The features of the last text.
     pub features: Vec<Feature>,
     /// How many of them, at the end, are shape features.
@@ -106,7 +138,7 @@ impl Extractor {
     /// `canonical` was made from, [`crate::normalize::Normalized::input_chars`]) is given,
     /// the obfuscation marks in its first `max_chars` characters
     /// ([`crate::normalize::evasions`]) are a shape feature too: none, one, two or three,
-    /// four or more.
+    /// four or more. With `link_hosts`, a link is read as its host ([`link_skips`]).
     pub fn extract(
         &mut self,
         canonical: &str,
@@ -114,6 +146,7 @@ impl Extractor {
         buckets: u32,
         max_chars: usize,
         (max_n, hangul_max_n): (usize, usize),
+        link_hosts: bool,
     ) {
         debug_assert!(buckets.is_power_of_two());
         let mask = u64::from(buckets - 1);
@@ -122,10 +155,19 @@ impl Extractor {
         let max_n = if hangul { hangul_max_n } else { max_n };
         self.chars.clear();
         self.features.clear();
+        self.skips.clear();
+        if link_hosts && canonical.contains('.') {
+            link_skips(canonical, &mut self.skips);
+        }
+        let mut skips = self.skips.iter().peekable();
         let mut last_space = true;
         for (i, c) in canonical.char_indices() {
             if self.chars.len() >= max_chars {
                 break;
+            }
+            while skips.next_if(|&&(_, end)| end <= i).is_some() {}
+            if skips.peek().is_some_and(|&&(start, _)| start <= i) {
+                continue;
             }
             let f = fold(c);
             // Runs of spaces count once; leading spaces not at all.
@@ -241,7 +283,7 @@ mod tests {
 
     fn slots(text: &str) -> Vec<u32> {
         let mut x = Extractor::new();
-        x.extract(text, None, 1 << 18, 2_000, (4, 4));
+        x.extract(text, None, 1 << 18, 2_000, (4, 4), false);
         x.features.iter().map(|f| f.slot).collect()
     }
 
@@ -255,7 +297,7 @@ mod tests {
     fn spans_point_into_the_text() {
         let text = "카지노 bonus 가입";
         let mut x = Extractor::new();
-        x.extract(text, None, 1 << 16, 2_000, (4, 4));
+        x.extract(text, None, 1 << 16, 2_000, (4, 4), false);
         for f in &x.features {
             let (a, b) = (f.span.0 as usize, f.span.1 as usize);
             assert!(
@@ -283,6 +325,7 @@ mod tests {
                 1 << 18,
                 600,
                 (4, 3),
+                false,
             );
             assert_eq!(x.shape_features, SHAPE_FEATURES + 1);
             x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
@@ -292,6 +335,41 @@ mod tests {
         let n = marked.len();
         assert_eq!(marked[..n - 1], plain[..n - 1], "same canonical text");
         assert_ne!(marked[n - 1], plain[n - 1], "two marks against none");
+    }
+
+    #[test]
+    fn links_read_as_their_hosts() {
+        let mut skips = Vec::new();
+        let kept = |text: &str, skips: &mut Vec<(usize, usize)>| {
+            link_skips(text, skips);
+            let mut out = String::new();
+            let mut at = 0;
+            for &(a, b) in skips.iter() {
+                out.push_str(&text[at..a]);
+                at = b;
+            }
+            out + &text[at..]
+        };
+        for (text, want) in [
+            ("봐봐 https://youtu.be/x7Kq ㅋㅋ", "봐봐 youtu.be ㅋㅋ"),
+            ("조회 https://www.gov.kr", "조회 www.gov.kr"),
+            ("bit.ly/3QxZk9 클릭", "bit.ly 클릭"),
+            ("casino.xyz 가입", "casino.xyz 가입"),
+            ("24/7 3.5/5 and/or 1.5%", "24/7 3.5/5 and/or 1.5%"),
+            ("http://x.co?a=1#b", "x.co"),
+        ] {
+            assert_eq!(kept(text, &mut skips), want, "{text}");
+        }
+        // A long path adds no features: the same as the bare host.
+        let mut x = Extractor::new();
+        let mut slots = |text: &str| {
+            x.extract(text, None, 1 << 18, 600, (4, 3), true);
+            x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            slots("택배 조회 https://www.cjlogistics.com/ko/tool/parcel/tracking?no=1234"),
+            slots("택배 조회 www.cjlogistics.com")
+        );
     }
 
     #[test]

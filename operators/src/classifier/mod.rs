@@ -181,6 +181,7 @@ impl ClassifierWorker {
             h.buckets,
             h.max_chars,
             h.ngrams(),
+            h.link_hosts,
         );
         let feats = &self.x.features;
         let log_odds = model.logit_with(feats, &mut self.contributions);
@@ -366,6 +367,20 @@ mod tests {
     }
 
     #[test]
+    fn links_count_by_their_hosts_in_models_that_say_so() {
+        let model = builtin().unwrap();
+        assert!(model.header.link_hosts);
+        let long = "택배 조회 https://www.cjlogistics.com/ko/tool/parcel/tracking?no=1234";
+        let host = "택배 조회 https://www.cjlogistics.com";
+        let mut w = ClassifierWorker::new();
+        assert_eq!(w.score(&model, long).log_odds, w.score(&model, host).log_odds);
+        // A model that reads links whole (files written before the field) scores the path.
+        let mut whole = model.clone();
+        whole.header.link_hosts = false;
+        assert_ne!(w.score(&whole, long).log_odds, w.score(&whole, host).log_odds);
+    }
+
+    #[test]
     fn obfuscation_marks_count_only_in_models_that_read_them() {
         let model = builtin().unwrap();
         assert!(model.header.evasion_feature);
@@ -399,7 +414,7 @@ mod tests {
         assert_eq!(model.header.ngrams(), (4, 3));
         let mut x = features::Extractor::new();
         let count = |x: &mut features::Extractor, text: &str, ngrams| {
-            x.extract(text, None, 1 << 18, 600, ngrams);
+            x.extract(text, None, 1 << 18, 600, ngrams, false);
             x.features.len()
         };
         // Five syllables: 4 bigrams and 3 trigrams, no 4-grams; one word; shape.

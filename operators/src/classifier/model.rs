@@ -80,6 +80,10 @@ pub struct ModelHeader {
     /// feature (`false` in files written before it was).
     #[serde(default)]
     pub evasion_feature: bool,
+    /// Whether a link is read as its host only (`false` in files written before it was;
+    /// [`super::features::Extractor::extract`]).
+    #[serde(default)]
+    pub link_hosts: bool,
 }
 
 impl ModelHeader {

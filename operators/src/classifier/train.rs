@@ -295,7 +295,8 @@ struct Encoded {
     shape_features: usize,
 }
 
-/// Encodes every example as a model with the obfuscation-marks feature reads it.
+/// Encodes every example as a model with the obfuscation-marks feature and links read as
+/// their hosts reads it.
 fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, usize)) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
@@ -309,6 +310,7 @@ fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, 
                 buckets,
                 max_chars,
                 ngrams,
+                true,
             );
             x.features.iter().map(|f| f.slot).collect()
         })
@@ -741,6 +743,7 @@ pub fn train(
         metrics: serde_json::Value::Null,
         category_features: CategoryFeatures::Evidence,
         evasion_feature: true,
+        link_hosts: true,
     };
     Ok(Model::new(header, head.w.w, cw))
 }
