@@ -89,8 +89,21 @@ pub(crate) fn is_word_char(c: char) -> bool {
 /// link pasted into spam would carry it past the threshold.
 fn link_skips(text: &str, out: &mut Vec<(usize, usize)>) {
     out.clear();
-    for token in text.split(char::is_whitespace) {
-        let at = token.as_ptr() as usize - text.as_ptr() as usize;
+    // Only a token with a `/` has a scheme or a path to skip.
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(slash) = bytes[from..].iter().position(|&b| b == b'/') {
+        let slash = from + slash;
+        let at = bytes[..slash]
+            .iter()
+            .rposition(u8::is_ascii_whitespace)
+            .map_or(0, |i| i + 1);
+        let end = bytes[slash..]
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .map_or(bytes.len(), |i| slash + i);
+        from = end;
+        let token = &text[at..end];
         let (scheme, rest) = match token.find("://") {
             Some(i) => (i + 3, &token[i + 3..]),
             None => (0, token),
@@ -101,14 +114,14 @@ fn link_skips(text: &str, out: &mut Vec<(usize, usize)>) {
         }) && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        if !looks_like_host || (scheme == 0 && host.len() == rest.len()) {
+        if !looks_like_host {
             continue;
         }
         if scheme > 0 {
             out.push((at, at + scheme));
         }
         if host.len() < rest.len() {
-            out.push((at + scheme + host.len(), at + token.len()));
+            out.push((at + scheme + host.len(), end));
         }
     }
 }
@@ -156,7 +169,7 @@ impl Extractor {
         self.chars.clear();
         self.features.clear();
         self.skips.clear();
-        if link_hosts && canonical.contains('.') {
+        if link_hosts && canonical.contains('/') {
             link_skips(canonical, &mut self.skips);
         }
         let mut skips = self.skips.iter().peekable();
