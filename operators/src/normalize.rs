@@ -438,9 +438,8 @@ pub fn count_evasions(chars: &[char]) -> u32 {
         let prev = i.checked_sub(1).map(|p| chars[p]);
         let next = chars.get(i + 1).copied();
         if !c.is_ascii() {
-            let emoji_joiner = c == '\u{200D}'
-                && prev.is_some_and(pictographic)
-                && next.is_some_and(pictographic);
+            let emoji_joiner =
+                c == '\u{200D}' && prev.is_some_and(pictographic) && next.is_some_and(pictographic);
             let disguised = (is_invisible(c) && !emoji_joiner)
                 || matches!(c as u32, 0xFF01..=0xFF5E | 0x2460..=0x24FF | 0x3200..=0x327F | 0x1D400..=0x1D7FF);
             // Cyrillic or Greek.
@@ -575,7 +574,10 @@ mod tests {
             ("차 좀 빼 줄 수 있어?", 0),
             ("ㅋㅋㅋ 알았어! 내일 봐~", 0),
             // Emoji sequences joined by U+200D, one with a variation selector.
-            ("오늘 피곤하다 🤦\u{200D}♀\u{FE0F} 가족 사진 👨\u{200D}👩\u{200D}👧", 0),
+            (
+                "오늘 피곤하다 🤦\u{200D}♀\u{FE0F} 가족 사진 👨\u{200D}👩\u{200D}👧",
+                0,
+            ),
             ("010-1234-5678 2026년 3월 4u gr8", 0),
             ("", 0),
         ] {

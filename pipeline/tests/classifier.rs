@@ -66,7 +66,9 @@ fn test_sets() -> Vec<PathBuf> {
 /// Compares `got` with the golden file `name` (rewritten with `UPDATE_GOLDEN=1`).
 fn assert_pinned(name: &str, got: &impl serde::Serialize) {
     let got = serde_json::to_string_pretty(got).unwrap() + "\n";
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &got).unwrap();
     }
@@ -88,7 +90,11 @@ fn evaluation_metrics_of_the_shipped_model_are_pinned() {
     // Whatever the figures, the target holds: at least 99 % of Korean ham passes.
     let d = &metrics.decision;
     let ham = d.ham_blocked + d.ham_labelled + d.ham_allowed;
-    assert!(d.ham_blocked * 100 <= ham, "{} of {ham} test ham blocked", d.ham_blocked);
+    assert!(
+        d.ham_blocked * 100 <= ham,
+        "{} of {ham} test ham blocked",
+        d.ham_blocked
+    );
 }
 
 #[test]
@@ -114,7 +120,10 @@ fn each_kind_of_obfuscation_of_the_test_spam_is_blocked_and_pinned() {
         }
     }
     let metrics = evaluate(&Config::default(), &model, &obfuscated, None).unwrap();
-    assert_eq!(metrics.by_source.len(), spamflow_loadtest::corpus::OBFUSCATIONS.len());
+    assert_eq!(
+        metrics.by_source.len(),
+        spamflow_loadtest::corpus::OBFUSCATIONS.len()
+    );
     for (kind, c) in &metrics.by_source {
         let spam = c.spam_blocked + c.spam_labelled + c.spam_allowed;
         assert!(

@@ -257,9 +257,11 @@ fn an_aborted_transaction_shows_no_verdict_and_is_redone_after_the_fault_clears(
     });
     // The counters include the aborted attempts' work: the redo is done when the group's
     // offsets reach the end of the input.
-    run.wait_for(Duration::from_secs(90), "offsets at the end of the input", |_| {
-        offsets_at_end(&cfg, 2).is_ok()
-    });
+    run.wait_for(
+        Duration::from_secs(90),
+        "offsets at the end of the input",
+        |_| offsets_at_end(&cfg, 2).is_ok(),
+    );
     let metrics = run.stop();
     assert!(metrics.aborts.load(Relaxed) >= 1);
 

@@ -997,7 +997,11 @@ impl Corpus {
             return text;
         }
         let d = pick(&mut self.extras, KO_DECOR);
-        let sep = if self.extras.random_bool(0.3) { "" } else { " " };
+        let sep = if self.extras.random_bool(0.3) {
+            ""
+        } else {
+            " "
+        };
         format!("{text}{sep}{d}")
     }
 
@@ -1036,7 +1040,10 @@ impl Corpus {
         if !self.extras.random_bool(0.35) {
             return text;
         }
-        let join = pick(&mut self.extras, &[" 자세히 보기 ", " ", " 바로가기 ", "\n"]);
+        let join = pick(
+            &mut self.extras,
+            &[" 자세히 보기 ", " ", " 바로가기 ", "\n"],
+        );
         let link = self.link(KO_NOTICE_LINKS);
         format!("{text}{join}{link}")
     }
@@ -1284,26 +1291,37 @@ mod tests {
         assert!((1_000..1_700).contains(&spam), "{spam}");
     }
 
+    /// Of 6,000 lines (seed 4) that `counts`, the shares of ham and of spam whose text
+    /// `has` something.
+    fn shares(
+        counts: impl Fn(&serde_json::Value) -> bool,
+        has: impl Fn(&str) -> bool,
+    ) -> (f64, f64) {
+        let mut c = Corpus::new(4);
+        let mut seen = [[0u32; 2]; 2];
+        for _ in 0..6_000 {
+            let line = c.next_line();
+            if counts(&line) {
+                let text = line["text"].as_str().unwrap();
+                seen[usize::from(line["label"] == "spam")][usize::from(has(text))] += 1;
+            }
+        }
+        let share = |[without, with]: [u32; 2]| f64::from(with) / f64::from(without + with);
+        (share(seen[0]), share(seen[1]))
+    }
+
     #[test]
     fn chat_and_spam_end_with_the_same_emoji_alike() {
         // The model must not learn that emoji mean spam (or ham): both draw from one list.
-        let mut c = Corpus::new(4);
-        let mut decorated = [[0u32; 2]; 2];
-        for _ in 0..6_000 {
-            let line = c.next_line();
-            let text = line["text"].as_str().unwrap();
-            let chat = line["group"]
-                .as_str()
-                .is_some_and(|g| g.starts_with("ko/chat") || g.starts_with("ko/ham"));
-            let spam = line["label"] == "spam";
-            if !spam && !chat {
-                continue;
-            }
-            let ends = KO_DECOR.iter().any(|d| text.ends_with(d));
-            decorated[usize::from(spam)][usize::from(ends)] += 1;
-        }
-        let share = |[plain, ends]: [u32; 2]| f64::from(ends) / f64::from(plain + ends);
-        let (chat, spam) = (share(decorated[0]), share(decorated[1]));
+        let chat_or_spam = |line: &serde_json::Value| {
+            line["label"] == "spam"
+                || line["group"]
+                    .as_str()
+                    .is_some_and(|g| g.starts_with("ko/chat") || g.starts_with("ko/ham"))
+        };
+        let (chat, spam) = shares(chat_or_spam, |text| {
+            KO_DECOR.iter().any(|d| text.ends_with(d))
+        });
         assert!((0.25..0.45).contains(&chat), "{chat}");
         assert!((0.25..0.45).contains(&spam), "{spam}");
     }
@@ -1317,16 +1335,7 @@ mod tests {
             .chain(KO_SHARED_LINKS)
             .map(|l| l.split('/').nth(2).unwrap())
             .collect();
-        let mut c = Corpus::new(4);
-        let mut linked = [[0u32; 2]; 2];
-        for _ in 0..6_000 {
-            let line = c.next_line();
-            let text = line["text"].as_str().unwrap();
-            let has = hosts.iter().any(|h| text.contains(h));
-            linked[usize::from(line["label"] == "spam")][usize::from(has)] += 1;
-        }
-        let share = |[plain, has]: [u32; 2]| f64::from(has) / f64::from(plain + has);
-        let (ham, spam) = (share(linked[0]), share(linked[1]));
+        let (ham, spam) = shares(|_| true, |text| hosts.iter().any(|h| text.contains(h)));
         assert!((0.1..0.25).contains(&ham), "{ham}");
         assert!((0.1..0.25).contains(&spam), "{spam}");
     }

@@ -373,11 +373,17 @@ mod tests {
         let long = "택배 조회 https://www.cjlogistics.com/ko/tool/parcel/tracking?no=1234";
         let host = "택배 조회 https://www.cjlogistics.com";
         let mut w = ClassifierWorker::new();
-        assert_eq!(w.score(&model, long).log_odds, w.score(&model, host).log_odds);
+        assert_eq!(
+            w.score(&model, long).log_odds,
+            w.score(&model, host).log_odds
+        );
         // A model that reads links whole (files written before the field) scores the path.
         let mut whole = model.clone();
         whole.header.link_hosts = false;
-        assert_ne!(w.score(&whole, long).log_odds, w.score(&whole, host).log_odds);
+        assert_ne!(
+            w.score(&whole, long).log_odds,
+            w.score(&whole, host).log_odds
+        );
     }
 
     #[test]
