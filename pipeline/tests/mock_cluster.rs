@@ -712,9 +712,14 @@ fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
 /// The engine seeks a partition when its restore ends (to where the rewind left it) and
 /// when it rewinds. A seek before the partition's fetcher has started fails with a state
 /// error; `runtime::retry` tries it again until the fetcher runs.
+///
+/// The group has a committed offset, as a restored partition's group has: the fetcher
+/// starts from it. Without one the fetcher starts with an offset reset, and librdkafka
+/// (2.12) answers a reset reply that a seek made outdated by querying the reset again,
+/// which undoes the seek when that reply comes before the first fetch.
 #[test]
 fn a_seek_before_the_fetcher_started_is_retried_until_it_takes() {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::{Message, Offset, TopicPartitionList};
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     let (mock, cfg) = mock_with_topics("mock-seek", 1);
@@ -728,6 +733,11 @@ fn a_seek_before_the_fetcher_started_is_retried_until_it_takes() {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
+    let mut committed = TopicPartitionList::new();
+    committed
+        .add_partition_offset(&topic, 0, Offset::Offset(0))
+        .unwrap();
+    consumer.commit(&committed, CommitMode::Sync).unwrap();
     // The broker is slow to say where the group's committed offset is, so the fetcher
     // does not start at once.
     mock.broker_round_trip_time(1, Duration::from_millis(1_000))
