@@ -449,6 +449,20 @@ const SLOTS: &[(&str, &[&str])] = &[
     ),
     ("heart", &["♡", "♥", "", "💌"]),
     (
+        "fx_merchant",
+        &[
+            "AMAZON.COM",
+            "NETFLIX.COM",
+            "APPLE.COM/BILL",
+            "AGODA",
+            "BOOKING.COM",
+            "ALIEXPRESS",
+            "STEAM PURCHASE",
+            "UBER TRIP",
+            "GOOGLE YOUTUBE",
+        ],
+    ),
+    (
         "family",
         &[
             "엄마",
@@ -1092,6 +1106,12 @@ impl Corpus {
                 "{},{:03}원",
                 r.random_range(1..990),
                 r.random_range(0..100) * 10
+            ),
+            "fx_amount" => format!(
+                "{} {}.{:02}",
+                ["USD", "USD", "EUR", "GBP"][r.random_range(0..4)],
+                r.random_range(1..900),
+                r.random_range(0..100)
             ),
             "rate" => format!("{}.{:02}%", r.random_range(2..9), r.random_range(0..100)),
             "small" => r.random_range(2..60).to_string(),

@@ -539,6 +539,8 @@ pub const KO_CHAT_OPEN: &[&str] = &[
     "{name}님",
     "여보",
     "자기야",
+    "오빠",
+    "언니",
     "팀장님",
     "교수님",
     "선배",
@@ -689,6 +691,18 @@ pub const KO_CHAT_BODY: &[&str] = &[
     "퇴근했어?",
     "택배 왔더라",
     "나중에 얘기하자",
+    // Evenings and free time, as couples, siblings and friends write of them: adult spam
+    // opens with the same words (`오늘 밤`, `시간 돼?`, `심심하면`).
+    "오늘 시간 돼? 저녁 같이 먹자",
+    "오늘 밤에 비 온대 창문 닫고 자",
+    "이따 밤에 통화 가능해?",
+    "오늘 밤 축구 경기 같이 볼래?",
+    "밤늦게 미안 내일 아침에 연락할게",
+    "오늘 밤 12시까지 과제 내야 돼",
+    "심심하면 전화해",
+    "주말에 시간 되면 카페 가자",
+    "오늘 밤 야식 시킬까?",
+    "나 오늘 밤 친구네서 자고 갈게",
 ];
 
 /// Legitimate notices (bulk and A2P): real formats, with every number and name varied.
@@ -720,6 +734,8 @@ pub const KO_NOTICES: &[&str] = &[
     "[Web발신] [{city}] 코로나19 예방접종 안내 가까운 보건소 문의",
     "[Web발신] [{apt}] 엘리베이터 점검 안내 {date} {time}",
     "[Web발신] [{bank}] 해외 결제 {amount_won} 승인 본인 결제가 아니면 {biz_phone}",
+    "[Web발신] [{card}] 해외승인 {masked_name} {fx_amount} {date} {time} {fx_merchant}",
+    "[{card}] {masked_name}님 해외결제 {fx_amount} {fx_merchant} 승인 누적 {amount_won}",
     "[Web발신] [{agency_real}] 주민세 납부 안내 {date}까지 위택스에서 납부 가능합니다",
     "[Web발신] [{clinic}] 건강검진 결과가 나왔습니다 방문 상담 예약 바랍니다 {biz_phone}",
     "[Web발신] [{card}] {masked_name}님 {amount_won} 일시불 승인 {shop}",
