@@ -1552,7 +1552,7 @@ fn verdict_within_a_minute(cfg: &Config, partitions: i32, id: &str) -> Verdict {
 }
 
 /// Content the shipped model delivers with a score at or above `reports.alert_min_score`
-/// (allowed, score 45): its recipients get the late warning once it is reported.
+/// (allowed, score 40): its recipients get the late warning once it is reported.
 const DELIVERED_BUT_SUSPICIOUS: &str = "고객님 이번 달 특별 혜택 안내드립니다";
 
 #[test]
