@@ -168,9 +168,10 @@ impl Extractor {
         let max_n = if hangul { hangul_max_n } else { max_n };
         self.chars.clear();
         self.features.clear();
-        self.skips.clear();
-        if link_hosts && canonical.contains('/') {
+        if link_hosts {
             link_skips(canonical, &mut self.skips);
+        } else {
+            self.skips.clear();
         }
         let mut skips = self.skips.iter().peekable();
         let mut last_space = true;
