@@ -162,6 +162,9 @@ const KO_HAM: &[&str] = &[
     "택배 왔어? 내가 주문한 거 문 앞에 놔달라고 했는데",
     "택배 잘못 와서 반송했어 주소 다시 알려줘",
     "오늘 카지노 영화 봤는데 진짜 재밌더라 ㅋㅋ",
+    "강원랜드 구경 갔다가 5만원 잃고 왔어 ㅋㅋ",
+    "마카오 여행 가면 카지노 호텔 구경은 해보자",
+    "동네에 새로 생긴 보드게임 카페 가볼래? 홀덤도 있대",
     "주식 얘기는 그만하자 ㅋㅋ 요즘 다 파란불이야",
     "엄마 이번 달 대출 이자 냈어? 내가 보내줄게",
     "아빠 생신 선물 뭐로 할지 정했어?",
@@ -283,11 +286,21 @@ const SLOTS: &[(&str, &[&str])] = &[
             "카지노 바카라",
             "에볼루션 카지노",
             "블랙잭",
+            "룰렛",
+            "식보",
         ],
     ),
     (
         "toto",
-        &["스포츠토토", "토토", "사설토토", "해외토토", "스포츠 베팅"],
+        &[
+            "스포츠토토",
+            "토토",
+            "사설토토",
+            "해외토토",
+            "스포츠 베팅",
+            "승무패",
+            "핸디 언오버",
+        ],
     ),
     ("holdem", &["홀덤", "바둑이", "포커", "섯다"]),
     ("open", &["신규 오픈", "그랜드 오픈", "오픈 기념", "재오픈"]),
@@ -377,6 +390,8 @@ const SLOTS: &[(&str, &[&str])] = &[
             "급등주 리딩방",
             "종목 추천방",
             "주식 단톡방",
+            "유료 리딩방",
+            "VIP 유료방",
         ],
     ),
     (
@@ -385,7 +400,14 @@ const SLOTS: &[(&str, &[&str])] = &[
     ),
     (
         "coin",
-        &["코인", "비트코인", "알트코인", "신규 코인", "가상자산"],
+        &[
+            "코인",
+            "비트코인",
+            "알트코인",
+            "신규 코인",
+            "가상자산",
+            "프리세일 코인",
+        ],
     ),
     (
         "courier",
@@ -569,6 +591,12 @@ const SLOTS: &[(&str, &[&str])] = &[
             "출장 마사지",
             "애인대행",
             "성인 채팅",
+            "오피",
+            "휴게텔",
+            "건마",
+            "키스방",
+            "출장안마",
+            "야동",
         ],
     ),
     (
@@ -792,8 +820,20 @@ const URL_WORDS: &[&str] = &[
     "apple-id-check",
     "dhl-redeliver",
 ];
+/// Names smishing hosts borrow (institutions, couriers, banks, shops), and what they add
+/// to them: `kr-nhis.com`, `hometax-refund.site`, `coupangsafe.xyz`.
+const URL_BRANDS: &[&str] = &[
+    "nhis", "nps", "hometax", "gov24", "wetax", "ex", "hipass", "police", "spo", "court", "nts",
+    "kdca", "epost", "cj", "hanjin", "lotte", "coupang", "naver", "kakao", "toss", "kbstar",
+    "shinhan", "woori", "hana", "nh", "ibk", "kepco", "fss", "efine", "minwon",
+];
+const URL_AFFIXES: &[&str] = &[
+    "kr", "pay", "safe", "secure", "help", "refund", "check", "verify", "notice", "service",
+    "center", "login", "auth", "24", "m", "my", "web", "support", "event", "care", "go",
+];
 const TLDS: &[&str] = &[
-    "xyz", "top", "click", "site", "info", "shop", "vip", "cc", "com", "kr", "me", "live",
+    "xyz", "top", "click", "site", "info", "shop", "vip", "cc", "com", "kr", "me", "live", "net",
+    "online", "link", "icu",
 ];
 const SHORTENERS: &[&str] = &[
     "bit.ly",
@@ -1154,7 +1194,7 @@ impl Corpus {
                 r.random_range(0..10_000)
             ),
             "handle" => HANDLES[r.random_range(0..HANDLES.len())].to_string(),
-            "url" => match r.random_range(0..3) {
+            "url" => match r.random_range(0..5) {
                 0 => format!(
                     "{}/{}",
                     SHORTENERS[r.random_range(0..SHORTENERS.len())],
@@ -1166,6 +1206,17 @@ impl Corpus {
                     r.random_range(1..99),
                     TLDS[r.random_range(0..TLDS.len())]
                 ),
+                3 | 4 => {
+                    let brand = URL_BRANDS[r.random_range(0..URL_BRANDS.len())];
+                    let affix = URL_AFFIXES[r.random_range(0..URL_AFFIXES.len())];
+                    let tld = TLDS[r.random_range(0..TLDS.len())];
+                    match r.random_range(0..4) {
+                        0 => format!("{brand}-{affix}.{tld}"),
+                        1 => format!("{affix}-{brand}.{tld}"),
+                        2 => format!("{brand}{affix}.{tld}"),
+                        _ => format!("{brand}-{affix}.{tld}/{}", short_id(r)),
+                    }
+                }
                 _ => format!(
                     "{}.{}/{}",
                     URL_WORDS[r.random_range(0..URL_WORDS.len())],
