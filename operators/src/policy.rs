@@ -593,6 +593,7 @@ mod tests {
             category_features: crate::classifier::CategoryFeatures::All,
             evasion_feature: false,
             link_hosts: false,
+            link_host_words: false,
         };
         crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
     }

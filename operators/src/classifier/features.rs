@@ -82,13 +82,15 @@ pub(crate) fn is_word_char(c: char) -> bool {
         || (!c.is_ascii() && c.is_alphanumeric())
 }
 
-/// The byte ranges of the links' schemes and paths in `text`, in order: a link read as its
-/// host (`https://youtu.be/x7Kq` as `youtu.be`, `bit.ly/3QxZk9` as `bit.ly`). The host says
-/// whose link it is; a path of ids and tracking codes says nothing, yet its n-grams would
-/// dilute the message's own features (each weighs `1/sqrt(n)`), so that a legitimate
-/// link pasted into spam would carry it past the threshold.
-fn link_skips(text: &str, out: &mut Vec<(usize, usize)>) {
+/// The byte ranges of the links' schemes and paths in `text` into `out`, and of their
+/// hosts into `hosts`, in order: a link read as its host (`https://youtu.be/x7Kq` as
+/// `youtu.be`, `bit.ly/3QxZk9` as `bit.ly`). The host says whose link it is; a path of ids
+/// and tracking codes says nothing, yet its n-grams would dilute the message's own
+/// features (each weighs `1/sqrt(n)`), so that a legitimate link pasted into spam would
+/// carry it past the threshold.
+fn link_skips(text: &str, out: &mut Vec<(usize, usize)>, hosts: &mut Vec<(usize, usize)>) {
     out.clear();
+    hosts.clear();
     // Only a token with a `/` has a scheme or a path to skip.
     let bytes = text.as_bytes();
     let mut from = 0;
@@ -120,17 +122,34 @@ fn link_skips(text: &str, out: &mut Vec<(usize, usize)>) {
         if scheme > 0 {
             out.push((at, at + scheme));
         }
+        hosts.push((at + scheme, at + scheme + host.len()));
         if host.len() < rest.len() {
             out.push((at + scheme + host.len(), end));
         }
     }
 }
 
+/// How the extractor reads a link (a token with a scheme or a path, on a host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// As any other text.
+    Whole,
+    /// As its host ([`link_skips`]): the scheme and the path add nothing.
+    Host,
+    /// As the words of its host (`www`, `cjlogistics`, `com`), without the host's
+    /// character n-grams: a legitimate link pasted into spam adds a handful of features,
+    /// not dozens, so it hardly dilutes the pitch's own (every feature weighs
+    /// `1/sqrt(n)`).
+    HostWords,
+}
+
 /// Per-worker feature buffers (kept across messages).
 #[derive(Debug, Default, Clone)]
 pub struct Extractor {
     chars: Vec<(char, u32)>,
+    in_host: Vec<bool>,
     skips: Vec<(usize, usize)>,
+    hosts: Vec<(usize, usize)>,
     /// The features of the last text.
     pub features: Vec<Feature>,
     /// How many of them, at the end, are shape features.
@@ -151,7 +170,7 @@ impl Extractor {
     /// `canonical` was made from, [`crate::normalize::Normalized::input_chars`]) is given,
     /// the obfuscation marks in its first `max_chars` characters
     /// ([`crate::normalize::evasions`]) are a shape feature too: none, one, two or three,
-    /// four or more. With `link_hosts`, a link is read as its host ([`link_skips`]).
+    /// four or more. `links` says how links are read ([`Links`]).
     pub fn extract(
         &mut self,
         canonical: &str,
@@ -159,7 +178,7 @@ impl Extractor {
         buckets: u32,
         max_chars: usize,
         (max_n, hangul_max_n): (usize, usize),
-        link_hosts: bool,
+        links: Links,
     ) {
         debug_assert!(buckets.is_power_of_two());
         let mask = u64::from(buckets - 1);
@@ -168,11 +187,15 @@ impl Extractor {
         let max_n = if hangul { hangul_max_n } else { max_n };
         self.chars.clear();
         self.features.clear();
-        if link_hosts {
-            link_skips(canonical, &mut self.skips);
-        } else {
+        if links == Links::Whole {
             self.skips.clear();
+            self.hosts.clear();
+        } else {
+            link_skips(canonical, &mut self.skips, &mut self.hosts);
         }
+        let host_words = links == Links::HostWords;
+        self.in_host.clear();
+        let mut hosts = self.hosts.iter().peekable();
         let mut skips = self.skips.iter().peekable();
         let mut last_space = true;
         for (i, c) in canonical.char_indices() {
@@ -194,6 +217,9 @@ impl Extractor {
                 last_space = false;
             }
             self.chars.push((f, i as u32));
+            while hosts.next_if(|&&(_, end)| end <= i).is_some() {}
+            self.in_host
+                .push(host_words && hosts.peek().is_some_and(|&&(start, _)| start <= i));
         }
         let end_of = |chars: &[(char, u32)], k: usize| -> u32 {
             chars
@@ -201,12 +227,12 @@ impl Extractor {
                 .map_or(canonical.len() as u32, |&(_, at)| at)
         };
         let n = self.chars.len();
-        // Character n-grams.
+        // Character n-grams (none that touch a host read as words).
         for i in 0..n {
             let mut h = mix(offset, KIND_CHAR);
             for k in i..(i + max_n).min(n) {
                 h = mix(h, u64::from(self.chars[k].0));
-                if k > i {
+                if k > i && !self.in_host[i] && !self.in_host[k] {
                     self.features.push(Feature {
                         slot: slot(h, mask),
                         span: (self.chars[i].1, end_of(&self.chars, k)),
@@ -297,7 +323,7 @@ mod tests {
 
     fn slots(text: &str) -> Vec<u32> {
         let mut x = Extractor::new();
-        x.extract(text, None, 1 << 18, 2_000, (4, 4), false);
+        x.extract(text, None, 1 << 18, 2_000, (4, 4), Links::Whole);
         x.features.iter().map(|f| f.slot).collect()
     }
 
@@ -311,7 +337,7 @@ mod tests {
     fn spans_point_into_the_text() {
         let text = "카지노 bonus 가입";
         let mut x = Extractor::new();
-        x.extract(text, None, 1 << 16, 2_000, (4, 4), false);
+        x.extract(text, None, 1 << 16, 2_000, (4, 4), Links::Whole);
         for f in &x.features {
             let (a, b) = (f.span.0 as usize, f.span.1 as usize);
             assert!(
@@ -339,7 +365,7 @@ mod tests {
                 1 << 18,
                 600,
                 (4, 3),
-                false,
+                Links::Whole,
             );
             assert_eq!(x.shape_features, SHAPE_FEATURES + 1);
             x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
@@ -355,7 +381,7 @@ mod tests {
     fn links_read_as_their_hosts() {
         let mut skips = Vec::new();
         let kept = |text: &str, skips: &mut Vec<(usize, usize)>| {
-            link_skips(text, skips);
+            link_skips(text, skips, &mut Vec::new());
             let mut out = String::new();
             let mut at = 0;
             for &(a, b) in skips.iter() {
@@ -377,13 +403,37 @@ mod tests {
         // A long path adds no features: the same as the bare host.
         let mut x = Extractor::new();
         let mut slots = |text: &str| {
-            x.extract(text, None, 1 << 18, 600, (4, 3), true);
+            x.extract(text, None, 1 << 18, 600, (4, 3), Links::Host);
             x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
         };
         assert_eq!(
             slots("택배 조회 https://www.cjlogistics.com/ko/tool/parcel/tracking?no=1234"),
             slots("택배 조회 www.cjlogistics.com")
         );
+    }
+
+    #[test]
+    fn a_host_read_as_words_adds_its_words_and_none_of_its_ngrams() {
+        let text = "택배 조회 https://www.cjlogistics.com/ko/tool?no=1";
+        let host = text.find("www").unwrap()..text.find("/ko").unwrap();
+        let mut x = Extractor::new();
+        let mut inside = |links| {
+            x.extract(text, None, 1 << 18, 600, (4, 3), links);
+            x.features
+                .iter()
+                .filter(|f| host.contains(&(f.span.0 as usize)))
+                // A span that ends the kept text runs on over the skipped path.
+                .map(|f| &text[f.span.0 as usize..(f.span.1 as usize).min(host.end)])
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let words = inside(Links::HostWords);
+        assert_eq!(words, ["cjlogistics", "com", "www"].into());
+        let ngrams = inside(Links::Host);
+        assert!(
+            ngrams.contains("cj") && ngrams.contains("log"),
+            "{ngrams:?}"
+        );
+        assert!(ngrams.is_superset(&words));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-pub use features::{Extractor, Feature};
+pub use features::{Extractor, Feature, Links};
 pub use model::{sigmoid, CategoryFeatures, Model, ModelError, ModelHeader, SourceInfo};
 
 use crate::normalize::Normalized;
@@ -181,7 +181,7 @@ impl ClassifierWorker {
             h.buckets,
             h.max_chars,
             h.ngrams(),
-            h.link_hosts,
+            h.links(),
         );
         let feats = &self.x.features;
         let log_odds = model.logit_with(feats, &mut self.contributions);
@@ -380,9 +380,27 @@ mod tests {
         // A model that reads links whole (files written before the field) scores the path.
         let mut whole = model.clone();
         whole.header.link_hosts = false;
+        whole.header.link_host_words = false;
         assert_ne!(
             w.score(&whole, long).log_odds,
             w.score(&whole, host).log_odds
+        );
+        // The shipped model reads the host's words only; one that reads its n-grams too
+        // scores it otherwise.
+        assert_eq!(model.header.links(), Links::HostWords);
+        let mut ngrams = model.clone();
+        ngrams.header.link_host_words = false;
+        assert_ne!(
+            w.score(&ngrams, host).log_odds,
+            w.score(&model, host).log_odds
+        );
+        // Host words without hosts is no model.
+        let mut bad = model.clone();
+        bad.header.link_hosts = false;
+        let e = Model::from_bytes(&bad.to_bytes(), "bad").unwrap_err();
+        assert!(
+            e.to_string().contains("link_host_words needs link_hosts"),
+            "{e}"
         );
     }
 
@@ -420,7 +438,7 @@ mod tests {
         assert_eq!(model.header.ngrams(), (4, 3));
         let mut x = features::Extractor::new();
         let count = |x: &mut features::Extractor, text: &str, ngrams| {
-            x.extract(text, None, 1 << 18, 600, ngrams, false);
+            x.extract(text, None, 1 << 18, 600, ngrams, Links::Whole);
             x.features.len()
         };
         // Five syllables: 4 bigrams and 3 trigrams, no 4-grams; one word; shape.

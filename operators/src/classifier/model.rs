@@ -21,7 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::features::Feature;
+use super::features::{Feature, Links};
 use crate::policy::FittedPolicy;
 
 const MAGIC: &[u8; 8] = b"SFMODEL1";
@@ -84,9 +84,22 @@ pub struct ModelHeader {
     /// [`super::features::Extractor::extract`]).
     #[serde(default)]
     pub link_hosts: bool,
+    /// Whether a link's host adds only its words, not its character n-grams
+    /// ([`Links::HostWords`]; `false` in files written before it was). Needs `link_hosts`.
+    #[serde(default)]
+    pub link_host_words: bool,
 }
 
 impl ModelHeader {
+    /// How the model reads links.
+    pub fn links(&self) -> Links {
+        match (self.link_hosts, self.link_host_words) {
+            (false, _) => Links::Whole,
+            (true, false) => Links::Host,
+            (true, true) => Links::HostWords,
+        }
+    }
+
     /// The longest character n-grams of text without and with Hangul.
     pub fn ngrams(&self) -> (usize, usize) {
         (
@@ -259,6 +272,9 @@ impl Model {
         }
         if h.max_chars == 0 {
             return Err(invalid(name, "max_chars is 0"));
+        }
+        if h.link_host_words && !h.link_hosts {
+            return Err(invalid(name, "link_host_words needs link_hosts"));
         }
         for (key, n) in [
             ("max_ngram", h.max_ngram),

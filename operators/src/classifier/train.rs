@@ -22,7 +22,7 @@ use std::io::BufRead;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::features::{Extractor, SHAPE_FEATURES};
+use super::features::{Extractor, Links, SHAPE_FEATURES};
 use super::model::{
     evidence_candidates, sigmoid, softmax, value, CategoryFeatures, Model, ModelHeader, SourceInfo,
 };
@@ -296,7 +296,7 @@ struct Encoded {
 }
 
 /// Encodes every example as a model with the obfuscation-marks feature and links read as
-/// their hosts reads it.
+/// their hosts' words reads it.
 fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, usize)) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
@@ -310,7 +310,7 @@ fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, 
                 buckets,
                 max_chars,
                 ngrams,
-                true,
+                Links::HostWords,
             );
             x.features.iter().map(|f| f.slot).collect()
         })
@@ -744,6 +744,7 @@ pub fn train(
         category_features: CategoryFeatures::Evidence,
         evasion_feature: true,
         link_hosts: true,
+        link_host_words: true,
     };
     Ok(Model::new(header, head.w.w, cw))
 }
