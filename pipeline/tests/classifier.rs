@@ -1,4 +1,5 @@
-//! The classifier in the pipeline: pinned evaluation metrics of the shipped model, refusal
+//! The classifier in the pipeline: pinned evaluation metrics of the shipped model (also with
+//! a legitimate link appended), refusal
 //! of bad model files at start-up and on reload, shadow models, bad texts, and the
 //! `train` / `eval` commands.
 
@@ -133,6 +134,47 @@ fn each_kind_of_obfuscation_of_the_test_spam_is_blocked_and_pinned() {
         );
     }
     assert_pinned("obfuscation-metrics.json", &metrics.by_source);
+}
+
+#[test]
+fn a_legitimate_link_appended_to_a_test_message_does_not_carry_it() {
+    // `scripts/robustness.sh`'s first two sets: a delivery company's tracking page or a
+    // video appended to each spam of the first eight test sets in turn, and to each ham of
+    // the first seven (the tracking page to notices, the video to chat). Anyone can paste
+    // a legitimate link, so it must not carry spam past the threshold.
+    const NOTICE: &str = "https://www.cjlogistics.com/ko/tool/parcel/tracking";
+    const CHAT: &str = "https://youtu.be/x7Kq9aB";
+    let model = classifier::builtin().unwrap();
+    let (examples, _) = read(&test_sets()[..8]).unwrap();
+    let mut spam = 0;
+    let mut with_link = Vec::new();
+    for e in &examples {
+        let (link, source) = if e.is_spam() {
+            spam += 1;
+            ([CHAT, NOTICE][spam % 2], "spam-with-link")
+        } else if e.source.as_deref() == Some("ko-test-8") {
+            continue;
+        } else if e.text.starts_with('[') {
+            (NOTICE, "ham-with-link")
+        } else {
+            (CHAT, "ham-with-link")
+        };
+        with_link.push(train::Example {
+            text: format!("{} {link}", e.text),
+            source: Some(source.to_owned()),
+            ..e.clone()
+        });
+    }
+    let metrics = evaluate(&Config::default(), &model, &with_link, None).unwrap();
+    let s = &metrics.by_source["spam-with-link"];
+    let n = s.spam_blocked + s.spam_labelled + s.spam_allowed;
+    assert!(
+        s.spam_blocked * 100 >= n * 90,
+        "{} of {n} spam with a link blocked",
+        s.spam_blocked
+    );
+    assert_eq!(metrics.by_source["ham-with-link"].ham_blocked, 0);
+    assert_pinned("link-robustness-metrics.json", &metrics.by_source);
 }
 
 #[test]
