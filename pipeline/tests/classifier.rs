@@ -1,7 +1,6 @@
 //! The classifier in the pipeline: pinned evaluation metrics of the shipped model (also with
-//! a legitimate link appended), refusal
-//! of bad model files at start-up and on reload, shadow models, bad texts, and the
-//! `train` / `eval` commands.
+//! a legitimate link appended), refusal of bad model files at start-up and on reload,
+//! shadow models, bad texts, and the `train` / `eval` commands.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
