@@ -193,7 +193,8 @@ impl Extractor {
         } else {
             link_skips(canonical, &mut self.skips, &mut self.hosts);
         }
-        let host_words = links == Links::HostWords;
+        // Which characters are in a host read as words (kept only when there is one).
+        let host_words = links == Links::HostWords && !self.hosts.is_empty();
         self.in_host.clear();
         let mut hosts = self.hosts.iter().peekable();
         let mut skips = self.skips.iter().peekable();
@@ -217,9 +218,11 @@ impl Extractor {
                 last_space = false;
             }
             self.chars.push((f, i as u32));
-            while hosts.next_if(|&&(_, end)| end <= i).is_some() {}
-            self.in_host
-                .push(host_words && hosts.peek().is_some_and(|&&(start, _)| start <= i));
+            if host_words {
+                while hosts.next_if(|&&(_, end)| end <= i).is_some() {}
+                self.in_host
+                    .push(hosts.peek().is_some_and(|&&(start, _)| start <= i));
+            }
         }
         let end_of = |chars: &[(char, u32)], k: usize| -> u32 {
             chars
@@ -227,12 +230,13 @@ impl Extractor {
                 .map_or(canonical.len() as u32, |&(_, at)| at)
         };
         let n = self.chars.len();
+        let in_host = |k: usize| host_words && self.in_host[k];
         // Character n-grams (none that touch a host read as words).
         for i in 0..n {
             let mut h = mix(offset, KIND_CHAR);
             for k in i..(i + max_n).min(n) {
                 h = mix(h, u64::from(self.chars[k].0));
-                if k > i && !self.in_host[i] && !self.in_host[k] {
+                if k > i && !in_host(i) && !in_host(k) {
                     self.features.push(Feature {
                         slot: slot(h, mask),
                         span: (self.chars[i].1, end_of(&self.chars, k)),
