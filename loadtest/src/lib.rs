@@ -13,6 +13,7 @@
 //! - [`corpus`]: a seeded labelled text corpus (spam of every category, plain and
 //!   obfuscated, and hard-negative ham) for training the classifier.
 //! - [`uci`]: the UCI SMS Spam Collection, checked and split by the fixed rule.
+//! - [`nus`]: the NUS SMS Corpus's English messages as ham, without the UCI rows.
 //! - [`synth`]: a seeded synthesizer of realistic carrier traffic: Korean and some
 //!   English text, person-to-person and bulk (relay) traffic, legitimate notices that
 //!   mention spam words, the Korean illegal-spam categories with obfuscated variants, and
@@ -22,6 +23,7 @@
 pub mod chaos;
 pub mod corpus;
 pub mod kafka;
+pub mod nus;
 pub mod overload;
 pub mod replay;
 pub mod synth;

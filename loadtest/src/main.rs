@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spamflow_loadtest::corpus::Corpus;
 use spamflow_loadtest::synth::Synth;
-use spamflow_loadtest::{chaos, overload, replay, uci};
+use spamflow_loadtest::{chaos, nus, overload, replay, uci};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +67,17 @@ enum Cmd {
         /// `train` (first SHA-256 hex digit of the text 0-7) or `eval` (8-f).
         #[arg(long)]
         half: String,
+    },
+    /// Check the NUS SMS Corpus (English XML) and write its messages as labelled ham JSON
+    /// lines: one per text, none that is or nearly is a row of the UCI collection (either
+    /// half). What is left out is counted on stderr.
+    Nus {
+        /// The corpus file (`smsCorpus_en_2015.03.09_all.xml`).
+        #[arg(long = "in")]
+        input: std::path::PathBuf,
+        /// The UCI SMS Spam Collection, whose rows are kept out.
+        #[arg(long)]
+        uci: std::path::PathBuf,
     },
     /// The fault harness: spamflow instances under random SIGKILLs, broker restarts and
     /// scaling on a broker of its own, then a read_committed verifier and a comparison
@@ -513,6 +524,41 @@ fn main() -> anyhow::Result<()> {
                 if spam {
                     line["category"] = "en_spam".into();
                 }
+                serde_json::to_writer(&mut out, &line)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        Cmd::Nus {
+            input,
+            uci: uci_path,
+        } => {
+            let bytes =
+                std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?;
+            nus::check(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+            let xml = std::str::from_utf8(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+            let messages =
+                nus::messages(xml).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+            let uci_bytes = std::fs::read(&uci_path)
+                .with_context(|| format!("reading {}", uci_path.display()))?;
+            uci::check(&uci_bytes).map_err(|e| anyhow::anyhow!("{}: {e}", uci_path.display()))?;
+            let rows = uci::parse(&uci_bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", uci_path.display()))?;
+            let overlap = nus::UciOverlap::new(rows.iter().map(|(_, t)| t.as_str()));
+            let total = messages.len();
+            let (kept, dropped) = nus::ham_lines(messages, &overlap);
+            eprintln!(
+                "nus: {total} messages, {} kept; left out: {} empty, {} repeated, {} UCI rows or near copies",
+                kept.len(),
+                dropped.empty,
+                dropped.repeated,
+                dropped.uci
+            );
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for text in kept {
+                let line = serde_json::json!({"text": text, "label": "ham", "language": "en", "source": "nus-sms"});
                 serde_json::to_writer(&mut out, &line)?;
                 out.write_all(b"\n")?;
             }
