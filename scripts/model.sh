@@ -7,9 +7,11 @@
 #      $SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection (checked by SHA-256).
 # then `spamflow train --seed 1 --policy-exclude-source synth` and `spamflow eval` on the Korean test sets. Same sources,
 # same model bytes. See docs/classifier.md.
+#   scripts/model.sh [OUT [more spamflow train options]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-operators/models/default.sfm}
+shift || true   # the rest: more `spamflow train` options, for a candidate
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
@@ -21,7 +23,7 @@ else
   echo "model.sh: no UCI SMS Spam Collection at $uci: training without English SMS (set SPAMFLOW_UCI)" >&2
 fi
 # The policy is fitted on the hand-written, rule and UCI lines only (docs/classifier.md).
-$bin/spamflow train "${data[@]}" --seed 1 --policy-exclude-source synth --out "$out"
+$bin/spamflow train "${data[@]}" --seed 1 --policy-exclude-source synth --out "$out" "$@"
 echo "--- Korean test sets (never trained on):"
 tests=()
 for f in operators/models/corpus/ko-test*.jsonl; do tests+=(--data "$f"); done

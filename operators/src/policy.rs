@@ -594,6 +594,7 @@ mod tests {
             evasion_feature: false,
             link_hosts: false,
             link_host_words: false,
+            hangul_window_bytes: None,
         };
         crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
     }

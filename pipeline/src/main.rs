@@ -91,6 +91,11 @@ enum Cmd {
         /// Longest character n-gram of text with Hangul (2..=6).
         #[arg(long, default_value_t = TrainConfig::default().hangul_max_ngram)]
         hangul_max_ngram: usize,
+        /// Score windows of this many bytes of the canonical text as well as the whole
+        /// text, and fit the policy on the largest (docs/classifier.md); 0 scores the whole
+        /// text only.
+        #[arg(long, default_value_t = TrainConfig::default().hangul_window_bytes.unwrap_or(0))]
+        hangul_window_bytes: usize,
         /// AdaGrad learning rate.
         #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
         learning_rate: f32,
@@ -607,6 +612,7 @@ fn main() -> ExitCode {
             category_buckets_log2,
             max_ngram,
             hangul_max_ngram,
+            hangul_window_bytes,
             learning_rate,
             l2,
             policy_exclude_sources,
@@ -625,6 +631,7 @@ fn main() -> ExitCode {
                 learning_rate,
                 l2,
                 policy_exclude_sources,
+                hangul_window_bytes: (hangul_window_bytes > 0).then_some(hangul_window_bytes),
                 ..TrainConfig::default()
             };
             spamflow_pipeline::classifier::train_cmd(&cfg, &data, &out, &tc).and_then(

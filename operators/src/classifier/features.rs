@@ -154,6 +154,8 @@ pub struct Extractor {
     pub features: Vec<Feature>,
     /// How many of them, at the end, are shape features.
     pub shape_features: usize,
+    /// Whether the last text extracted has Hangul (its features hash apart).
+    pub hangul: bool,
 }
 
 impl Extractor {
@@ -183,6 +185,7 @@ impl Extractor {
         debug_assert!(buckets.is_power_of_two());
         let mask = u64::from(buckets - 1);
         let hangul = crate::policy::has_hangul(canonical);
+        self.hangul = hangul;
         let offset = mix(SEED, u64::from(hangul));
         let max_n = if hangul { hangul_max_n } else { max_n };
         self.chars.clear();

@@ -145,6 +145,7 @@ pub struct ClassifierWorker {
     candidates: Vec<usize>,
     slots: Vec<u32>,
     spans: Vec<((usize, usize), f32)>,
+    blocks: Vec<(f32, usize)>,
 }
 
 /// Probability at or above which the classifier works out a category and evidence, and
@@ -184,7 +185,22 @@ impl ClassifierWorker {
             h.links(),
         );
         let feats = &self.x.features;
-        let log_odds = model.logit_with(feats, &mut self.contributions);
+        let whole = model.logit_with(feats, &mut self.contributions);
+        let log_odds = match h.hangul_window_bytes {
+            Some(window) if self.x.hangul => {
+                let (words, shape) = feats.split_at(feats.len() - self.x.shape_features);
+                model::window_max_logit(
+                    whole,
+                    h.bias,
+                    model.weights(),
+                    window,
+                    words.iter().map(|f| (f.slot, f.span.0)),
+                    shape.iter().map(|f| f.slot),
+                    &mut self.blocks,
+                )
+            }
+            _ => whole,
+        };
         let probability = sigmoid(f64::from(log_odds)) as f32;
         let mut scored = Scored {
             log_odds,
@@ -455,6 +471,80 @@ mod tests {
         bad.header.hangul_max_ngram = Some(9);
         let e = Model::from_bytes(&bad.to_bytes(), "bad").unwrap_err();
         assert!(e.to_string().contains("hangul_max_ngram 9"), "{e}");
+    }
+
+    #[test]
+    fn a_window_reads_a_padded_pitch_undiluted() {
+        // Slot 0 pushes towards spam, slot 1 towards ham; slot 2 is a shape feature.
+        let weights = [2.0f32, -1.0, 0.5];
+        let bias = -1.0;
+        let mut blocks = Vec::new();
+        // A pitch of four features in the first 30 bytes, then twelve of chat.
+        let pitch = (0..4).map(|i| (0u32, i * 7));
+        let chat = (0..12).map(|i| (1u32, 30 + i * 7));
+        let words: Vec<(u32, u32)> = pitch.chain(chat).collect();
+        let whole = bias + (4.0 * 2.0 - 12.0 + 0.5) * model::value(17);
+        let got = model::window_max_logit(
+            whole,
+            bias,
+            &weights,
+            60,
+            words.iter().copied(),
+            [2u32].into_iter(),
+            &mut blocks,
+        );
+        // Half windows of 30 bytes hold 4, 5, 4 and 3 features; the first window holds the
+        // pitch and five of the chat's.
+        assert_eq!(
+            got,
+            bias + (4.0 * 2.0 - 5.0 + 0.5) * model::value(4 + 5 + 1)
+        );
+        assert!(got > whole);
+        // A text within one window is the whole text.
+        let short = model::window_max_logit(
+            whole,
+            bias,
+            &weights,
+            300,
+            words.iter().copied(),
+            [2u32].into_iter(),
+            &mut blocks,
+        );
+        assert_eq!(short, whole);
+    }
+
+    #[test]
+    fn hangul_text_is_scored_by_its_strongest_window_in_models_that_say_so() {
+        // The shipped model scores the whole text; the same weights with windows.
+        let whole = builtin().unwrap();
+        assert_eq!(whole.header.hangul_window_bytes, None);
+        let mut model = whole.clone();
+        model.header.hangul_window_bytes = Some(110);
+        let mut w = ClassifierWorker::new();
+        let pitch = "신규가입 첫충 30% 매충 10% 스포츠 토토 카지노 바로가기 bet-king.xyz";
+        let padded = format!(
+            "주말에 부모님 댁에 다녀왔어요 점심은 김치찌개 먹었어 이번 겨울은 유난히 춥네요 {pitch}"
+        );
+        assert!(w.score(&model, &padded).log_odds > w.score(&whole, &padded).log_odds);
+        // Text within one window, and text without Hangul, score as the whole text.
+        for text in [
+            "오늘 저녁 뭐 먹을까",
+            "Sorry, I'll call later. Can you pick up the kids from school today? Dinner is at seven, don't be late, and bring the charger please",
+        ] {
+            assert_eq!(
+                w.score(&model, text).log_odds,
+                w.score(&whole, text).log_odds
+            );
+        }
+        // The field is written only when set; out of range is refused.
+        let json = serde_json::to_value(&model.header).unwrap();
+        assert_eq!(json["hangul_window_bytes"], 110);
+        let json = serde_json::to_value(&whole.header).unwrap();
+        assert!(json.get("hangul_window_bytes").is_none());
+        let mut bad = model.clone();
+        bad.header.hangul_window_bytes = Some(4);
+        let e = Model::from_bytes(&bad.to_bytes(), "bad").unwrap_err();
+        assert!(e.to_string().contains("hangul_window_bytes 4"), "{e}");
     }
 
     #[test]

@@ -88,6 +88,12 @@ pub struct ModelHeader {
     /// ([`Links::HostWords`]; `false` in files written before it was). Needs `link_hosts`.
     #[serde(default)]
     pub link_host_words: bool,
+    /// For text with Hangul, the spam log-odds are the largest of the whole text's and
+    /// those of its windows of this many bytes of the canonical text
+    /// ([`window_max_logit`]). Absent (files written before it was, and models trained
+    /// without `--hangul-window-bytes`), the whole text is scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hangul_window_bytes: Option<usize>,
 }
 
 impl ModelHeader {
@@ -273,6 +279,12 @@ impl Model {
         if h.max_chars == 0 {
             return Err(invalid(name, "max_chars is 0"));
         }
+        if let Some(w) = h.hangul_window_bytes.filter(|w| !WINDOW_BYTES.contains(w)) {
+            return Err(invalid(
+                name,
+                format!("hangul_window_bytes {w} is outside {WINDOW_BYTES:?}"),
+            ));
+        }
         if h.link_host_words && !h.link_hosts {
             return Err(invalid(name, "link_host_words needs link_hosts"));
         }
@@ -385,6 +397,47 @@ impl Model {
                 .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
         (best, p)
     }
+}
+
+/// The window lengths a model may have, in bytes of the canonical text.
+pub const WINDOW_BYTES: std::ops::RangeInclusive<usize> = 16..=600;
+
+/// The spam log-odds of a text scored by windows: the largest of `whole` (the whole
+/// text's) and those of its windows of `window` bytes of the canonical text, taken every
+/// half window. A window's log-odds are the head's for the features that start in it
+/// (`words`: slot and start byte) and the whole text's shape features (`shape`'s slots),
+/// each weighing `1/sqrt(n)` of the window's `n`; the last window may be as short as half
+/// a window. Padding spam with ordinary chat adds the chat's ham evidence to the sum and
+/// dilutes the pitch's; a window that holds the pitch alone reads it undiluted.
+/// `blocks` is scratch space.
+pub(crate) fn window_max_logit(
+    whole: f32,
+    bias: f32,
+    weights: &[f32],
+    window: usize,
+    words: impl Iterator<Item = (u32, u32)>,
+    shape: impl ExactSizeIterator<Item = u32>,
+    blocks: &mut Vec<(f32, usize)>,
+) -> f32 {
+    let half = (window / 2).max(1);
+    blocks.clear();
+    for (slot, start) in words {
+        let b = start as usize / half;
+        if b >= blocks.len() {
+            blocks.resize(b + 1, (0.0, 0));
+        }
+        blocks[b].0 += weights[slot as usize];
+        blocks[b].1 += 1;
+    }
+    if blocks.len() <= 2 {
+        return whole;
+    }
+    let shapes = shape.len();
+    let shape_sum: f32 = shape.map(|s| weights[s as usize]).sum();
+    blocks.windows(2).fold(whole, |best, pair| {
+        let n = pair[0].1 + pair[1].1 + shapes;
+        best.max(bias + (pair[0].0 + pair[1].0 + shape_sum) * value(n))
+    })
 }
 
 /// The weight of each of a text's `n` features: `1/sqrt(n)`.

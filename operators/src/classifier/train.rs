@@ -24,7 +24,8 @@ use sha2::{Digest, Sha256};
 
 use super::features::{Extractor, Links, SHAPE_FEATURES};
 use super::model::{
-    evidence_candidates, sigmoid, softmax, value, CategoryFeatures, Model, ModelHeader, SourceInfo,
+    evidence_candidates, sigmoid, softmax, value, window_max_logit, CategoryFeatures, Model,
+    ModelHeader, SourceInfo, WINDOW_BYTES,
 };
 use crate::normalize::Normalized;
 use crate::policy::{has_hangul, FittedPolicy, ScriptPolicy, CLASSIFIER_LOG_ODDS_CLAMP};
@@ -190,6 +191,9 @@ pub struct TrainConfig {
     /// it than of text written by other hands; a policy fitted on it distrusts the
     /// moderate scores that novel spam gets.
     pub policy_exclude_sources: Vec<String>,
+    /// Score windows of this many bytes of the canonical text as well as the whole text
+    /// ([`ModelHeader::hangul_window_bytes`]); the policy is fitted on the same maximum.
+    pub hangul_window_bytes: Option<usize>,
 }
 
 impl TrainConfig {
@@ -215,6 +219,14 @@ impl TrainConfig {
             if !(2..=6).contains(&n) {
                 errs.push(format!("{key} {n} is outside 2..=6"));
             }
+        }
+        if let Some(w) = self
+            .hangul_window_bytes
+            .filter(|w| !WINDOW_BYTES.contains(w))
+        {
+            errs.push(format!(
+                "hangul_window_bytes {w} is outside {WINDOW_BYTES:?}"
+            ));
         }
         if self.epochs == 0 || self.max_chars == 0 {
             errs.push("epochs and max_chars must be positive".into());
@@ -259,6 +271,7 @@ impl Default for TrainConfig {
             korean_ham_block_budget: 0.015,
             ham_label_budget: 0.02,
             policy_exclude_sources: Vec::new(),
+            hangul_window_bytes: None,
         }
     }
 }
@@ -292,6 +305,10 @@ impl SplitMix {
 /// shape features).
 struct Encoded {
     slots: Vec<Vec<u32>>,
+    /// Each feature's start byte in the canonical text (0 for shape features).
+    starts: Vec<Vec<u32>>,
+    /// Whether each text has Hangul.
+    hangul: Vec<bool>,
     shape_features: usize,
 }
 
@@ -300,7 +317,8 @@ struct Encoded {
 fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, usize)) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
-    let slots = examples
+    let mut hangul = Vec::with_capacity(examples.len());
+    let (slots, starts) = examples
         .iter()
         .map(|e| {
             norm.normalize(&e.text);
@@ -312,11 +330,14 @@ fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, 
                 ngrams,
                 Links::HostWords,
             );
-            x.features.iter().map(|f| f.slot).collect()
+            hangul.push(x.hangul);
+            x.features.iter().map(|f| (f.slot, f.span.0)).unzip()
         })
-        .collect();
+        .unzip();
     Encoded {
         slots,
+        starts,
+        hangul,
         shape_features: SHAPE_FEATURES + 1,
     }
 }
@@ -351,6 +372,29 @@ impl SpamHead {
     fn logit(&self, slots: &[u32]) -> f32 {
         let v = value(slots.len());
         self.bias.w[0] + slots.iter().map(|&s| self.w.w[s as usize] * v).sum::<f32>()
+    }
+
+    /// The log-odds the served model computes for example `i`: the whole text's, or with
+    /// `hangul_window` and Hangul in the text the largest of its windows' too
+    /// ([`window_max_logit`]).
+    fn served_logit(&self, enc: &Encoded, i: usize, hangul_window: Option<usize>) -> f32 {
+        let whole = self.logit(&enc.slots[i]);
+        let Some(window) = hangul_window.filter(|_| enc.hangul[i]) else {
+            return whole;
+        };
+        let words = enc.slots[i].len() - enc.shape_features;
+        window_max_logit(
+            whole,
+            self.bias.w[0],
+            &self.w.w,
+            window,
+            enc.slots[i][..words]
+                .iter()
+                .copied()
+                .zip(enc.starts[i].iter().copied()),
+            enc.slots[i][words..].iter().copied(),
+            &mut Vec::new(),
+        )
     }
 }
 
@@ -430,6 +474,9 @@ fn candidate_slots(enc: &Encoded, spam_weights: &[f32]) -> Encoded {
         .collect();
     Encoded {
         slots,
+        // The category head reads no windows.
+        starts: Vec::new(),
+        hangul: Vec::new(),
         shape_features: 0,
     }
 }
@@ -679,7 +726,7 @@ pub fn train(
             cfg.seed.wrapping_add(fold as u64 + 1),
         );
         for i in (0..examples.len()).filter(|&i| fold_of[i] == fold) {
-            oof[i] = head.logit(&enc.slots[i]);
+            oof[i] = head.served_logit(&enc, i, cfg.hangul_window_bytes);
         }
         progress(&format!("fold {} of {FOLDS} trained", fold + 1));
     }
@@ -745,6 +792,7 @@ pub fn train(
         evasion_feature: true,
         link_hosts: true,
         link_host_words: true,
+        hangul_window_bytes: cfg.hangul_window_bytes,
     };
     Ok(Model::new(header, head.w.w, cw))
 }
@@ -1045,6 +1093,33 @@ mod tests {
         );
         let bad = TrainConfig { bag: 0, ..small() };
         assert!(matches!(bad.validate(), Err(TrainError::Settings(e)) if e.contains("bag 0")));
+    }
+
+    #[test]
+    fn hangul_windows_change_the_korean_policy_and_nothing_else() {
+        let data = corpus();
+        let sig = vec![Vec::new(); data.len()];
+        let cfg = TrainConfig {
+            hangul_window_bytes: None,
+            ..small()
+        };
+        let plain = train(&data, &sig, vec![], &cfg, |_| {}).unwrap();
+        let cfg = TrainConfig {
+            hangul_window_bytes: Some(16),
+            ..small()
+        };
+        let windows = train(&data, &sig, vec![], &cfg, |_| {}).unwrap();
+        assert_eq!(windows.header.hangul_window_bytes, Some(16));
+        assert_eq!(plain.weights(), windows.weights());
+        assert_eq!(plain.header.policy.other, windows.header.policy.other);
+        assert_ne!(plain.header.policy.korean, windows.header.policy.korean);
+        let bad = TrainConfig {
+            hangul_window_bytes: Some(8),
+            ..small()
+        };
+        assert!(
+            matches!(bad.validate(), Err(TrainError::Settings(e)) if e.contains("hangul_window_bytes 8"))
+        );
     }
 
     #[test]
