@@ -13,22 +13,13 @@
 
 use std::collections::HashMap;
 
-use sha2::{Digest, Sha256};
-
 /// SHA-256 of `smsCorpus_en_2015.03.09_all.xml` (unzipped from the release's
 /// `smsCorpus_en_xml_2015.03.09_all.zip`).
 pub const SHA256: &str = "5211bbee421a8959dd27977191234361ccad4513ad18e837d4e4eac2c2a26aed";
 
 /// Checks the file's SHA-256 against [`SHA256`].
 pub fn check(bytes: &[u8]) -> Result<(), String> {
-    let got = hex::encode(Sha256::digest(bytes));
-    if got == SHA256 {
-        Ok(())
-    } else {
-        Err(format!(
-            "SHA-256 {got} is not that of the known copy ({SHA256})"
-        ))
-    }
+    crate::uci::check_sha256(bytes, SHA256)
 }
 
 /// The text of every `<message>` of the corpus's XML, in file order (a message without

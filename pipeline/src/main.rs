@@ -91,9 +91,9 @@ enum Cmd {
         /// Longest character n-gram of text with Hangul (2..=6).
         #[arg(long, default_value_t = TrainConfig::default().hangul_max_ngram)]
         hangul_max_ngram: usize,
-        /// Score windows of this many bytes of the canonical text as well as the whole
-        /// text, and fit the policy on the largest (docs/classifier.md); 0 scores the whole
-        /// text only.
+        /// Score text with Hangul by windows of this many bytes of the canonical text as
+        /// well as the whole text, and fit the policy on the largest (docs/classifier.md);
+        /// 0 scores the whole text only.
         #[arg(long, default_value_t = TrainConfig::default().hangul_window_bytes.unwrap_or(0))]
         hangul_window_bytes: usize,
         /// AdaGrad learning rate.

@@ -191,8 +191,9 @@ pub struct TrainConfig {
     /// it than of text written by other hands; a policy fitted on it distrusts the
     /// moderate scores that novel spam gets.
     pub policy_exclude_sources: Vec<String>,
-    /// Score windows of this many bytes of the canonical text as well as the whole text
-    /// ([`ModelHeader::hangul_window_bytes`]); the policy is fitted on the same maximum.
+    /// For text with Hangul, score windows of this many bytes of the canonical text as
+    /// well as the whole text ([`ModelHeader::hangul_window_bytes`]); the policy is fitted
+    /// on the same maximum.
     pub hangul_window_bytes: Option<usize>,
 }
 
