@@ -11,7 +11,7 @@
 //! The file is not shipped in this repository (`docs/classifier.md` says where it is, and
 //! why the shipped model does not train on it: on our folds it made English ham worse).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// SHA-256 of `smsCorpus_en_2015.03.09_all.xml` (unzipped from the release's
 /// `smsCorpus_en_xml_2015.03.09_all.zip`).
@@ -97,7 +97,7 @@ fn shingles(key: &str) -> Vec<&str> {
 /// UCI messages cut short (the words before an apostrophe lost: `m on da bus going
 /// home...` for `I'm on da bus going home...`); the shared share catches those.
 pub struct UciOverlap {
-    keys: std::collections::HashSet<String>,
+    keys: HashSet<String>,
     /// Shingle -> the rows holding it.
     rows_of: HashMap<String, Vec<u32>>,
     /// Each row's number of distinct shingles.
@@ -107,7 +107,7 @@ pub struct UciOverlap {
 impl UciOverlap {
     /// Indexes these texts.
     pub fn new<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut keys = std::collections::HashSet::new();
+        let mut keys = HashSet::new();
         let mut rows_of: HashMap<String, Vec<u32>> = HashMap::new();
         let mut sizes = Vec::new();
         for text in texts {
@@ -129,11 +129,15 @@ impl UciOverlap {
 
     /// Whether a text is, or nearly is, one of the indexed rows.
     pub fn overlaps(&self, text: &str) -> bool {
-        let k = key(text);
-        if self.keys.contains(&k) {
+        self.overlaps_key(&key(text))
+    }
+
+    /// [`UciOverlap::overlaps`] for a text's key.
+    fn overlaps_key(&self, k: &str) -> bool {
+        if self.keys.contains(k) {
             return true;
         }
-        let s = shingles(&k);
+        let s = shingles(k);
         if s.is_empty() {
             return false;
         }
@@ -165,14 +169,21 @@ pub struct Dropped {
 /// overlapping a UCI row.
 pub fn ham_lines(messages: Vec<String>, uci: &UciOverlap) -> (Vec<String>, Dropped) {
     let mut dropped = Dropped::default();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let mut kept = Vec::new();
     for text in messages {
         if text.trim().is_empty() {
             dropped.empty += 1;
-        } else if !seen.insert(key(&text)) {
+            continue;
+        }
+        let k = key(&text);
+        if seen.contains(&k) {
             dropped.repeated += 1;
-        } else if uci.overlaps(&text) {
+            continue;
+        }
+        let near = uci.overlaps_key(&k);
+        seen.insert(k);
+        if near {
             dropped.uci += 1;
         } else {
             kept.push(text);

@@ -484,15 +484,18 @@ mod tests {
         let chat = (0..12).map(|i| (1u32, 30 + i * 7));
         let words: Vec<(u32, u32)> = pitch.chain(chat).collect();
         let whole = bias + (4.0 * 2.0 - 12.0 + 0.5) * model::value(17);
-        let got = model::window_max_logit(
-            whole,
-            bias,
-            &weights,
-            60,
-            words.iter().copied(),
-            [2u32].into_iter(),
-            &mut blocks,
-        );
+        let mut score = |window| {
+            model::window_max_logit(
+                whole,
+                bias,
+                &weights,
+                window,
+                words.iter().copied(),
+                [2u32].into_iter(),
+                &mut blocks,
+            )
+        };
+        let got = score(60);
         // Half windows of 30 bytes hold 4, 5, 4 and 3 features; the first window holds the
         // pitch and five of the chat's.
         assert_eq!(
@@ -501,16 +504,7 @@ mod tests {
         );
         assert!(got > whole);
         // A text within one window is the whole text.
-        let short = model::window_max_logit(
-            whole,
-            bias,
-            &weights,
-            300,
-            words.iter().copied(),
-            [2u32].into_iter(),
-            &mut blocks,
-        );
-        assert_eq!(short, whole);
+        assert_eq!(score(300), whole);
     }
 
     #[test]
