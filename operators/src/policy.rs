@@ -61,10 +61,26 @@ pub struct ScriptPolicy {
     pub classifier: f64,
     /// Weight of each pattern category's strongest rule score (0..=1); never negative.
     pub categories: BTreeMap<String, f64>,
+    /// Pairs of pattern categories that are stronger evidence together than apart (an
+    /// impersonated institution *and* a suspicious link): each adds its weight times the
+    /// weaker of the two categories' strongest scores. Fitted like the categories, never
+    /// negative; absent in older files (no pairs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<CategoryPair>,
     /// At or above: block.
     pub block_at: f64,
     /// At or above: label a delivered message and alert its recipient.
     pub label_at: f64,
+}
+
+/// A fitted pair of pattern categories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryPair {
+    /// The two categories, in name order.
+    pub when: [String; 2],
+    /// Log-odds added per unit of the weaker category's score (0..=1).
+    pub weight: f64,
 }
 
 /// Whether `text` has Hangul (syllables or jamo): the fitted policy's script split.
@@ -88,12 +104,23 @@ impl FittedPolicy {
         for p in [&self.korean, &self.other] {
             let all = [p.bias, p.classifier, p.block_at, p.label_at]
                 .into_iter()
-                .chain(p.categories.values().copied());
+                .chain(p.categories.values().copied())
+                .chain(p.pairs.iter().map(|q| q.weight));
             if !all.into_iter().all(f64::is_finite) {
                 return Err("a weight or threshold is not finite".into());
             }
-            if p.categories.values().any(|w| *w < 0.0) {
-                return Err("a category weight is negative".into());
+            if p.categories
+                .values()
+                .chain(p.pairs.iter().map(|q| &q.weight))
+                .any(|w| *w < 0.0)
+            {
+                return Err("a category or pair weight is negative".into());
+            }
+            if let Some(q) = p.pairs.iter().find(|q| q.when[0] >= q.when[1]) {
+                return Err(format!(
+                    "pair {:?} must name two categories in name order",
+                    q.when
+                ));
             }
             if p.label_at > p.block_at {
                 return Err(format!(
@@ -129,11 +156,52 @@ impl ScriptPolicy {
                 rest(s);
             }
         }
-        for (c, score) in strongest {
+        for &(c, score) in &strongest {
             z += self.categories[c] * f64::from(score.min(100)) / 100.0;
+        }
+        if strongest.len() >= 2 {
+            for q in &self.pairs {
+                z += q.weight * pair_value(&q.when, &strongest);
+            }
         }
         z
     }
+
+    /// The fitted pairs that met in `signals`, with the log-odds each added.
+    pub fn pairs_met<'p>(&'p self, signals: &[Signal]) -> Vec<(&'p CategoryPair, f64)> {
+        if self.pairs.is_empty() {
+            return Vec::new();
+        }
+        let mut strongest: Vec<(&str, u8)> = Vec::new();
+        for s in signals
+            .iter()
+            .filter(|s| !s.shadow && s.operator == "pattern")
+        {
+            match strongest
+                .iter_mut()
+                .find(|(c, _)| *c == s.category.as_ref())
+            {
+                Some((_, best)) => *best = (*best).max(s.score),
+                None => strongest.push((s.category.as_ref(), s.score)),
+            }
+        }
+        self.pairs
+            .iter()
+            .map(|q| (q, q.weight * pair_value(&q.when, &strongest)))
+            .filter(|&(_, added)| added > 0.0)
+            .collect()
+    }
+}
+
+/// The weaker of the two categories' strongest scores (0..=1), 0 unless both are there.
+fn pair_value(when: &[String; 2], strongest: &[(&str, u8)]) -> f64 {
+    let score = |name: &str| {
+        strongest
+            .iter()
+            .find(|(c, _)| *c == name)
+            .map_or(0, |&(_, s)| s.min(100))
+    };
+    f64::from(score(&when[0]).min(score(&when[1]))) / 100.0
 }
 
 /// `[policy]` configuration.
@@ -305,6 +373,17 @@ impl Policy {
             if !ham_finding {
                 reasons.push(self.reason(s));
             }
+        }
+        for (q, added) in fitted.map_or_else(Vec::new, |fp| fp.pairs_met(signals)) {
+            reasons.push(Reason {
+                operator: "policy".into(),
+                code: format!("policy.{}_{}", q.when[0], q.when[1]),
+                category: "combination".into(),
+                // The log-odds the pair added, on the 0..=100 scale of a reason.
+                score: (100.0 * (added / 2.0).tanh()).round() as u8,
+                evidence: Some(q.when.join(" + ")),
+                span: None,
+            });
         }
         for c in &self.cfg.combinations {
             if c.when
@@ -568,6 +647,7 @@ mod tests {
             bias: 0.0,
             classifier: 1.0,
             categories: BTreeMap::from([("loan".to_string(), 2.0)]),
+            pairs: vec![],
             block_at: 9f64.ln(),
             label_at: 0.0,
         };
@@ -656,6 +736,49 @@ mod tests {
         };
         let v = decide(&[classifier(-9.0), quota]);
         assert_eq!((v.action, v.retry_after_ms), (Action::Throttle, Some(500)));
+    }
+
+    #[test]
+    fn a_fitted_pair_adds_its_weight_only_when_both_categories_fire() {
+        let mut m = fitted_model();
+        // The event's text has no Hangul: the other script's policy decides.
+        m.header.policy.other.categories.insert("url".into(), 0.0);
+        m.header.policy.other.pairs = vec![CategoryPair {
+            when: ["loan".into(), "url".into()],
+            weight: 4.0,
+        }];
+        let p = PolicyConfig::default().build();
+        let decide = |signals: &[Signal]| {
+            p.decide(
+                &event(),
+                signals,
+                "v",
+                Some(&m),
+                DateTime::<Utc>::UNIX_EPOCH,
+            )
+        };
+        let loan = Signal::new("pattern", "loan.illegal", "loan", 20);
+        let url = Signal::new("pattern", "url.suspicious_tld", "url", 50);
+        // Log-odds -1 + 2 x 0.2 alone; with the link also 4 x min(0.2, 0.5) = 0.8 more.
+        let alone = decide(&[classifier(-1.0), loan.clone()]);
+        assert_eq!(alone.action, Action::Allow);
+        assert!(alone.reasons.iter().all(|r| r.operator != "policy"));
+        let v = decide(&[classifier(-1.0), loan, url]);
+        assert_eq!(v.action, Action::Label, "{v:?}");
+        let pair = v
+            .reasons
+            .iter()
+            .find(|r| r.code == "policy.loan_url")
+            .expect("the pair is a reason");
+        assert_eq!(pair.evidence.as_deref(), Some("loan + url"));
+        assert_eq!(pair.score, (100.0 * 0.4f64.tanh()).round() as u8);
+        // Negative weights and unordered names are refused.
+        let mut bad = m.header.policy.clone();
+        bad.other.pairs[0].weight = -1.0;
+        assert!(bad.validate().unwrap_err().contains("negative"));
+        let mut bad = m.header.policy.clone();
+        bad.other.pairs[0].when = ["url".into(), "loan".into()];
+        assert!(bad.validate().unwrap_err().contains("name order"));
     }
 
     #[test]

@@ -28,7 +28,9 @@ use super::model::{
     ModelHeader, SourceInfo, WINDOW_BYTES,
 };
 use crate::normalize::Normalized;
-use crate::policy::{has_hangul, FittedPolicy, ScriptPolicy, CLASSIFIER_LOG_ODDS_CLAMP};
+use crate::policy::{
+    has_hangul, CategoryPair, FittedPolicy, ScriptPolicy, CLASSIFIER_LOG_ODDS_CLAMP,
+};
 use crate::Signal;
 
 /// One labelled text (other fields on a line are ignored).
@@ -280,6 +282,10 @@ impl Default for TrainConfig {
 /// Folds of the out-of-fold scores the policy is fitted on: more folds train each fold's
 /// classifier on more of the data, so its scores are closer to the final model's.
 const FOLDS: usize = 5;
+
+/// A pair of rule categories is weighed by the policy when both fire in at least this many
+/// of a script's rows; rarer pairs say too little to fit.
+const MIN_PAIR_ROWS: usize = 5;
 
 /// splitmix64: a tiny, fully specified generator, so a seed means the same shuffle on
 /// every platform and release.
@@ -566,8 +572,10 @@ fn threshold(ham: &mut [f64], budget: f64) -> f64 {
 }
 
 /// Fits one script's policy on its rows: logistic regression over the classifier's
-/// out-of-fold log-odds and each rule category's strongest score (category weights kept
-/// non-negative), then the thresholds that keep its ham within the budgets.
+/// out-of-fold log-odds, each rule category's strongest score, and for each pair of
+/// categories that meet in [`MIN_PAIR_ROWS`] rows the weaker of their two scores (category
+/// and pair weights kept non-negative), then the thresholds that keep its ham within the
+/// budgets.
 fn fit_script(
     rows: &[&PolicyRow<'_>],
     categories: &[String],
@@ -575,24 +583,48 @@ fn fit_script(
     cfg: &TrainConfig,
 ) -> ScriptPolicy {
     let k = categories.len();
-    let xs: Vec<Vec<f64>> = rows
+    // Each row's strongest score per category (0..=1).
+    let cat_scores: Vec<Vec<f64>> = rows
         .iter()
         .map(|r| {
-            let mut x = vec![0.0; k + 1];
-            x[0] =
-                f64::from(r.log_odds).clamp(-CLASSIFIER_LOG_ODDS_CLAMP, CLASSIFIER_LOG_ODDS_CLAMP);
+            let mut x = vec![0.0; k];
             for s in r
                 .signals
                 .iter()
                 .filter(|s| s.operator == "pattern" && !s.shadow)
             {
                 if let Some(c) = categories.iter().position(|c| c == s.category.as_ref()) {
-                    x[c + 1] = f64::max(x[c + 1], f64::from(s.score.min(100)) / 100.0);
+                    x[c] = f64::max(x[c], f64::from(s.score.min(100)) / 100.0);
                 }
             }
             x
         })
         .collect();
+    // The pairs of categories that meet in enough rows to be weighed.
+    let pairs: Vec<(usize, usize)> = (0..k)
+        .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
+        .filter(|&(a, b)| {
+            cat_scores
+                .iter()
+                .filter(|x| x[a] > 0.0 && x[b] > 0.0)
+                .count()
+                >= MIN_PAIR_ROWS
+        })
+        .collect();
+    let xs: Vec<Vec<f64>> = rows
+        .iter()
+        .zip(&cat_scores)
+        .map(|(r, cs)| {
+            let mut x = Vec::with_capacity(1 + k + pairs.len());
+            x.push(
+                f64::from(r.log_odds).clamp(-CLASSIFIER_LOG_ODDS_CLAMP, CLASSIFIER_LOG_ODDS_CLAMP),
+            );
+            x.extend_from_slice(cs);
+            x.extend(pairs.iter().map(|&(a, b)| cs[a].min(cs[b])));
+            x
+        })
+        .collect();
+    let k = k + pairs.len();
     let mut w = vec![0.0f64; k + 1];
     w[0] = 1.0;
     let mut b = 0.0f64;
@@ -632,6 +664,15 @@ fn fit_script(
             .iter()
             .cloned()
             .zip(w[1..].iter().copied())
+            .collect(),
+        pairs: pairs
+            .iter()
+            .zip(&w[1 + categories.len()..])
+            .map(|(&(a, b), &weight)| CategoryPair {
+                when: [categories[a].clone(), categories[b].clone()],
+                weight,
+            })
+            .filter(|q| q.weight > 0.0)
             .collect(),
         block_at: 0.0,
         label_at: 0.0,
@@ -1194,6 +1235,59 @@ mod tests {
             (p.ham_block_budget, p.korean_ham_block_budget),
             (0.004, 0.01)
         );
+    }
+
+    #[test]
+    fn two_categories_that_mean_spam_only_together_get_a_pair_weight() {
+        // The classifier is unsure of everything. An impersonated institution alone is
+        // ham (the institution's own notices), so is a suspicious link alone; both
+        // together are spam. Only a pair weight can block the pair and not its parts.
+        let sig = |cats: &[&str]| -> Vec<Signal> {
+            cats.iter()
+                .map(|c| Signal::new("pattern", format!("{c}.rule"), c.to_string(), 60))
+                .collect()
+        };
+        let (imp, url, both, none) = (
+            sig(&["impersonation"]),
+            sig(&["url"]),
+            sig(&["impersonation", "url"]),
+            sig(&[]),
+        );
+        let row = |signals, spam| PolicyRow {
+            log_odds: 0.0,
+            signals,
+            spam,
+            hangul: true,
+            weight: 1.0,
+        };
+        let rows: Vec<PolicyRow<'_>> = (0..300)
+            .map(|i| match i % 3 {
+                0 => row(&imp, false),
+                1 => row(&url, false),
+                _ => row(&none, false),
+            })
+            .chain((0..100).map(|_| row(&both, true)))
+            .collect();
+        let categories = ["impersonation".to_string(), "url".to_string()];
+        let p = fit_policy(&rows, &categories, &TrainConfig::default()).korean;
+        assert_eq!(p.pairs.len(), 1, "{p:?}");
+        assert_eq!(p.pairs[0].when, categories);
+        assert!(p.pairs[0].weight > 1.0, "{p:?}");
+        let blocked = |r: &PolicyRow<'_>| decision_log_odds(&p, r) >= p.block_at;
+        assert!(blocked(&row(&both, true)));
+        for alone in [&imp, &url, &none] {
+            assert!(!blocked(&row(alone, false)), "{alone:?}");
+        }
+        // A pair seen in fewer than MIN_PAIR_ROWS rows is not weighed.
+        let few: Vec<PolicyRow<'_>> = rows[..300]
+            .iter()
+            .map(|r| row(r.signals, false))
+            .chain((0..MIN_PAIR_ROWS - 1).map(|_| row(&both, true)))
+            .collect();
+        assert!(fit_policy(&few, &categories, &TrainConfig::default())
+            .korean
+            .pairs
+            .is_empty());
     }
 
     #[test]
