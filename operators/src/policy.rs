@@ -375,12 +375,17 @@ impl Policy {
             }
         }
         for (q, added) in fitted.map_or_else(Vec::new, |fp| fp.pairs_met(signals)) {
+            // The log-odds the pair added, on the 0..=100 scale of a reason; a pair that
+            // added next to nothing is no reason.
+            let score = (100.0 * (added / 2.0).tanh()).round() as u8;
+            if score == 0 {
+                continue;
+            }
             reasons.push(Reason {
                 operator: "policy".into(),
                 code: format!("policy.{}_{}", q.when[0], q.when[1]),
                 category: "combination".into(),
-                // The log-odds the pair added, on the 0..=100 scale of a reason.
-                score: (100.0 * (added / 2.0).tanh()).round() as u8,
+                score,
                 evidence: Some(q.when.join(" + ")),
                 span: None,
             });
@@ -743,10 +748,21 @@ mod tests {
         let mut m = fitted_model();
         // The event's text has no Hangul: the other script's policy decides.
         m.header.policy.other.categories.insert("url".into(), 0.0);
-        m.header.policy.other.pairs = vec![CategoryPair {
-            when: ["loan".into(), "url".into()],
-            weight: 4.0,
-        }];
+        m.header
+            .policy
+            .other
+            .categories
+            .insert("impersonation".into(), 0.0);
+        m.header.policy.other.pairs = vec![
+            CategoryPair {
+                when: ["impersonation".into(), "loan".into()],
+                weight: 0.001,
+            },
+            CategoryPair {
+                when: ["loan".into(), "url".into()],
+                weight: 4.0,
+            },
+        ];
         let p = PolicyConfig::default().build();
         let decide = |signals: &[Signal]| {
             p.decide(
@@ -763,8 +779,15 @@ mod tests {
         let alone = decide(&[classifier(-1.0), loan.clone()]);
         assert_eq!(alone.action, Action::Allow);
         assert!(alone.reasons.iter().all(|r| r.operator != "policy"));
-        let v = decide(&[classifier(-1.0), loan, url]);
+        let imp = Signal::new("pattern", "impersonation.institution", "impersonation", 10);
+        let v = decide(&[classifier(-1.0), loan, url, imp]);
         assert_eq!(v.action, Action::Label, "{v:?}");
+        assert!(
+            v.reasons
+                .iter()
+                .all(|r| r.code != "policy.impersonation_loan"),
+            "a pair that added next to nothing is no reason: {v:?}"
+        );
         let pair = v
             .reasons
             .iter()
@@ -774,10 +797,10 @@ mod tests {
         assert_eq!(pair.score, (100.0 * 0.4f64.tanh()).round() as u8);
         // Negative weights and unordered names are refused.
         let mut bad = m.header.policy.clone();
-        bad.other.pairs[0].weight = -1.0;
+        bad.other.pairs[1].weight = -1.0;
         assert!(bad.validate().unwrap_err().contains("negative"));
         let mut bad = m.header.policy.clone();
-        bad.other.pairs[0].when = ["url".into(), "loan".into()];
+        bad.other.pairs[1].when = ["url".into(), "loan".into()];
         assert!(bad.validate().unwrap_err().contains("name order"));
     }
 

@@ -298,6 +298,42 @@ fn a_shadow_model_reports_its_decision_in_shadow_only() {
 }
 
 #[test]
+fn two_rule_findings_that_mean_smishing_together_are_a_reason_of_the_shipped_policy() {
+    let mut chain = spamflow_pipeline::operators(&Config::default(), None)
+        .unwrap()
+        .chain
+        .build();
+    // An invitation rule and a cheap top-level domain: the shipped fit weighs the pair.
+    let v = judge(
+        &mut chain,
+        1,
+        "[모바일부고] 삼가 알려드립니다 빈소와 발인 일정은 링크에서 확인 obit-room.click/3",
+    );
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    let pair = v
+        .reasons
+        .iter()
+        .find(|r| r.code == "policy.smishing_url")
+        .unwrap_or_else(|| panic!("{v:?}"));
+    assert_eq!(
+        (pair.category.as_str(), pair.evidence.as_deref()),
+        ("combination", Some("smishing + url"))
+    );
+    assert!(pair.score > 0);
+    // An impersonated institution with a link on a made-up host (the example).
+    let v = judge(
+        &mut chain,
+        2,
+        "[국민건강보험공단] 환급금 조회 및 신청 안내 nhis-check.xyz",
+    );
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(
+        v.reasons.iter().all(|r| r.score > 0),
+        "no reason without weight: {v:?}"
+    );
+}
+
+#[test]
 fn bad_texts_get_a_defined_verdict_and_spam_gets_evidence_in_the_original() {
     let builder = spamflow_pipeline::operators(&Config::default(), None)
         .unwrap()
