@@ -684,6 +684,17 @@ mod tests {
         crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
     }
 
+    /// The default policy's verdict on `signals` of the test event, with model `m`.
+    fn decide_with(m: &crate::classifier::Model, signals: &[Signal]) -> Verdict {
+        PolicyConfig::default().build().decide(
+            &event(),
+            signals,
+            "v",
+            Some(m),
+            DateTime::<Utc>::UNIX_EPOCH,
+        )
+    }
+
     fn classifier(log_odds: f32) -> Signal {
         Signal {
             log_odds: Some(log_odds),
@@ -694,21 +705,12 @@ mod tests {
     #[test]
     fn a_fitted_policy_decides_by_its_thresholds_and_hard_rules_stay_hard() {
         let m = fitted_model();
-        let p = PolicyConfig::default().build();
-        let decide = |signals: &[Signal]| {
-            p.decide(
-                &event(),
-                signals,
-                "v",
-                Some(&m),
-                DateTime::<Utc>::UNIX_EPOCH,
-            )
-        };
+        let decide = |signals: &[Signal]| decide_with(&m, signals);
         assert_eq!(decide(&[classifier(3.0)]).action, Action::Block);
         let labelled = decide(&[classifier(1.0)]);
         assert_eq!(labelled.action, Action::Label);
         assert!(labelled.labels.contains(&"[스팸의심]".to_string()));
-        assert!(p.alert(&labelled).is_some());
+        assert!(PolicyConfig::default().build().alert(&labelled).is_some());
         let ham = decide(&[classifier(-6.0)]);
         assert_eq!(
             (ham.action, ham.reasons.len()),
@@ -763,16 +765,7 @@ mod tests {
                 weight: 4.0,
             },
         ];
-        let p = PolicyConfig::default().build();
-        let decide = |signals: &[Signal]| {
-            p.decide(
-                &event(),
-                signals,
-                "v",
-                Some(&m),
-                DateTime::<Utc>::UNIX_EPOCH,
-            )
-        };
+        let decide = |signals: &[Signal]| decide_with(&m, signals);
         let loan = Signal::new("pattern", "loan.illegal", "loan", 20);
         let url = Signal::new("pattern", "url.suspicious_tld", "url", 50);
         // Log-odds -1 + 2 x 0.2 alone; with the link also 4 x min(0.2, 0.5) = 0.8 more.
