@@ -134,9 +134,15 @@ impl FittedPolicy {
 }
 
 impl ScriptPolicy {
-    /// The fitted log-odds of spam from the classifier and the rule categories it was
-    /// fitted with; `rest` gets every other enforcing signal (to join by noisy-OR).
-    pub fn log_odds<'s>(&self, signals: &'s [Signal], mut rest: impl FnMut(&'s Signal)) -> f64 {
+    /// The fitted log-odds of spam from the classifier, the rule categories and the pairs
+    /// it was fitted with; `rest` gets every other enforcing signal (to join by noisy-OR),
+    /// `paired` each fitted pair that met and the log-odds it added.
+    pub fn log_odds<'s, 'p>(
+        &'p self,
+        signals: &'s [Signal],
+        mut rest: impl FnMut(&'s Signal),
+        mut paired: impl FnMut(&'p CategoryPair, f64),
+    ) -> f64 {
         let mut z = self.bias;
         let mut strongest: Vec<(&str, u8)> = Vec::new();
         for s in signals.iter().filter(|s| !s.shadow) {
@@ -161,35 +167,14 @@ impl ScriptPolicy {
         }
         if strongest.len() >= 2 {
             for q in &self.pairs {
-                z += q.weight * pair_value(&q.when, &strongest);
+                let added = q.weight * pair_value(&q.when, &strongest);
+                if added > 0.0 {
+                    z += added;
+                    paired(q, added);
+                }
             }
         }
         z
-    }
-
-    /// The fitted pairs that met in `signals`, with the log-odds each added.
-    pub fn pairs_met<'p>(&'p self, signals: &[Signal]) -> Vec<(&'p CategoryPair, f64)> {
-        if self.pairs.is_empty() {
-            return Vec::new();
-        }
-        let mut strongest: Vec<(&str, u8)> = Vec::new();
-        for s in signals
-            .iter()
-            .filter(|s| !s.shadow && s.operator == "pattern")
-        {
-            match strongest
-                .iter_mut()
-                .find(|(c, _)| *c == s.category.as_ref())
-            {
-                Some((_, best)) => *best = (*best).max(s.score),
-                None => strongest.push((s.category.as_ref(), s.score)),
-            }
-        }
-        self.pairs
-            .iter()
-            .map(|q| (q, q.weight * pair_value(&q.when, &strongest)))
-            .filter(|&(_, added)| added > 0.0)
-            .collect()
     }
 }
 
@@ -324,13 +309,31 @@ impl Policy {
         decided_at: DateTime<Utc>,
     ) -> Verdict {
         let fitted = model.map(|m| m.header.policy.script(has_hangul(&ev.text)));
+        // The fitted pairs that met, as reasons.
+        let mut pairs = Vec::new();
         // The probability that nothing fitted, nor any other evidence, says spam.
         let mut miss = match fitted {
             Some(fp) => {
                 let mut other = 1.0f64;
-                let z = fp.log_odds(signals, |s| {
-                    other *= 1.0 - f64::from(s.score.min(100)) / 100.0;
-                });
+                let z = fp.log_odds(
+                    signals,
+                    |s| other *= 1.0 - f64::from(s.score.min(100)) / 100.0,
+                    |q, added| {
+                        // The log-odds the pair added, on the 0..=100 scale of a reason; a
+                        // pair that added next to nothing is no reason.
+                        let score = (100.0 * (added / 2.0).tanh()).round() as u8;
+                        if score > 0 {
+                            pairs.push(Reason {
+                                operator: "policy".into(),
+                                code: format!("policy.{}_{}", q.when[0], q.when[1]),
+                                category: "combination".into(),
+                                score,
+                                evidence: Some(q.when.join(" + ")),
+                                span: None,
+                            });
+                        }
+                    },
+                );
                 (1.0 - crate::classifier::sigmoid(z)) * other
             }
             None => 1.0f64,
@@ -374,22 +377,7 @@ impl Policy {
                 reasons.push(self.reason(s));
             }
         }
-        for (q, added) in fitted.map_or_else(Vec::new, |fp| fp.pairs_met(signals)) {
-            // The log-odds the pair added, on the 0..=100 scale of a reason; a pair that
-            // added next to nothing is no reason.
-            let score = (100.0 * (added / 2.0).tanh()).round() as u8;
-            if score == 0 {
-                continue;
-            }
-            reasons.push(Reason {
-                operator: "policy".into(),
-                code: format!("policy.{}_{}", q.when[0], q.when[1]),
-                category: "combination".into(),
-                score,
-                evidence: Some(q.when.join(" + ")),
-                span: None,
-            });
-        }
+        reasons.append(&mut pairs);
         for c in &self.cfg.combinations {
             if c.when
                 .iter()

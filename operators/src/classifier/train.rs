@@ -552,7 +552,11 @@ fn decision_log_odds(fp: &ScriptPolicy, row: &PolicyRow<'_>) -> f64 {
     all.push(classifier_signal(row.log_odds));
     all.extend(row.signals.iter().cloned());
     let mut other = 1.0f64;
-    let z = fp.log_odds(&all, |s| other *= 1.0 - f64::from(s.score.min(100)) / 100.0);
+    let z = fp.log_odds(
+        &all,
+        |s| other *= 1.0 - f64::from(s.score.min(100)) / 100.0,
+        |_, _| {},
+    );
     let p = (1.0 - (1.0 - sigmoid(z)) * other).clamp(1e-12, 1.0 - 1e-12);
     (p / (1.0 - p)).ln()
 }
