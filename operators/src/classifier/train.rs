@@ -271,7 +271,7 @@ impl Default for TrainConfig {
             max_ngram: 4,
             hangul_max_ngram: 3,
             ham_block_budget: 0.005,
-            korean_ham_block_budget: 0.015,
+            korean_ham_block_budget: 0.01,
             ham_label_budget: 0.02,
             policy_exclude_sources: Vec::new(),
             hangul_window_bytes: None,
