@@ -334,6 +334,32 @@ fn two_rule_findings_that_mean_smishing_together_are_a_reason_of_the_shipped_pol
 }
 
 #[test]
+fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
+    let mut chain = spamflow_pipeline::operators(&Config::default(), None)
+        .unwrap()
+        .chain
+        .build();
+    // The classifier finds this plea ham-like (p ~0.4); the rule's block hint decides.
+    let v = judge(
+        &mut chain,
+        1,
+        "엄마 나 수학여행비 오늘까지 내야 돼서 그래 15만원만 보내줄 수 있어? 폰 액정 깨져서 친구꺼로 보내는 거야",
+    );
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(
+        v.reasons.iter().any(|r| r.code == "smishing.family"),
+        "{v:?}"
+    );
+    // The same news without a request is a child's message like any other.
+    let v = judge(
+        &mut chain,
+        2,
+        "아빠 나 폰 침수돼서 수리 맡겼어 저녁에 집 전화로 연락할게",
+    );
+    assert_eq!(v.action, Action::Allow, "{v:?}");
+}
+
+#[test]
 fn bad_texts_get_a_defined_verdict_and_spam_gets_evidence_in_the_original() {
     let builder = spamflow_pipeline::operators(&Config::default(), None)
         .unwrap()
