@@ -40,6 +40,14 @@ fn small_model() -> Model {
     train::train(&examples, &signals, sources, &cfg, |_| {}).unwrap()
 }
 
+/// The default chain: the built-in rule pack and the shipped model.
+fn shipped_chain() -> spamflow_operators::Chain {
+    spamflow_pipeline::operators(&Config::default(), None)
+        .unwrap()
+        .chain
+        .build()
+}
+
 /// `chain`'s verdict on `text` sent as a domestic SMS with id number `i`.
 fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflow_schemas::Verdict {
     let ev = event_of(i, text);
@@ -299,10 +307,7 @@ fn a_shadow_model_reports_its_decision_in_shadow_only() {
 
 #[test]
 fn two_rule_findings_that_mean_smishing_together_are_a_reason_of_the_shipped_policy() {
-    let mut chain = spamflow_pipeline::operators(&Config::default(), None)
-        .unwrap()
-        .chain
-        .build();
+    let mut chain = shipped_chain();
     // An invitation rule and a cheap top-level domain: the shipped fit weighs the pair.
     let v = judge(
         &mut chain,
@@ -335,10 +340,7 @@ fn two_rule_findings_that_mean_smishing_together_are_a_reason_of_the_shipped_pol
 
 #[test]
 fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
-    let mut chain = spamflow_pipeline::operators(&Config::default(), None)
-        .unwrap()
-        .chain
-        .build();
+    let mut chain = shipped_chain();
     // The classifier finds this plea ham-like (p ~0.4); the rule's block hint decides.
     let v = judge(
         &mut chain,
@@ -361,10 +363,7 @@ fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
 
 #[test]
 fn bad_texts_get_a_defined_verdict_and_spam_gets_evidence_in_the_original() {
-    let builder = spamflow_pipeline::operators(&Config::default(), None)
-        .unwrap()
-        .chain;
-    let mut chain = builder.build();
+    let mut chain = shipped_chain();
     let lms = "대출 ".repeat(700);
     let mixed = "Hello 안녕 こんにちは 你好 Привет 😀 https://x.y";
     for (i, text) in [
