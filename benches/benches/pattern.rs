@@ -1,5 +1,6 @@
 //! Pattern operator per message on a seeded corpus (mostly 40-200 bytes, 10% LMS up to
-//! 2,000 bytes) with the default pack, against, in the same run:
+//! 2,000 bytes) with the default pack (or the pack in the directory `SPAMFLOW_BENCH_RULES`,
+//! to measure a change to a pack), against, in the same run:
 //! - a bare `hs_scan` of the same database over the original text,
 //! - the normalization alone,
 //! - the bare baseline of the operator's work: normalize + bare scan of the original and
@@ -32,7 +33,11 @@ fn corpus() -> Vec<String> {
 fn pattern(c: &mut Criterion) {
     let texts = corpus();
     let bytes: usize = texts.iter().map(String::len).sum();
-    let pack = Arc::new(CompiledPack::compile(&PackSource::builtin()).unwrap());
+    let source = match std::env::var_os("SPAMFLOW_BENCH_RULES") {
+        Some(dir) => PackSource::from_dir(dir.as_ref()).unwrap(),
+        None => PackSource::builtin(),
+    };
+    let pack = Arc::new(CompiledPack::compile(&source).unwrap());
     let mut g = c.benchmark_group("pattern");
     g.throughput(Throughput::Elements(texts.len() as u64));
     eprintln!(
