@@ -362,6 +362,24 @@ fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
 }
 
 #[test]
+fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_allowed() {
+    let mut chain = shipped_chain();
+    let notice = "[국민건강보험] 올해 건강검진 결과가 나왔습니다 결과 확인";
+    let v = judge(
+        &mut chain,
+        1,
+        &format!("{notice} https://nhis-result.com/r"),
+    );
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(
+        v.reasons.iter().any(|r| r.code == "url.brand_host"),
+        "{v:?}"
+    );
+    let v = judge(&mut chain, 2, &format!("{notice} https://www.nhis.or.kr"));
+    assert_eq!(v.action, Action::Allow, "{v:?}");
+}
+
+#[test]
 fn bad_texts_get_a_defined_verdict_and_spam_gets_evidence_in_the_original() {
     let mut chain = shipped_chain();
     let lms = "대출 ".repeat(700);
