@@ -362,6 +362,27 @@ fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
 }
 
 #[test]
+fn a_lovers_chat_opening_with_a_shortened_link_is_blocked_and_with_a_video_link_allowed() {
+    let mut chain = shipped_chain();
+    let v = judge(
+        &mut chain,
+        1,
+        "오빠 나 오늘 집에 혼자라 너무 심심해 잠깐 얘기할래? han.gl/Qw3rT",
+    );
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(
+        v.reasons.iter().any(|r| r.code == "adult.chat_lure"),
+        "{v:?}"
+    );
+    let v = judge(
+        &mut chain,
+        2,
+        "오빠 나 오늘 집에 혼자라 너무 심심해 이 영상 봤어? https://youtu.be/dQw4w9WgXcQ",
+    );
+    assert_eq!(v.action, Action::Allow, "{v:?}");
+}
+
+#[test]
 fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_allowed() {
     let mut chain = shipped_chain();
     let notice = "[국민건강보험] 올해 건강검진 결과가 나왔습니다 결과 확인";
