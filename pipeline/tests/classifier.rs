@@ -338,66 +338,45 @@ fn two_rule_findings_that_mean_smishing_together_are_a_reason_of_the_shipped_pol
     );
 }
 
+/// The shipped chain blocks `spam` with reason `code` among its reasons, and allows `ham`,
+/// the same kind of text without what the rule looks for.
+fn blocked_by_and_ham_allowed(code: &str, spam: &str, ham: &str) {
+    let mut chain = shipped_chain();
+    let v = judge(&mut chain, 1, spam);
+    assert_eq!(v.action, Action::Block, "{v:?}");
+    assert!(v.reasons.iter().any(|r| r.code == code), "{v:?}");
+    let v = judge(&mut chain, 2, ham);
+    assert_eq!(v.action, Action::Allow, "{v:?}");
+}
+
 #[test]
 fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
-    let mut chain = shipped_chain();
-    // The classifier finds this plea ham-like (p ~0.4); the rule's block hint decides.
-    let v = judge(
-        &mut chain,
-        1,
+    // The classifier finds this plea ham-like (p ~0.4); the rule's block hint decides. The
+    // same news without a request is a child's message like any other.
+    blocked_by_and_ham_allowed(
+        "smishing.family",
         "엄마 나 수학여행비 오늘까지 내야 돼서 그래 15만원만 보내줄 수 있어? 폰 액정 깨져서 친구꺼로 보내는 거야",
-    );
-    assert_eq!(v.action, Action::Block, "{v:?}");
-    assert!(
-        v.reasons.iter().any(|r| r.code == "smishing.family"),
-        "{v:?}"
-    );
-    // The same news without a request is a child's message like any other.
-    let v = judge(
-        &mut chain,
-        2,
         "아빠 나 폰 침수돼서 수리 맡겼어 저녁에 집 전화로 연락할게",
     );
-    assert_eq!(v.action, Action::Allow, "{v:?}");
 }
 
 #[test]
 fn a_lovers_chat_opening_with_a_shortened_link_is_blocked_and_with_a_video_link_allowed() {
-    let mut chain = shipped_chain();
-    let v = judge(
-        &mut chain,
-        1,
+    blocked_by_and_ham_allowed(
+        "adult.chat_lure",
         "오빠 나 오늘 집에 혼자라 너무 심심해 잠깐 얘기할래? han.gl/Qw3rT",
-    );
-    assert_eq!(v.action, Action::Block, "{v:?}");
-    assert!(
-        v.reasons.iter().any(|r| r.code == "adult.chat_lure"),
-        "{v:?}"
-    );
-    let v = judge(
-        &mut chain,
-        2,
         "오빠 나 오늘 집에 혼자라 너무 심심해 이 영상 봤어? https://youtu.be/dQw4w9WgXcQ",
     );
-    assert_eq!(v.action, Action::Allow, "{v:?}");
 }
 
 #[test]
 fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_allowed() {
-    let mut chain = shipped_chain();
     let notice = "[국민건강보험] 올해 건강검진 결과가 나왔습니다 결과 확인";
-    let v = judge(
-        &mut chain,
-        1,
+    blocked_by_and_ham_allowed(
+        "url.brand_host",
         &format!("{notice} https://nhis-result.com/r"),
+        &format!("{notice} https://www.nhis.or.kr"),
     );
-    assert_eq!(v.action, Action::Block, "{v:?}");
-    assert!(
-        v.reasons.iter().any(|r| r.code == "url.brand_host"),
-        "{v:?}"
-    );
-    let v = judge(&mut chain, 2, &format!("{notice} https://www.nhis.or.kr"));
-    assert_eq!(v.action, Action::Allow, "{v:?}");
 }
 
 #[test]
