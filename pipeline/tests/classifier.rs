@@ -375,7 +375,8 @@ fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_
     blocked_by_and_ham_allowed(
         "url.brand_host",
         &format!("{notice} https://nhis-result.com/r"),
-        &format!("{notice} https://www.nhis.or.kr"),
+        // The agency's own host, hyphenated under `.or.kr` as public bodies' hosts may be.
+        &format!("{notice} https://www.nhis-kr.or.kr"),
     );
 }
 
