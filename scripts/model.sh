@@ -2,7 +2,8 @@
 # Rebuilds the shipped classifier model (operators/models/default.sfm) from its sources:
 #   1. the seeded Korean corpus (spamflow-loadtest corpus --seed 11 --count 60000);
 #   2. the built-in rule pack's examples (spamflow rules examples);
-#   3. the hand-written Korean lines in operators/models/corpus/ko-handwritten-*.jsonl (weight 20);
+#   3. the hand-written Korean lines in operators/models/corpus/ko-handwritten-*.jsonl (each line
+#      carries its weight: 20, set 14 5);
 #   4. the training half of the UCI SMS Spam Collection, when the file is found at
 #      $SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection (checked by SHA-256).
 # then `spamflow train --seed 1 --policy-exclude-source synth` and `spamflow eval` on the Korean test sets. Same sources,

@@ -63,7 +63,7 @@ fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflo
 
 /// The Korean test sets (never trained on).
 fn test_sets() -> Vec<PathBuf> {
-    (1..=21)
+    (1..=22)
         .map(|i| match i {
             1 => corpus("ko-test.jsonl"),
             i => corpus(&format!("ko-test-{i}.jsonl")),
@@ -377,6 +377,25 @@ fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_
         &format!("{notice} https://nhis-result.com/r"),
         // The agency's own host, hyphenated under `.or.kr` as public bodies' hosts may be.
         &format!("{notice} https://www.nhis-kr.or.kr"),
+    );
+}
+
+#[test]
+fn a_payment_lure_with_a_number_to_call_is_blocked_and_the_issuers_notice_allowed() {
+    // The issuer's own notice of the same sum gives its 15xx number, not a landline.
+    blocked_by_and_ham_allowed(
+        "smishing.payment_phone",
+        "[해외결제] 2,150,000원 승인 처리 완료 구매하지 않으셨다면 취소 접수 02-3321-7788",
+        "[삼성카드] 해외승인 2,150,000원 본인 이용이 아닐 경우 1588-8700",
+    );
+}
+
+#[test]
+fn a_prescription_drug_offered_for_sale_is_blocked_and_one_prescribed_allowed() {
+    blocked_by_and_ham_allowed(
+        "drugs.prescription",
+        "비아그라 시알리스 정품 처방전 없이 익명 배송 문의 라인 rx77",
+        "병원에서 졸피뎀 처방 받았는데 먹어도 잠이 잘 안 와",
     );
 }
 
