@@ -63,7 +63,7 @@ fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflo
 
 /// The Korean test sets (never trained on).
 fn test_sets() -> Vec<PathBuf> {
-    (1..=22)
+    (1..=23)
         .map(|i| match i {
             1 => corpus("ko-test.jsonl"),
             i => corpus(&format!("ko-test-{i}.jsonl")),
