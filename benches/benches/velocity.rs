@@ -27,7 +27,7 @@ fn corpus() -> Vec<(SubmissionEvent, SenderId)> {
         .collect()
 }
 
-fn allow() -> Verdict {
+fn allow() -> Verdict<'static> {
     serde_json::from_str(
         r#"{"schema_version":1,"message_id":"x","submitted_at":"2026-03-01T09:00:00Z","decided_at":"2026-03-01T09:00:00Z","action":"allow","score":0,"labels":[],"reasons":[],"shadow":[],"sender":"s","recipient":"r","smsc":"s","rules_version":"v","pipeline":"p"}"#,
     )

@@ -123,7 +123,7 @@ fn events(n: usize, senders: u64, seed: u64) -> Vec<(i32, SubmissionEvent)> {
         .collect()
 }
 
-fn verdict(action: Action) -> Verdict {
+fn verdict(action: Action) -> Verdict<'static> {
     serde_json::from_value(serde_json::json!({
         "schema_version": 1, "message_id": "x", "submitted_at": "2026-03-01T09:00:00Z",
         "decided_at": "2026-03-01T09:00:00Z", "action": action.as_str(), "score": 0,

@@ -572,7 +572,7 @@ pub(crate) fn scan(
 
 /// Outputs of one topic set: decisions by message id, DLQ keys, and the count of each id.
 struct Outputs {
-    decisions: HashMap<String, Verdict>,
+    decisions: HashMap<String, Verdict<'static>>,
     counts: HashMap<String, usize>,
     verdicts: usize,
     dlq: usize,
@@ -605,7 +605,7 @@ fn outputs(
             out.verdicts += 1;
             let v: Verdict = serde_json::from_slice(payload.as_deref().unwrap_or_default())
                 .context("a verdict that does not decode")?;
-            let id = v.message_id.clone();
+            let id = v.message_id.to_string();
             out.decisions.insert(id.clone(), v.decision());
             id
         } else {
@@ -925,7 +925,7 @@ fn backtest_differ(
     for line in std::fs::read_to_string(&out)?.lines() {
         let v: Verdict = serde_json::from_str(line).context("a backtest verdict")?;
         seen += 1;
-        differ += usize::from(got.get(&v.message_id) != Some(&v.decision()));
+        differ += usize::from(got.get(&*v.message_id) != Some(&v.decision()));
     }
     Ok(differ + got.len().saturating_sub(seen))
 }

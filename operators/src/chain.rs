@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use spamflow_schemas::{Reason, Verdict};
 
-use crate::classifier::{ClassifierWorker, ModelHandle};
+use crate::classifier::{ClassifierWorker, Model, ModelHandle};
 use crate::normalize::Normalized;
 use crate::origin::{SenderCache, SenderId};
 use crate::policy::CLASSIFIER;
@@ -182,6 +182,7 @@ impl ChainBuilder {
                 .classifier
                 .clone()
                 .map(|h| (h, ClassifierWorker::new())),
+            model: None,
             shadow_model: self
                 .shadow_model
                 .clone()
@@ -205,6 +206,8 @@ pub struct Chain {
     /// The canonical form of the current event's text.
     norm: Normalized,
     classifier: Option<(ModelHandle, ClassifierWorker)>,
+    /// The model that scored the current event: its version is in the verdict.
+    model: Option<Arc<Model>>,
     shadow_model: Option<(ModelHandle, ClassifierWorker)>,
     senders: SenderCache,
 }
@@ -224,8 +227,9 @@ impl Chain {
         self.senders.get(raw)
     }
 
-    /// Runs every operator on the event and lets the policy decide.
-    pub fn process(&mut self, ctx: &EventCtx<'_>, decided_at: DateTime<Utc>) -> Verdict {
+    /// Runs every operator on the event and lets the policy decide. The verdict borrows
+    /// from the event and the chain ([`Verdict::into_owned`] to keep it).
+    pub fn process<'a>(&'a mut self, ctx: &EventCtx<'a>, decided_at: DateTime<Utc>) -> Verdict<'a> {
         let g = generations(&self.ops);
         if g != self.generation {
             // Rules were swapped (hot reload): stamp the new version from now on.
@@ -240,28 +244,31 @@ impl Chain {
         }
         // One model per event: its score and its fitted policy decide together even if a
         // reload swaps the model meanwhile.
-        let model = match &mut self.classifier {
-            Some((handle, worker)) => {
-                let m = handle.load();
-                worker.inspect(&m, &self.norm, &ctx.event.text, &mut self.signals);
-                Some(m)
+        if let Some((handle, worker)) = &mut self.classifier {
+            let m = handle.load();
+            // Held until the next event swaps it; the reference count is touched only
+            // when a reload changed the model.
+            if !self
+                .model
+                .as_ref()
+                .is_some_and(|held| Arc::ptr_eq(held, &m))
+            {
+                self.model = Some(Arc::clone(&m));
             }
-            None => None,
-        };
+            worker.inspect(&m, &self.norm, &ctx.event.text, &mut self.signals);
+        }
         for op in &mut self.stateful {
             op.inspect(ctx, &mut self.signals);
         }
+        let shadow = self.shadow_decision(ctx, decided_at);
         let mut verdict = self.policy.decide(
             ctx.event,
             &self.signals,
             &self.rules_version,
-            model.as_ref().map(|m| m.as_ref()),
+            self.model.as_deref(),
             decided_at,
         );
-        drop(model);
-        if let Some(reason) = self.shadow_decision(ctx, decided_at) {
-            verdict.shadow.push(reason);
-        }
+        verdict.shadow.extend(shadow);
         for op in &mut self.stateful {
             op.decided(ctx, &verdict);
         }
@@ -270,7 +277,11 @@ impl Chain {
 
     /// The shadow model's decision on the event whose signals were just gathered, as a
     /// shadow reason: code `shadow_model.<action>`, its score, and its version as evidence.
-    fn shadow_decision(&mut self, ctx: &EventCtx<'_>, decided_at: DateTime<Utc>) -> Option<Reason> {
+    fn shadow_decision(
+        &mut self,
+        ctx: &EventCtx<'_>,
+        decided_at: DateTime<Utc>,
+    ) -> Option<Reason<'static>> {
         let (handle, worker) = self.shadow_model.as_mut()?;
         let m = handle.load();
         let mut signals: Vec<Signal> = self
@@ -290,13 +301,13 @@ impl Chain {
         let category = v
             .reasons
             .first()
-            .map_or_else(|| "none".to_owned(), |r| r.category.clone());
+            .map_or_else(|| "none".to_owned(), |r| r.category.to_string());
         Some(Reason {
-            operator: CLASSIFIER.to_owned(),
-            code: format!("shadow_model.{}", v.action.as_str()),
-            category,
+            operator: CLASSIFIER.into(),
+            code: format!("shadow_model.{}", v.action.as_str()).into(),
+            category: category.into(),
             score: v.score,
-            evidence: v.model_version,
+            evidence: v.model_version.map(|m| m.into_owned().into()),
             span: None,
         })
     }

@@ -417,7 +417,7 @@ mod tests {
         crate::testutil::event(id, "+821012345678", recipient, text, at_ms)
     }
 
-    fn verdict(action: Action, score: u8) -> Verdict {
+    fn verdict(action: Action, score: u8) -> Verdict<'static> {
         crate::testutil::verdict(action, score, &[])
     }
 

@@ -162,9 +162,7 @@ pub struct NumbersOperator {
 /// Whether a blocked verdict is the sender's own spam.
 fn spam_block(v: &Verdict) -> bool {
     v.action == Action::Block
-        && v.reasons
-            .iter()
-            .any(|r| !NOT_SPAM.contains(&r.category.as_str()))
+        && v.reasons.iter().any(|r| !NOT_SPAM.contains(&&*r.category))
         && !v.reasons.iter().any(|r| r.category == "spoofing")
 }
 
@@ -323,7 +321,7 @@ mod tests {
         crate::testutil::event("m", sender, "+821098765432", "x", at_ms)
     }
 
-    fn verdict(action: Action, categories: &[&str]) -> Verdict {
+    fn verdict(action: Action, categories: &[&str]) -> Verdict<'static> {
         crate::testutil::verdict(action, 90, categories)
     }
 

@@ -14,6 +14,7 @@
 //! hints demand: hard rules (spoofed callers, suspended or invalid numbers) block
 //! whatever the score. Shadow signals are reported and never counted.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -300,14 +301,14 @@ impl Policy {
 
     /// Turns the signals on one event into its verdict. Deterministic: the same event and
     /// signals give the same verdict but for `decided_at`.
-    pub fn decide(
-        &self,
-        ev: &SubmissionEvent,
-        signals: &[Signal],
-        rules_version: &str,
-        model: Option<&Model>,
+    pub fn decide<'a>(
+        &'a self,
+        ev: &'a SubmissionEvent,
+        signals: &'a [Signal],
+        rules_version: &'a str,
+        model: Option<&'a Model>,
         decided_at: DateTime<Utc>,
-    ) -> Verdict {
+    ) -> Verdict<'a> {
         let fitted = model.map(|m| m.header.policy.script(has_hangul(&ev.text)));
         // The fitted pairs that met, as reasons.
         let mut pairs = Vec::new();
@@ -325,10 +326,10 @@ impl Policy {
                         if score > 0 {
                             pairs.push(Reason {
                                 operator: "policy".into(),
-                                code: format!("policy.{}_{}", q.when[0], q.when[1]),
+                                code: format!("policy.{}_{}", q.when[0], q.when[1]).into(),
                                 category: "combination".into(),
                                 score,
-                                evidence: Some(q.when.join(" + ")),
+                                evidence: Some(q.when.join(" + ").into()),
                                 span: None,
                             });
                         }
@@ -340,7 +341,7 @@ impl Policy {
         };
         let mut floor = Action::Allow;
         let mut retry_after_ms: Option<u64> = None;
-        let mut labels: Vec<String> = Vec::new();
+        let mut labels: Vec<Cow<'a, str>> = Vec::new();
         let mut reasons = Vec::new();
         let mut shadow = Vec::new();
         for s in signals {
@@ -366,8 +367,8 @@ impl Policy {
             };
             floor = floor.max(hinted);
             if let Some(label) = &s.label {
-                if !labels.iter().any(|l| l == label.as_ref()) {
-                    labels.push(label.to_string());
+                if !labels.iter().any(|l| l == label) {
+                    labels.push(Cow::Borrowed(label));
                 }
             }
             // The classifier speaks on every message; only its spam findings are evidence.
@@ -381,15 +382,15 @@ impl Policy {
         for c in &self.cfg.combinations {
             if c.when
                 .iter()
-                .all(|cat| reasons.iter().any(|r: &Reason| &r.category == cat))
+                .all(|cat| reasons.iter().any(|r: &Reason| r.category == cat.as_str()))
             {
                 miss *= 1.0 - f64::from(c.score.min(100)) / 100.0;
                 reasons.push(Reason {
                     operator: "policy".into(),
-                    code: c.code.clone(),
+                    code: Cow::Borrowed(&c.code),
                     category: "combination".into(),
                     score: c.score,
-                    evidence: Some(c.when.join(" + ")),
+                    evidence: Some(c.when.join(" + ").into()),
                     span: None,
                 });
             }
@@ -411,8 +412,11 @@ impl Policy {
             Action::Allow
         };
         let action = floor.max(by_score);
-        if action == Action::Label && label && !labels.contains(&self.cfg.suspicious_label) {
-            labels.push(self.cfg.suspicious_label.clone());
+        if action == Action::Label
+            && label
+            && !labels.iter().any(|l| *l == self.cfg.suspicious_label)
+        {
+            labels.push(Cow::Borrowed(&self.cfg.suspicious_label));
         }
         let by_weight = |a: &Reason, b: &Reason| {
             b.score
@@ -424,7 +428,7 @@ impl Policy {
         shadow.sort_by(by_weight);
         Verdict {
             schema_version: 1,
-            message_id: ev.message_id.clone(),
+            message_id: Cow::Borrowed(&ev.message_id),
             submitted_at: ev.submitted_at,
             decided_at,
             action,
@@ -437,32 +441,36 @@ impl Policy {
             },
             reasons,
             shadow,
-            sender: ev.sender.clone(),
-            recipient: ev.recipient.clone(),
-            smsc: ev.origin.smsc.clone(),
-            relay_operator: ev.relay_operator().map(str::to_owned),
-            rules_version: rules_version.to_owned(),
-            model_version: model.map(|m| m.version.clone()),
-            pipeline: PIPELINE_ID.to_owned(),
+            sender: Cow::Borrowed(&ev.sender),
+            recipient: Cow::Borrowed(&ev.recipient),
+            smsc: Cow::Borrowed(&ev.origin.smsc),
+            relay_operator: ev.relay_operator().map(Cow::Borrowed),
+            rules_version: Cow::Borrowed(rules_version),
+            model_version: model.map(|m| Cow::Borrowed(m.version.as_str())),
+            pipeline: Cow::Borrowed(PIPELINE_ID),
         }
     }
 
     /// The recipient alert for a delivered but suspicious message, if any.
-    pub fn alert(&self, v: &Verdict) -> Option<Alert> {
+    pub fn alert(&self, v: &Verdict<'_>) -> Option<Alert> {
         let delivered = matches!(v.action, Action::Allow | Action::Label);
-        let suspicious =
-            v.score >= self.cfg.label_score || v.labels.contains(&self.cfg.suspicious_label);
+        let suspicious = v.score >= self.cfg.label_score
+            || v.labels.iter().any(|l| *l == self.cfg.suspicious_label);
         if !delivered || !suspicious {
             return None;
         }
-        let mut categories: Vec<String> = v.reasons.iter().map(|r| r.category.clone()).collect();
+        let mut categories: Vec<String> = v
+            .reasons
+            .iter()
+            .map(|r| r.category.clone().into_owned())
+            .collect();
         categories.sort();
         categories.dedup();
         Some(Alert {
             schema_version: 1,
-            message_id: v.message_id.clone(),
-            recipient: v.recipient.clone(),
-            sender: v.sender.clone(),
+            message_id: v.message_id.clone().into_owned(),
+            recipient: v.recipient.clone().into_owned(),
+            sender: v.sender.clone().into_owned(),
             submitted_at: v.submitted_at,
             action: v.action,
             score: v.score,
@@ -473,11 +481,11 @@ impl Policy {
         })
     }
 
-    fn reason(&self, s: &Signal) -> Reason {
+    fn reason<'a>(&self, s: &'a Signal) -> Reason<'a> {
         Reason {
-            operator: s.operator.to_owned(),
-            code: s.code.to_string(),
-            category: s.category.to_string(),
+            operator: Cow::Borrowed(s.operator),
+            code: Cow::Borrowed(&s.code),
+            category: Cow::Borrowed(&s.category),
             score: s.score,
             evidence: s
                 .evidence
@@ -488,10 +496,10 @@ impl Policy {
     }
 }
 
-fn truncate_chars(s: &str, max: usize) -> String {
+fn truncate_chars(s: &str, max: usize) -> Cow<'_, str> {
     match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_owned(),
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+        None => Cow::Borrowed(s),
     }
 }
 
@@ -519,14 +527,11 @@ mod tests {
         }
     }
 
-    fn decide(signals: &[Signal]) -> Verdict {
-        PolicyConfig::default().build().decide(
-            &event(),
-            signals,
-            "v",
-            None,
-            DateTime::<Utc>::UNIX_EPOCH,
-        )
+    fn decide(signals: &[Signal]) -> Verdict<'static> {
+        PolicyConfig::default()
+            .build()
+            .decide(&event(), signals, "v", None, DateTime::<Utc>::UNIX_EPOCH)
+            .into_owned()
     }
 
     #[test]
@@ -673,14 +678,11 @@ mod tests {
     }
 
     /// The default policy's verdict on `signals` of the test event, with model `m`.
-    fn decide_with(m: &crate::classifier::Model, signals: &[Signal]) -> Verdict {
-        PolicyConfig::default().build().decide(
-            &event(),
-            signals,
-            "v",
-            Some(m),
-            DateTime::<Utc>::UNIX_EPOCH,
-        )
+    fn decide_with(m: &crate::classifier::Model, signals: &[Signal]) -> Verdict<'static> {
+        PolicyConfig::default()
+            .build()
+            .decide(&event(), signals, "v", Some(m), DateTime::<Utc>::UNIX_EPOCH)
+            .into_owned()
     }
 
     fn classifier(log_odds: f32) -> Signal {
@@ -697,7 +699,7 @@ mod tests {
         assert_eq!(decide(&[classifier(3.0)]).action, Action::Block);
         let labelled = decide(&[classifier(1.0)]);
         assert_eq!(labelled.action, Action::Label);
-        assert!(labelled.labels.contains(&"[스팸의심]".to_string()));
+        assert!(labelled.labels.iter().any(|l| l == "[스팸의심]"));
         assert!(PolicyConfig::default().build().alert(&labelled).is_some());
         let ham = decide(&[classifier(-6.0)]);
         assert_eq!(

@@ -265,7 +265,7 @@ impl StatefulOperator for StatsOperator {
             .as_ref()
             .and_then(|r| r.reseller.as_deref())
             .unwrap_or("");
-        let category = verdict.reasons.first().map(|r| r.category.as_str());
+        let category = verdict.reasons.first().map(|r| &*r.category);
         self.count_metric(op, verdict.action.index());
         if let Some(c) = category {
             match self.category_deltas.get_mut(c) {
@@ -421,7 +421,7 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn verdict(action: Action, category: Option<&str>) -> Verdict {
+    fn verdict(action: Action, category: Option<&str>) -> Verdict<'static> {
         crate::testutil::verdict(action, 90, category.as_slice())
     }
 

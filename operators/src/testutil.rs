@@ -14,7 +14,7 @@ pub fn event(id: &str, sender: &str, recipient: &str, text: &str, at_ms: i64) ->
 }
 
 /// The first sample verdict with `action`, `score` and a pattern reason per category.
-pub fn verdict(action: Action, score: u8, categories: &[&str]) -> Verdict {
+pub fn verdict(action: Action, score: u8, categories: &[&str]) -> Verdict<'static> {
     let mut v: Verdict = serde_json::from_str(
         include_str!("../../schemas/samples/verdicts.jsonl")
             .lines()
@@ -28,8 +28,8 @@ pub fn verdict(action: Action, score: u8, categories: &[&str]) -> Verdict {
         .iter()
         .map(|c| Reason {
             operator: "pattern".into(),
-            code: format!("{c}.x"),
-            category: (*c).into(),
+            code: format!("{c}.x").into(),
+            category: c.to_string().into(),
             score: 90,
             evidence: None,
             span: None,

@@ -32,7 +32,7 @@ fn event(text: &str) -> SubmissionEvent {
     }
 }
 
-fn verdicts(texts: &[String]) -> Vec<Verdict> {
+fn verdicts(texts: &[String]) -> Vec<Verdict<'static>> {
     let op = PatternOperator::new(pack(), PatternConfig::default());
     let mut chain = ChainBuilder::new(PolicyConfig::default().build())
         .stateless(Arc::new(op))
@@ -41,16 +41,18 @@ fn verdicts(texts: &[String]) -> Vec<Verdict> {
         .iter()
         .map(|t| {
             let ev = event(t);
-            chain.process(
-                &EventCtx {
-                    event: &ev,
-                    sender: &spamflow_operators::origin::parse_sender(&ev.sender),
-                    partition: 0,
-                    event_time_ms: 0,
-                    counted: false,
-                },
-                ev.submitted_at,
-            )
+            chain
+                .process(
+                    &EventCtx {
+                        event: &ev,
+                        sender: &spamflow_operators::origin::parse_sender(&ev.sender),
+                        partition: 0,
+                        event_time_ms: 0,
+                        counted: false,
+                    },
+                    ev.submitted_at,
+                )
+                .into_owned()
         })
         .collect()
 }

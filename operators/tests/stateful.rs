@@ -94,22 +94,24 @@ fn builder(v: Option<VelocityConfig>, t: Option<ThrottleConfig>) -> ChainBuilder
     b
 }
 
-fn process(chain: &mut Chain, ev: &SubmissionEvent) -> Verdict {
+fn process(chain: &mut Chain, ev: &SubmissionEvent) -> Verdict<'static> {
     let sender = chain.sender(&ev.sender);
-    chain.process(
-        &EventCtx {
-            event: ev,
-            sender: &sender,
-            partition: 0,
-            event_time_ms: ev.event_time_ms(),
-            counted: false,
-        },
-        ev.submitted_at,
-    )
+    chain
+        .process(
+            &EventCtx {
+                event: ev,
+                sender: &sender,
+                partition: 0,
+                event_time_ms: ev.event_time_ms(),
+                counted: false,
+            },
+            ev.submitted_at,
+        )
+        .into_owned()
 }
 
-fn codes(v: &Verdict) -> Vec<&str> {
-    v.reasons.iter().map(|r| r.code.as_str()).collect()
+fn codes<'v>(v: &'v Verdict<'_>) -> Vec<&'v str> {
+    v.reasons.iter().map(|r| &*r.code).collect()
 }
 
 fn only(rule: VelocityRule) -> VelocityConfig {
@@ -437,7 +439,7 @@ fn evicting_idle_senders_never_changes_a_verdict() {
             (a.action, a.score, &a.reasons, a.retry_after_ms)
                 != (b.action, b.score, &b.reasons, b.retry_after_ms)
         })
-        .map(|(a, _)| a.message_id.as_str())
+        .map(|(a, _)| &*a.message_id)
         .take(5)
         .collect();
     assert!(differ.is_empty(), "eviction changed verdicts: {differ:?}");

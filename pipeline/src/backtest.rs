@@ -178,7 +178,7 @@ pub fn run(
             .by_action
             .entry(v.action.as_str().to_owned())
             .or_default() += 1;
-        let mut cats: Vec<&str> = v.reasons.iter().map(|r| r.category.as_str()).collect();
+        let mut cats: Vec<&str> = v.reasons.iter().map(|r| &*r.category).collect();
         cats.sort_unstable();
         cats.dedup();
         for c in cats {
@@ -228,7 +228,12 @@ mod tests {
         let ids: Vec<String> = String::from_utf8(out)
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<Verdict>(l).unwrap().message_id)
+            .map(|l| {
+                serde_json::from_str::<Verdict>(l)
+                    .unwrap()
+                    .message_id
+                    .into_owned()
+            })
             .collect();
         assert_eq!(ids, vec!["a", "b"]);
         assert_eq!(summary.by_action.get("allow"), Some(&2));

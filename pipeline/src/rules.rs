@@ -338,7 +338,7 @@ examples = ["a WORD here"]
             event_time_ms: 0,
             counted: false,
         };
-        let v1 = c.process(&ctx(&ev), ev.submitted_at);
+        let v1 = c.process(&ctx(&ev), ev.submitted_at).into_owned();
         assert_eq!(v1.reasons[0].code, "test.word");
         assert_eq!(
             reload_once(dir.path(), &op, &metrics, &mut rejected, None),

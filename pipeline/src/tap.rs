@@ -105,16 +105,17 @@ impl Row {
                 let strongest = v.reasons.iter().max_by_key(|r| r.score);
                 Ok(Row {
                     time: Some(v.decided_at),
-                    id: v.message_id,
+                    id: v.message_id.into_owned(),
                     action: action_name(&json),
                     score: v.score,
-                    sender: v.sender,
-                    relay: v.relay_operator.unwrap_or_default(),
-                    categories: v.reasons.iter().map(|r| r.category.clone()).collect(),
-                    rules: v.reasons.iter().map(|r| r.code.clone()).collect(),
+                    sender: v.sender.into_owned(),
+                    relay: v.relay_operator.unwrap_or_default().into_owned(),
+                    categories: v.reasons.iter().map(|r| r.category.to_string()).collect(),
+                    rules: v.reasons.iter().map(|r| r.code.to_string()).collect(),
                     excerpt: strongest
-                        .and_then(|r| r.evidence.clone())
-                        .unwrap_or_default(),
+                        .and_then(|r| r.evidence.as_deref())
+                        .unwrap_or_default()
+                        .to_owned(),
                     json,
                 })
             }

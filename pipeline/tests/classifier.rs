@@ -49,7 +49,11 @@ fn shipped_chain() -> spamflow_operators::Chain {
 }
 
 /// `chain`'s verdict on `text` sent as a domestic SMS with id number `i`.
-fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflow_schemas::Verdict {
+fn judge(
+    chain: &mut spamflow_operators::Chain,
+    i: usize,
+    text: &str,
+) -> spamflow_schemas::Verdict<'static> {
     let ev = event_of(i, text);
     let ctx = EventCtx {
         event: &ev,
@@ -58,7 +62,7 @@ fn judge(chain: &mut spamflow_operators::Chain, i: usize, text: &str) -> spamflo
         event_time_ms: 0,
         counted: false,
     };
-    chain.process(&ctx, ev.submitted_at)
+    chain.process(&ctx, ev.submitted_at).into_owned()
 }
 
 /// The Korean test sets (never trained on).
@@ -321,7 +325,7 @@ fn two_rule_findings_that_mean_smishing_together_are_a_reason_of_the_shipped_pol
         .find(|r| r.code == "policy.smishing_url")
         .unwrap_or_else(|| panic!("{v:?}"));
     assert_eq!(
-        (pair.category.as_str(), pair.evidence.as_deref()),
+        (&*pair.category, pair.evidence.as_deref()),
         ("combination", Some("smishing + url"))
     );
     assert!(pair.score > 0);

@@ -229,7 +229,7 @@ fn at_least_once_reads_on_while_outputs_wait_and_commits_once_they_are_acknowled
         Duration::from_millis(300),
         Duration::from_secs(30),
     ));
-    let ids: std::collections::HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    let ids: std::collections::HashSet<&str> = got.iter().map(|v| &*v.message_id).collect();
     for (_, _, id) in first.iter().chain(&second) {
         assert!(ids.contains(id.as_str()), "no verdict for {id}");
     }
@@ -292,7 +292,7 @@ fn a_rewind_with_nothing_committed_goes_back_to_where_reading_started() {
         Duration::from_millis(500),
         Duration::from_secs(30),
     ));
-    let ids: std::collections::HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    let ids: std::collections::HashSet<&str> = got.iter().map(|v| &*v.message_id).collect();
     assert!(
         ids.iter().all(|id| id.starts_with("new-")),
         "the rewind went back before where reading started"
@@ -397,12 +397,12 @@ fn restart_gives_the_verdicts_of_backtest(
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str::<spamflow_schemas::Verdict>(l).unwrap())
-            .map(|v| (v.message_id.clone(), v.decision()))
+            .map(|v| (v.message_id.to_string(), v.decision()))
             .collect();
     for v in &got {
         assert_eq!(
             &v.decision(),
-            &expected[&v.message_id],
+            &expected[&*v.message_id],
             "verdict differs from backtest for {}",
             v.message_id
         );
@@ -670,7 +670,7 @@ fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
             Duration::from_millis(300),
             Duration::from_secs(5),
         ));
-        let seen: HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+        let seen: HashSet<&str> = got.iter().map(|v| &*v.message_id).collect();
         if want.iter().all(|id| seen.contains(id.as_str())) {
             break got;
         }
@@ -690,7 +690,7 @@ fn at_least_once_replays_after_a_failed_offset_commit_are_not_counted_twice() {
         "the first and the rewind's"
     );
     assert!(metrics.batch_time.count() > 0);
-    let seen: HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    let seen: HashSet<&str> = got.iter().map(|v| &*v.message_id).collect();
     for (_, _, id) in &first {
         assert!(seen.contains(id.as_str()), "no verdict for {id}");
     }
@@ -817,7 +817,7 @@ fn a_rewind_whose_committed_offsets_time_out_retries_and_goes_on() {
         Duration::from_millis(300),
         Duration::from_secs(30),
     ));
-    let ids: std::collections::HashSet<&str> = got.iter().map(|v| v.message_id.as_str()).collect();
+    let ids: std::collections::HashSet<&str> = got.iter().map(|v| &*v.message_id).collect();
     for (_, _, id) in first.iter().chain(&second) {
         assert!(ids.contains(id.as_str()), "no verdict for {id}");
     }

@@ -35,7 +35,7 @@ fn ids(evs: &[(String, Vec<u8>, String)]) -> Vec<String> {
 }
 
 /// The verdicts of `cfg`'s run, read_committed: at least `n`, then quiet for 500 ms.
-fn committed_verdicts(cfg: &Config, partitions: i32, n: usize) -> Vec<Verdict> {
+fn committed_verdicts(cfg: &Config, partitions: i32, n: usize) -> Vec<Verdict<'static>> {
     verdicts(&read_topic(
         &cfg.kafka.brokers,
         &cfg.topics.verdicts,
@@ -127,7 +127,7 @@ fn assert_counts_as_uninterrupted(evs: &[(String, Vec<u8>, String)], got: &[Verd
     for v in got {
         assert_eq!(
             fixture_count(v).evidence.as_deref(),
-            Some(expected[&v.message_id].as_str()),
+            Some(expected[&*v.message_id].as_str()),
             "{}",
             v.message_id
         );
@@ -161,10 +161,10 @@ fn exactly_once_end_to_end_with_dlq_and_committed_offsets() {
     assert_exactly_once(&got, &ids(&evs));
     assert!(got.iter().all(|v| v.rules_version.starts_with("sha256:")));
     // The SMSCs' topic carries exactly the block and throttle verdicts.
-    let enforced: Vec<&String> = got
+    let enforced: Vec<&str> = got
         .iter()
         .filter(|v| v.action.is_enforced())
-        .map(|v| &v.message_id)
+        .map(|v| &*v.message_id)
         .collect();
     assert!(
         !enforced.is_empty(),
@@ -178,7 +178,7 @@ fn exactly_once_end_to_end_with_dlq_and_committed_offsets() {
         Duration::from_millis(500),
         Duration::from_secs(30),
     ));
-    let mut block_ids: Vec<&String> = block.iter().map(|v| &v.message_id).collect();
+    let mut block_ids: Vec<&str> = block.iter().map(|v| &*v.message_id).collect();
     let mut enforced = enforced;
     block_ids.sort();
     enforced.sort();
@@ -478,10 +478,10 @@ fn final_state(brokers: &str, topic: &str, partitions: i32) -> BTreeMap<Vec<u8>,
 }
 
 /// Verdicts by message id without `decided_at` (the only field a wall clock sets).
-fn decisions(records: &[Record]) -> HashMap<String, Verdict> {
+fn decisions(records: &[Record]) -> HashMap<String, Verdict<'static>> {
     verdicts(records)
         .into_iter()
-        .map(|v| (v.message_id.clone(), v.decision()))
+        .map(|v| (v.message_id.to_string(), v.decision()))
         .collect()
 }
 
@@ -974,7 +974,7 @@ fn a_restoring_partition_waits_paused_while_the_others_are_served() {
         .iter()
         .filter(|r| r.partition == 1)
         .map(|r| spamflow_schemas::decode_submission(r.payload.as_deref().unwrap()).unwrap())
-        .filter(|ev| second_ids.contains(ev.message_id.as_str()))
+        .filter(|ev| second_ids.contains(&*ev.message_id))
         .count() as u64;
     assert!(on_p1 > 0 && on_p1 < second.len() as u64);
 
@@ -1047,7 +1047,10 @@ fn a_record_whose_verdict_the_topic_refuses_goes_to_the_dlq_after_three_tries() 
         .lines()
         .map(|l| {
             (
-                serde_json::from_str::<Verdict>(l).unwrap().message_id,
+                serde_json::from_str::<Verdict>(l)
+                    .unwrap()
+                    .message_id
+                    .into_owned(),
                 l.len(),
             )
         })
@@ -1113,7 +1116,7 @@ fn a_record_whose_verdict_the_topic_refuses_goes_to_the_dlq_after_three_tries() 
 }
 
 /// `spamflow tap --format json --show-numbers` with `args`, on `cfg`'s topics.
-fn tap_json(cfg: &Config, args: &[&str]) -> Vec<Verdict> {
+fn tap_json(cfg: &Config, args: &[&str]) -> Vec<Verdict<'static>> {
     let out = Command::new(env!("CARGO_BIN_EXE_spamflow"))
         .args([
             "tap",
@@ -1163,7 +1166,7 @@ fn the_tap_selects_exactly_the_matching_verdicts_and_leaves_the_group_alone() {
     ));
     let before = committed(&cfg, 2);
     let ids = |vs: &[Verdict]| {
-        let mut v: Vec<String> = vs.iter().map(|v| v.message_id.clone()).collect();
+        let mut v: Vec<String> = vs.iter().map(|v| v.message_id.to_string()).collect();
         v.sort();
         v
     };
@@ -1198,7 +1201,7 @@ fn the_tap_selects_exactly_the_matching_verdicts_and_leaves_the_group_alone() {
     let prefix: String = v0.sender.chars().take(6).collect();
     let category = v0.reasons[0].category.clone();
     let combined = want(&|v| {
-        v.relay_operator.as_deref() == Some(relay.as_str())
+        v.relay_operator.as_deref() == Some(&*relay)
             && v.sender.starts_with(&prefix)
             && v.reasons.iter().any(|r| r.category == category)
     });
@@ -1222,7 +1225,7 @@ fn the_tap_selects_exactly_the_matching_verdicts_and_leaves_the_group_alone() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(table.lines().count(), 6, "{table}");
     assert!(
-        !table.contains(&all[0].sender) || all[0].sender.chars().count() <= 6,
+        !table.contains(&*all[0].sender) || all[0].sender.chars().count() <= 6,
         "{table}"
     );
     assert_eq!(
@@ -1533,7 +1536,7 @@ fn content_reported_by_enough_subscribers_is_blocked_from_any_sender() {
 
 /// The verdict of message `id` on `cfg`'s verdict topic (of `partitions` partitions), once
 /// it is there; panics after a minute.
-fn verdict_within_a_minute(cfg: &Config, partitions: i32, id: &str) -> Verdict {
+fn verdict_within_a_minute(cfg: &Config, partitions: i32, id: &str) -> Verdict<'static> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got = verdicts(&read_topic(
@@ -1620,7 +1623,7 @@ fn recipients_who_got_content_before_it_was_reported_are_warned_once() {
     let late = late_alerts(&cfg, 2, 2, Duration::from_secs(60));
     let who: Vec<(&str, &str)> = late
         .iter()
-        .map(|a| (a.recipient.as_str(), a.message_id.as_str()))
+        .map(|a| (&*a.recipient, &*a.message_id))
         .collect();
     assert_eq!(who, vec![("+821000000001", "d1"), ("+821000000002", "d2")]);
     assert!(late.iter().all(|a| a.excerpt.as_deref() == Some(text)));
@@ -2072,7 +2075,7 @@ fn recipients_of_content_later_blocked_as_a_campaign_in_another_partition_are_wa
         copies
             .iter()
             .filter(|v| v.action != spamflow_schemas::Action::Block)
-            .map(|v| (v.recipient.clone(), v.message_id.clone())),
+            .map(|v| (v.recipient.to_string(), v.message_id.to_string())),
     );
     want.sort();
     // The alerts go out with a commit that has traffic, once the campaign record is back.
@@ -2179,7 +2182,7 @@ fn a_number_reported_by_enough_subscribers_is_suspended_everywhere_until_staff_r
                 Duration::from_secs(5),
             ))
             .into_iter()
-            .filter(|v| ids.contains(&v.message_id.as_str()))
+            .filter(|v| ids.contains(&&*v.message_id))
             .collect();
             if got.len() >= ids.len() {
                 return got;
@@ -2564,10 +2567,10 @@ fn operator_statistics_equal_a_recomputation_from_the_verdict_topic() {
     let mut want: BTreeMap<(String, String), spamflow_schemas::StatsCounts> = BTreeMap::new();
     for v in &all {
         let hour = v.submitted_at.format("%Y-%m-%dT%H").to_string();
-        let op = v.relay_operator.clone().unwrap_or_else(|| "none".into());
+        let op = v.relay_operator.as_deref().unwrap_or("none").to_owned();
         want.entry((hour, op))
             .or_default()
-            .count(v.action, v.reasons.first().map(|r| r.category.as_str()));
+            .count(v.action, v.reasons.first().map(|r| &*r.category));
     }
     assert!(
         want.len() > 6,

@@ -1,5 +1,7 @@
 //! `Verdict` v1 (`sms.verdicts`, `sms.block`) and `Alert` v1 (`sms.alerts`).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -52,32 +54,35 @@ impl Action {
     }
 }
 
-/// One piece of evidence behind a verdict.
+/// One piece of evidence behind a verdict. The pipeline's reasons borrow their strings
+/// from the signals of the event they explain; a decoded one (`Reason<'static>`) owns them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reason {
+pub struct Reason<'a> {
     /// Operator that produced it (`pattern`, `velocity`, `origin`, ...).
-    pub operator: String,
+    pub operator: Cow<'a, str>,
     /// Stable code, e.g. `gambling.casino`.
-    pub code: String,
+    pub code: Cow<'a, str>,
     /// Category for statistics, e.g. `gambling`.
-    pub category: String,
+    pub category: Cow<'a, str>,
     /// Contribution 0..=100.
     pub score: u8,
     /// Short excerpt of the matched text (never the whole body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<String>,
+    pub evidence: Option<Cow<'a, str>>,
     /// Byte span `[start, end)` in the original text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span: Option<[usize; 2]>,
 }
 
-/// One decision per message.
+/// One decision per message. The chain's verdict borrows its strings from the event, the
+/// signals and the chain that decided it, so that deciding copies no text; a decoded one
+/// (`Verdict<'static>`, see [`Verdict::into_owned`]) owns them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Verdict {
+pub struct Verdict<'a> {
     /// Always 1 for this version.
     pub schema_version: u32,
     /// The submission's `message_id`.
-    pub message_id: String,
+    pub message_id: Cow<'a, str>,
     /// The submission's event time.
     #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub submitted_at: DateTime<Utc>,
@@ -90,40 +95,82 @@ pub struct Verdict {
     pub score: u8,
     /// Labels the SMSC must prepend, e.g. `[국제발신]`.
     #[serde(default)]
-    pub labels: Vec<String>,
+    pub labels: Vec<Cow<'a, str>>,
     /// For `throttle`: when the SMSC may retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
     /// Evidence from enforcing rules.
     #[serde(default)]
-    pub reasons: Vec<Reason>,
+    pub reasons: Vec<Reason<'a>>,
     /// Evidence from shadow rules: reported, never acted on.
     #[serde(default)]
-    pub shadow: Vec<Reason>,
+    pub shadow: Vec<Reason<'a>>,
     /// The submission's sender as presented.
-    pub sender: String,
+    pub sender: Cow<'a, str>,
     /// The submission's recipient.
-    pub recipient: String,
+    pub recipient: Cow<'a, str>,
     /// Submitting SMSC.
-    pub smsc: String,
+    pub smsc: Cow<'a, str>,
     /// Relay operator for bulk traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub relay_operator: Option<String>,
+    pub relay_operator: Option<Cow<'a, str>>,
     /// Content hash of the active rule pack, tables and policy.
-    pub rules_version: String,
+    pub rules_version: Cow<'a, str>,
     /// Content hash of the active classifier model and its fitted policy (absent when no
     /// model is configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_version: Option<String>,
+    pub model_version: Option<Cow<'a, str>>,
     /// `spamflow/<version>`.
-    pub pipeline: String,
+    pub pipeline: Cow<'a, str>,
 }
 
-impl Verdict {
-    /// The verdict with `decided_at` cleared: two runs over the same input and rules
-    /// must give equal decisions (this is what backtest-vs-pipeline tests compare).
-    pub fn decision(&self) -> Verdict {
-        let mut v = self.clone();
+fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(s.into_owned())
+}
+
+impl Reason<'_> {
+    /// The same reason owning its strings.
+    pub fn into_owned(self) -> Reason<'static> {
+        Reason {
+            operator: owned(self.operator),
+            code: owned(self.code),
+            category: owned(self.category),
+            score: self.score,
+            evidence: self.evidence.map(owned),
+            span: self.span,
+        }
+    }
+}
+
+impl Verdict<'_> {
+    /// The same verdict owning its strings, to keep beyond the event and the chain.
+    pub fn into_owned(self) -> Verdict<'static> {
+        Verdict {
+            schema_version: self.schema_version,
+            message_id: owned(self.message_id),
+            submitted_at: self.submitted_at,
+            decided_at: self.decided_at,
+            action: self.action,
+            score: self.score,
+            labels: self.labels.into_iter().map(owned).collect(),
+            retry_after_ms: self.retry_after_ms,
+            reasons: self.reasons.into_iter().map(Reason::into_owned).collect(),
+            shadow: self.shadow.into_iter().map(Reason::into_owned).collect(),
+            sender: owned(self.sender),
+            recipient: owned(self.recipient),
+            smsc: owned(self.smsc),
+            relay_operator: self.relay_operator.map(owned),
+            rules_version: owned(self.rules_version),
+            model_version: self.model_version.map(owned),
+            pipeline: owned(self.pipeline),
+        }
+    }
+
+    /// The verdict with `decided_at` cleared, owning its strings: two runs over the same
+    /// input and rules must give equal decisions (this is what backtest-vs-pipeline tests
+    /// compare).
+    pub fn decision(&self) -> Verdict<'static> {
+        let mut v = self.clone().into_owned();
         v.decided_at = DateTime::<Utc>::UNIX_EPOCH;
         v
     }

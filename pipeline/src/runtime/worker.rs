@@ -433,7 +433,7 @@ impl Worker {
                     .payload(&self.buf),
             );
         }
-        if let Some(alert) = self.chain.policy().alert(&verdict) {
+        if let Some(alert) = self.env.chain.policy().alert(&verdict) {
             self.tally.alert();
             let body = serde_json::to_vec(&alert).unwrap_or_default();
             out.send(

@@ -224,7 +224,7 @@ pub fn read_topic(
     out
 }
 
-pub fn verdicts(records: &[Record]) -> Vec<Verdict> {
+pub fn verdicts(records: &[Record]) -> Vec<Verdict<'static>> {
     records
         .iter()
         .map(|r| serde_json::from_slice(r.payload.as_deref().unwrap()).unwrap())
@@ -235,7 +235,7 @@ pub fn verdicts(records: &[Record]) -> Vec<Verdict> {
 pub fn assert_exactly_once(verdicts: &[Verdict], expected: &[String]) {
     let mut count: HashMap<&str, usize> = HashMap::new();
     for v in verdicts {
-        *count.entry(v.message_id.as_str()).or_default() += 1;
+        *count.entry(&v.message_id).or_default() += 1;
     }
     let expected_set: HashSet<&str> = expected.iter().map(String::as_str).collect();
     let missing: Vec<&&str> = expected_set
@@ -398,7 +398,7 @@ pub fn plain_chain() -> ChainBuilder {
 }
 
 /// The counting fixture's reason in a verdict.
-pub fn fixture_count(v: &Verdict) -> &spamflow_schemas::Reason {
+pub fn fixture_count<'v>(v: &'v Verdict<'_>) -> &'v spamflow_schemas::Reason<'v> {
     v.reasons
         .iter()
         .find(|r| r.code == "fixture.count")
