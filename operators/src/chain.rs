@@ -298,14 +298,11 @@ impl Chain {
             Some(&m),
             decided_at,
         );
-        let category = v
-            .reasons
-            .first()
-            .map_or_else(|| "none".to_owned(), |r| r.category.to_string());
+        let category = v.reasons.first().map_or("none", |r| &*r.category);
         Some(Reason {
             operator: CLASSIFIER.into(),
             code: format!("shadow_model.{}", v.action.as_str()).into(),
-            category: category.into(),
+            category: category.to_owned().into(),
             score: v.score,
             evidence: v.model_version.map(|m| m.into_owned().into()),
             span: None,

@@ -459,18 +459,15 @@ impl Policy {
         if !delivered || !suspicious {
             return None;
         }
-        let mut categories: Vec<String> = v
-            .reasons
-            .iter()
-            .map(|r| r.category.clone().into_owned())
-            .collect();
+        let mut categories: Vec<String> =
+            v.reasons.iter().map(|r| r.category.to_string()).collect();
         categories.sort();
         categories.dedup();
         Some(Alert {
             schema_version: 1,
-            message_id: v.message_id.clone().into_owned(),
-            recipient: v.recipient.clone().into_owned(),
-            sender: v.sender.clone().into_owned(),
+            message_id: v.message_id.to_string(),
+            recipient: v.recipient.to_string(),
+            sender: v.sender.to_string(),
             submitted_at: v.submitted_at,
             action: v.action,
             score: v.score,

@@ -433,6 +433,7 @@ impl Worker {
                     .payload(&self.buf),
             );
         }
+        // The chain's policy is the builder's (one `Arc`); the verdict borrows the chain.
         if let Some(alert) = self.env.chain.policy().alert(&verdict) {
             self.tally.alert();
             let body = serde_json::to_vec(&alert).unwrap_or_default();
