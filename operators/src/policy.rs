@@ -655,6 +655,7 @@ mod tests {
             max_chars: 100,
             max_ngram: 3,
             hangul_max_ngram: None,
+            hangul_bias: None,
             policy: FittedPolicy {
                 korean: script.clone(),
                 other: script,

@@ -185,13 +185,13 @@ impl ClassifierWorker {
             h.links(),
         );
         let feats = &self.x.features;
-        let whole = model.logit_with(feats, &mut self.contributions);
+        let whole = model.logit_with(feats, self.x.hangul, &mut self.contributions);
         let log_odds = match h.hangul_window_bytes {
             Some(window) if self.x.hangul => {
                 let (words, shape) = feats.split_at(feats.len() - self.x.shape_features);
                 model::window_max_logit(
                     whole,
-                    h.bias,
+                    h.bias(true),
                     model.weights(),
                     window,
                     words.iter().map(|f| (f.slot, f.span.0)),
@@ -446,6 +446,30 @@ mod tests {
         let marked = w.score(&old, "급❤만❤남 매❤칭 오늘 밤");
         let plain = w.score(&old, "급만남 매칭 오늘 밤");
         assert_eq!(marked.log_odds, plain.log_odds);
+    }
+
+    #[test]
+    fn each_script_has_its_own_bias_in_models_that_say_so() {
+        let model = builtin().unwrap();
+        let korean = model.header.hangul_bias.unwrap();
+        assert_ne!(korean, model.header.bias);
+        let mut w = ClassifierWorker::new();
+        let mut shifted = model.clone();
+        shifted.header.hangul_bias = Some(korean + 1.0);
+        let ko = "오늘만 특가 이벤트";
+        let en = "see you at the station";
+        assert_eq!(
+            w.score(&shifted, ko).log_odds,
+            w.score(&model, ko).log_odds + 1.0
+        );
+        assert_eq!(w.score(&shifted, en).log_odds, w.score(&model, en).log_odds);
+        // A header written before the field has one bias for all text.
+        let json = serde_json::to_value(&model.header).unwrap();
+        let mut json = json.as_object().unwrap().clone();
+        assert!(json.remove("hangul_bias").is_some());
+        let old: model::ModelHeader = serde_json::from_value(json.into()).unwrap();
+        assert_eq!(old.bias(true), old.bias);
+        assert_eq!(old.bias(false), old.bias);
     }
 
     #[test]

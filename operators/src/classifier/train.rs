@@ -270,7 +270,7 @@ impl Default for TrainConfig {
             max_chars: 600,
             max_ngram: 4,
             hangul_max_ngram: 3,
-            ham_block_budget: 0.005,
+            ham_block_budget: 0.003,
             korean_ham_block_budget: 0.01,
             ham_label_budget: 0.02,
             policy_exclude_sources: Vec::new(),
@@ -369,30 +369,32 @@ impl Ada {
     }
 }
 
-/// A trained spam head: weights and bias.
+/// A trained spam head: weights and a bias per script ([`ModelHeader::hangul_bias`]).
 struct SpamHead {
     w: Ada,
+    /// Without and with Hangul.
     bias: Ada,
 }
 
 impl SpamHead {
-    fn logit(&self, slots: &[u32]) -> f32 {
+    fn logit(&self, slots: &[u32], hangul: bool) -> f32 {
         let v = value(slots.len());
-        self.bias.w[0] + slots.iter().map(|&s| self.w.w[s as usize] * v).sum::<f32>()
+        self.bias.w[usize::from(hangul)]
+            + slots.iter().map(|&s| self.w.w[s as usize] * v).sum::<f32>()
     }
 
     /// The log-odds the served model computes for example `i`: the whole text's, or with
     /// `hangul_window` and Hangul in the text the largest of its windows' too
     /// ([`window_max_logit`]).
     fn served_logit(&self, enc: &Encoded, i: usize, hangul_window: Option<usize>) -> f32 {
-        let whole = self.logit(&enc.slots[i]);
+        let whole = self.logit(&enc.slots[i], enc.hangul[i]);
         let Some(window) = hangul_window.filter(|_| enc.hangul[i]) else {
             return whole;
         };
         let words = enc.slots[i].len() - enc.shape_features;
         window_max_logit(
             whole,
-            self.bias.w[0],
+            self.bias.w[1],
             &self.w.w,
             window,
             enc.slots[i][..words]
@@ -422,7 +424,9 @@ fn train_spam_head(
         for (a, b) in avg.w.w.iter_mut().zip(&h.w.w) {
             *a += b;
         }
-        avg.bias.w[0] += h.bias.w[0];
+        for (a, b) in avg.bias.w.iter_mut().zip(&h.bias.w) {
+            *a += b;
+        }
     }
     let n = cfg.bag as f32;
     for a in avg.w.w.iter_mut().chain(avg.bias.w.iter_mut()) {
@@ -441,7 +445,7 @@ fn train_one_spam_head(
 ) -> SpamHead {
     let mut head = SpamHead {
         w: Ada::new(1 << cfg.buckets_log2),
-        bias: Ada::new(1),
+        bias: Ada::new(2),
     };
     let mut order = rows.to_vec();
     let mut rng = SplitMix(seed);
@@ -449,7 +453,8 @@ fn train_one_spam_head(
         rng.shuffle(&mut order);
         for &i in &order {
             let slots = &enc.slots[i];
-            let p = sigmoid(f64::from(head.logit(slots))) as f32;
+            let hangul = enc.hangul[i];
+            let p = sigmoid(f64::from(head.logit(slots, hangul))) as f32;
             let g = (p - if labels[i] { 1.0 } else { 0.0 }) * weights[i];
             let v = value(slots.len());
             for &s in slots {
@@ -457,7 +462,7 @@ fn train_one_spam_head(
                 let grad = g * v + cfg.l2 * head.w.w[s];
                 head.w.step(s, grad, cfg.learning_rate);
             }
-            head.bias.step(0, g, cfg.learning_rate);
+            head.bias.step(usize::from(hangul), g, cfg.learning_rate);
         }
     }
     head
@@ -827,6 +832,7 @@ pub fn train(
         category_bias: cb,
         categories,
         bias: head.bias.w[0],
+        hangul_bias: Some(head.bias.w[1]),
         max_chars: cfg.max_chars,
         max_ngram: cfg.max_ngram,
         hangul_max_ngram: Some(cfg.hangul_max_ngram),
@@ -1129,13 +1135,13 @@ mod tests {
         let members: Vec<SpamHead> = (0..3)
             .map(|_| train_one_spam_head(&enc, &labels, &weights, &rows, &cfg, rng.next()))
             .collect();
-        for slots in &enc.slots {
-            let mean = members.iter().map(|h| h.logit(slots)).sum::<f32>() / 3.0;
-            assert!((bagged.logit(slots) - mean).abs() < 1e-4);
+        for (slots, &hangul) in enc.slots.iter().zip(&enc.hangul) {
+            let mean = members.iter().map(|h| h.logit(slots, hangul)).sum::<f32>() / 3.0;
+            assert!((bagged.logit(slots, hangul) - mean).abs() < 1e-4);
         }
         assert_ne!(
-            members[0].logit(&enc.slots[0]),
-            members[1].logit(&enc.slots[0])
+            members[0].logit(&enc.slots[0], enc.hangul[0]),
+            members[1].logit(&enc.slots[0], enc.hangul[0])
         );
         let bad = TrainConfig { bag: 0, ..small() };
         assert!(matches!(bad.validate(), Err(TrainError::Settings(e)) if e.contains("bag 0")));
