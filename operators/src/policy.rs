@@ -135,6 +135,21 @@ impl FittedPolicy {
 }
 
 impl ScriptPolicy {
+    /// The classifier's log-odds from which its signal is a finding: where this policy
+    /// labels on the classifier alone (no rule, origin or other evidence), or probability
+    /// [`crate::classifier::REASON_MIN_PROBABILITY`] (log-odds 0) if that is lower. A
+    /// finding carries evidence and is a reason in the verdict, so that no message is
+    /// labelled or blocked on the classifier without one; below it the classifier's signal
+    /// still counts, as a ham score.
+    pub fn classifier_finding_log_odds(&self) -> f64 {
+        let alone = if self.classifier > 0.0 {
+            (self.label_at - self.bias) / self.classifier
+        } else {
+            f64::INFINITY
+        };
+        alone.min(0.0)
+    }
+
     /// The fitted log-odds of spam from the classifier, the rule categories and the pairs
     /// it was fitted with; `rest` gets every other enforcing signal (to join by noisy-OR),
     /// `paired` each fitted pair that met and the log-odds it added.
@@ -373,7 +388,12 @@ impl Policy {
             }
             // The classifier speaks on every message; only its spam findings are evidence.
             let ham_finding = s.operator == CLASSIFIER
-                && f32::from(s.score) < 100.0 * crate::classifier::REASON_MIN_PROBABILITY;
+                && match fitted {
+                    Some(fp) => {
+                        f64::from(s.log_odds.unwrap_or(0.0)) < fp.classifier_finding_log_odds()
+                    }
+                    None => f32::from(s.score) < 100.0 * crate::classifier::REASON_MIN_PROBABILITY,
+                };
             if !ham_finding {
                 reasons.push(self.reason(s));
             }
@@ -731,6 +751,37 @@ mod tests {
         };
         let v = decide(&[classifier(-9.0), quota]);
         assert_eq!((v.action, v.retry_after_ms), (Action::Throttle, Some(500)));
+    }
+
+    #[test]
+    fn a_policy_that_labels_below_even_odds_lists_the_classifier_as_its_reason() {
+        // English-like: label from classifier log-odds -3 (p 0.05), block from -1 (p 0.27).
+        let mut m = fitted_model();
+        m.header.policy.other.label_at = -3.0;
+        m.header.policy.other.block_at = -1.0;
+        assert_eq!(m.header.policy.other.classifier_finding_log_odds(), -3.0);
+        // Hangul text keeps even odds (its label threshold is above them).
+        assert_eq!(m.header.policy.korean.classifier_finding_log_odds(), 0.0);
+        let mut ev = event();
+        ev.text = "Did u get the prize?".into();
+        let decide = |s: &[Signal]| {
+            PolicyConfig::default()
+                .build()
+                .decide(&ev, s, "v", Some(&m), DateTime::<Utc>::UNIX_EPOCH)
+                .into_owned()
+        };
+        for (log_odds, action) in [(-0.5, Action::Block), (-2.0, Action::Label)] {
+            let v = decide(&[classifier(log_odds)]);
+            assert_eq!(v.action, action);
+            assert_eq!(
+                v.reasons.len(),
+                1,
+                "{log_odds}: the classifier is the reason"
+            );
+            assert_eq!(v.reasons[0].operator, CLASSIFIER);
+        }
+        let ham = decide(&[classifier(-3.5)]);
+        assert_eq!((ham.action, ham.reasons.len()), (Action::Allow, 0));
     }
 
     #[test]

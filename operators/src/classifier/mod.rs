@@ -149,7 +149,9 @@ pub struct ClassifierWorker {
 }
 
 /// Probability at or above which the classifier works out a category and evidence, and
-/// its reason is listed in the verdict (below it the signal still counts in the policy).
+/// its reason is listed in the verdict (below it the signal still counts in the policy);
+/// lower where the model's fitted policy labels on the classifier alone
+/// ([`crate::policy::ScriptPolicy::classifier_finding_log_odds`]).
 pub const REASON_MIN_PROBABILITY: f32 = 0.5;
 /// How many evidence spans a reason carries.
 const EVIDENCE_SPANS: usize = 3;
@@ -208,7 +210,8 @@ impl ClassifierWorker {
             category: None,
             evidence: Vec::new(),
         };
-        if probability < REASON_MIN_PROBABILITY {
+        let finding = h.policy.script(self.x.hangul).classifier_finding_log_odds();
+        if f64::from(log_odds) < finding {
             return scored;
         }
         // The strongest features: the evidence, and (with such a model) what the
@@ -446,6 +449,27 @@ mod tests {
         let marked = w.score(&old, "급❤만❤남 매❤칭 오늘 밤");
         let plain = w.score(&old, "급만남 매칭 오늘 밤");
         assert_eq!(marked.log_odds, plain.log_odds);
+    }
+
+    #[test]
+    fn evidence_is_worked_out_from_where_the_policy_labels_on_the_classifier_alone() {
+        let model = builtin().unwrap();
+        let mut w = ClassifierWorker::new();
+        let text = "Call me later about the money";
+        let s = w.score(&model, text);
+        let finding = model.header.policy.other.classifier_finding_log_odds();
+        assert!(finding < 0.0, "the English policy labels below even odds");
+        assert_eq!(f64::from(s.log_odds) >= finding, !s.evidence.is_empty());
+        // A policy that labels only at even odds or above: no evidence below them.
+        let mut strict = model.clone();
+        strict.header.policy.other.label_at = strict.header.policy.other.bias;
+        let s = w.score(&strict, text);
+        assert!(s.probability < REASON_MIN_PROBABILITY && s.evidence.is_empty());
+        // One that labels from far below: evidence for the same text.
+        let p = &mut strict.header.policy.other;
+        p.label_at = p.bias - 100.0 * p.classifier;
+        let s = w.score(&strict, text);
+        assert!(!s.evidence.is_empty());
     }
 
     #[test]
