@@ -54,9 +54,9 @@ pub struct ModelHeader {
     pub bias: f32,
     /// Spam head bias of text with Hangul (absent in files written before each script had
     /// its own: `bias` for all text). Each feature weighs `1/sqrt(n)`, the bias does not:
-    /// with one bias for both, the English prior (13 % spam in the UCI rows, about half in
-    /// the Korean data) is learnt by the shape features instead, whose weight grows as the
-    /// text gets shorter, and short English ham scored as spam.
+    /// with one bias for both, the shape features would carry the English prior (13 % spam
+    /// in the UCI rows, about half in the Korean data), and their weight grows as a text
+    /// gets shorter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hangul_bias: Option<f32>,
     /// Category head biases, one per category.
