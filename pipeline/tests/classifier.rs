@@ -395,6 +395,17 @@ fn a_payment_lure_with_a_number_to_call_is_blocked_and_the_issuers_notice_allowe
 }
 
 #[test]
+fn a_payment_lure_that_says_to_call_to_cancel_is_blocked_and_the_shops_own_notice_allowed() {
+    // Told to phone an `070` number to cancel an order of a large sum; the shop's own
+    // notice of the same order gives its `15xx` number.
+    blocked_by_and_ham_allowed(
+        "smishing.payment_phone",
+        "[11번가] 고객님 주문 결제 완료 1,190,000원 주문 취소 접수는 070-4120-5532",
+        "[11번가] 고객님 주문 결제 완료 1,190,000원 주문 취소 접수는 1599-0110",
+    );
+}
+
+#[test]
 fn a_prescription_drug_offered_for_sale_is_blocked_and_one_prescribed_allowed() {
     blocked_by_and_ham_allowed(
         "drugs.prescription",
