@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -687,6 +687,28 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
         published,
         final_state(&brokers, &reference.topics.operator_stats, 4),
         "published statistics differ from the uninterrupted run"
+    );
+    // Each transaction began with an input-mark tombstone in every owned changelog
+    // partition, so that the partitions joined it then (docs/operations.md).
+    let joined: BTreeSet<i32> = read_topic(
+        &brokers,
+        &reference.topics.changelog,
+        4,
+        1,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    )
+    .into_iter()
+    .filter(|r| {
+        r.payload.is_none()
+            && r.key.as_deref() == Some(format!("{}/input/", r.partition).as_bytes())
+    })
+    .map(|r| r.partition)
+    .collect();
+    assert_eq!(
+        joined,
+        (0..4).collect(),
+        "input-mark tombstones by partition"
     );
     // Alerts: none twice, and the recipients of labelled messages warned as without the
     // kill (late alerts aside: their memory is not in the changelog, docs/reports.md).
