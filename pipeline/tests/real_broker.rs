@@ -689,7 +689,8 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
         "published statistics differ from the uninterrupted run"
     );
     // Each transaction began with an input-mark tombstone in every owned changelog
-    // partition, so that the partitions joined it then (docs/operations.md).
+    // partition and the partition's last statistics record again, so that those
+    // partitions joined it then (docs/operations.md).
     let joined: BTreeSet<i32> = read_topic(
         &brokers,
         &reference.topics.changelog,
@@ -710,6 +711,21 @@ fn kill_9_and_restart_from_committed_offsets_gives_no_missing_and_no_duplicate_v
         (0..4).collect(),
         "input-mark tombstones by partition"
     );
+    let mut last: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut again = 0;
+    for r in read_topic(
+        &brokers,
+        &reference.topics.operator_stats,
+        4,
+        1,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    ) {
+        let (key, value) = (r.key.unwrap(), r.payload.unwrap());
+        again += usize::from(last.get(&key) == Some(&value));
+        last.insert(key, value);
+    }
+    assert!(again > 0, "no statistics record published again");
     // Alerts: none twice, and the recipients of labelled messages warned as without the
     // kill (late alerts aside: their memory is not in the changelog, docs/reports.md).
     let alerts = |topic: &str| {

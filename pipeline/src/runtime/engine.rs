@@ -6,9 +6,9 @@
 //! never held across `poll`, so the loop and the callbacks take turns.
 //!
 //! Per commit interval under exactly-once:
-//! `begin_transaction` (lazily, on the first record; the changelog partitions join it
-//! then) -> records dispatched to workers,
-//! whose outputs join the transaction -> barrier (workers drain and write changed state
+//! `begin_transaction` (lazily, on the first record) -> records dispatched to workers,
+//! whose outputs join the transaction (and, with the first batch, the partitions the
+//! barrier will write state to) -> barrier (workers drain and write changed state
 //! to the changelog) -> `send_offsets_to_transaction` -> `commit_transaction`.
 //! Under at-least-once the barrier cuts a checkpoint and fetching goes on at once: the
 //! checkpoint's offsets are committed when the delivery reports say that every output
@@ -28,17 +28,16 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _, Message};
-use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use spamflow_operators::ChainBuilder;
 
 use crate::config::{Config, Guarantee};
 use crate::kafka::{
-    consumer_config, epoch_slot, output_tag, producer_config, send_with_backpressure, Deliveries,
-    FailedOutputs, OutProducer, SinkContext, EPOCH_SLOTS,
+    consumer_config, epoch_slot, producer_config, Deliveries, FailedOutputs, OutProducer,
+    SinkContext, EPOCH_SLOTS,
 };
 use crate::metrics::Metrics;
-use crate::runtime::changelog;
 use crate::runtime::restore::Restores;
 use crate::runtime::worker::{self, InMsg, SharedProducer, Work, WorkerEnv, WorkerHandle};
 use crate::runtime::{retry, Stop};
@@ -86,6 +85,7 @@ pub fn run(
         metrics: metrics.clone(),
         max_message_bytes: cfg.processing.max_message_bytes,
         failed: sink.failed.clone(),
+        exactly_once: eos,
     });
     let workers = worker::spawn(cfg.worker_count(), env).context("starting worker threads")?;
     let n_workers = workers.len();
@@ -499,9 +499,6 @@ impl Core {
                 return;
             }
             self.txn_open = true;
-            if self.has_state {
-                self.join_changelog();
-            }
         }
         let msg = InMsg {
             partition: m.partition(),
@@ -541,32 +538,6 @@ impl Core {
             if !self.batches[w].is_empty() {
                 let batch = std::mem::take(&mut self.batches[w]);
                 self.send_work(w, Work::Batch(batch));
-            }
-        }
-    }
-
-    /// At the start of a transaction: an input-mark tombstone to each owned partition's
-    /// changelog partition. It restores as "no mark", which is what exactly-once has
-    /// anyway; what it does is make librdkafka add the changelog partitions to the
-    /// transaction now (AddPartitionsToTxn), so that the state written at the barrier
-    /// goes straight to the broker instead of waiting a round trip to the transaction
-    /// coordinator first, inside the commit. Compaction keeps one tombstone per partition.
-    /// A tombstone that cannot be queued costs only that round trip: the barrier's own
-    /// records report any real fault of the producer.
-    fn join_changelog(&mut self) {
-        let producer = self.producer.get();
-        let topic = &self.cfg.topics.changelog;
-        for &p in &self.owned {
-            let key = changelog::encode_key(p, changelog::INPUT_MARK, &[]);
-            let rec: BaseRecord<'_, [u8], [u8], usize> =
-                BaseRecord::with_opaque_to(topic, output_tag(self.epoch, None))
-                    .partition(p)
-                    .key(key.as_slice());
-            match send_with_backpressure(&producer, rec) {
-                Ok(()) => self.queued[epoch_slot(self.epoch)] += 1,
-                Err(e) => {
-                    tracing::debug!(partition = p, error = %e, "cannot queue the changelog tombstone")
-                }
             }
         }
     }

@@ -140,6 +140,8 @@ pub struct WorkerEnv {
     pub max_message_bytes: usize,
     /// Where failures of an output's own are charged to its input record.
     pub failed: Arc<FailedOutputs>,
+    /// Outputs go in one transaction per commit interval.
+    pub exactly_once: bool,
 }
 
 /// Starts `n` workers.
@@ -174,6 +176,11 @@ struct Worker {
     /// Per partition, the offsets `[first, next)` its restored state already counts,
     /// until a record outside them comes.
     counted: HashMap<i32, (i64, i64)>,
+    /// Per partition, the last statistics record published in a committed transaction
+    /// (key, value), as it stands on the statistics topic.
+    published: HashMap<i32, (Vec<u8>, Vec<u8>)>,
+    /// Whether this epoch's transaction has been joined ([`Worker::join_transaction`]).
+    joined: bool,
 }
 
 impl Worker {
@@ -190,6 +197,8 @@ impl Worker {
             epoch: Epoch::default(),
             poison: HashMap::new(),
             counted: HashMap::new(),
+            published: HashMap::new(),
+            joined: false,
         }
     }
 
@@ -202,6 +211,10 @@ impl Worker {
                         .zip(msgs.first())
                         .map(|(s, m)| s.batch(m.partition, msgs.len()));
                     let producer = self.env.producer.get();
+                    if !self.joined {
+                        self.join_transaction(&producer);
+                        self.joined = true;
+                    }
                     for m in msgs.iter() {
                         let event = self.decode(m);
                         self.process(&producer, m, event);
@@ -214,6 +227,7 @@ impl Worker {
                 }
                 Work::Assign { partition } => {
                     self.counted.remove(&partition);
+                    self.published.remove(&partition);
                     self.chain.assigned(partition);
                     if !self.owned.contains(&partition) {
                         self.owned.push(partition);
@@ -244,6 +258,7 @@ impl Worker {
                 }
                 Work::Revoke { partition } => {
                     self.counted.remove(&partition);
+                    self.published.remove(&partition);
                     self.chain.revoked(partition);
                     self.owned.retain(|p| *p != partition);
                 }
@@ -264,7 +279,46 @@ impl Worker {
                         queued: std::mem::take(&mut self.epoch.queued),
                     });
                     self.epoch.number += 1;
+                    self.joined = false;
                 }
+            }
+        }
+    }
+
+    /// Under exactly-once, with the epoch's first batch (the first in a new transaction):
+    /// makes the partitions the barrier will write state to join the transaction now, so
+    /// that the barrier's records go straight to the broker instead of waiting inside the
+    /// commit for librdkafka to add their partitions (AddPartitionsToTxn, a round trip to
+    /// the transaction coordinator). For each owned partition: a tombstone of its input
+    /// mark in its changelog partition (it restores as "no mark", which is what
+    /// exactly-once has anyway), and the statistics record it last published, again (the
+    /// value already on that compacted topic for that key, so a reader sees nothing new).
+    fn join_transaction(&mut self, producer: &OutProducer) {
+        if !self.env.exactly_once || !self.chain.has_state() {
+            return;
+        }
+        let topics = &*self.env.topics;
+        let mut out = Sink {
+            producer,
+            failed: &self.env.failed,
+            epoch: &mut self.epoch,
+            record: None,
+            trace: None,
+        };
+        for &p in &self.owned {
+            let key = changelog::encode_key(p, changelog::INPUT_MARK, &[]);
+            out.send(
+                BaseRecord::with_opaque_to(&topics.changelog, 0)
+                    .partition(p)
+                    .key(key.as_slice()),
+            );
+            if let Some((key, value)) = self.published.get(&p) {
+                out.send(
+                    BaseRecord::with_opaque_to(&topics.operator_stats, 0)
+                        .partition(p)
+                        .key(key.as_slice())
+                        .payload(value.as_slice()),
+                );
             }
         }
     }
@@ -549,6 +603,7 @@ impl Worker {
                             .key(key.as_slice())
                             .payload(v.as_slice()),
                     );
+                    self.published.insert(*p, (key.clone(), v.clone()));
                 }
             }
             out.send(r);
