@@ -176,8 +176,9 @@ struct Worker {
     /// Per partition, the offsets `[first, next)` its restored state already counts,
     /// until a record outside them comes.
     counted: HashMap<i32, (i64, i64)>,
-    /// Per partition, the last statistics record published in a committed transaction
-    /// (key, value), as it stands on the statistics topic.
+    /// Per partition, the last statistics record it published (key, value). Read only in
+    /// a later transaction, once that one committed: a failed commit revokes and assigns
+    /// every partition again, which forgets it.
     published: HashMap<i32, (Vec<u8>, Vec<u8>)>,
     /// Whether this epoch's transaction has been joined ([`Worker::join_transaction`]).
     joined: bool,
@@ -298,13 +299,7 @@ impl Worker {
             return;
         }
         let topics = &*self.env.topics;
-        let mut out = Sink {
-            producer,
-            failed: &self.env.failed,
-            epoch: &mut self.epoch,
-            record: None,
-            trace: None,
-        };
+        let mut out = Sink::unattributed(producer, &self.env.failed, &mut self.epoch);
         for &p in &self.owned {
             let key = changelog::encode_key(p, changelog::INPUT_MARK, &[]);
             out.send(
@@ -579,14 +574,7 @@ impl Worker {
         }
         self.state_buf = buf;
         self.tally.changelog(pending.len() as u64);
-        // A changelog or side record belongs to no one input record.
-        let mut out = Sink {
-            producer,
-            failed: &self.env.failed,
-            epoch: &mut self.epoch,
-            record: None,
-            trace: None,
-        };
+        let mut out = Sink::unattributed(producer, &self.env.failed, &mut self.epoch);
         for (p, key, StateUpdate { value, .. }, publish) in &pending {
             let mut r: BaseRecord<'_, [u8], [u8], usize> =
                 BaseRecord::with_opaque_to(&topics.changelog, 0)
@@ -658,7 +646,22 @@ struct Sink<'a> {
     trace: Option<String>,
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    /// A sink for records that belong to no one input record (the changelog, side records).
+    fn unattributed(
+        producer: &'a OutProducer,
+        failed: &'a FailedOutputs,
+        epoch: &'a mut Epoch,
+    ) -> Self {
+        Sink {
+            producer,
+            failed,
+            epoch,
+            record: None,
+            trace: None,
+        }
+    }
+
     /// Queues one record; waits for room when the producer queue is full. Any other
     /// error is counted so that the engine refuses to commit and rewinds instead, and
     /// charged to the record's input record when it is the record's own.
