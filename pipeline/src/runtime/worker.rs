@@ -176,9 +176,9 @@ struct Worker {
     /// Per partition, the offsets `[first, next)` its restored state already counts,
     /// until a record outside them comes.
     counted: HashMap<i32, (i64, i64)>,
-    /// Per partition, the last statistics record it published (key, value). Read only in
-    /// a later transaction, once that one committed: a failed commit revokes and assigns
-    /// every partition again, which forgets it.
+    /// Per partition, the last statistics record it published under exactly-once (key,
+    /// value). Read only in a later transaction, once that one committed: a failed commit
+    /// revokes and assigns every partition again, which forgets it.
     published: HashMap<i32, (Vec<u8>, Vec<u8>)>,
     /// Whether this epoch's transaction has been joined ([`Worker::join_transaction`]).
     joined: bool,
@@ -591,7 +591,9 @@ impl Worker {
                             .key(key.as_slice())
                             .payload(v.as_slice()),
                     );
-                    self.published.insert(*p, (key.clone(), v.clone()));
+                    if self.env.exactly_once {
+                        self.published.insert(*p, (key.clone(), v.clone()));
+                    }
                 }
             }
             out.send(r);
