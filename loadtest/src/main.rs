@@ -520,11 +520,7 @@ fn main() -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             for (spam, text) in rows.into_iter().filter(|(_, t)| uci::half_of(t) == want) {
-                let mut line = serde_json::json!({"text": text, "label": if spam { "spam" } else { "ham" }, "language": "en", "source": source});
-                if spam {
-                    line["category"] = "en_spam".into();
-                }
-                serde_json::to_writer(&mut out, &line)?;
+                serde_json::to_writer(&mut out, &uci::labelled_line(spam, &text, source))?;
                 out.write_all(b"\n")?;
             }
             out.flush()?;
