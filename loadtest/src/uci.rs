@@ -62,11 +62,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Row>, String> {
 /// A row as a labelled JSON line for `spamflow train` / `eval`, with the source `source`.
 ///
 /// Its `group` is the text behind a prefix. `spamflow train` holds out the groups whose
-/// SHA-256 starts with a byte below 51, and a group that were the bare text would share
-/// its hash with the half rule: two in five rows of the training half (hex digits 0-3 of
-/// its 0-7) would be held out, not one in five, and the model would learn from three
-/// fifths of the English rows instead of four. Equal texts keep one group, so a text that
-/// occurs twice is on one side only.
+/// SHA-256 starts with a byte below 51; were the group the bare text, that hash would be
+/// the half rule's: two in five rows of the training half (hex digits 0-3 of its 0-7)
+/// would be held out, not one in five, and the model would learn from three fifths of
+/// the English rows instead of four. Equal texts keep one group, so a text that occurs
+/// twice is on one side only.
 pub fn labelled_line(spam: bool, text: &str, source: &str) -> serde_json::Value {
     let mut line = serde_json::json!({
         "text": text,
