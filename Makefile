@@ -68,7 +68,7 @@ model:
 ## Coverage-guided fuzzing of the parsers and loaders (nightly toolchain and cargo-fuzz:
 ## `cargo install cargo-fuzz`); FUZZ_RUNS executions per target (docs/reliability.md).
 FUZZ_RUNS ?= 10000000
-FUZZ_TARGETS ?= decode_submission registry_record changelog_value normalize sender_number model_file rule_pack
+FUZZ_TARGETS ?= decode_submission registry_record changelog_value normalize sender_number model_file rule_pack chain_text
 fuzz:
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  cargo +nightly fuzz run -O $$t -- -runs=$(FUZZ_RUNS) -max_len=4096 || exit 1; done
