@@ -406,10 +406,10 @@ fn a_payment_lure_that_says_to_call_to_cancel_is_blocked_and_the_shops_own_notic
 }
 
 #[test]
-fn a_payment_lure_that_says_if_it_was_not_you_fires_the_payment_rule_and_the_issuers_notice_not() {
+fn a_payment_lure_that_says_if_it_was_not_you_is_blocked_and_the_issuers_notice_not() {
     // "If this was not you (not your payment)": the lure gives a landline to call, the
-    // card issuer its `15xx` number. The rule scores (no block hint): the overseas lure is
-    // blocked; the classifier may label the issuer's notice of a large sum, never block it.
+    // card issuer its `15xx` number. The rule blocks; the classifier may label the
+    // issuer's notice of a large sum, never block it.
     let mut chain = shipped_chain();
     let rule = |v: &spamflow_schemas::Verdict<'_>| {
         v.reasons.iter().any(|r| r.code == "smishing.payment_phone")
@@ -423,12 +423,16 @@ fn a_payment_lure_that_says_if_it_was_not_you_fires_the_payment_rule_and_the_iss
             "[OO카드] 1,480,000원 일시불 승인 본인 결제가 아닐 경우 고객센터 070-7713-2209",
             "[OO카드] 1,480,000원 일시불 승인 본인 결제가 아닐 경우 고객센터 1588-8100",
         ),
+        (
+            "[OO카드] 1,480,000원 일시불 결제 완료 (해외) 결제한 적 없으면 연락 070-7713-2209",
+            "[OO카드] 1,480,000원 일시불 결제 완료 (해외) 결제한 적 없으면 연락 1588-8100",
+        ),
     ]
     .into_iter()
     .enumerate()
     {
         let v = judge(&mut chain, 2 * i, lure);
-        assert!(rule(&v) && (i > 0 || v.action == Action::Block), "{v:?}");
+        assert!(rule(&v) && v.action == Action::Block, "{v:?}");
         let v = judge(&mut chain, 2 * i + 1, notice);
         assert!(!rule(&v) && v.action != Action::Block, "{v:?}");
     }
