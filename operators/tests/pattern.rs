@@ -97,6 +97,26 @@ fn shadow_rules_are_reported_but_never_act() {
 }
 
 #[test]
+fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
+    let fires = |text: &str| {
+        verdicts(&[text.to_owned()])[0]
+            .reasons
+            .iter()
+            .any(|r| r.code == "smishing.invitation")
+    };
+    for lure in [
+        "[결혼] 저희 드디어 결혼합니다 식장 위치 확인 wed-day.shop/park",
+        "저희 11월에 식 올려요 오시는 길 보기 hj-wedding.click/v",
+        "아버님 칠순 잔치에 초대합니다 약도 http://party-map.xyz/a",
+    ] {
+        assert!(fires(lure), "{lure}");
+    }
+    for chat in ["저희 드디어 결혼합니다 다음 달에 밥 한번 먹자", "웨딩 촬영 잘 끝났어?"] {
+        assert!(!fires(chat), "{chat}");
+    }
+}
+
+#[test]
 fn long_texts_are_cut_at_the_limit_with_a_reason() {
     let mut m = Matcher::new(
         pack(),
