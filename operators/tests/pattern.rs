@@ -111,8 +111,28 @@ fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     ] {
         assert!(fires(lure), "{lure}");
     }
-    for chat in ["저희 드디어 결혼합니다 다음 달에 밥 한번 먹자", "웨딩 촬영 잘 끝났어?"] {
+    for chat in [
+        "저희 드디어 결혼합니다 다음 달에 밥 한번 먹자",
+        "웨딩 촬영 잘 끝났어?",
+    ] {
         assert!(!fires(chat), "{chat}");
+    }
+}
+
+#[test]
+fn the_payment_lure_needs_a_large_sum_so_a_small_shops_order_notice_passes() {
+    let fires = |text: &str| {
+        verdicts(&[text.to_owned()])[0]
+            .reasons
+            .iter()
+            .any(|r| r.code == "smishing.payment_phone")
+    };
+    let notice = |sum: &str| format!("[해피몰] 결제 완료 {sum}원 주문 취소 문의 070-7789-1120");
+    for sum in ["100,000", "389,000", "1,284,000"] {
+        assert!(fires(&notice(sum)), "{sum}");
+    }
+    for sum in ["32,000", "99,900", "1,000"] {
+        assert!(!fires(&notice(sum)), "{sum}");
     }
 }
 
