@@ -107,7 +107,6 @@ fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     for lure in [
         "[결혼] 저희 드디어 결혼합니다 식장 위치 확인 wed-day.shop/park",
         "저희 11월에 식 올려요 오시는 길 보기 hj-wedding.click/v",
-        "아버님 칠순 잔치에 초대합니다 약도 http://party-map.xyz/a",
     ] {
         assert!(fires(lure), "{lure}");
     }
@@ -116,6 +115,29 @@ fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
         "웨딩 촬영 잘 끝났어?",
     ] {
         assert!(!fires(chat), "{chat}");
+    }
+}
+
+#[test]
+fn a_suspicious_top_level_domain_ends_the_host() {
+    let fires = |text: &str| {
+        verdicts(&[text.to_owned()])[0]
+            .reasons
+            .iter()
+            .any(|r| r.code == "url.suspicious_tld")
+    };
+    for text in [
+        "가입 toto-win77.top",
+        "확인 nhis-refund.site/a",
+        "여기 deal.shop에서",
+    ] {
+        assert!(fires(text), "{text}");
+    }
+    for text in [
+        "가게 홈페이지 https://m.site.naver.com/1a2B3",
+        "www.live.co.kr 공지",
+    ] {
+        assert!(!fires(text), "{text}");
     }
 }
 
