@@ -97,6 +97,22 @@ fn shadow_rules_are_reported_but_never_act() {
 }
 
 #[test]
+fn the_family_lure_reads_a_phone_left_behind_and_a_borrowed_one() {
+    let fires = |text: &str| {
+        verdicts(&[text.to_owned()])[0]
+            .reasons
+            .iter()
+            .any(|r| r.code == "smishing.family")
+    };
+    assert!(fires(
+        "엄마 폰을 버스에 놓고 내렸어 남의 폰 빌려서 하는 거야 이 번호로 문자 줘"
+    ));
+    assert!(!fires(
+        "아빠 나 폰 교실에 두고 왔어 이따 집에 가서 연락할게"
+    ));
+}
+
+#[test]
 fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     let fires = |text: &str| {
         verdicts(&[text.to_owned()])[0]
