@@ -57,6 +57,14 @@ fn verdicts(texts: &[String]) -> Vec<Verdict<'static>> {
         .collect()
 }
 
+/// Whether rule `code` is among the reasons of `text`'s verdict.
+fn fires(code: &str, text: &str) -> bool {
+    verdicts(&[text.to_owned()])[0]
+        .reasons
+        .iter()
+        .any(|r| r.code == code)
+}
+
 #[test]
 fn the_default_pack_compiles_and_every_example_agrees() {
     let p = pack();
@@ -96,75 +104,59 @@ fn shadow_rules_are_reported_but_never_act() {
     assert_eq!(v.action, Action::Allow);
 }
 
+/// Rule `code` fires on each of `lures` and on none of `others`.
+fn assert_fires(code: &str, lures: &[&str], others: &[&str]) {
+    for text in lures {
+        assert!(fires(code, text), "{code} should fire: {text}");
+    }
+    for text in others {
+        assert!(!fires(code, text), "{code} should not fire: {text}");
+    }
+}
+
 #[test]
 fn the_family_lure_reads_a_phone_left_behind_and_a_borrowed_one() {
-    let fires = |text: &str| {
-        verdicts(&[text.to_owned()])[0]
-            .reasons
-            .iter()
-            .any(|r| r.code == "smishing.family")
-    };
-    assert!(fires(
-        "엄마 폰을 버스에 놓고 내렸어 남의 폰 빌려서 하는 거야 이 번호로 문자 줘"
-    ));
-    assert!(!fires(
-        "아빠 나 폰 교실에 두고 왔어 이따 집에 가서 연락할게"
-    ));
+    assert_fires(
+        "smishing.family",
+        &["엄마 폰을 버스에 놓고 내렸어 남의 폰 빌려서 하는 거야 이 번호로 문자 줘"],
+        &["아빠 나 폰 교실에 두고 왔어 이따 집에 가서 연락할게"],
+    );
 }
 
 #[test]
 fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
-    let fires = |text: &str| {
-        verdicts(&[text.to_owned()])[0]
-            .reasons
-            .iter()
-            .any(|r| r.code == "smishing.invitation")
-    };
-    for lure in [
-        "[결혼] 저희 드디어 결혼합니다 식장 위치 확인 wed-day.shop/park",
-        "저희 11월에 식 올려요 오시는 길 보기 hj-wedding.click/v",
-    ] {
-        assert!(fires(lure), "{lure}");
-    }
-    for chat in [
-        "저희 드디어 결혼합니다 다음 달에 밥 한번 먹자",
-        "웨딩 촬영 잘 끝났어?",
-    ] {
-        assert!(!fires(chat), "{chat}");
-    }
+    assert_fires(
+        "smishing.invitation",
+        &[
+            "[결혼] 저희 드디어 결혼합니다 식장 위치 확인 wed-day.shop/park",
+            "저희 11월에 식 올려요 오시는 길 보기 hj-wedding.click/v",
+        ],
+        &[
+            "저희 드디어 결혼합니다 다음 달에 밥 한번 먹자",
+            "웨딩 촬영 잘 끝났어?",
+        ],
+    );
 }
 
 #[test]
 fn a_suspicious_top_level_domain_ends_the_host() {
-    let fires = |text: &str| {
-        verdicts(&[text.to_owned()])[0]
-            .reasons
-            .iter()
-            .any(|r| r.code == "url.suspicious_tld")
-    };
-    for text in [
-        "가입 toto-win77.top",
-        "확인 nhis-refund.site/a",
-        "여기 deal.shop에서",
-    ] {
-        assert!(fires(text), "{text}");
-    }
-    for text in [
-        "가게 홈페이지 https://m.site.naver.com/1a2B3",
-        "www.live.co.kr 공지",
-    ] {
-        assert!(!fires(text), "{text}");
-    }
+    assert_fires(
+        "url.suspicious_tld",
+        &[
+            "가입 toto-win77.top",
+            "확인 nhis-refund.site/a",
+            "여기 deal.shop에서",
+        ],
+        &[
+            "가게 홈페이지 https://m.site.naver.com/1a2B3",
+            "www.live.co.kr 공지",
+        ],
+    );
 }
 
 #[test]
 fn the_payment_lure_needs_a_large_sum_so_a_small_shops_order_notice_passes() {
-    let fires = |text: &str| {
-        verdicts(&[text.to_owned()])[0]
-            .reasons
-            .iter()
-            .any(|r| r.code == "smishing.payment_phone")
-    };
+    let fires = |text: &str| fires("smishing.payment_phone", text);
     let notice = |sum: &str| format!("[해피몰] 결제 완료 {sum}원 주문 취소 문의 070-7789-1120");
     for sum in ["100,000", "389,000", "1,284,000"] {
         assert!(fires(&notice(sum)), "{sum}");
