@@ -67,7 +67,7 @@ fn judge(
 
 /// The Korean test sets (never trained on).
 fn test_sets() -> Vec<PathBuf> {
-    (1..=31)
+    (1..=32)
         .map(|i| match i {
             1 => corpus("ko-test.jsonl"),
             i => corpus(&format!("ko-test-{i}.jsonl")),
@@ -342,22 +342,24 @@ fn two_rule_findings_that_mean_smishing_together_are_a_reason_of_the_shipped_pol
     );
 }
 
-/// The shipped chain blocks `spam` with reason `code` among its reasons, and allows `ham`,
-/// the same kind of text without what the rule looks for.
-fn blocked_by_and_ham_allowed(code: &str, spam: &str, ham: &str) {
+/// The shipped chain blocks `spam` with reason `code` among its reasons, and delivers `ham`,
+/// the same kind of text without what the rule looks for: the rule does not fire on it and
+/// it is not blocked (the classifier may still label it).
+fn blocked_by_and_ham_delivered(code: &str, spam: &str, ham: &str) {
     let mut chain = shipped_chain();
     let v = judge(&mut chain, 1, spam);
     assert_eq!(v.action, Action::Block, "{v:?}");
     assert!(v.reasons.iter().any(|r| r.code == code), "{v:?}");
     let v = judge(&mut chain, 2, ham);
-    assert_eq!(v.action, Action::Allow, "{v:?}");
+    assert_ne!(v.action, Action::Block, "{v:?}");
+    assert!(v.reasons.iter().all(|r| r.code != code), "{v:?}");
 }
 
 #[test]
 fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
     // The classifier finds this plea ham-like (p ~0.4); the rule's block hint decides. The
     // same news without a request is a child's message like any other.
-    blocked_by_and_ham_allowed(
+    blocked_by_and_ham_delivered(
         "smishing.family",
         "엄마 나 수학여행비 오늘까지 내야 돼서 그래 15만원만 보내줄 수 있어? 폰 액정 깨져서 친구꺼로 보내는 거야",
         "아빠 나 폰 침수돼서 수리 맡겼어 저녁에 집 전화로 연락할게",
@@ -366,7 +368,7 @@ fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
 
 #[test]
 fn a_lovers_chat_opening_with_a_shortened_link_is_blocked_and_with_a_video_link_allowed() {
-    blocked_by_and_ham_allowed(
+    blocked_by_and_ham_delivered(
         "adult.chat_lure",
         "오빠 나 오늘 집에 혼자라 너무 심심해 잠깐 얘기할래? han.gl/Qw3rT",
         "오빠 나 오늘 집에 혼자라 너무 심심해 이 영상 봤어? https://youtu.be/dQw4w9WgXcQ",
@@ -374,9 +376,9 @@ fn a_lovers_chat_opening_with_a_shortened_link_is_blocked_and_with_a_video_link_
 }
 
 #[test]
-fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_allowed() {
+fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_delivered() {
     let notice = "[국민건강보험] 올해 건강검진 결과가 나왔습니다 결과 확인";
-    blocked_by_and_ham_allowed(
+    blocked_by_and_ham_delivered(
         "url.brand_host",
         &format!("{notice} https://nhis-result.com/r"),
         // The agency's own host, hyphenated under `.or.kr` as public bodies' hosts may be.
@@ -387,7 +389,7 @@ fn an_agency_notice_on_a_host_made_from_its_name_is_blocked_and_on_its_own_host_
 #[test]
 fn a_payment_lure_with_a_number_to_call_is_blocked_and_the_issuers_notice_allowed() {
     // The issuer's own notice of the same sum gives its 15xx number, not a landline.
-    blocked_by_and_ham_allowed(
+    blocked_by_and_ham_delivered(
         "smishing.payment_phone",
         "[해외결제] 2,150,000원 승인 처리 완료 구매하지 않으셨다면 취소 접수 02-3321-7788",
         "[삼성카드] 해외승인 2,150,000원 본인 이용이 아닐 경우 1588-8700",
@@ -398,7 +400,7 @@ fn a_payment_lure_with_a_number_to_call_is_blocked_and_the_issuers_notice_allowe
 fn a_payment_lure_that_says_to_call_to_cancel_is_blocked_and_the_shops_own_notice_allowed() {
     // Told to phone an `070` number to cancel an order of a large sum; the shop's own
     // notice of the same order gives its `15xx` number.
-    blocked_by_and_ham_allowed(
+    blocked_by_and_ham_delivered(
         "smishing.payment_phone",
         "[11번가] 고객님 주문 결제 완료 1,190,000원 주문 취소 접수는 070-4120-5532",
         "[11번가] 고객님 주문 결제 완료 1,190,000원 주문 취소 접수는 1599-0110",
@@ -440,7 +442,7 @@ fn a_payment_lure_that_says_if_it_was_not_you_is_blocked_and_the_issuers_notice_
 
 #[test]
 fn a_prescription_drug_offered_for_sale_is_blocked_and_one_prescribed_allowed() {
-    blocked_by_and_ham_allowed(
+    blocked_by_and_ham_delivered(
         "drugs.prescription",
         "비아그라 시알리스 정품 처방전 없이 익명 배송 문의 라인 rx77",
         "병원에서 졸피뎀 처방 받았는데 먹어도 잠이 잘 안 와",
