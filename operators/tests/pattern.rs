@@ -124,6 +124,18 @@ fn the_family_lure_reads_a_phone_left_behind_and_a_borrowed_one() {
 }
 
 #[test]
+fn the_family_lure_reads_a_request_to_receive_a_code() {
+    assert_fires(
+        "smishing.family",
+        &[
+            "엄마 폰 고장 나서 임시폰이야 인증번호 하나만 받아줄래?",
+            "아빠 액정 나가서 친구 폰으로 보내 인증문자 받아줘",
+        ],
+        &["엄마 나 폰 고장 나서 인증번호 받아서 새로 가입해야 해"],
+    );
+}
+
+#[test]
 fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     assert_fires(
         "smishing.invitation",
