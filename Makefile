@@ -58,7 +58,7 @@ bench-e2e:
 bench-state:
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-state -- $(ARGS)
 	scripts/kafka.sh start
-	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-state -- --restore-only --brokers 127.0.0.1:$${SPAMFLOW_KAFKA_PORT:-39092}
+	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-state -- --restore-only --brokers 127.0.0.1:$${SPAMFLOW_KAFKA_PORT:-29092}
 
 ## Rebuild the shipped classifier model from its sources (docs/classifier.md); the UCI
 ## SMS Spam Collection is read from $$SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection.

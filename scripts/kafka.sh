@@ -18,8 +18,11 @@ KAFKA_VERSION="${SPAMFLOW_KAFKA_VERSION:-4.4.0}"
 KAFKA_FALLBACKS="${SPAMFLOW_KAFKA_FALLBACKS:-4.3.1 4.2.1 4.1.1 4.0.0}"
 CACHE_ROOT="${SPAMFLOW_KAFKA_CACHE:-$HOME/.cache/spamflow}"
 STATE="${SPAMFLOW_KAFKA_STATE:-${TMPDIR:-/tmp}/spamflow-kafka}"
-PORT="${SPAMFLOW_KAFKA_PORT:-39092}"
-CONTROLLER_PORT="${SPAMFLOW_KAFKA_CONTROLLER_PORT:-39093}"
+# Below Linux's ephemeral port range (32768-60999): a fixed port inside it can be held by
+# any client's outgoing connection at the moment the broker starts, and start-up fails with
+# "Address already in use".
+PORT="${SPAMFLOW_KAFKA_PORT:-29092}"
+CONTROLLER_PORT="${SPAMFLOW_KAFKA_CONTROLLER_PORT:-29093}"
 
 log() { echo "kafka.sh: $*" >&2; }
 

@@ -28,7 +28,9 @@ fn kills_broker_restarts_and_scaling_lose_duplicate_and_change_nothing() {
         harness: chaos::HarnessConfig {
             spamflow: chaos::default_spamflow(),
             kafka_script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh"),
-            port: 39292,
+            // The harness's own broker (and its controller on the next port), below the
+            // ephemeral port range like scripts/kafka.sh's default.
+            port: 29292,
             work_dir: None,
             drain_timeout: Duration::from_secs(300),
         },
