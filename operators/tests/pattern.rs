@@ -118,7 +118,10 @@ fn assert_fires(code: &str, lures: &[impl AsRef<str>], others: &[impl AsRef<str>
 fn the_family_lure_reads_a_phone_left_behind_and_a_borrowed_one() {
     assert_fires(
         "smishing.family",
-        &["엄마 폰을 버스에 놓고 내렸어 남의 폰 빌려서 하는 거야 이 번호로 문자 줘"],
+        &[
+            "엄마 폰을 버스에 놓고 내렸어 남의 폰 빌려서 하는 거야 이 번호로 문자 줘",
+            "아빠 화면이 나가서 친구 거 빌렸어 급한 데 쓸 돈 좀 보내줄래?",
+        ],
         &["아빠 나 폰 교실에 두고 왔어 이따 집에 가서 연락할게"],
     );
 }
