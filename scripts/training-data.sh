@@ -7,6 +7,6 @@ bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
 $bin/spamflow rules examples > "$work/rules.jsonl"
 data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl")
-for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17; do
+for i in $(seq 1 17); do
   data+=(--data "operators/models/corpus/ko-handwritten-$i.jsonl")
 done
