@@ -7,6 +7,6 @@ bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
 $bin/spamflow rules examples > "$work/rules.jsonl"
 data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl")
-for i in $(seq 1 18); do
+for i in $(seq 1 "${SPAMFLOW_SETS:-18}"); do
   data+=(--data "operators/models/corpus/ko-handwritten-$i.jsonl")
 done
