@@ -1,7 +1,8 @@
-# Sourced by scripts/model.sh and scripts/english-folds.sh (from the repository root, with
-# $work set): builds the binaries, writes the shipped model's training data but the UCI
-# half into $work, and sets `bin` and `data` (the --data options, in the shipped model's
-# order: the order moves the shuffles, so the same order gives the same model bytes).
+# Sourced by scripts/model.sh, english-folds.sh, test-overlap.sh and compare-seeds.sh (from
+# the repository root, with $work set): builds the binaries, writes the shipped model's
+# training data but the UCI half into $work, and sets `bin` and `data` (the --data options,
+# in the shipped model's order: the order moves the shuffles, so the same order gives the
+# same model bytes). SPAMFLOW_SETS=N takes hand-written sets 1..N only (default: all).
 cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
 bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
