@@ -2,12 +2,14 @@
 # the repository root, with $work set): builds the binaries, writes the shipped model's
 # training data but the UCI half into $work, and sets `bin` and `data` (the --data options,
 # in the shipped model's order: the order moves the shuffles, so the same order gives the
-# same model bytes). SPAMFLOW_SETS=N takes hand-written sets 1..N only (default: all).
+# same model bytes). SPAMFLOW_SETS=N takes hand-written sets 1..N only (default: every
+# ko-handwritten-N.jsonl there is).
 cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
 bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
 $bin/spamflow rules examples > "$work/rules.jsonl"
 data=(--data "$work/synth.jsonl" --data "$work/rules.jsonl")
-for i in $(seq 1 "${SPAMFLOW_SETS:-18}"); do
+sets=$(ls operators/models/corpus/ko-handwritten-*.jsonl | wc -l)
+for i in $(seq 1 "${SPAMFLOW_SETS:-$sets}"); do
   data+=(--data "operators/models/corpus/ko-handwritten-$i.jsonl")
 done
