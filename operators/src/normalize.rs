@@ -14,7 +14,8 @@
 //!    that vowel (`ㅋr` -> `카`, `ㄷh` -> `대`);
 //! 5. separators (spaces, punctuation, symbols) between two Hangul characters are removed,
 //!    and jamo are composed into syllables (a final consonant joins the syllable before
-//!    it: `가ㄳ` -> `갃`);
+//!    it: `가ㄳ` -> `갃`; a consonant typed after a typed vowel ends that syllable unless a
+//!    vowel follows it, as a keyboard reads it: `ㅍㅏㄴㅁㅐ` -> `판매`);
 //! 6. in a run of Latin letters, digits and `@ $` that imitate letters become the letter
 //!    (`cas1n0` -> `casino`); runs without a letter (phone numbers, amounts) are kept;
 //! 7. URL defanging is undone: `hxxp` -> `http`, `[.]` `(.)` `[dot]` -> `.`.
@@ -94,6 +95,7 @@ impl Normalized {
         self.input_chars.clear();
         self.input_len = input.len();
         decompose(input, &mut self.input_chars, &mut self.tmp, keep_syllables);
+        read_typed_finals(input, &mut self.tmp);
         // Undoing a defanging can leave what the earlier steps would have changed (`[[.]]`
         // -> `[.]`, or separators that now stand between two syllables): the steps run
         // again until no defanging is left, so that the form stays idempotent. Text
@@ -212,6 +214,54 @@ fn is_v(c: char) -> bool {
 
 fn is_t(c: char) -> bool {
     (0x11A8..=0x11C2).contains(&(c as u32))
+}
+
+/// The final consonant (`T` jamo) a lead consonant (`L` jamo) is written as, where it has
+/// one (`ㄸ ㅃ ㅉ` never end a syllable).
+fn final_of(lead: char) -> Option<char> {
+    const FINALS: [u32; 19] = [
+        1, 2, 4, 7, 0, 8, 16, 17, 0, 19, 20, 21, 22, 0, 23, 24, 25, 26, 27,
+    ];
+    let t = *FINALS.get((lead as u32).checked_sub(L_BASE)? as usize)?;
+    (t > 0).then(|| char::from_u32(T_BASE + t)).flatten()
+}
+
+fn is_compat_jamo(input: &str, at: u32, vowel: bool) -> bool {
+    input[at as usize..].chars().next().is_some_and(|c| {
+        if vowel {
+            ('\u{314F}'..='\u{3163}').contains(&c)
+        } else {
+            ('\u{3131}'..='\u{314E}').contains(&c)
+        }
+    })
+}
+
+/// A syllable typed as compatibility jamo ends with a consonant the keyboard cannot tell
+/// from the next syllable's lead (`ㅍㅏㄴㅁㅐ`, `ㅍ ㅏ ㄴ ㅁ ㅐ`): NFKD makes every typed
+/// consonant a lead. As a Korean keyboard does, a typed consonant after a typed vowel is
+/// that syllable's final unless a vowel follows it (`판매`, and `ㅎㅗㅁㅌㅏㅇㅣ` is
+/// `홈타이`). Only typed jamo are read so: a consonant after a whole syllable (`좋아ㅋㅋ`) or
+/// a split one stays as it is, so both ways of [`Normalized::normalize_with`] agree.
+fn read_typed_finals(input: &str, chars: &mut [(char, u32, u32)]) {
+    let not_separator = |&(c, _, _): &(char, u32, u32)| !is_separator(c);
+    for i in 0..chars.len() {
+        let (c, s, _) = chars[i];
+        let Some(t) = final_of(c).filter(|_| is_compat_jamo(input, s, false)) else {
+            continue;
+        };
+        let after_typed_vowel = chars[..i]
+            .iter()
+            .rev()
+            .find(|x| not_separator(x))
+            .is_some_and(|&(p, ps, _)| is_v(p) && is_compat_jamo(input, ps, true));
+        let vowel_next = chars[i + 1..]
+            .iter()
+            .find(|x| not_separator(x))
+            .is_some_and(|&(n, _, _)| is_v(n) || latin_vowel(n).is_some());
+        if after_typed_vowel && !vowel_next {
+            chars[i].0 = t;
+        }
+    }
 }
 
 /// Latin letters spammers write in place of a vowel jamo after an initial consonant.
@@ -536,6 +586,12 @@ mod tests {
             ("㉠ㅏ", "가"),
             ("카\u{200B}지\u{FEFF}노", "카지노"),
             ("바카라 ㅋㅋ", "바카라ᄏᄏ"),
+            ("ㅍㅏㄴㅁㅐ", "판매"),
+            ("떨 ㅍ ㅏ ㄴ ㅁ ㅐ", "떨판매"),
+            ("ㅎ ㅗ ㅁ ㅌ ㅏ ㅇ ㅣ 출 장", "홈타이출장"),
+            ("ㅋㅏㅈㅣㄴㅗ", "카지노"),
+            ("좋아ㅋㅋ", "좋아ᄏᄏ"),
+            ("ㅇㅋ ㅇㅋ", "ᄋᄏᄋᄏ"),
         ] {
             assert_eq!(canon(input), want, "{input}");
         }

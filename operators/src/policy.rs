@@ -152,7 +152,10 @@ impl ScriptPolicy {
 
     /// The fitted log-odds of spam from the classifier, the rule categories and the pairs
     /// it was fitted with; `rest` gets every other enforcing signal (to join by noisy-OR),
-    /// `paired` each fitted pair that met and the log-odds it added.
+    /// `paired` each fitted pair that met and the log-odds it added. A rule that blocks
+    /// whatever the score (`hint = "block"`) is not weighed with its category: the
+    /// category's weight is fitted on the rules that leave the decision to the score
+    /// (see `fit_script` in the trainer).
     pub fn log_odds<'s, 'p>(
         &'p self,
         signals: &'s [Signal],
@@ -166,7 +169,10 @@ impl ScriptPolicy {
                 let lo = f64::from(s.log_odds.unwrap_or(0.0));
                 z += self.classifier
                     * lo.clamp(-CLASSIFIER_LOG_ODDS_CLAMP, CLASSIFIER_LOG_ODDS_CLAMP);
-            } else if s.operator == "pattern" && self.categories.contains_key(s.category.as_ref()) {
+            } else if s.operator == "pattern"
+                && s.hint != ActionHint::Block
+                && self.categories.contains_key(s.category.as_ref())
+            {
                 match strongest
                     .iter_mut()
                     .find(|(c, _)| *c == s.category.as_ref())
@@ -751,6 +757,35 @@ mod tests {
         };
         let v = decide(&[classifier(-9.0), quota]);
         assert_eq!((v.action, v.retry_after_ms), (Action::Throttle, Some(500)));
+    }
+
+    #[test]
+    fn a_rule_that_blocks_whatever_the_score_is_not_weighed_with_its_category() {
+        let m = fitted_model();
+        let script = &m.header.policy.korean;
+        let z = |signals: &[Signal]| {
+            let mut rest = Vec::new();
+            let z = script.log_odds(signals, |s| rest.push(s.code.to_string()), |_, _| {});
+            (z, rest)
+        };
+        let soft = Signal::new("pattern", "loan.illegal", "loan", 80);
+        let hard = Signal {
+            hint: ActionHint::Block,
+            ..Signal::new("pattern", "loan.hard", "loan", 80)
+        };
+        assert_eq!(
+            z(&[classifier(1.0), soft.clone()]),
+            (1.0 + 2.0 * 0.8, vec![])
+        );
+        // The hard rule joins by noisy-OR instead, and blocks by its hint.
+        assert_eq!(
+            z(&[classifier(1.0), hard.clone()]),
+            (1.0, vec!["loan.hard".to_string()])
+        );
+        assert_eq!(
+            decide_with(&m, &[classifier(-9.0), hard]).action,
+            Action::Block
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn judge(
 
 /// The Korean test sets (never trained on).
 fn test_sets() -> Vec<PathBuf> {
-    (1..=39)
+    (1..=40)
         .map(|i| match i {
             1 => corpus("ko-test.jsonl"),
             i => corpus(&format!("ko-test-{i}.jsonl")),

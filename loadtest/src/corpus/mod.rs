@@ -1280,7 +1280,7 @@ impl Corpus {
                             out.push(lead);
                             out.push(char::from_u32(0x314F + v).unwrap_or(c));
                             if t > 0 {
-                                out.push(char::from_u32(0x11A7 + t).unwrap_or(c));
+                                out.push(COMPAT_FINALS[t as usize - 1]);
                             }
                         }
                         None => out.push(c),
@@ -1316,6 +1316,12 @@ impl Corpus {
 const COMPAT_LEADS: [char; 19] = [
     'ㄱ', 'ㄲ', 'ㄴ', 'ㄷ', 'ㄸ', 'ㄹ', 'ㅁ', 'ㅂ', 'ㅃ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅉ', 'ㅊ', 'ㅋ',
     'ㅌ', 'ㅍ', 'ㅎ',
+];
+
+/// The keyboard's jamo for each final consonant, as people type them (`ㅍㅏㄴ`).
+const COMPAT_FINALS: [char; 27] = [
+    'ㄱ', 'ㄲ', 'ㄳ', 'ㄴ', 'ㄵ', 'ㄶ', 'ㄷ', 'ㄹ', 'ㄺ', 'ㄻ', 'ㄼ', 'ㄽ', 'ㄾ', 'ㄿ', 'ㅀ', 'ㅁ',
+    'ㅂ', 'ㅄ', 'ㅅ', 'ㅆ', 'ㅇ', 'ㅈ', 'ㅊ', 'ㅋ', 'ㅌ', 'ㅍ', 'ㅎ',
 ];
 
 /// The Latin letter spammers write for a vowel (`ㅏ` -> `r`, `ㅐ` -> `H`), if any.

@@ -11,7 +11,8 @@
 //!    every training example: the policy must be fitted on scores the classifier did not
 //!    see while training, or it learns to trust it too much.
 //! 3. The policy (logistic regression over the classifier's log-odds and each rule
-//!    category's strongest score; category weights kept non-negative) is fitted on those
+//!    category's strongest score, rules that block whatever the score left out; category
+//!    weights kept non-negative) is fitted on those
 //!    out-of-fold scores, and its thresholds are the lowest that keep ham blocked (and
 //!    labelled) within the stated budgets on them.
 //! 4. The final classifier and category head are trained on the whole training side.
@@ -31,7 +32,7 @@ use crate::normalize::Normalized;
 use crate::policy::{
     has_hangul, CategoryPair, FittedPolicy, ScriptPolicy, CLASSIFIER_LOG_ODDS_CLAMP,
 };
-use crate::Signal;
+use crate::{ActionHint, Signal};
 
 /// One labelled text (other fields on a line are ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -592,7 +593,9 @@ fn fit_script(
     cfg: &TrainConfig,
 ) -> ScriptPolicy {
     let k = categories.len();
-    // Each row's strongest score per category (0..=1).
+    // Each row's strongest score per category (0..=1). A rule that blocks whatever the
+    // score is left out: it decides its rows itself, and its hits, all on spam, would
+    // raise its category's weight for the rules that leave the decision to the score.
     let cat_scores: Vec<Vec<f64>> = rows
         .iter()
         .map(|r| {
@@ -600,7 +603,7 @@ fn fit_script(
             for s in r
                 .signals
                 .iter()
-                .filter(|s| s.operator == "pattern" && !s.shadow)
+                .filter(|s| s.operator == "pattern" && !s.shadow && s.hint != ActionHint::Block)
             {
                 if let Some(c) = categories.iter().position(|c| c == s.category.as_ref()) {
                     x[c] = f64::max(x[c], f64::from(s.score.min(100)) / 100.0);
