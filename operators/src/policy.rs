@@ -84,6 +84,14 @@ pub struct CategoryPair {
     pub weight: f64,
 }
 
+/// Whether the fitted policy weighs `s` with its rule category (training and run time
+/// alike): a pattern rule's finding, not in shadow, from a rule that leaves the decision to
+/// the score. A rule that blocks whatever the score decides its messages itself; weighed,
+/// its hits (all on spam) would raise its category's weight for the other rules.
+pub fn weighed_with_category(s: &Signal) -> bool {
+    s.operator == "pattern" && !s.shadow && s.hint != ActionHint::Block
+}
+
 /// Whether `text` has Hangul (syllables or jamo): the fitted policy's script split.
 pub fn has_hangul(text: &str) -> bool {
     text.chars()
@@ -152,10 +160,8 @@ impl ScriptPolicy {
 
     /// The fitted log-odds of spam from the classifier, the rule categories and the pairs
     /// it was fitted with; `rest` gets every other enforcing signal (to join by noisy-OR),
-    /// `paired` each fitted pair that met and the log-odds it added. A rule that blocks
-    /// whatever the score (`hint = "block"`) is not weighed with its category: the
-    /// category's weight is fitted on the rules that leave the decision to the score
-    /// (see `fit_script` in the trainer).
+    /// `paired` each fitted pair that met and the log-odds it added. Only findings
+    /// [`weighed_with_category`] count towards their category.
     pub fn log_odds<'s, 'p>(
         &'p self,
         signals: &'s [Signal],
@@ -169,9 +175,7 @@ impl ScriptPolicy {
                 let lo = f64::from(s.log_odds.unwrap_or(0.0));
                 z += self.classifier
                     * lo.clamp(-CLASSIFIER_LOG_ODDS_CLAMP, CLASSIFIER_LOG_ODDS_CLAMP);
-            } else if s.operator == "pattern"
-                && s.hint != ActionHint::Block
-                && self.categories.contains_key(s.category.as_ref())
+            } else if weighed_with_category(s) && self.categories.contains_key(s.category.as_ref())
             {
                 match strongest
                     .iter_mut()

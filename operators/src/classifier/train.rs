@@ -30,9 +30,10 @@ use super::model::{
 };
 use crate::normalize::Normalized;
 use crate::policy::{
-    has_hangul, CategoryPair, FittedPolicy, ScriptPolicy, CLASSIFIER_LOG_ODDS_CLAMP,
+    has_hangul, weighed_with_category, CategoryPair, FittedPolicy, ScriptPolicy,
+    CLASSIFIER_LOG_ODDS_CLAMP,
 };
-use crate::{ActionHint, Signal};
+use crate::Signal;
 
 /// One labelled text (other fields on a line are ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -593,18 +594,12 @@ fn fit_script(
     cfg: &TrainConfig,
 ) -> ScriptPolicy {
     let k = categories.len();
-    // Each row's strongest score per category (0..=1). A rule that blocks whatever the
-    // score is left out: it decides its rows itself, and its hits, all on spam, would
-    // raise its category's weight for the rules that leave the decision to the score.
+    // Each row's strongest score per category (0..=1), of the findings the policy weighs.
     let cat_scores: Vec<Vec<f64>> = rows
         .iter()
         .map(|r| {
             let mut x = vec![0.0; k];
-            for s in r
-                .signals
-                .iter()
-                .filter(|s| s.operator == "pattern" && !s.shadow && s.hint != ActionHint::Block)
-            {
+            for s in r.signals.iter().filter(|s| weighed_with_category(s)) {
                 if let Some(c) = categories.iter().position(|c| c == s.category.as_ref()) {
                     x[c] = f64::max(x[c], f64::from(s.score.min(100)) / 100.0);
                 }
