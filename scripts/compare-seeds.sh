@@ -15,11 +15,8 @@ candidate=$(realpath "$candidate")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
-uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
 base=("${data[@]}")
-if [ -f "$uci" ]; then
-  $bin/spamflow-loadtest uci --in "$uci" --half train > "$work/uci-sms-train.jsonl"
-else
+if [ -z "$uci_rows" ]; then
   echo "compare-seeds.sh: no UCI SMS Spam Collection at $uci: training without English SMS" >&2
 fi
 tests=()
@@ -28,7 +25,7 @@ for seed in 1 2 3; do
   for side in without with; do
     d=("${base[@]}")
     [ "$side" = with ] && d+=(--data "$candidate")
-    [ -f "$work/uci-sms-train.jsonl" ] && d+=(--data "$work/uci-sms-train.jsonl")
+    [ -n "$uci_rows" ] && d+=(--data "$uci_rows")
     model="$work/$side-$seed.sfm"
     $bin/spamflow train "${d[@]}" --seed "$seed" --policy-exclude-source synth --out "$model" > /dev/null 2>&1
     $bin/spamflow eval --model "$model" "${tests[@]}" --json 2> /dev/null > "$work/tests.json"

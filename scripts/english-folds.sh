@@ -7,12 +7,11 @@
 # e.g. --ham-block-budget 0.006. Reads only the UCI training half.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
-[ -f "$uci" ] || { echo "english-folds.sh: no UCI SMS Spam Collection at $uci (set SPAMFLOW_UCI)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
-$bin/spamflow-loadtest uci --in "$uci" --half train > "$work/uci.jsonl"
+[ -n "$uci_rows" ] || { echo "english-folds.sh: no UCI SMS Spam Collection at $uci (set SPAMFLOW_UCI)" >&2; exit 1; }
+mv "$uci_rows" "$work/uci.jsonl"
 for k in 0 1 2 3 4; do
   python3 -c '
 import json, sys

@@ -16,10 +16,8 @@ shift || true   # the rest: more `spamflow train` options, for a candidate
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
-uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
-if [ -f "$uci" ]; then
-  $bin/spamflow-loadtest uci --in "$uci" --half train > "$work/uci-sms-train.jsonl"
-  data+=(--data "$work/uci-sms-train.jsonl")
+if [ -n "$uci_rows" ]; then
+  data+=(--data "$uci_rows")
 else
   echo "model.sh: no UCI SMS Spam Collection at $uci: training without English SMS (set SPAMFLOW_UCI)" >&2
 fi

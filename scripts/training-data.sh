@@ -3,7 +3,10 @@
 # training data but the UCI half into $work, and sets `bin` and `data` (the --data options,
 # in the shipped model's order: the order moves the shuffles, so the same order gives the
 # same model bytes). SPAMFLOW_SETS=N takes hand-written sets 1..N only (default: every
-# ko-handwritten-N.jsonl there is).
+# ko-handwritten-N.jsonl there is). The UCI training half, when the collection is at `uci`
+# ($SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection), is written to `uci_rows`
+# ($work/uci-sms-train.jsonl; empty when there is none); each script says what it does
+# without it.
 cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
 bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
@@ -13,3 +16,9 @@ sets=$(ls operators/models/corpus/ko-handwritten-*.jsonl | wc -l)
 for i in $(seq 1 "${SPAMFLOW_SETS:-$sets}"); do
   data+=(--data "operators/models/corpus/ko-handwritten-$i.jsonl")
 done
+uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
+uci_rows=
+if [ -f "$uci" ]; then
+  uci_rows="$work/uci-sms-train.jsonl"
+  $bin/spamflow-loadtest uci --in "$uci" --half train > "$uci_rows"
+fi
