@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How a candidate training file changes the model, over seeds 1-3 (docs/classifier.md, how a
 # data or rule change is chosen): trains the shipped model's data (scripts/model.sh's, with
-# the UCI training half when found) without and with CANDIDATE.jsonl, seed by seed, and
+# the UCI training half and the Korean phishing dataset's when found) without and with
+# CANDIDATE.jsonl, seed by seed, and
 # prints for each model the Korean test sets' spam and ham blocked and labelled, and, when
 # SPAMFLOW_CHAT names the chatbot corpus's lines (scripts/chat-corpus.sh), how many of them
 # it blocks. SPAMFLOW_SETS=N trains on hand-written sets 1..N only (to compare a set that
@@ -26,6 +27,7 @@ for seed in 1 2 3; do
     d=("${base[@]}")
     [ "$side" = with ] && d+=(--data "$candidate")
     [ -n "$uci_rows" ] && d+=(--data "$uci_rows")
+    [ -n "$kor_rows" ] && d+=(--data "$kor_rows")
     model="$work/$side-$seed.sfm"
     $bin/spamflow train "${d[@]}" --seed "$seed" --policy-exclude-source synth --out "$model" > /dev/null 2>&1
     $bin/spamflow eval --model "$model" "${tests[@]}" --json 2> /dev/null > "$work/tests.json"

@@ -12,6 +12,8 @@ trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
 [ -n "$uci_rows" ] || { echo "english-folds.sh: no UCI SMS Spam Collection at $uci (set SPAMFLOW_UCI)" >&2; exit 1; }
 mv "$uci_rows" "$work/uci.jsonl"
+kor_data=()
+[ -n "$kor_rows" ] && kor_data=(--data "$kor_rows")
 for k in 0 1 2 3 4; do
   python3 -c '
 import json, sys
@@ -21,7 +23,7 @@ for line in sys.stdin:
     row["group"] = "fold" + k + ":" + row["text"]
     print(json.dumps(row, ensure_ascii=False))
 ' "$k" < "$work/uci.jsonl" > "$work/uci-sms-train.jsonl"
-  $bin/spamflow train "${data[@]}" --data "$work/uci-sms-train.jsonl" --seed 1 \
+  $bin/spamflow train "${data[@]}" --data "$work/uci-sms-train.jsonl" "${kor_data[@]}" --seed 1 \
     --policy-exclude-source synth --out "$work/model.sfm" --json "$@" 2>/dev/null > "$work/fold$k.json"
 done
 python3 - "$work" <<'PY'

@@ -5,7 +5,10 @@
 #   3. the hand-written Korean lines in operators/models/corpus/ko-handwritten-*.jsonl (each line
 #      carries its weight: 20, set 14 5);
 #   4. the training half of the UCI SMS Spam Collection, when the file is found at
-#      $SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection (checked by SHA-256).
+#      $SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection (checked by SHA-256);
+#   5. the training half of the Korean phishing dataset (scripts/kor-corpus.sh), when its CSV
+#      is found at $SPAMFLOW_KOR or ../shared/corpora/KOR_phishing_data_raw.csv (checked by
+#      SHA-256).
 # then `spamflow train --seed 1 --policy-exclude-source synth` and `spamflow eval` on the Korean test sets. Same sources,
 # same model bytes. See docs/classifier.md.
 #   scripts/model.sh [OUT [more spamflow train options]]
@@ -21,7 +24,12 @@ if [ -n "$uci_rows" ]; then
 else
   echo "model.sh: no UCI SMS Spam Collection at $uci: training without English SMS (set SPAMFLOW_UCI)" >&2
 fi
-# The policy is fitted on the hand-written, rule and UCI lines only (docs/classifier.md).
+if [ -n "$kor_rows" ]; then
+  data+=(--data "$kor_rows")
+else
+  echo "model.sh: no Korean phishing dataset at $kor: training without real Korean smishing (set SPAMFLOW_KOR)" >&2
+fi
+# The policy is fitted on the hand-written, rule, UCI and Korean phishing lines only (docs/classifier.md).
 $bin/spamflow train "${data[@]}" --seed 1 --policy-exclude-source synth --out "$out" "$@"
 echo "--- Korean test sets (never trained on):"
 tests=()

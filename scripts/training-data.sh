@@ -6,7 +6,10 @@
 # ko-handwritten-N.jsonl there is). The UCI training half, when the collection is at `uci`
 # ($SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection), is written to `uci_rows`
 # ($work/uci-sms-train.jsonl; empty when there is none); each script says what it does
-# without it.
+# without it. So is the training half of the Korean phishing dataset, when its CSV is at `kor`
+# ($SPAMFLOW_KOR or ../shared/corpora/KOR_phishing_data_raw.csv), to `kor_rows`
+# ($work/kor-phishing-train.jsonl, scripts/kor-corpus.sh); the shipped model reads it after
+# the UCI rows.
 cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
 bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
@@ -21,4 +24,10 @@ uci_rows=
 if [ -f "$uci" ]; then
   uci_rows="$work/uci-sms-train.jsonl"
   $bin/spamflow-loadtest uci --in "$uci" --half train > "$uci_rows"
+fi
+kor=${SPAMFLOW_KOR:-../shared/corpora/KOR_phishing_data_raw.csv}
+kor_rows=
+if [ -f "$kor" ]; then
+  kor_rows="$work/kor-phishing-train.jsonl"
+  scripts/kor-corpus.sh "$kor" train > "$kor_rows"
 fi
