@@ -1,4 +1,4 @@
-# Sourced by scripts/model.sh, english-folds.sh, test-overlap.sh and compare-seeds.sh (from
+# Sourced by scripts/model.sh, folds.sh, test-overlap.sh and compare-seeds.sh (from
 # the repository root, with $work set): builds the binaries, writes the shipped model's
 # training data but the UCI half into $work, and sets `bin` and `data` (the --data options,
 # in the shipped model's order: the order moves the shuffles, so the same order gives the
