@@ -17,17 +17,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
 base=("${data[@]}")
-if [ -z "$uci_rows" ]; then
-  echo "compare-seeds.sh: no UCI SMS Spam Collection at $uci: training without English SMS" >&2
-fi
 tests=()
 for f in operators/models/corpus/ko-test*.jsonl; do tests+=(--data "$f"); done
 for seed in 1 2 3; do
   for side in without with; do
     d=("${base[@]}")
     [ "$side" = with ] && d+=(--data "$candidate")
-    [ -n "$uci_rows" ] && d+=(--data "$uci_rows")
-    [ -n "$kor_rows" ] && d+=(--data "$kor_rows")
+    d+=("${real[@]}")
     model="$work/$side-$seed.sfm"
     $bin/spamflow train "${d[@]}" --seed "$seed" --policy-exclude-source synth --out "$model" > /dev/null 2>&1
     $bin/spamflow eval --model "$model" "${tests[@]}" --json 2> /dev/null > "$work/tests.json"

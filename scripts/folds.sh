@@ -21,8 +21,7 @@ case "$corpus" in
   kor) rows=$kor_rows source=kor-phishing-train key=group ;;
   *) echo "folds.sh: the corpus is uci or kor, not $corpus" >&2; exit 2 ;;
 esac
-[ -n "$uci_rows" ] || { echo "folds.sh: no UCI SMS Spam Collection at $uci (set SPAMFLOW_UCI)" >&2; exit 1; }
-[ -n "$kor_rows" ] || { echo "folds.sh: no Korean phishing dataset at $kor (set SPAMFLOW_KOR)" >&2; exit 1; }
+[ -n "$rows" ] || { echo "folds.sh: no $corpus corpus to hold out (above)" >&2; exit 1; }
 mv "$rows" "$work/rows.jsonl"
 for k in 0 1 2 3 4; do
   python3 -c '
@@ -33,7 +32,7 @@ for line in sys.stdin:
     row["group"] = "fold" + k + ":" + row[key]
     print(json.dumps(row, ensure_ascii=False))
 ' "$k" "$key" < "$work/rows.jsonl" > "$rows"
-  $bin/spamflow train "${data[@]}" --data "$uci_rows" --data "$kor_rows" --seed 1 \
+  $bin/spamflow train "${data[@]}" "${real[@]}" --seed 1 \
     --policy-exclude-source synth --out "$work/model.sfm" --json "$@" 2>/dev/null > "$work/fold$k.json"
 done
 python3 - "$work" "$source" <<'PY'

@@ -19,18 +19,8 @@ shift || true   # the rest: more `spamflow train` options, for a candidate
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
-if [ -n "$uci_rows" ]; then
-  data+=(--data "$uci_rows")
-else
-  echo "model.sh: no UCI SMS Spam Collection at $uci: training without English SMS (set SPAMFLOW_UCI)" >&2
-fi
-if [ -n "$kor_rows" ]; then
-  data+=(--data "$kor_rows")
-else
-  echo "model.sh: no Korean phishing dataset at $kor: training without real Korean smishing (set SPAMFLOW_KOR)" >&2
-fi
 # The policy is fitted on the hand-written, rule, UCI and Korean phishing lines only (docs/classifier.md).
-$bin/spamflow train "${data[@]}" --seed 1 --policy-exclude-source synth --out "$out" "$@"
+$bin/spamflow train "${data[@]}" "${real[@]}" --seed 1 --policy-exclude-source synth --out "$out" "$@"
 echo "--- Korean test sets (never trained on):"
 tests=()
 for f in operators/models/corpus/ko-test*.jsonl; do tests+=(--data "$f"); done

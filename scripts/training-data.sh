@@ -3,13 +3,13 @@
 # training data but the UCI half into $work, and sets `bin` and `data` (the --data options,
 # in the shipped model's order: the order moves the shuffles, so the same order gives the
 # same model bytes). SPAMFLOW_SETS=N takes hand-written sets 1..N only (default: every
-# ko-handwritten-N.jsonl there is). The UCI training half, when the collection is at `uci`
-# ($SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection), is written to `uci_rows`
-# ($work/uci-sms-train.jsonl; empty when there is none); each script says what it does
-# without it. So is the training half of the Korean phishing dataset, when its CSV is at `kor`
+# ko-handwritten-N.jsonl there is). The real corpora, which are not in the repository, come
+# after those: the UCI training half, when the collection is at `uci` ($SPAMFLOW_UCI or
+# ../shared/corpora/SMSSpamCollection), is written to `uci_rows`
+# ($work/uci-sms-train.jsonl), and the Korean phishing dataset's, when its CSV is at `kor`
 # ($SPAMFLOW_KOR or ../shared/corpora/KOR_phishing_data_raw.csv), to `kor_rows`
-# ($work/kor-phishing-train.jsonl, scripts/kor-corpus.sh); the shipped model reads it after
-# the UCI rows.
+# ($work/kor-phishing-train.jsonl, scripts/kor-corpus.sh); each is empty, with a line on
+# stderr, when its file is not there. `real` holds the --data options of those written.
 cargo build --release -q -p spamflow-pipeline --bin spamflow -p spamflow-loadtest --bin spamflow-loadtest
 bin=target/release
 $bin/spamflow-loadtest corpus --seed 11 --count 60000 > "$work/synth.jsonl"
@@ -20,14 +20,19 @@ for i in $(seq 1 "${SPAMFLOW_SETS:-$sets}"); do
   data+=(--data "operators/models/corpus/ko-handwritten-$i.jsonl")
 done
 uci=${SPAMFLOW_UCI:-../shared/corpora/SMSSpamCollection}
-uci_rows=
+uci_rows= kor_rows= real=()
 if [ -f "$uci" ]; then
   uci_rows="$work/uci-sms-train.jsonl"
   $bin/spamflow-loadtest uci --in "$uci" --half train > "$uci_rows"
+  real+=(--data "$uci_rows")
+else
+  echo "$(basename "$0"): no UCI SMS Spam Collection at $uci: training without English SMS (set SPAMFLOW_UCI)" >&2
 fi
 kor=${SPAMFLOW_KOR:-../shared/corpora/KOR_phishing_data_raw.csv}
-kor_rows=
 if [ -f "$kor" ]; then
   kor_rows="$work/kor-phishing-train.jsonl"
   scripts/kor-corpus.sh "$kor" train > "$kor_rows"
+  real+=(--data "$kor_rows")
+else
+  echo "$(basename "$0"): no Korean phishing dataset at $kor: training without real Korean smishing (set SPAMFLOW_KOR)" >&2
 fi
