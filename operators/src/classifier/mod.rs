@@ -482,10 +482,9 @@ mod tests {
         shifted.header.hangul_bias = Some(korean + 1.0);
         let ko = "오늘만 특가 이벤트";
         let en = "see you at the station";
-        assert_eq!(
-            w.score(&shifted, ko).log_odds,
-            w.score(&model, ko).log_odds + 1.0
-        );
+        // The bias is added in f32 with the features' sum, so the shift is one up to rounding.
+        let shift = w.score(&shifted, ko).log_odds - w.score(&model, ko).log_odds;
+        assert!((shift - 1.0).abs() < 1e-5, "shifted by {shift}");
         assert_eq!(w.score(&shifted, en).log_odds, w.score(&model, en).log_odds);
         // A header written before the field has one bias for all text.
         let json = serde_json::to_value(&model.header).unwrap();
