@@ -65,9 +65,17 @@ fn judge(
     chain.process(&ctx, ev.submitted_at).into_owned()
 }
 
-/// The Korean test sets (never trained on).
+/// The Korean test sets (never trained on): `ko-test.jsonl`, then `ko-test-2.jsonl` on, as
+/// many as there are.
 fn test_sets() -> Vec<PathBuf> {
-    (1..=40)
+    let sets = std::fs::read_dir(corpus(""))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("ko-test")
+        })
+        .count();
+    (1..=sets)
         .map(|i| match i {
             1 => corpus("ko-test.jsonl"),
             i => corpus(&format!("ko-test-{i}.jsonl")),
