@@ -321,12 +321,8 @@ fn a_death_inside_a_commit_loses_and_duplicates_nothing() {
             !status.success() && log.contains("aborting inside commit 2"),
             "{point}: {status}; log:\n{log}"
         );
-        let mut child = spawn_pipeline(
-            &cfg,
-            "commit-abort",
-            &config,
-            &dir.path().join("second.log"),
-        );
+        let second_log = dir.path().join("second.log");
+        let mut child = spawn_pipeline(&cfg, "commit-abort", &config, &second_log);
         producer.join().unwrap();
         let got = verdicts(&read_topic(
             &brokers,
@@ -334,9 +330,18 @@ fn a_death_inside_a_commit_loses_and_duplicates_nothing() {
             2,
             evs.len(),
             Duration::from_secs(2),
-            Duration::from_secs(120),
+            Duration::from_secs(180),
         ));
         assert!(terminate(&mut child).success());
+        if got.len() != evs.len() {
+            // What the restarted instance was doing, for the failure below.
+            let log = std::fs::read_to_string(&second_log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!(
+                "{point}: the restarted instance's log, last lines first:\n{}",
+                tail.join("\n")
+            );
+        }
         assert_exactly_once(&got, &ids(&evs));
         assert_offsets_committed(&cfg, 2);
     }
