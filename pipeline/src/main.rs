@@ -282,6 +282,24 @@ struct NumberChange {
     reason: String,
 }
 
+impl ReportedCmd {
+    fn common(&self) -> &NumbersArgs {
+        match self {
+            ReportedCmd::List { common, .. } | ReportedCmd::Lift { common, .. } => common,
+        }
+    }
+}
+
+impl RegistryCmd {
+    fn brokers(&self) -> Option<&String> {
+        match self {
+            RegistryCmd::Put { brokers, .. }
+            | RegistryCmd::Delete { brokers, .. }
+            | RegistryCmd::Load { brokers, .. } => brokers.as_ref(),
+        }
+    }
+}
+
 impl NumbersCmd {
     fn common(&self) -> &NumbersArgs {
         match self {
@@ -493,88 +511,21 @@ impl RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let overrides = match &cli.cmd {
-        Cmd::Run(a) => a.overrides(),
-        Cmd::CreateTopics {
-            brokers: Some(b), ..
-        }
-        | Cmd::Tap(TapCli {
-            brokers: Some(b), ..
-        })
-        | Cmd::Stats(StatsCli {
-            brokers: Some(b), ..
-        })
-        | Cmd::Numbers {
-            cmd:
-                NumbersCmd::List {
-                    common:
-                        NumbersArgs {
-                            brokers: Some(b), ..
-                        },
-                    ..
-                }
-                | NumbersCmd::Show {
-                    common:
-                        NumbersArgs {
-                            brokers: Some(b), ..
-                        },
-                    ..
-                }
-                | NumbersCmd::Suspend {
-                    common:
-                        NumbersArgs {
-                            brokers: Some(b), ..
-                        },
-                    ..
-                }
-                | NumbersCmd::Release {
-                    common:
-                        NumbersArgs {
-                            brokers: Some(b), ..
-                        },
-                    ..
-                }
-                | NumbersCmd::Proposals {
-                    common:
-                        NumbersArgs {
-                            brokers: Some(b), ..
-                        },
-                    ..
-                },
-        }
-        | Cmd::Report(ReportCli {
-            brokers: Some(b), ..
-        })
-        | Cmd::Reported {
-            cmd:
-                ReportedCmd::List {
-                    common:
-                        NumbersArgs {
-                            brokers: Some(b), ..
-                        },
-                    ..
-                }
-                | ReportedCmd::Lift {
-                    common:
-                        NumbersArgs {
-                            brokers: Some(b), ..
-                        },
-                    ..
-                },
-        }
-        | Cmd::Registry {
-            cmd:
-                RegistryCmd::Put {
-                    brokers: Some(b), ..
-                }
-                | RegistryCmd::Delete {
-                    brokers: Some(b), ..
-                }
-                | RegistryCmd::Load {
-                    brokers: Some(b), ..
-                },
-        } => json!({"kafka": {"brokers": b}}),
-        _ => json!({}),
+    // `--brokers` of the subcommands that talk to Kafka overrides kafka.brokers.
+    let brokers = match &cli.cmd {
+        Cmd::CreateTopics { brokers, .. }
+        | Cmd::Tap(TapCli { brokers, .. })
+        | Cmd::Stats(StatsCli { brokers, .. })
+        | Cmd::Report(ReportCli { brokers, .. }) => brokers.as_ref(),
+        Cmd::Numbers { cmd } => cmd.common().brokers.as_ref(),
+        Cmd::Reported { cmd } => cmd.common().brokers.as_ref(),
+        Cmd::Registry { cmd } => cmd.brokers(),
+        _ => None,
+    };
+    let overrides = match (&cli.cmd, brokers) {
+        (Cmd::Run(a), _) => a.overrides(),
+        (_, Some(b)) => json!({"kafka": {"brokers": b}}),
+        (_, None) => json!({}),
     };
     let mut overrides = overrides;
     if let Some(f) = &cli.log_format {
