@@ -522,12 +522,11 @@ fn main() -> ExitCode {
         Cmd::Registry { cmd } => cmd.brokers(),
         _ => None,
     };
-    let overrides = match (&cli.cmd, brokers) {
+    let mut overrides = match (&cli.cmd, brokers) {
         (Cmd::Run(a), _) => a.overrides(),
         (_, Some(b)) => json!({"kafka": {"brokers": b}}),
         (_, None) => json!({}),
     };
-    let mut overrides = overrides;
     if let Some(f) = &cli.log_format {
         overrides["log"]["format"] = json!(f);
     }
