@@ -375,6 +375,35 @@ fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
 }
 
 #[test]
+fn a_family_plea_from_a_dead_phone_for_the_cards_photos_is_blocked_and_the_news_alone_delivered() {
+    blocked_by_and_ham_delivered(
+        "smishing.family",
+        "아빠 나 폰이 갑자기 안 켜져서 수리점에 맡겼어 이 번호로 답장해 줘 카드 앞뒤 사진 좀 보내 줄래",
+        "아빠 나 폰이 갑자기 안 켜져서 수리점에 맡겼어 저녁에 집 전화로 연락할게",
+    );
+}
+
+#[test]
+fn an_acquaintance_past_a_transfer_limit_asking_to_pay_in_their_place_is_blocked() {
+    // A limit, a payment in the writer's place and a promise to repay; the same limit
+    // given as the reason for paying late asks nobody for anything.
+    blocked_by_and_ham_delivered(
+        "smishing.transfer_limit",
+        "부탁 하나만 할게 오늘 이체 한도가 차서 그런데 관리비 대신 입금해 줄 수 있어? 저녁에 바로 돌려줄게",
+        "이체 한도가 차서 관리비는 내일 아침에 입금할게",
+    );
+}
+
+#[test]
+fn cannabis_goods_offered_are_blocked_and_a_seizure_in_the_news_delivered() {
+    blocked_by_and_ham_delivered(
+        "drugs.cannabis_goods",
+        "대마 오일 카트리지 국내 재고 있어요 익명 배송 문의 주세요",
+        "대마 성분 젤리 몰래 들여오다 세관에서 적발됐대",
+    );
+}
+
+#[test]
 fn a_lovers_chat_opening_with_a_shortened_link_is_blocked_and_with_a_video_link_allowed() {
     blocked_by_and_ham_delivered(
         "adult.chat_lure",
@@ -436,6 +465,10 @@ fn a_payment_lure_that_says_if_it_was_not_you_is_blocked_and_the_issuers_notice_
         (
             "[OO카드] 1,480,000원 일시불 결제 완료 (해외) 결제한 적 없으면 연락 070-7713-2209",
             "[OO카드] 1,480,000원 일시불 결제 완료 (해외) 결제한 적 없으면 연락 1588-8100",
+        ),
+        (
+            "[OO페이] 1,480,000원 구매 확정 처리 직접 산 게 아니라면 070-7713-2209 연락",
+            "[OO페이] 1,480,000원 구매 확정 처리 직접 산 게 아니라면 1588-8100 연락",
         ),
     ]
     .into_iter()
