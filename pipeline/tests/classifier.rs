@@ -404,6 +404,17 @@ fn cannabis_goods_offered_are_blocked_and_a_seizure_in_the_news_delivered() {
 }
 
 #[test]
+fn an_institutions_name_on_a_throwaway_host_is_blocked_and_its_own_site_delivered() {
+    // The fitted policy only labelled such a lure: its two url rules and the impersonated
+    // office add little to a classifier that reads it as the office's notice.
+    blocked_by_and_ham_delivered(
+        "url.brand_throwaway_host",
+        "[국세청] 작년 귀속 세금 더 내신 금액 돌려드립니다 이번 주 안에 신청 nts-payout.info/a",
+        "[국세청] 작년 귀속 세금 환급 신청은 홈택스 www.hometax.go.kr 에서 하실 수 있습니다",
+    );
+}
+
+#[test]
 fn a_lovers_chat_opening_with_a_shortened_link_is_blocked_and_with_a_video_link_allowed() {
     blocked_by_and_ham_delivered(
         "adult.chat_lure",
