@@ -384,6 +384,17 @@ fn a_family_plea_from_a_dead_phone_for_the_cards_photos_is_blocked_and_the_news_
 }
 
 #[test]
+fn chat_about_a_family_lure_received_is_delivered_and_a_plea_relayed_for_an_aunt_blocked() {
+    // "Mum's phone is broken and she asks for money, it's all a scam": the three parts of
+    // the lure, told as news. A request passed on ("ask your aunt to send") is a plea.
+    blocked_by_and_ham_delivered(
+        "smishing.family",
+        "엄마 나 폰 액정 나가서 수리 맡겼어 이모한테 계좌번호 보내달라고 해 줘 급해",
+        "요새 가족인 척 폰 고장났다고 돈 보내달라는 문자 돈다더라 엄마도 조심해",
+    );
+}
+
+#[test]
 fn an_acquaintance_past_a_transfer_limit_asking_to_pay_in_their_place_is_blocked() {
     // A limit, a payment in the writer's place and a promise to repay; the same limit
     // given as the reason for paying late asks nobody for anything.
@@ -480,6 +491,14 @@ fn a_payment_lure_that_says_if_it_was_not_you_is_blocked_and_the_issuers_notice_
         (
             "[OO페이] 1,480,000원 구매 확정 처리 직접 산 게 아니라면 070-7713-2209 연락",
             "[OO페이] 1,480,000원 구매 확정 처리 직접 산 게 아니라면 1588-8100 연락",
+        ),
+        (
+            "[OO마켓] 해외 주문 1,280.00달러 결제 완료 주문하신 적 없으면 취소 접수 02-3127-5540",
+            "[OO마켓] 해외 주문 1,280.00달러 결제 완료 주문하신 적 없으면 취소 접수 1588-8100",
+        ),
+        (
+            "[OO카드] USD 980.50 승인 본인 사용이 아니면 070-7713-2209",
+            "[OO카드] USD 980.50 승인 본인 사용이 아니면 1588-8100",
         ),
     ]
     .into_iter()
