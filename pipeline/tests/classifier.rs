@@ -395,6 +395,17 @@ fn chat_about_a_family_lure_received_is_delivered_and_a_plea_relayed_for_an_aunt
 }
 
 #[test]
+fn a_recheck_lure_behind_a_naver_short_link_is_blocked_and_a_clinics_notice_delivered() {
+    // A check-up's result behind `me2.do`, Naver's shortener; the clinic's notice names no
+    // link at all.
+    blocked_by_and_ham_delivered(
+        "smishing.health_check",
+        "[건보] 이번 검진에서 재검 소견이 나왔습니다 결과지 확인 me2.do/Qa7vK",
+        "[○○내과] 검진 결과 이상 없습니다 재검은 내년 이맘때 받으세요",
+    );
+}
+
+#[test]
 fn an_acquaintance_past_a_transfer_limit_asking_to_pay_in_their_place_is_blocked() {
     // A limit, a payment in the writer's place and a promise to repay; the same limit
     // given as the reason for paying late asks nobody for anything.
