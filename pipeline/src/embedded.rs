@@ -85,6 +85,10 @@ pub struct Summary {
     pub missing: u64,
     /// Events with more than one verdict or DLQ record.
     pub duplicates: u64,
+    /// The first of them (at most [`DUPLICATES_NAMED`]), each with the places of its first
+    /// and its repeated answer: `emb-12: verdicts 2@4410, verdicts 2@4502` (topic,
+    /// partition@offset), so that a duplicate can be traced in the topics.
+    pub duplicated: Vec<String>,
     /// Verdicts per second over the replay.
     pub events_per_s: f64,
     /// submitted_at -> verdict readable.
@@ -146,9 +150,29 @@ impl Summary {
     }
 }
 
+/// How many duplicated events a summary names.
+pub const DUPLICATES_NAMED: usize = 10;
+
+/// Where an answer was read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Place {
+    dlq: bool,
+    partition: i32,
+    offset: i64,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let topic = if self.dlq { "dlq" } else { "verdicts" };
+        write!(f, "{topic} {}@{}", self.partition, self.offset)
+    }
+}
+
 /// Per-event accounting: index = replay sequence number.
 struct Ledger {
-    seen: Mutex<Vec<u8>>,
+    /// Answers read per event, and where the first was read.
+    seen: Mutex<Vec<(u8, Place)>>,
+    duplicated: Mutex<Vec<String>>,
     produced: AtomicU64,
     malformed: AtomicU64,
     verdicts: AtomicU64,
@@ -165,6 +189,7 @@ impl Ledger {
         let h = || Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
         Ledger {
             seen: Mutex::new(Vec::new()),
+            duplicated: Mutex::new(Vec::new()),
             produced: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             verdicts: AtomicU64::new(0),
@@ -177,24 +202,30 @@ impl Ledger {
         }
     }
 
-    fn mark(&self, seq: usize) {
+    fn mark(&self, seq: usize, at: Place) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len() <= seq {
-            seen.resize(seq + 1, 0);
+            seen.resize(seq + 1, (0, Place::default()));
         }
-        if seen[seq] > 0 {
+        let (count, first) = &mut seen[seq];
+        if *count > 0 {
             self.duplicates.fetch_add(1, Relaxed);
+            let mut named = self.duplicated.lock().unwrap_or_else(|e| e.into_inner());
+            if named.len() < DUPLICATES_NAMED {
+                named.push(format!("emb-{seq}: {first}, {at}"));
+            }
         } else {
             self.answered.fetch_add(1, Relaxed);
+            *first = at;
         }
-        seen[seq] = seen[seq].saturating_add(1);
+        *count = count.saturating_add(1);
     }
 
     fn missing(&self) -> u64 {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let produced = self.produced.load(Relaxed) as usize;
         (0..produced)
-            .filter(|i| seen.get(*i).copied().unwrap_or(0) == 0)
+            .filter(|i| seen.get(*i).is_none_or(|(count, _)| *count == 0))
             .count() as u64
     }
 }
@@ -410,6 +441,11 @@ pub fn run(
         dlq: ledger.dlq.load(Relaxed),
         missing: ledger.missing(),
         duplicates: ledger.duplicates.load(Relaxed),
+        duplicated: ledger
+            .duplicated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
         events_per_s: verdicts_out as f64 / duration.as_secs_f64().max(1e-9),
         latency,
         commits: metrics.commits.load(Relaxed),
@@ -422,9 +458,14 @@ pub fn run(
     }
     if summary.missing > 0 || summary.duplicates > 0 {
         anyhow::bail!(
-            "{} events got no verdict and {} got more than one",
+            "{} events got no verdict and {} got more than one{}",
             summary.missing,
-            summary.duplicates
+            summary.duplicates,
+            if summary.duplicated.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", summary.duplicated.join("; "))
+            }
         );
     }
     Ok(summary)
@@ -514,7 +555,7 @@ fn observe(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow:
                 .and_then(|s| s.parse().ok());
             if let Some(seq) = seq {
                 ledger.dlq.fetch_add(1, Relaxed);
-                ledger.mark(seq);
+                ledger.mark(seq, place(&m, true));
             }
             continue;
         }
@@ -551,7 +592,42 @@ fn observe(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow:
             .unwrap_or_else(|e| e.into_inner())
             .entry(v.action.as_str().to_owned())
             .or_default() += 1;
-        ledger.mark(seq);
+        ledger.mark(seq, place(&m, false));
     }
     Ok(())
+}
+
+fn place(m: &impl Message, dlq: bool) -> Place {
+    Place {
+        dlq,
+        partition: m.partition(),
+        offset: m.offset(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_names_a_duplicate_with_both_places_and_counts_the_missing() {
+        let ledger = Ledger::new();
+        ledger.produced.store(4, Relaxed);
+        let at = |dlq, partition, offset| Place {
+            dlq,
+            partition,
+            offset,
+        };
+        ledger.mark(0, at(false, 1, 10));
+        ledger.mark(2, at(true, 0, 3));
+        ledger.mark(0, at(false, 2, 11));
+        assert_eq!(ledger.duplicates.load(Relaxed), 1);
+        assert_eq!(ledger.answered.load(Relaxed), 2);
+        assert_eq!(
+            *ledger.duplicated.lock().unwrap(),
+            ["emb-0: verdicts 1@10, verdicts 2@11"]
+        );
+        // Events 1 and 3 got nothing.
+        assert_eq!(ledger.missing(), 2);
+    }
 }
