@@ -150,9 +150,6 @@ pub fn run(
                 .heartbeat_ms
                 .store(crate::metrics::mono_ms(), Relaxed);
             let mut core = lock(&ctx.core);
-            if core.restores.count() > 0 {
-                core.resume_restored(&consumer);
-            }
             match polled {
                 Some(Ok(m)) => {
                     core.accept(&consumer, &m);
@@ -183,6 +180,12 @@ pub fn run(
                     core.dispatch();
                     undispatched = false;
                 }
+            }
+            // After the polled record is accepted: one of a partition whose restore has
+            // just ended was fetched before the partition's resume and seek, so it is one
+            // read while restoring (read again after the seek), not one to process now.
+            if core.restores.count() > 0 {
+                core.resume_restored(&consumer);
             }
             // Checkpoints advance whenever the fetched records have run out (and at
             // each cut), not per record.
@@ -488,7 +491,14 @@ impl Core {
 
     fn accept<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, m: &BorrowedMessage<'_>) {
         if self.restores.is_restoring(m.partition()) {
-            self.resume_at.entry(m.partition()).or_insert(m.offset());
+            self.resume_at.entry(m.partition()).or_insert_with(|| {
+                tracing::debug!(
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "a record of a partition being restored; it is read again after the restore"
+                );
+                m.offset()
+            });
             return;
         }
         if self.eos && !self.txn_open {
