@@ -86,8 +86,10 @@ pub struct Summary {
     /// Events with more than one verdict or DLQ record.
     pub duplicates: u64,
     /// The first of them (at most [`DUPLICATES_NAMED`]), each with the places of its first
-    /// and its repeated answer: `emb-12: verdicts 2@4410, verdicts 2@4502` (topic,
-    /// partition@offset), so that a duplicate can be traced in the topics.
+    /// and its repeated answer and of its submissions: `emb-12: verdicts 2@4410, verdicts
+    /// 2@4502; submitted at 0@3301` (topic, partition@offset), so that a duplicate can be
+    /// traced in the topics (two submissions: the replay duplicated it; one: the pipeline
+    /// judged it twice).
     pub duplicated: Vec<String>,
     /// Verdicts per second over the replay.
     pub events_per_s: f64,
@@ -97,6 +99,9 @@ pub struct Summary {
     pub commits: u64,
     /// Pipeline transactions aborted.
     pub aborts: u64,
+    /// Partition assignments and revocations the pipeline handled (2 in a run without a
+    /// rebalance: the first assignment and the revocation at shutdown).
+    pub rebalances: u64,
 }
 
 impl Summary {
@@ -138,6 +143,7 @@ impl Summary {
                 "commits / aborts",
                 format!("{} / {}", self.commits, self.aborts),
             ),
+            ("rebalances", self.rebalances.to_string()),
         ];
         let mut s = String::from(
             "+---------------------------+------------------------------------------+\n",
@@ -172,7 +178,8 @@ impl std::fmt::Display for Place {
 struct Ledger {
     /// Answers read per event, and where the first was read.
     seen: Mutex<Vec<(u8, Place)>>,
-    duplicated: Mutex<Vec<String>>,
+    /// The first duplicated events, each with where both answers were read.
+    duplicated: Mutex<Vec<(usize, String)>>,
     produced: AtomicU64,
     malformed: AtomicU64,
     verdicts: AtomicU64,
@@ -212,7 +219,7 @@ impl Ledger {
             self.duplicates.fetch_add(1, Relaxed);
             let mut named = self.duplicated.lock().unwrap_or_else(|e| e.into_inner());
             if named.len() < DUPLICATES_NAMED {
-                named.push(format!("emb-{seq}: {first}, {at}"));
+                named.push((seq, format!("emb-{seq}: {first}, {at}")));
             }
         } else {
             self.answered.fetch_add(1, Relaxed);
@@ -406,6 +413,30 @@ pub fn run(
     if let Some(h) = report_follower {
         let _ = h.join();
     }
+    // A duplicate is named with where its submission was read too: two submissions of
+    // one event (the replayer's fault) or one submission judged twice (the pipeline's).
+    let duplicated: Vec<String> = {
+        let named = ledger
+            .duplicated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let inputs = if named.is_empty() {
+            BTreeMap::new()
+        } else {
+            submissions_of(cfg, &brokers, named.iter().map(|(seq, _)| *seq)).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read the submissions of duplicated events");
+                BTreeMap::new()
+            })
+        };
+        named
+            .into_iter()
+            .map(|(seq, text)| match inputs.get(&seq) {
+                Some(at) => format!("{text}; submitted at {}", at.join(", ")),
+                None => text,
+            })
+            .collect()
+    };
     drop(mock);
     replay_result.context("replaying sample traffic")?;
     pipeline_result.context("pipeline")?;
@@ -441,15 +472,12 @@ pub fn run(
         dlq: ledger.dlq.load(Relaxed),
         missing: ledger.missing(),
         duplicates: ledger.duplicates.load(Relaxed),
-        duplicated: ledger
-            .duplicated
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
+        duplicated,
         events_per_s: verdicts_out as f64 / duration.as_secs_f64().max(1e-9),
         latency,
         commits: metrics.commits.load(Relaxed),
         aborts: metrics.aborts.load(Relaxed),
+        rebalances: metrics.rebalances.load(Relaxed),
     };
     print!("{}", summary.render());
     if let Some(path) = &opts.summary_json {
@@ -597,6 +625,56 @@ fn observe(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow:
     Ok(())
 }
 
+/// Where the submissions of events `seqs` are in the submissions topic (`partition@offset`,
+/// one per copy), read from the beginning to the end.
+fn submissions_of(
+    cfg: &Config,
+    brokers: &str,
+    seqs: impl Iterator<Item = usize>,
+) -> anyhow::Result<BTreeMap<usize, Vec<String>>> {
+    let wanted: std::collections::BTreeSet<usize> = seqs.collect();
+    let consumer: BaseConsumer = base_consumer_config(cfg, brokers)
+        .set("group.id", "spamflow-embedded-observer")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .context("creating the submissions reader")?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..cfg.embedded.partitions {
+        tpl.add_partition_offset(&cfg.topics.submissions, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let mut found: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut at_end = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while at_end.len() < cfg.embedded.partitions as usize {
+        anyhow::ensure!(Instant::now() < deadline, "reading submissions timed out");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let seq = m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<SubmissionEvent>(p).ok())
+                    .and_then(|e| e.message_id.strip_prefix("emb-")?.parse::<usize>().ok());
+                if let Some(seq) = seq.filter(|s| wanted.contains(s)) {
+                    found
+                        .entry(seq)
+                        .or_default()
+                        .push(format!("{}@{}", m.partition(), m.offset()));
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "submissions reader poll error"),
+            None => {}
+        }
+    }
+    for places in found.values_mut() {
+        places.sort();
+    }
+    Ok(found)
+}
+
 fn place(m: &impl Message, dlq: bool) -> Place {
     Place {
         dlq,
@@ -625,9 +703,41 @@ mod tests {
         assert_eq!(ledger.answered.load(Relaxed), 2);
         assert_eq!(
             *ledger.duplicated.lock().unwrap(),
-            ["emb-0: verdicts 1@10, verdicts 2@11"]
+            [(0, "emb-0: verdicts 1@10, verdicts 2@11".to_owned())]
         );
         // Events 1 and 3 got nothing.
         assert_eq!(ledger.missing(), 2);
+    }
+
+    #[test]
+    fn a_duplicated_event_is_found_in_the_submissions_once_per_copy() {
+        let mut cfg = Config::default();
+        cfg.embedded.partitions = 2;
+        let mock = MockCluster::new(1).unwrap();
+        let brokers = mock.bootstrap_servers();
+        mock.create_topic(&cfg.topics.submissions, 2, 1).unwrap();
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            base_config(&cfg, &brokers).create().unwrap();
+        let mut ev = sample::events().unwrap()[0].clone();
+        for (partition, id) in [(0, "emb-0"), (1, "emb-1"), (0, "emb-1"), (1, "emb-2")] {
+            ev.message_id = id.into();
+            let body = serde_json::to_vec(&ev).unwrap();
+            producer
+                .send(
+                    BaseRecord::<(), _>::to(&cfg.topics.submissions)
+                        .partition(partition)
+                        .payload(&body),
+                )
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let found = submissions_of(&cfg, &brokers, [1, 2, 7].into_iter()).unwrap();
+        assert_eq!(
+            found,
+            BTreeMap::from([
+                (1, vec!["0@1".to_owned(), "1@0".to_owned()]),
+                (2, vec!["1@1".to_owned()]),
+            ])
+        );
     }
 }
