@@ -552,16 +552,11 @@ fn replay(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow::
 
 /// Reads verdicts and DLQ records (read_committed) and marks each event answered.
 fn observe(cfg: &Config, brokers: &str, ledger: &Ledger, stop: &Stop) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = base_consumer_config(cfg, brokers)
-        .set("group.id", "spamflow-embedded-observer")
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = reader_config(cfg, brokers)
         .set("isolation.level", "read_committed")
         .create()
         .context("creating the verdict observer")?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..cfg.embedded.partitions {
-        tpl.add_partition_offset(&cfg.topics.verdicts, p, Offset::Beginning)?;
-    }
+    let mut tpl = from_start(&cfg.topics.verdicts, cfg.embedded.partitions)?;
     tpl.add_partition_offset(&cfg.topics.dlq, 0, Offset::Beginning)?;
     consumer.assign(&tpl)?;
     while !stop.is_set() {
@@ -633,17 +628,14 @@ fn submissions_of(
     seqs: impl Iterator<Item = usize>,
 ) -> anyhow::Result<BTreeMap<usize, Vec<String>>> {
     let wanted: std::collections::BTreeSet<usize> = seqs.collect();
-    let consumer: BaseConsumer = base_consumer_config(cfg, brokers)
-        .set("group.id", "spamflow-embedded-observer")
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = reader_config(cfg, brokers)
         .set("enable.partition.eof", "true")
         .create()
         .context("creating the submissions reader")?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..cfg.embedded.partitions {
-        tpl.add_partition_offset(&cfg.topics.submissions, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    consumer.assign(&from_start(
+        &cfg.topics.submissions,
+        cfg.embedded.partitions,
+    )?)?;
     let mut found: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut at_end = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -673,6 +665,23 @@ fn submissions_of(
         places.sort();
     }
     Ok(found)
+}
+
+/// The settings of the embedded run's own readers: they assign partitions and never commit.
+fn reader_config(cfg: &Config, brokers: &str) -> rdkafka::ClientConfig {
+    let mut c = base_consumer_config(cfg, brokers);
+    c.set("group.id", "spamflow-embedded-observer")
+        .set("enable.auto.commit", "false");
+    c
+}
+
+/// Partitions `0..partitions` of `topic`, each from its beginning.
+fn from_start(topic: &str, partitions: i32) -> anyhow::Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    Ok(tpl)
 }
 
 fn place(m: &impl Message, dlq: bool) -> Place {
