@@ -19,6 +19,10 @@
 //! counter_examples = ["카지노 영화 재밌더라"]
 //! ```
 //!
+//! A `[[define]]` names a piece of pattern that several rules share (a list of brands,
+//! of shorteners); a pattern writes `{{name}}` where it goes, and the pack compiles the
+//! pattern with the piece in its place. Names are pack-wide, and a piece uses no other.
+//!
 //! Every pattern of every rule gets its own Hyperscan id; the id maps back to (rule,
 //! slot). The pack's content hash (SHA-256 over file names and bytes) is its version.
 
@@ -62,6 +66,104 @@ struct RuleFile {
     rule: Vec<RuleDef>,
     #[serde(default)]
     list: Vec<ListDef>,
+    #[serde(default)]
+    define: Vec<Define>,
+}
+
+/// A named piece of pattern, written `{{name}}` in any rule's patterns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Define {
+    name: toml::Spanned<String>,
+    pattern: String,
+}
+
+/// The pack's definitions by name, with where each is written.
+#[derive(Default)]
+struct Defines(BTreeMap<String, (String, String)>);
+
+impl Defines {
+    /// Collects every file's `[[define]]`s; a name given twice, a name that is not
+    /// `[a-z0-9_]`, or a piece that uses another is refused.
+    fn collect(files: &[(&str, &str, RuleFile)], errors: &mut Vec<PackError>) -> Self {
+        let mut defines = Defines::default();
+        for (file, text, parsed) in files {
+            for d in &parsed.define {
+                let name = d.name.get_ref();
+                let line = line_of(text, d.name.span().start);
+                let bad = |detail: String| PackError::Rule {
+                    file: (*file).to_owned(),
+                    line,
+                    rule: format!("define {name}"),
+                    detail,
+                };
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    errors.push(bad("a name is lower-case letters, digits and `_`".into()));
+                } else if d.pattern.contains("{{") {
+                    errors.push(bad("a definition cannot use another".into()));
+                } else if let Some((_, prev)) = defines.0.get(name) {
+                    errors.push(bad(format!("defined twice (also at {prev})")));
+                } else {
+                    defines
+                        .0
+                        .insert(name.clone(), (d.pattern.clone(), format!("{file}:{line}")));
+                }
+            }
+        }
+        defines
+    }
+
+    /// A rule's patterns with the definitions in place, as (expression, line, slot), the
+    /// first in `first_slot`.
+    fn patterns(
+        &self,
+        file: &str,
+        text: &str,
+        rule: &str,
+        patterns: &[toml::Spanned<String>],
+        first_slot: usize,
+    ) -> Result<Vec<(String, usize, u8)>, PackError> {
+        patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let line = line_of(text, p.span().start);
+                let expr = self.expand(p.get_ref()).map_err(|detail| PackError::Rule {
+                    file: file.to_owned(),
+                    line,
+                    rule: rule.to_owned(),
+                    detail,
+                })?;
+                Ok((expr, line, (first_slot + i).min(255) as u8))
+            })
+            .collect()
+    }
+
+    /// `pattern` with each `{{name}}` replaced by that definition.
+    fn expand(&self, pattern: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(pattern.len());
+        let mut rest = pattern;
+        while let Some(open) = rest.find("{{") {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| format!("`{{{{` without `}}}}` in {pattern:?}"))?;
+            let name = &after[..close];
+            let (piece, _) = self
+                .0
+                .get(name)
+                .ok_or_else(|| format!("no definition named {name:?} in the pack"))?;
+            out.push_str(piece);
+            rest = &after[close + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -591,31 +693,28 @@ impl CompiledPack {
     pub fn compile(src: &PackSource) -> Result<CompiledPack, Vec<PackError>> {
         let t0 = Instant::now();
         let mut b = PackBuilder::default();
+        let mut files = Vec::with_capacity(src.rule_files.len());
         for (file, text) in &src.rule_files {
-            let parsed: RuleFile = match toml::from_str(text) {
-                Ok(p) => p,
-                Err(e) => {
-                    b.errors.push(PackError::Syntax {
-                        file: file.clone(),
-                        detail: e.to_string(),
-                    });
-                    continue;
-                }
-            };
+            match toml::from_str::<RuleFile>(text) {
+                Ok(parsed) => files.push((file.as_str(), text.as_str(), parsed)),
+                Err(e) => b.errors.push(PackError::Syntax {
+                    file: file.clone(),
+                    detail: e.to_string(),
+                }),
+            }
+        }
+        let defines = Defines::collect(&files, &mut b.errors);
+        for (file, text, parsed) in &files {
+            let (file, text) = (*file, *text);
             for r in &parsed.rule {
                 let line = line_of(text, r.id.span().start);
-                let exprs = r
-                    .patterns
-                    .iter()
-                    .enumerate()
-                    .map(|(slot, p)| {
-                        (
-                            p.get_ref().clone(),
-                            line_of(text, p.span().start),
-                            slot as u8,
-                        )
-                    })
-                    .collect();
+                let exprs = match defines.patterns(file, text, r.id.get_ref(), &r.patterns, 0) {
+                    Ok(exprs) => exprs,
+                    Err(e) => {
+                        b.errors.push(e);
+                        continue;
+                    }
+                };
                 let rule = Rule {
                     id: r.id.get_ref().clone(),
                     category: r.category.clone(),
@@ -635,7 +734,7 @@ impl CompiledPack {
                 let line = line_of(text, l.id.span().start);
                 let Some(list_text) = src.list_files.get(&l.file) else {
                     b.errors.push(PackError::Rule {
-                        file: file.clone(),
+                        file: file.to_owned(),
                         line,
                         rule: l.id.get_ref().clone(),
                         detail: format!("list file {:?} not found in the pack", l.file),
@@ -651,20 +750,20 @@ impl CompiledPack {
                     .collect();
                 if exprs.is_empty() {
                     b.errors.push(PackError::Rule {
-                        file: file.clone(),
+                        file: file.to_owned(),
                         line,
                         rule: l.id.get_ref().clone(),
                         detail: format!("list file {:?} is empty", l.file),
                     });
                     continue;
                 }
-                exprs.extend(l.requires.iter().enumerate().map(|(i, p)| {
-                    (
-                        p.get_ref().clone(),
-                        line_of(text, p.span().start),
-                        i as u8 + 1,
-                    )
-                }));
+                match defines.patterns(file, text, l.id.get_ref(), &l.requires, 1) {
+                    Ok(requires) => exprs.extend(requires),
+                    Err(e) => {
+                        b.errors.push(e);
+                        continue;
+                    }
+                }
                 let rule = Rule {
                     id: l.id.get_ref().clone(),
                     category: l.category.clone(),
@@ -869,5 +968,66 @@ mod tests {
                 .any(|e| e.contains("x.hspace") && e.contains("evidence spans")),
             "{shown:?}"
         );
+    }
+
+    fn pack(files: &[(&str, &str)]) -> Result<CompiledPack, Vec<String>> {
+        let mut src = PackSource::default();
+        for (name, text) in files {
+            src.add(name, (*text).to_owned());
+        }
+        src.list_files.insert("l.txt".into(), "bit.ly\n".into());
+        CompiledPack::compile(&src).map_err(|e| e.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_definition_is_compiled_in_place_in_every_rule_and_list_that_names_it() {
+        let compiled = pack(&[
+            ("a.toml", "[[define]]\nname = \"brand\"\npattern = 'kbank|nhbank'\n\n[[rule]]\nid = \"a.host\"\ncategory = \"url\"\npatterns = ['({{brand}})-[a-z]+\\.xyz']\nscore = 10\nexamples = [\"kbank-safe.xyz\"]\n"),
+            ("b.toml", "[[list]]\nid = \"b.lure\"\ncategory = \"url\"\nfile = \"l.txt\"\nrequires = ['{{brand}}']\nscore = 10\nexamples = [\"nhbank bit.ly/x\"]\n"),
+        ])
+        .unwrap();
+        let mut scan = BareScanner::new(std::sync::Arc::new(compiled));
+        assert_eq!(
+            scan.count(b"kbank-safe.xyz"),
+            2,
+            "the rule and the list's brand"
+        );
+        assert_eq!(scan.count(b"nhbank-x.xyz"), 2);
+        assert_eq!(scan.count(b"shinhan-safe.xyz"), 0);
+    }
+
+    #[test]
+    fn unknown_twice_defined_and_nested_definitions_are_refused_by_name_and_line() {
+        let rule = |p: &str| {
+            format!("[[rule]]\nid = \"x.r\"\ncategory = \"x\"\npatterns = ['{p}']\nscore = 10\nexamples = [\"a\"]\n")
+        };
+        let errors = pack(&[("x.toml", &rule("{{nowhere}}"))]).unwrap_err();
+        assert!(errors[0].starts_with("x.toml:4: rule x.r:"), "{errors:?}");
+        assert!(
+            errors[0].contains("no definition named \"nowhere\""),
+            "{errors:?}"
+        );
+
+        let unclosed = pack(&[("x.toml", &rule("{{a"))]).unwrap_err();
+        assert!(unclosed[0].contains("without"), "{unclosed:?}");
+
+        let define =
+            |name: &str, p: &str| format!("[[define]]\nname = \"{name}\"\npattern = '{p}'\n");
+        let twice = pack(&[
+            ("a.toml", &(define("d", "a") + &rule("{{d}}"))),
+            ("b.toml", &define("d", "b")),
+        ])
+        .unwrap_err();
+        assert_eq!(twice.len(), 1, "{twice:?}");
+        assert!(
+            twice[0].starts_with("b.toml:2: rule define d: defined twice (also at a.toml:2)"),
+            "{twice:?}"
+        );
+
+        let nested = pack(&[("a.toml", &(define("d", "{{e}}") + &define("e", "a")))]).unwrap_err();
+        assert!(nested[0].contains("cannot use another"), "{nested:?}");
+
+        let named = pack(&[("a.toml", &define("D-1", "a"))]).unwrap_err();
+        assert!(named[0].contains("lower-case"), "{named:?}");
     }
 }
