@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Which rules of a pack fire on labelled lines, and on how many spam and ham of each source
 # (docs/rules.md, "Checking a rule against the corpora"): each line goes through
-# `spamflow backtest --rules DIR` as a domestic message with the classifier off, and every
-# pattern reason is counted. With --show RULE, each line that rule fires on is printed too.
-# Message texts are printed only with --show, for the person writing the rule.
+# `spamflow backtest --rules DIR` as a domestic message with the classifier and the
+# per-sender operators off, and every pattern reason is counted. With --show RULE, each
+# line that rule fires on is printed too: message texts are printed only then, for the
+# person writing the rule.
 #   scripts/rule-hits.sh DIR FILE.jsonl... [--show RULE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,7 @@ cargo build --release -q -p spamflow-pipeline --bin spamflow
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 - "$work" "$@" <<'PY'
-import collections, datetime, json, os, subprocess, sys
-START = datetime.datetime(2026, 3, 1)
+import collections, json, os, subprocess, sys
 work, args = sys.argv[1], sys.argv[2:]
 show = None
 if "--show" in args:
@@ -38,12 +38,13 @@ with open(f"{work}/events.jsonl", "w", encoding="utf-8") as out:
             rows.append((label, row.get("source") or os.path.basename(f), text))
             out.write(json.dumps({
                 "schema_version": 1, "kind": "sms", "message_id": f"hits-{i}",
-                # One sender each and a second apart: no velocity or campaign state in play.
-                "sender": f"010{10000000 + i % 90000000:08d}", "recipient": "+821000000001",
-                "submitted_at": (START + datetime.timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "sender": "01012345678", "recipient": "+821000000001",
+                "submitted_at": "2026-03-01T09:00:00Z",
                 "origin": {"route": "domestic", "smsc": "rule-hits"}, "text": text,
             }, ensure_ascii=False) + "\n")
-env = dict(os.environ, SPAMFLOW_CLASSIFIER__ENABLED="false")
+# Only the rules count: no classifier, and no per-sender state for one sender's many lines.
+env = dict(os.environ, SPAMFLOW_CLASSIFIER__ENABLED="false",
+           SPAMFLOW_VELOCITY__ENABLED="false", SPAMFLOW_THROTTLE__ENABLED="false")
 subprocess.run(["target/release/spamflow", "backtest", "--events", f"{work}/events.jsonl",
                 "--out", f"{work}/verdicts.jsonl", "--rules", rules],
                env=env, check=True, stdout=subprocess.DEVNULL)
