@@ -140,6 +140,54 @@ fn the_family_lure_reads_a_request_to_receive_a_code() {
 }
 
 #[test]
+fn the_family_lure_reads_a_blocked_payment_or_transfer() {
+    assert_fires(
+        "smishing.family",
+        &[
+            "엄마 나 송금이 막혀서 그래 편의점에서 문상 사서 핀번호 찍어줘",
+            "아빠 인증이 막혔어 이 번호로 답장해줘",
+        ],
+        &[
+            "엄마 카드 결제가 막혀서 그냥 현금으로 냈어",
+            "아빠 이체가 정지돼서 은행 다녀왔어 이제 돼",
+        ],
+    );
+}
+
+#[test]
+fn the_hidden_link_lures_share_the_throwaway_domains_and_shorteners() {
+    // The throwaway top-level domains are `url.toml`'s `suspicious_tld` and a few more.
+    assert_fires(
+        "smishing.parcel_short_link",
+        &[
+            "택배 주소 재입력 바랍니다 parcel-kr.help/a1",
+            "배송 보류 상품 확인 dlv-center.sbs/q",
+            "소포 반송 예정 수령 일정 선택 url.kr/x7k",
+            "택배 도착 사진 보기 soo.gd/Ab3",
+            "배송지 확인 rebrand.ly/pk9",
+        ],
+        &[
+            "택배 왔어? 사진 찍어서 보내줘",
+            "[CJ대한통운] 배송 완료 https://trace.cjlogistics.com/next/tracking.html",
+        ],
+    );
+    assert_fires(
+        "smishing.invitation_link",
+        &["저희 결혼합니다 모바일 청첩장 wedcard.help/kim"],
+        &["저희 결혼합니다 다음 달에 밥 한번 먹자"],
+    );
+}
+
+#[test]
+fn the_payment_lure_reads_a_cancellation_asked_for_in_a_sentence() {
+    assert_fires(
+        "smishing.payment_phone",
+        &["[해외직구] 주문 1,120,000원 출금 예정 취소를 원하시면 02-2231-8890"],
+        &["[해피몰] 주문 1,120,000원 결제 완료 취소를 원하시면 1588-0000"],
+    );
+}
+
+#[test]
 fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     assert_fires(
         "smishing.invitation",
