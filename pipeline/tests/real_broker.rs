@@ -2246,7 +2246,7 @@ fn a_number_reported_by_enough_subscribers_is_suspended_everywhere_until_staff_r
     );
     assert!(!suspended_code(&verdicts_of(&["n-before"])[0]));
 
-    // The third reporter: both instances suspend the number, with the same record.
+    // The third reporter: the number is suspended on both instances, by the same record.
     reports::publish(&cfg, &brokers, &[report(3)]).unwrap();
     for f in [&a, &b] {
         f.wait_for("the suspension", |f| f.ops.registry.is_suspended(spammer));
@@ -2278,8 +2278,11 @@ fn a_number_reported_by_enough_subscribers_is_suspended_everywhere_until_staff_r
         Some(reports::AUTO_SUSPENDED_BY)
     );
     assert_eq!(trail[0].reporters, Some(3));
-    assert_eq!(a.metrics.numbers_suspended.load(Relaxed), 1);
-    assert_eq!(b.metrics.numbers_suspended.load(Relaxed), 1);
+    // Each instance that counts the third report publishes the suspension, unless it has
+    // already read the other's record from the registry topic: one or two publications.
+    let published =
+        a.metrics.numbers_suspended.load(Relaxed) + b.metrics.numbers_suspended.load(Relaxed);
+    assert!((1..=2).contains(&published), "{published} publications");
 
     // Staff release it: allowed again everywhere, and the trail says who and why.
     let release = numbers::change(
