@@ -188,6 +188,61 @@ fn the_payment_lure_reads_a_cancellation_asked_for_in_a_sentence() {
 }
 
 #[test]
+fn the_payment_lure_reads_yen_yuan_and_pounds() {
+    assert_fires(
+        "smishing.payment_phone",
+        &[
+            "[해외결제] 라쿠텐 JPY 138,000 승인 본인 거래 아니면 신고 02-4417-2093",
+            "[해외승인] ¥52,000 결제 본인 아닐 경우 문의 070-3318-2270",
+            "[국외결제] 타오바오 3,200위안 결제 완료 본인 구매가 아니면 02-771-3902",
+            "[해외결제] GBP 640 승인 주문하지 않으셨다면 취소 접수 031-552-7781",
+        ],
+        &[
+            "[○○카드] 해외 승인 JPY 138,000 본인 아닐 경우 1588-0000",
+            "[○○카드] 해외 승인 ¥52,000 고객센터 1544-0000",
+        ],
+    );
+}
+
+#[test]
+fn the_lures_without_a_link_read_a_number_written_with_spaces_or_dots() {
+    assert_fires(
+        "smishing.payment_phone",
+        &[
+            "[해외결제] 1,284,000원 승인 본인 아닐 경우 문의 02 3151 7720",
+            "[해외승인] 987,000원 결제 본인 사용 아니면 010.2231.4477",
+        ],
+        &["[해외결제] 1,284,000원 승인 본인 아닐 경우 문의 1588 0000"],
+    );
+    assert_fires(
+        "smishing.card_issued",
+        &["고객님 명의로 카드가 발급되었습니다 본인이 신청하지 않으셨다면 070 8842 3310"],
+        &["카드가 발급되었습니다 본인이 신청하지 않은 경우 1544 7000"],
+    );
+    assert_fires(
+        "smishing.investigation",
+        &["[경찰청] 귀하 명의 통장이 사기에 도용되어 조사 예정 담당 02.6912.4475"],
+        &["[경찰청] 명의 도용 보이스피싱 주의 의심 전화는 끊고 112 신고"],
+    );
+}
+
+#[test]
+fn the_civic_lure_reads_dumping_and_parking_enforcement_behind_a_throwaway_host() {
+    assert_fires(
+        "smishing.civic_notice",
+        &[
+            "[생활폐기물] 무단투기 단속 사진 확인 후 이의 신청 trash-fine.click/a",
+            "귀하 차량 불법주정차 단속 영상 열람 bit.ly/pk7Qx",
+            "[구청] 투기 장면 촬영 소명 자료 제출 dump-cctv.xyz/s",
+        ],
+        &[
+            "[○○구청] 불법 주정차 단속 안내 자세한 내용은 www.seoul.go.kr",
+            "무단투기 단속 사진 찍혔대 과태료 나온다더라",
+        ],
+    );
+}
+
+#[test]
 fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     assert_fires(
         "smishing.invitation",
