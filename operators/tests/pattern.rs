@@ -243,6 +243,36 @@ fn the_civic_lure_reads_dumping_and_parking_enforcement_behind_a_throwaway_host(
 }
 
 #[test]
+fn private_race_betting_rented_futures_accounts_and_wallet_drainers_are_read() {
+    assert_fires(
+        "gambling.racing",
+        &[
+            "경정 경륜 모바일로 베팅 가능 신규 가입 시 포인트",
+            "주말 경마 배당 보장 회원 전용 픽방 운영",
+        ],
+        &[
+            "경마공원 벚꽃 축제 주말에 가 볼까",
+            "경륜 선수 인터뷰 봤어?",
+        ],
+    );
+    assert_fires(
+        "stock.futures_account",
+        &["항셍 크루드오일 대여계좌 바로 개설 문의 주세요"],
+        &["[○○증권] 해외선물 위탁증거금 변경 안내"],
+    );
+    assert_fires(
+        "smishing.wallet_connect",
+        &["신규 토큰 에어드랍 지갑 연결 후 클레임 https://drop-claim.io/w"],
+        &["[○○거래소] 에어드랍 입금 완료 지갑 잔고를 확인하세요"],
+    );
+    assert_fires(
+        "adult.meeting",
+        &["유 부 녀 만 남 카 톡 아 이 디 보 내 줘"],
+        &["드라마에서 유부녀 역할 맡았대"],
+    );
+}
+
+#[test]
 fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     assert_fires(
         "smishing.invitation",
