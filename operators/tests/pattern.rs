@@ -257,7 +257,10 @@ fn private_race_betting_rented_futures_accounts_and_wallet_drainers_are_read() {
     );
     assert_fires(
         "stock.futures_account",
-        &["항셍 크루드오일 대여계좌 바로 개설 문의 주세요"],
+        &[
+            "항셍 크루드오일 대여계좌 바로 개설 문의 주세요",
+            "미국 지수선물 증거금 필요 없이 소액으로 시작",
+        ],
         &["[○○증권] 해외선물 위탁증거금 변경 안내"],
     );
     assert_fires(
@@ -267,8 +270,16 @@ fn private_race_betting_rented_futures_accounts_and_wallet_drainers_are_read() {
     );
     assert_fires(
         "adult.meeting",
-        &["유 부 녀 만 남 카 톡 아 이 디 보 내 줘"],
+        &[
+            "유 부 녀 만 남 카 톡 아 이 디 보 내 줘",
+            "돌싱 모임 몰래 만날 분 초대해 드려요",
+        ],
         &["드라마에서 유부녀 역할 맡았대"],
+    );
+    assert_fires(
+        "adult.venue",
+        &["댁으로 찾아가는 아로마 관리사 후불 예약"],
+        &["어르신 댁으로 찾아가는 방문 간호 서비스 안내"],
     );
 }
 
