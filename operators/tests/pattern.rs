@@ -243,7 +243,7 @@ fn the_civic_lure_reads_dumping_and_parking_enforcement_behind_a_throwaway_host(
 }
 
 #[test]
-fn private_race_betting_rented_futures_accounts_and_wallet_drainers_are_read() {
+fn race_betting_futures_accounts_wallet_drainers_and_adult_offers_are_read() {
     assert_fires(
         "gambling.racing",
         &[
