@@ -284,6 +284,46 @@ fn race_betting_futures_accounts_wallet_drainers_and_adult_offers_are_read() {
 }
 
 #[test]
+fn overseas_marked_institutions_dead_drops_and_business_loan_pitches_are_read() {
+    assert_fires(
+        "smishing.overseas_institution",
+        &[
+            "[국외발신] 국민연금공단 미지급 연금 조회 기한 내 신청 바랍니다",
+            "[국제발신] 관세청 통관 보류 개인통관고유부호 재입력 필요",
+        ],
+        &[
+            "[국외발신] Google 인증 코드 G-482913",
+            "[국외발신] Google 이미지 검색 기록 삭제 안내",
+            "[국제발신] 해외 주식 비과세 관련 안내 요구 청구서 첨부",
+            "[국민건강보험] 건강검진 대상자 안내 1577-1000",
+        ],
+    );
+    assert_fires(
+        "drugs.dead_drop",
+        &["허브 묶음 좌표 거래 당일 수령 텔레 문의"],
+        &[
+            "허브 화분 분갈이했어 베란다에 둘게",
+            "보스 잡는 좌표 찍어줘 거래소 열리기 전에",
+        ],
+    );
+    assert_fires(
+        "loan.illegal",
+        &["개인사업자 매출 없어도 한도 나오는 곳 부결 나신 분 상담"],
+        &["[○○은행] 대출 심사 결과 부결되었습니다 자세한 사항은 영업점으로 문의 바랍니다"],
+    );
+    assert_fires(
+        "smishing.investigation",
+        &["[서울중앙지검] 대포통장 개설 사건 피의자로 소환 예정 사전 진술 원하면 회신 02-530-4471"],
+        &["[경찰청] 대포통장 명의 대여는 처벌 대상입니다 의심되면 112 신고"],
+    );
+    assert_fires(
+        "smishing.invitation_link",
+        &["저희 날 잡았어요 식장 약도 여기 있어요 our-day.click/k2"],
+        &["예식장 위치 여기야 https://naver.me/xK2a"],
+    );
+}
+
+#[test]
 fn an_invitation_is_read_in_its_common_wordings_and_only_with_a_link() {
     assert_fires(
         "smishing.invitation",
