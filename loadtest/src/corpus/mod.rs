@@ -224,6 +224,12 @@ const KO_BULK: &[&str] = &[
     "[{shop}] 주문하신 상품이 출고되었습니다. 주문번호 {code}",
     "[Web발신] [{stock_firm}] {name}님 {stock_name} 매수 체결 {small}주",
     "[Web발신] [{insurer}] 보험료 {amount_won} 납입이 완료되었습니다.",
+    // Foreign services text from abroad, and the carrier marks it so; the spam templates
+    // carry the same marker, which must not read as spam by itself.
+    "{intl}[{foreign_service}] 인증 코드 {otp} 타인과 공유하지 마세요",
+    "{intl}{foreign_service} 인증번호 {otp}",
+    "{intl}Your {foreign_service} verification code is {otp}",
+    "{intl}[{foreign_travel}] 예약 확정 체크인 {date} 예약번호 {code}",
 ];
 
 /// English ham templates.
@@ -684,6 +690,27 @@ const SLOTS: &[(&str, &[&str])] = &[
         ],
     ),
     ("telco", &["SKT", "KT", "LG U+"]),
+    ("intl", &["[국외발신] ", "[국제발신] ", "[해외발신] "]),
+    (
+        "foreign_service",
+        &[
+            "Google",
+            "Apple",
+            "Microsoft",
+            "Telegram",
+            "WhatsApp",
+            "Steam",
+            "Discord",
+            "Instagram",
+            "Amazon",
+            "PayPal",
+            "LINE",
+        ],
+    ),
+    (
+        "foreign_travel",
+        &["아고다", "부킹닷컴", "에어비앤비", "익스피디아", "트립닷컴"],
+    ),
     ("school", &["한빛초등학교", "서울중학교", "푸른유치원"]),
     ("apt", &["래미안", "자이", "힐스테이트"]),
     (
