@@ -284,6 +284,30 @@ fn race_betting_futures_accounts_wallet_drainers_and_adult_offers_are_read() {
 }
 
 #[test]
+fn a_reissued_card_and_a_massage_sent_anywhere_are_read() {
+    assert_fires(
+        "smishing.card_issued",
+        &["[Web발신] 체크카드 재발급 요청 접수 내일 배송 요청한 적 없으시면 02-6215-7734"],
+        &[
+            "[○○카드] 체크카드 재발급 요청 접수 요청한 적 없으시면 1588-0000",
+            "카드 재발급 신청했어 다음 주에 온대",
+        ],
+    );
+    assert_fires(
+        "adult.venue",
+        &[
+            "모텔 자택 어디든 가는 안마 젊은 관리사 바로 출발 010-3318-2207",
+            "어디든 가는 스웨디시 후불 예약",
+        ],
+        &[
+            "찾아가는 안마의자 체험단 모집 예약 문의",
+            "어르신 대상 찾아가는 안마 서비스 신청 예약은 주민센터로",
+            "할머니 댁에 안마 의자 방문 설치 예약했어",
+        ],
+    );
+}
+
+#[test]
 fn overseas_marked_institutions_dead_drops_and_business_loan_pitches_are_read() {
     assert_fires(
         "smishing.overseas_institution",

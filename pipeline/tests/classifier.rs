@@ -364,6 +364,16 @@ fn blocked_by_and_ham_delivered(code: &str, spam: &str, ham: &str) {
 }
 
 #[test]
+fn an_outcall_massage_ad_is_blocked_whatever_the_classifier_says_and_chat_about_it_delivered() {
+    // The home visit reads as a shop's notice (p < 0.1); the rule's block hint decides.
+    blocked_by_and_ham_delivered(
+        "adult.venue",
+        "집으로 찾아가는 힐링 케어 젊은 선생님 배정 결제는 끝나고 예약 010-3382-1947",
+        "어깨 아파서 마사지 예약했어 저녁에 가",
+    );
+}
+
+#[test]
 fn a_family_plea_that_asks_for_money_is_blocked_whatever_the_classifier_says() {
     // The classifier finds this plea ham-like (p ~0.4); the rule's block hint decides. The
     // same news without a request is a child's message like any other.
