@@ -309,6 +309,26 @@ fn a_reissued_card_and_a_massage_sent_anywhere_are_read() {
 }
 
 #[test]
+fn a_masseuse_s_age_and_cannabis_on_sale_are_read() {
+    assert_fires(
+        "adult.venue",
+        &[
+            "혼자 계신 분 30대 관리사가 찾아갑니다 후불 예약 010-7712-4481",
+            "20 대 관리사 야간 출근 할인",
+        ],
+        &[
+            "피부관리사 자격증반 20대 30대 수강생 모집 주말반 예약",
+            "우리 엄마 40대에 관리사 자격증 따셨어",
+        ],
+    );
+    assert_fires(
+        "drugs.trade",
+        &["카 나 비 스 구매 가능 텔레 문의"],
+        &["카나비스 합법화 기사 봤어? 나라마다 다르네"],
+    );
+}
+
+#[test]
 fn overseas_marked_institutions_dead_drops_and_business_loan_pitches_are_read() {
     assert_fires(
         "smishing.overseas_institution",
