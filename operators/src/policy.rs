@@ -701,6 +701,7 @@ mod tests {
             link_hosts: false,
             link_host_words: false,
             hangul_window_bytes: None,
+            min_features: None,
         };
         crate::classifier::Model::new(header, vec![0.0; 1024], vec![0.0; 256])
     }

@@ -96,6 +96,10 @@ enum Cmd {
         /// 0 scores the whole text only.
         #[arg(long, default_value_t = TrainConfig::default().hangul_window_bytes.unwrap_or(0))]
         hangul_window_bytes: usize,
+        /// Each of a text's n features weighs 1/sqrt(max(n, this)), so that short text
+        /// counts for less (1..=1000; docs/classifier.md).
+        #[arg(long, default_value_t = TrainConfig::default().min_features)]
+        min_features: usize,
         /// AdaGrad learning rate.
         #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
         learning_rate: f32,
@@ -563,6 +567,7 @@ fn main() -> ExitCode {
             max_ngram,
             hangul_max_ngram,
             hangul_window_bytes,
+            min_features,
             learning_rate,
             l2,
             policy_exclude_sources,
@@ -582,6 +587,7 @@ fn main() -> ExitCode {
                 l2,
                 policy_exclude_sources,
                 hangul_window_bytes: (hangul_window_bytes > 0).then_some(hangul_window_bytes),
+                min_features,
                 ..TrainConfig::default()
             };
             spamflow_pipeline::classifier::train_cmd(&cfg, &data, &out, &tc).and_then(

@@ -193,7 +193,7 @@ impl ClassifierWorker {
                 let (words, shape) = feats.split_at(feats.len() - self.x.shape_features);
                 model::window_max_logit(
                     whole,
-                    h.bias(true),
+                    |sum, n| h.bias(true) + sum * h.feature_value(n),
                     model.weights(),
                     window,
                     words.iter().map(|f| (f.slot, f.span.0)),
@@ -521,6 +521,48 @@ mod tests {
     }
 
     #[test]
+    fn short_text_counts_for_less_in_models_that_say_so() {
+        let model = builtin().unwrap();
+        let floor = model
+            .header
+            .min_features
+            .expect("the shipped model has a floor");
+        let mut without = model.clone();
+        without.header.min_features = None;
+        let mut w = ClassifierWorker::new();
+        let bias = model.header.bias(true);
+        for text in [
+            "연락해보세요",
+            "오늘 저녁에 시간 되면 같이 밥 먹자 역 앞 국밥집 어때? 일곱 시쯤 나갈게",
+        ] {
+            let with = w.score(&model, text).log_odds - bias;
+            let n = w.x.features.len();
+            let plain = w.score(&without, text).log_odds - bias;
+            // Fewer features than the floor: each weighs 1/sqrt(floor) instead of 1/sqrt(n).
+            let want = if n < floor {
+                plain * (n as f32 / floor as f32).sqrt()
+            } else {
+                plain
+            };
+            assert!(
+                (with - want).abs() < 1e-4,
+                "{n} features: {with} against {want}"
+            );
+        }
+        // A header written before the field weighs each feature 1/sqrt(n).
+        let json = serde_json::to_value(&model.header).unwrap();
+        let mut json = json.as_object().unwrap().clone();
+        assert!(json.remove("min_features").is_some());
+        let old: model::ModelHeader = serde_json::from_value(json.into()).unwrap();
+        assert_eq!(old.feature_value(4), 0.5);
+        // Out of range is refused when the file loads.
+        let mut bad = model.clone();
+        bad.header.min_features = Some(0);
+        let e = Model::from_bytes(&bad.to_bytes(), "bad").unwrap_err();
+        assert!(e.to_string().contains("min_features 0"), "{e}");
+    }
+
+    #[test]
     fn a_window_reads_a_padded_pitch_undiluted() {
         // Slot 0 pushes towards spam, slot 1 towards ham; slot 2 is a shape feature.
         let weights = [2.0f32, -1.0, 0.5];
@@ -530,11 +572,11 @@ mod tests {
         let pitch = (0..4).map(|i| (0u32, i * 7));
         let chat = (0..12).map(|i| (1u32, 30 + i * 7));
         let words: Vec<(u32, u32)> = pitch.chain(chat).collect();
-        let whole = bias + (4.0 * 2.0 - 12.0 + 0.5) * model::value(17);
+        let whole = bias + (4.0 * 2.0 - 12.0 + 0.5) * model::value(17, 1);
         let mut score = |window| {
             model::window_max_logit(
                 whole,
-                bias,
+                |sum, n| bias + sum * model::value(n, 1),
                 &weights,
                 window,
                 words.iter().copied(),
@@ -547,7 +589,7 @@ mod tests {
         // pitch and five of the chat's.
         assert_eq!(
             got,
-            bias + (4.0 * 2.0 - 5.0 + 0.5) * model::value(4 + 5 + 1)
+            bias + (4.0 * 2.0 - 5.0 + 0.5) * model::value(4 + 5 + 1, 1)
         );
         assert!(got > whole);
         // A text within one window is the whole text.

@@ -101,6 +101,13 @@ pub struct ModelHeader {
     /// without `--hangul-window-bytes`), the whole text is scored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hangul_window_bytes: Option<usize>,
+    /// Each of a text's `n` features weighs `1/sqrt(max(n, min_features))` (absent in
+    /// files written before it was: `1/sqrt(n)`). A short text has few features and each
+    /// would weigh more, so a few words of ordinary chat (`연락해보세요`) could score as
+    /// surely as a whole pitch; with the floor, a text shorter than about a dozen
+    /// syllables counts for less.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_features: Option<usize>,
 }
 
 impl ModelHeader {
@@ -119,6 +126,11 @@ impl ModelHeader {
             Some(b) if hangul => b,
             _ => self.bias,
         }
+    }
+
+    /// The weight of each of a text's `n` features ([`ModelHeader::min_features`]).
+    pub fn feature_value(&self, n: usize) -> f32 {
+        value(n, self.min_features.unwrap_or(1))
     }
 
     /// The longest character n-grams of text without and with Hangul.
@@ -300,6 +312,12 @@ impl Model {
                 format!("hangul_window_bytes {w} is outside {WINDOW_BYTES:?}"),
             ));
         }
+        if let Some(m) = h.min_features.filter(|m| !(1..=1000).contains(m)) {
+            return Err(invalid(
+                name,
+                format!("min_features {m} is outside 1..=1000"),
+            ));
+        }
         if h.link_host_words && !h.link_hosts {
             return Err(invalid(name, "link_host_words needs link_hosts"));
         }
@@ -389,7 +407,7 @@ impl Model {
         hangul: bool,
         contributions: &mut Vec<f32>,
     ) -> f32 {
-        let v = value(features.len());
+        let v = self.header.feature_value(features.len());
         contributions.clear();
         contributions.extend(features.iter().map(|f| self.weights[f.slot as usize] * v));
         self.header.bias(hangul) + contributions.iter().sum::<f32>()
@@ -401,7 +419,7 @@ impl Model {
     pub fn category(&self, slots: &[u32], scores: &mut Vec<f32>) -> (usize, f32) {
         let k = self.header.categories.len();
         let mask = self.header.category_buckets - 1;
-        let v = value(slots.len());
+        let v = self.header.feature_value(slots.len());
         scores.clear();
         scores.extend_from_slice(&self.header.category_bias);
         for s in slots {
@@ -425,15 +443,15 @@ pub const WINDOW_BYTES: std::ops::RangeInclusive<usize> = 16..=600;
 
 /// The spam log-odds of a text scored by windows: the largest of `whole` (the whole
 /// text's) and those of its windows of `window` bytes of the canonical text, taken every
-/// half window. A window's log-odds are the head's for the features that start in it
-/// (`words`: slot and start byte) and the whole text's shape features (`shape`'s slots),
-/// each weighing `1/sqrt(n)` of the window's `n`; the last window may be as short as half
-/// a window. Padding spam with ordinary chat adds the chat's ham evidence to the sum and
-/// dilutes the pitch's; a window that holds the pitch alone reads it undiluted.
+/// half window. A window's log-odds are `log_odds` of the summed weights and the number
+/// of the features that start in it (`words`: slot and start byte) and of the whole
+/// text's shape features (`shape`'s slots); the last window may be as short as half a
+/// window. Padding spam with ordinary chat adds the chat's ham evidence to the sum
+/// and dilutes the pitch's; a window that holds the pitch alone reads it undiluted.
 /// `blocks` is scratch space.
 pub(crate) fn window_max_logit(
     whole: f32,
-    bias: f32,
+    log_odds: impl Fn(f32, usize) -> f32,
     weights: &[f32],
     window: usize,
     words: impl Iterator<Item = (u32, u32)>,
@@ -457,13 +475,13 @@ pub(crate) fn window_max_logit(
     let shape_sum: f32 = shape.map(|s| weights[s as usize]).sum();
     blocks.windows(2).fold(whole, |best, pair| {
         let n = pair[0].1 + pair[1].1 + shapes;
-        best.max(bias + (pair[0].0 + pair[1].0 + shape_sum) * value(n))
+        best.max(log_odds(pair[0].0 + pair[1].0 + shape_sum, n))
     })
 }
 
-/// The weight of each of a text's `n` features: `1/sqrt(n)`.
-pub(crate) fn value(n: usize) -> f32 {
-    1.0 / (n.max(1) as f32).sqrt()
+/// The weight of each of a text's `n` features: `1/sqrt(max(n, min_features))`.
+pub(crate) fn value(n: usize, min_features: usize) -> f32 {
+    1.0 / (n.max(min_features).max(1) as f32).sqrt()
 }
 
 /// In-place softmax.

@@ -199,6 +199,9 @@ pub struct TrainConfig {
     /// well as the whole text ([`ModelHeader::hangul_window_bytes`]); the policy is fitted
     /// on the same maximum.
     pub hangul_window_bytes: Option<usize>,
+    /// Each of a text's `n` features weighs `1/sqrt(max(n, min_features))`
+    /// ([`ModelHeader::min_features`]).
+    pub min_features: usize,
 }
 
 impl TrainConfig {
@@ -231,6 +234,12 @@ impl TrainConfig {
         {
             errs.push(format!(
                 "hangul_window_bytes {w} is outside {WINDOW_BYTES:?}"
+            ));
+        }
+        if !(1..=1000).contains(&self.min_features) {
+            errs.push(format!(
+                "min_features {} is outside 1..=1000",
+                self.min_features
             ));
         }
         if self.epochs == 0 || self.max_chars == 0 {
@@ -277,6 +286,7 @@ impl Default for TrainConfig {
             ham_label_budget: 0.02,
             policy_exclude_sources: Vec::new(),
             hangul_window_bytes: None,
+            min_features: 40,
         }
     }
 }
@@ -376,11 +386,12 @@ struct SpamHead {
     w: Ada,
     /// Without and with Hangul.
     bias: Ada,
+    min_features: usize,
 }
 
 impl SpamHead {
     fn logit(&self, slots: &[u32], hangul: bool) -> f32 {
-        let v = value(slots.len());
+        let v = value(slots.len(), self.min_features);
         self.bias.w[usize::from(hangul)]
             + slots.iter().map(|&s| self.w.w[s as usize] * v).sum::<f32>()
     }
@@ -396,7 +407,7 @@ impl SpamHead {
         let words = enc.slots[i].len() - enc.shape_features;
         window_max_logit(
             whole,
-            self.bias.w[1],
+            |sum, n| self.bias.w[1] + sum * value(n, self.min_features),
             &self.w.w,
             window,
             enc.slots[i][..words]
@@ -448,6 +459,7 @@ fn train_one_spam_head(
     let mut head = SpamHead {
         w: Ada::new(1 << cfg.buckets_log2),
         bias: Ada::new(2),
+        min_features: cfg.min_features,
     };
     let mut order = rows.to_vec();
     let mut rng = SplitMix(seed);
@@ -458,7 +470,7 @@ fn train_one_spam_head(
             let hangul = enc.hangul[i];
             let p = sigmoid(f64::from(head.logit(slots, hangul))) as f32;
             let g = (p - if labels[i] { 1.0 } else { 0.0 }) * weights[i];
-            let v = value(slots.len());
+            let v = value(slots.len(), cfg.min_features);
             for &s in slots {
                 let s = s as usize;
                 let grad = g * v + cfg.l2 * head.w.w[s];
@@ -472,14 +484,14 @@ fn train_one_spam_head(
 
 /// The slots the category head reads of each text: its evidence candidates under the
 /// final spam head's weights, as [`super::ClassifierWorker`] chooses them when serving.
-fn candidate_slots(enc: &Encoded, spam_weights: &[f32]) -> Encoded {
+fn candidate_slots(enc: &Encoded, spam_weights: &[f32], min_features: usize) -> Encoded {
     let mut contributions = Vec::new();
     let mut candidates = Vec::new();
     let slots = enc
         .slots
         .iter()
         .map(|slots| {
-            let v = value(slots.len());
+            let v = value(slots.len(), min_features);
             contributions.clear();
             contributions.extend(slots.iter().map(|&s| spam_weights[s as usize] * v));
             evidence_candidates(&contributions, enc.shape_features, &mut candidates);
@@ -512,7 +524,7 @@ fn train_category_head(
         rng.shuffle(&mut order);
         for &i in &order {
             let slots = &enc.slots[i];
-            let v = value(slots.len());
+            let v = value(slots.len(), cfg.min_features);
             scores.copy_from_slice(&b.w);
             for &s in slots {
                 let at = (s & mask) as usize * k;
@@ -817,7 +829,7 @@ pub fn train(
         })
         .collect();
     let (cw, cb) = train_category_head(
-        &candidate_slots(&enc, &head.w.w),
+        &candidate_slots(&enc, &head.w.w, cfg.min_features),
         &cats,
         &weights,
         categories.len(),
@@ -843,6 +855,7 @@ pub fn train(
         link_hosts: true,
         link_host_words: true,
         hangul_window_bytes: cfg.hangul_window_bytes,
+        min_features: Some(cfg.min_features),
     };
     Ok(Model::new(header, head.w.w, cw))
 }
