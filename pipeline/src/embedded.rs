@@ -297,8 +297,9 @@ pub fn run(
         metrics.clone(),
         follower_stop.clone(),
     )?;
+    // A stop while loading (SIGTERM during start-up) ends the run like one later on.
     anyhow::ensure!(
-        follower.wait_loaded(&stop, Duration::from_secs(60)),
+        follower.wait_loaded(&stop, Duration::from_secs(60)) || stop.is_set(),
         "the sender registry did not load from the embedded broker"
     );
     let report_follower = crate::reports::follow(

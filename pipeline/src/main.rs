@@ -998,6 +998,13 @@ fn bound_rule_compiles(cfg: &Config) -> anyhow::Result<()> {
 
 fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     let stop = Stop::new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("spamflow-io")
+        .build()?;
+    stop_on_signal(&rt, stop.clone())?;
+    tracing::info!("starting");
     bound_rule_compiles(cfg)?;
     let ops = spamflow_pipeline::operators(cfg, None)?;
     let metrics = Arc::new(Metrics::for_operators(&ops));
@@ -1009,19 +1016,6 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     metrics
         .rules_compile_time
         .observe(ops.pattern.current().compile_time);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("spamflow-io")
-        .build()?;
-    {
-        let stop = stop.clone();
-        rt.spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received: stopping");
-            stop.trigger();
-        });
-    }
     if !cfg.admin.listen.is_empty() {
         let (listen, metrics) = (cfg.admin.listen.clone(), metrics.clone());
         let stall = Duration::from_millis(cfg.admin.stall_timeout_ms);
@@ -1131,26 +1125,33 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn wait_for_signal() {
+/// Triggers `stop` on SIGTERM or SIGINT. Both are registered before this returns, so a
+/// signal that comes while the pipeline is still starting (compiling the rule pack,
+/// loading the model) stops it cleanly instead of killing it.
+fn stop_on_signal(rt: &tokio::runtime::Runtime, stop: Stop) -> anyhow::Result<()> {
+    let _runtime = rt.enter();
     #[cfg(unix)]
-    {
+    let signalled = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        let mut term = signal(SignalKind::terminate()).context("registering for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("registering for SIGINT")?;
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
         }
-    }
+    };
     #[cfg(not(unix))]
-    {
+    let signalled = async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    };
+    rt.spawn(async move {
+        signalled.await;
+        tracing::info!("signal received: stopping");
+        stop.trigger();
+    });
+    Ok(())
 }
 
 /// `spamflow backtest`.

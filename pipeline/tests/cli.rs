@@ -309,3 +309,37 @@ fn a_pack_that_compiles_too_long_or_too_big_is_rejected_by_a_bounded_child() {
         "{stderr}"
     );
 }
+
+/// SIGTERM while `spamflow run` is still starting (compiling the pack, loading the model,
+/// the registry) stops it cleanly, as a scale-down or a pod's deletion right after a
+/// restart does: exit 0, not death by the signal.
+#[test]
+fn a_sigterm_during_start_up_is_a_clean_stop() {
+    use std::io::{BufRead, BufReader};
+    let mut child = spamflow()
+        .env("RUST_LOG", "info")
+        .env("SPAMFLOW_ADMIN__LISTEN", "")
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    // "starting" is logged once the handlers are registered, before the pack compiles.
+    while !line.contains("spamflow: starting") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no start: {seen}");
+        seen.push_str(&line);
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {seen}{rest}");
+    assert!(rest.contains("signal received: stopping"), "{rest}");
+}
