@@ -156,7 +156,7 @@ fn the_family_lure_reads_a_blocked_payment_or_transfer() {
 
 #[test]
 fn the_hidden_link_lures_share_the_throwaway_domains_and_shorteners() {
-    // The throwaway top-level domains are `url.toml`'s `suspicious_tld` and a few more.
+    // The throwaway top-level domains are `url.toml`'s `suspicious_tld`.
     assert_fires(
         "smishing.parcel_short_link",
         &[
@@ -391,10 +391,14 @@ fn a_suspicious_top_level_domain_ends_the_host() {
             "가입 toto-win77.top",
             "확인 nhis-refund.site/a",
             "여기 deal.shop에서",
+            "근처 친구 찾기 meet-near.fun",
+            "당첨 확인 lucky-box.online/q",
+            "청첩장 보기 ya.mba/3PZ",
         ],
         &[
             "가게 홈페이지 https://m.site.naver.com/1a2B3",
             "www.live.co.kr 공지",
+            "온라인 강의 www.fun.co.kr/online 에서 들어",
         ],
     );
 }
