@@ -31,6 +31,7 @@ use spamflow_schemas::{SubmissionEvent, Verdict};
 use crate::config::Config;
 use crate::kafka::{base_config, base_consumer_config, send_with_backpressure, topic_specs};
 use crate::metrics::Metrics;
+use crate::registry::Load;
 use crate::runtime::{self, Stop};
 use crate::sample;
 use crate::Operators;
@@ -298,10 +299,12 @@ pub fn run(
         follower_stop.clone(),
     )?;
     // A stop while loading (SIGTERM during start-up) ends the run like one later on.
-    anyhow::ensure!(
-        follower.wait_loaded(&stop, Duration::from_secs(60)) || stop.is_set(),
-        "the sender registry did not load from the embedded broker"
-    );
+    match follower.wait_loaded(&stop, Duration::from_secs(60)) {
+        Load::Loaded | Load::Stopped => {}
+        Load::TimedOut | Load::Failed => {
+            anyhow::bail!("the sender registry did not load from the embedded broker")
+        }
+    }
     let report_follower = crate::reports::follow(
         cfg,
         &brokers,

@@ -1091,11 +1091,16 @@ fn run(cfg: &Config, args: &RunArgs) -> anyhow::Result<()> {
             metrics.clone(),
             stop.clone(),
         )?;
-        while !follower.wait_loaded(&stop, Duration::from_secs(10)) {
-            if stop.is_set() || follower.handle.is_finished() {
-                return Ok(());
+        loop {
+            match follower.wait_loaded(&stop, Duration::from_secs(10)) {
+                registry::Load::Loaded => break,
+                registry::Load::Stopped => return Ok(()),
+                registry::Load::TimedOut => tracing::warn!(topic = %cfg.topics.registry, "still loading the sender registry before consuming"),
+                registry::Load::Failed => anyhow::bail!(
+                    "the sender registry follower ended before the registry {} was loaded (its error is logged above)",
+                    cfg.topics.registry
+                ),
             }
-            tracing::warn!(topic = %cfg.topics.registry, "still loading the sender registry before consuming");
         }
         let reports = spamflow_pipeline::reports::follow(
             cfg,

@@ -36,19 +36,44 @@ pub struct Follower {
     pub handle: JoinHandle<()>,
 }
 
+/// How waiting for the initial load ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// Every partition was read to its end.
+    Loaded,
+    /// The instance is stopping.
+    Stopped,
+    /// Still loading when the wait's time ran out.
+    TimedOut,
+    /// The follower's thread ended without loading (its error is in the log).
+    Failed,
+}
+
 impl Follower {
-    /// Waits until the initial load is complete; false if stopped or timed out first.
-    pub fn wait_loaded(&self, stop: &Stop, timeout: Duration) -> bool {
+    /// Waits until the initial load is complete, the instance stops, the follower's thread
+    /// ends or `timeout` passes.
+    pub fn wait_loaded(&self, stop: &Stop, timeout: Duration) -> Load {
         let until = Instant::now() + timeout;
-        while !self.loaded.load(Relaxed) {
-            if Instant::now() >= until
-                || self.handle.is_finished()
-                || stop.wait(Duration::from_millis(20))
-            {
-                return self.loaded.load(Relaxed);
+        loop {
+            if self.loaded.load(Relaxed) {
+                return Load::Loaded;
             }
+            if stop.is_set() {
+                return Load::Stopped;
+            }
+            if self.handle.is_finished() {
+                // It may have loaded just before it ended.
+                return if self.loaded.load(Relaxed) {
+                    Load::Loaded
+                } else {
+                    Load::Failed
+                };
+            }
+            if Instant::now() >= until {
+                return Load::TimedOut;
+            }
+            stop.wait(Duration::from_millis(20));
         }
-        true
     }
 }
 
@@ -170,4 +195,43 @@ pub fn publish(
         keyed.push((id.key, rec.as_ref().map(serde_json::to_vec).transpose()?));
     }
     crate::kafka::publish(cfg, brokers, &cfg.topics.registry, &keyed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A follower whose thread runs until `release` is dropped, loaded or not.
+    fn follower(loaded: bool) -> (Follower, std::sync::mpsc::Sender<()>) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            let _ = wait.recv();
+        });
+        (
+            Follower {
+                loaded: Arc::new(AtomicBool::new(loaded)),
+                handle,
+            },
+            release,
+        )
+    }
+
+    #[test]
+    fn waiting_for_the_load_tells_how_it_ended() {
+        let long = Duration::from_secs(600);
+        let (f, _release) = follower(true);
+        assert_eq!(f.wait_loaded(&Stop::new(), long), Load::Loaded);
+
+        let (f, _release) = follower(false);
+        assert_eq!(f.wait_loaded(&Stop::new(), Duration::ZERO), Load::TimedOut);
+        let stop = Stop::new();
+        stop.trigger();
+        assert_eq!(f.wait_loaded(&stop, long), Load::Stopped);
+
+        // A thread that ended without loading (it logged why) is a failure, not a stop:
+        // the instance must not go on, nor exit as if asked to.
+        let (f, release) = follower(false);
+        drop(release);
+        assert_eq!(f.wait_loaded(&Stop::new(), long), Load::Failed);
+    }
 }

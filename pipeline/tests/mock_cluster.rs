@@ -528,7 +528,10 @@ fn the_registry_follows_its_topic_live_and_skips_malformed_records() {
         stop.clone(),
     )
     .unwrap();
-    assert!(f.wait_loaded(&stop, Duration::from_secs(30)));
+    assert_eq!(
+        f.wait_loaded(&stop, Duration::from_secs(30)),
+        spamflow_pipeline::registry::Load::Loaded
+    );
     assert_eq!(
         registry.check("+8215881234", "relay-a", None, 0),
         Lookup::Ok

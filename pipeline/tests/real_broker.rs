@@ -1829,7 +1829,10 @@ impl Followers {
             stop.clone(),
         )
         .unwrap();
-        assert!(registry.wait_loaded(&stop, Duration::from_secs(60)));
+        assert_eq!(
+            registry.wait_loaded(&stop, Duration::from_secs(60)),
+            spamflow_pipeline::registry::Load::Loaded
+        );
         let reports = spamflow_pipeline::reports::follow(
             cfg,
             brokers,
