@@ -152,6 +152,44 @@ mod tests {
     }
 
     #[test]
+    fn healthz_says_503_once_a_background_thread_ends_while_the_instance_runs() {
+        use crate::metrics::ThreadWatch;
+        use crate::runtime::Stop;
+        use std::sync::Arc;
+        let m = Arc::new(Metrics::default());
+        let stopping = Stop::new();
+        let (m2, s2) = (m.clone(), stopping.clone());
+        let stopped_thread = std::thread::spawn(move || {
+            let _watch = ThreadWatch::new(m2, "rule pack watcher", s2.clone());
+            s2.trigger();
+        });
+        stopped_thread.join().unwrap();
+        assert_eq!(
+            respond("GET /healthz HTTP/1.1", &m).0,
+            "200 OK",
+            "ended on stop: healthy"
+        );
+
+        let m2 = m.clone();
+        let returned = std::thread::spawn(move || {
+            let _watch = ThreadWatch::new(m2, "registry follower", Stop::new());
+        });
+        returned.join().unwrap();
+        let (status, _, body) = respond("GET /healthz HTTP/1.1", &m);
+        assert_eq!(status, "503 Service Unavailable");
+        assert!(body.contains("registry follower"), "{body}");
+
+        let m2 = m.clone();
+        let panicked = std::thread::spawn(move || {
+            let _watch = ThreadWatch::new(m2, "report checker", Stop::new());
+            panic!("a follower's bug");
+        });
+        assert!(panicked.join().is_err());
+        let body = respond("GET /healthz HTTP/1.1", &m).2;
+        assert!(body.contains("registry follower, report checker"), "{body}");
+    }
+
+    #[test]
     fn routes() {
         let m = Metrics::default();
         assert_eq!(respond("GET /healthz HTTP/1.1", &m).0, "200 OK");

@@ -23,7 +23,7 @@ use spamflow_operators::{Chain, EventCtx, Signal};
 use spamflow_schemas::{Action, MessageKind, Origin, Route, SubmissionEvent};
 
 use crate::config::Config;
-use crate::metrics::Metrics as RuntimeMetrics;
+use crate::metrics::{Metrics as RuntimeMetrics, ThreadWatch};
 use crate::runtime::Stop;
 
 /// Loads the configured model (`classifier.model`, or the built-in one) and the shadow
@@ -119,6 +119,7 @@ pub fn spawn_watcher(
     std::thread::Builder::new()
         .name("spamflow-model".into())
         .spawn(move || {
+            let _watch = ThreadWatch::new(metrics.clone(), "model watcher", stop.clone());
             let mut rejected: Vec<Option<String>> = vec![None; files.len()];
             while !stop.wait(interval) {
                 for ((path, handle), rej) in files.iter().zip(rejected.iter_mut()) {

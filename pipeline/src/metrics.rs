@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use spamflow_schemas::Action;
 
@@ -99,6 +100,9 @@ pub struct Metrics {
     pub rules_fallback: AtomicBool,
     /// [`mono_ms`] of the engine loop's latest turn (0: not started).
     pub heartbeat_ms: AtomicU64,
+    /// Background threads (followers, checkers, watchers) that ended while the instance
+    /// was not stopping: a returned error or a panic. `/healthz` answers 503 once one has.
+    pub ended_threads: Mutex<Vec<&'static str>>,
     /// [`mono_ms`] since which records have been read and not committed (0: none). A
     /// commit clears it; an abort does not, so repeated aborts show as a growing age.
     pub uncommitted_since_ms: AtomicU64,
@@ -219,6 +223,14 @@ impl Metrics {
     /// `limit_ms`, and no read record has waited longer than `limit_ms` for a commit.
     /// Healthy before the engine starts (brokers or registry still loading).
     pub fn progress(&self, now_ms: u64, limit_ms: u64) -> Result<(), String> {
+        let ended = self.ended_threads.lock().unwrap_or_else(|e| e.into_inner());
+        if !ended.is_empty() {
+            return Err(format!(
+                "the {} thread ended while the instance runs (its error is in the log)",
+                ended.join(", ")
+            ));
+        }
+        drop(ended);
         let beat = self.heartbeat_ms.load(Relaxed);
         if beat != 0 && now_ms.saturating_sub(beat) > limit_ms {
             return Err(format!(
@@ -243,6 +255,45 @@ impl Metrics {
             operators: ops.stats.clone(),
             ..Metrics::default()
         }
+    }
+}
+
+/// Held by a background thread for its whole life: if the thread returns or unwinds while
+/// `stop` is not set, the drop records `name` in [`Metrics::ended_threads`] and logs it, so
+/// that a follower that died does not leave a healthy-looking instance behind.
+#[must_use = "the watch records the end when it is dropped"]
+pub struct ThreadWatch {
+    metrics: Arc<Metrics>,
+    name: &'static str,
+    stop: crate::runtime::Stop,
+}
+
+impl ThreadWatch {
+    /// Watches the calling thread, named `name` in `/healthz` and the log.
+    pub fn new(metrics: Arc<Metrics>, name: &'static str, stop: crate::runtime::Stop) -> Self {
+        ThreadWatch {
+            metrics,
+            name,
+            stop,
+        }
+    }
+}
+
+impl Drop for ThreadWatch {
+    fn drop(&mut self) {
+        if self.stop.is_set() {
+            return;
+        }
+        tracing::error!(
+            thread = self.name,
+            panicked = std::thread::panicking(),
+            "a background thread ended while the instance runs; /healthz answers 503"
+        );
+        self.metrics
+            .ended_threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.name);
     }
 }
 

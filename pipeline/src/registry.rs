@@ -24,7 +24,7 @@ use spamflow_schemas::RegistrationRecord;
 
 use crate::config::Config;
 use crate::kafka::{base_consumer_config, Reader, ReaderContext};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ThreadWatch};
 use crate::runtime::Stop;
 
 /// A running follower.
@@ -97,6 +97,7 @@ pub fn follow(
     let loaded = Arc::new(AtomicBool::new(false));
     let flag = loaded.clone();
     let handle = std::thread::Builder::new().name("spamflow-registry".into()).spawn(move || {
+        let _watch = ThreadWatch::new(metrics.clone(), "registry follower", stop.clone());
         let Some(partitions) = crate::kafka::partition_count(&consumer, &topic, timeout, &stop) else {
             return;
         };

@@ -57,7 +57,7 @@ use spamflow_schemas::{
 
 use crate::config::Config;
 use crate::kafka::{base_consumer_config, Reader, ReaderContext};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ThreadWatch};
 use crate::runtime::Stop;
 
 /// Who an automatic suspension names as its author.
@@ -95,6 +95,7 @@ pub fn follow(
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
     let lookback = Duration::from_secs(cfg.reports.window_secs + cfg.reports.block_secs);
     let handle = std::thread::Builder::new().name("spamflow-reports".into()).spawn(move || {
+        let _watch = ThreadWatch::new(metrics.clone(), "reports follower", stop.clone());
         // Blocks and lifts first, to their end, then the reports beside them.
         let Some(content_parts) = crate::kafka::partition_count(&consumer, &content_topic, timeout, &stop) else {
             return;
@@ -230,6 +231,7 @@ pub fn check(
             .context("creating the report checker's producer")?;
     let timeout = Duration::from_millis(cfg.processing.kafka_timeout_ms);
     let handle = std::thread::Builder::new().name("spamflow-report-check".into()).spawn(move || {
+        let _watch = ThreadWatch::new(metrics.clone(), "report checker", stop.clone());
         let (mut uncommitted, mut dead_lettered) = (false, false);
         let mut last_commit = std::time::Instant::now();
         while !stop.is_set() {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use spamflow_operators::pattern::PatternOperator;
 use spamflow_operators::pattern::{check_examples, CompiledPack, PackSource};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ThreadWatch};
 use crate::runtime::Stop;
 
 /// Why a pack cannot be used: every problem, one per line.
@@ -285,6 +285,7 @@ pub fn spawn_watcher(
     last_good: Option<PathBuf>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("spamflow-rules".into()).spawn(move || {
+        let _watch = ThreadWatch::new(metrics.clone(), "rule pack watcher", stop.clone());
         let mut rejected = None;
         while !stop.wait(interval) {
             if let Reload::Unreadable(e) =
