@@ -187,6 +187,9 @@ mod tests {
         assert!(panicked.join().is_err());
         let body = respond("GET /healthz HTTP/1.1", &m).2;
         assert!(body.contains("registry follower, report checker"), "{body}");
+        assert!(respond("GET /metrics HTTP/1.1", &m)
+            .2
+            .contains("spamflow_background_threads_ended 2"));
     }
 
     #[test]

@@ -219,9 +219,10 @@ pub fn mono_ms() -> u64 {
 }
 
 impl Metrics {
-    /// Whether the engine makes progress at `now_ms` ([`mono_ms`]): its loop turned within
-    /// `limit_ms`, and no read record has waited longer than `limit_ms` for a commit.
-    /// Healthy before the engine starts (brokers or registry still loading).
+    /// Whether the instance makes progress at `now_ms` ([`mono_ms`]): no background thread
+    /// ended while it runs ([`ThreadWatch`]), the engine's loop turned within `limit_ms`, and
+    /// no read record has waited longer than `limit_ms` for a commit. Healthy before the
+    /// engine starts (brokers or registry still loading).
     pub fn progress(&self, now_ms: u64, limit_ms: u64) -> Result<(), String> {
         let ended = self.ended_threads.lock().unwrap_or_else(|e| e.into_inner());
         if !ended.is_empty() {
@@ -569,6 +570,7 @@ pub const SERIES: &[Series] = &[
     gauge!("spamflow_reported_contents_blocked", "Contents blocked because enough subscribers reported them.", |m| m.reported_contents_blocked.load(Relaxed)),
     gauge!("spamflow_ready", "Whether the instance is consuming.", |m| m.ready.load(Relaxed)),
     gauge!("spamflow_rules_fallback", "Whether the last good rule pack serves because the pack in rules.dir was rejected at start-up.", |m| m.rules_fallback.load(Relaxed)),
+    gauge!("spamflow_background_threads_ended", "Background threads (followers, checkers, watchers) that ended while the instance runs; /healthz answers 503 while it is above 0.", |m| m.ended_threads.lock().map_or(0, |t| t.len())),
 ];
 
 /// Every duration histogram.
