@@ -224,7 +224,7 @@ impl Metrics {
     /// no read record has waited longer than `limit_ms` for a commit. Healthy before the
     /// engine starts (brokers or registry still loading).
     pub fn progress(&self, now_ms: u64, limit_ms: u64) -> Result<(), String> {
-        let ended = self.ended_threads.lock().unwrap_or_else(|e| e.into_inner());
+        let ended = self.ended_threads();
         if !ended.is_empty() {
             return Err(format!(
                 "the {} thread ended while the instance runs (its error is in the log)",
@@ -248,6 +248,12 @@ impl Metrics {
             ));
         }
         Ok(())
+    }
+
+    /// [`Metrics::ended_threads`], locked (its holders only push, so a poisoned lock's
+    /// list is whole).
+    pub fn ended_threads(&self) -> std::sync::MutexGuard<'_, Vec<&'static str>> {
+        self.ended_threads.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Metrics that show the counters of `ops`' stateful operators.
@@ -290,11 +296,7 @@ impl Drop for ThreadWatch {
             panicked = std::thread::panicking(),
             "a background thread ended while the instance runs; /healthz answers 503"
         );
-        self.metrics
-            .ended_threads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(self.name);
+        self.metrics.ended_threads().push(self.name);
     }
 }
 
@@ -570,7 +572,7 @@ pub const SERIES: &[Series] = &[
     gauge!("spamflow_reported_contents_blocked", "Contents blocked because enough subscribers reported them.", |m| m.reported_contents_blocked.load(Relaxed)),
     gauge!("spamflow_ready", "Whether the instance is consuming.", |m| m.ready.load(Relaxed)),
     gauge!("spamflow_rules_fallback", "Whether the last good rule pack serves because the pack in rules.dir was rejected at start-up.", |m| m.rules_fallback.load(Relaxed)),
-    gauge!("spamflow_background_threads_ended", "Background threads (followers, checkers, watchers) that ended while the instance runs; /healthz answers 503 while it is above 0.", |m| m.ended_threads.lock().map_or(0, |t| t.len())),
+    gauge!("spamflow_background_threads_ended", "Background threads (followers, checkers, watchers) that ended while the instance runs; /healthz answers 503 while it is above 0.", |m| m.ended_threads().len()),
 ];
 
 /// Every duration histogram.
