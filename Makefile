@@ -60,8 +60,8 @@ bench-state:
 	scripts/kafka.sh start
 	$(CARGO) run --release -p spamflow-benches --bin spamflow-bench-state -- --restore-only --brokers 127.0.0.1:$${SPAMFLOW_KAFKA_PORT:-29092}
 
-## Rebuild the shipped classifier model from its sources (docs/classifier.md); the UCI
-## SMS Spam Collection is read from $$SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection.
+## Rebuild the shipped classifier model from its sources (docs/classifier.md); the real
+## corpora are read from $$SPAMFLOW_UCI, $$SPAMFLOW_KOR and $$SPAMFLOW_KOSPAM, or ../shared/corpora/.
 model:
 	scripts/model.sh
 

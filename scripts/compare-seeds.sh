@@ -25,7 +25,7 @@ for seed in 1 2 3; do
     [ "$side" = with ] && d+=(--data "$candidate")
     d+=("${real[@]}")
     model="$work/$side-$seed.sfm"
-    $bin/spamflow train "${d[@]}" --seed "$seed" --policy-exclude-source synth --out "$model" > /dev/null 2>&1
+    $bin/spamflow train "${d[@]}" --seed "$seed" "${policy[@]}" --out "$model" > /dev/null 2>&1
     $bin/spamflow eval --model "$model" "${tests[@]}" --json 2> /dev/null > "$work/tests.json"
     if [ -n "${SPAMFLOW_CHAT:-}" ]; then
       $bin/spamflow eval --model "$model" --data "$SPAMFLOW_CHAT" --json 2> /dev/null > "$work/chat.json"

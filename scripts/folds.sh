@@ -2,16 +2,19 @@
 # A real corpus's yardstick on its training half (docs/classifier.md): trains as
 # scripts/model.sh does, five times, each time holding out another random fifth of that
 # corpus's training rows (each row's group set to "fold<k>:" and its text, or for the
-# Korean phishing dataset its campaign, which stays whole; the other data unchanged), and
+# Korean phishing dataset and the spam reports its campaign, which stays whole; the other
+# data unchanged), and
 # prints the held-out rows' spam blocked and ham
 # blocked, summed over the five.
 #   uci: the UCI training half, English (SPAMFLOW_UCI=path/to/SMSSpamCollection)
 #   kor: the Korean phishing dataset's training half (SPAMFLOW_KOR=path/to/KOR_phishing_data_raw.csv)
-#   scripts/folds.sh uci|kor [spamflow train options]
+#   kospam: the Korean spam reports' training half (SPAMFLOW_KOSPAM=path/to/lgaidataset_all_classified.csv,
+#     with SPAMFLOW_KOR)
+#   scripts/folds.sh uci|kor|kospam [spamflow train options]
 # e.g. --ham-block-budget 0.006. Reads neither corpus's evaluation half.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-corpus=${1:?usage: scripts/folds.sh uci|kor [spamflow train options]}
+corpus=${1:?usage: scripts/folds.sh uci|kor|kospam [spamflow train options]}
 shift
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -19,7 +22,8 @@ trap 'rm -rf "$work"' EXIT
 case "$corpus" in
   uci) rows=$uci_rows source=uci-sms-train key=text ;;
   kor) rows=$kor_rows source=kor-phishing-train key=group ;;
-  *) echo "folds.sh: the corpus is uci or kor, not $corpus" >&2; exit 2 ;;
+  kospam) rows=$kospam_rows source=kospam-train key=group ;;
+  *) echo "folds.sh: the corpus is uci, kor or kospam, not $corpus" >&2; exit 2 ;;
 esac
 [ -n "$rows" ] || { echo "folds.sh: no $corpus corpus to hold out (above)" >&2; exit 1; }
 mv "$rows" "$work/rows.jsonl"
@@ -33,7 +37,7 @@ for line in sys.stdin:
     print(json.dumps(row, ensure_ascii=False))
 ' "$k" "$key" < "$work/rows.jsonl" > "$rows"
   $bin/spamflow train "${data[@]}" "${real[@]}" --seed 1 \
-    --policy-exclude-source synth --out "$work/model.sfm" --json "$@" 2>/dev/null > "$work/fold$k.json"
+    "${policy[@]}" --out "$work/model.sfm" --json "$@" 2>/dev/null > "$work/fold$k.json"
 done
 python3 - "$work" "$source" <<'PY'
 import json, sys

@@ -8,8 +8,12 @@
 #      $SPAMFLOW_UCI or ../shared/corpora/SMSSpamCollection (checked by SHA-256);
 #   5. the training half of the Korean phishing dataset (scripts/kor-corpus.sh), when its CSV
 #      is found at $SPAMFLOW_KOR or ../shared/corpora/KOR_phishing_data_raw.csv (checked by
-#      SHA-256).
-# then `spamflow train --seed 1 --policy-exclude-source synth` and `spamflow eval` on the Korean test sets. Same sources,
+#      SHA-256);
+#   6. the training half of the Korean spam reports (scripts/kospam-corpus.sh), when their CSV
+#      is found at $SPAMFLOW_KOSPAM or ../shared/corpora/lgaidataset_all_classified.csv
+#      (checked by SHA-256) and the Korean phishing dataset is found too,
+# then `spamflow train --seed 1` with the policy fitted without the synthesizer's and the spam
+# reports' lines, and `spamflow eval` on the Korean test sets. Same sources,
 # same model bytes. See docs/classifier.md.
 #   scripts/model.sh [OUT [more spamflow train options]]
 set -euo pipefail
@@ -20,7 +24,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
 # The policy is fitted on the hand-written, rule, UCI and Korean phishing lines only (docs/classifier.md).
-$bin/spamflow train "${data[@]}" "${real[@]}" --seed 1 --policy-exclude-source synth --out "$out" "$@"
+$bin/spamflow train "${data[@]}" "${real[@]}" --seed 1 "${policy[@]}" --out "$out" "$@"
 echo "--- Korean test sets (never trained on):"
 tests=()
 for f in operators/models/corpus/ko-test*.jsonl; do tests+=(--data "$f"); done

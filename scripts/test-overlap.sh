@@ -3,7 +3,7 @@
 # a test line counts as one when it shares five or more runs of ten characters (spaces
 # removed) with the shipped model's Korean training lines (the synthesizer's corpus, the
 # rule pack's examples, the hand-written sets, the Korean phishing dataset's training half
-# when found: SPAMFLOW_KOR). Prints the count per set, then scores the test
+# and the Korean spam reports' when found: SPAMFLOW_KOR, SPAMFLOW_KOSPAM). Prints the count per set, then scores the test
 # lines that are not near copies with MODEL (default: the shipped model).
 #   scripts/test-overlap.sh [MODEL]
 set -euo pipefail
@@ -12,7 +12,7 @@ model=${1:-operators/models/default.sfm}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . scripts/training-data.sh
-cat "$work/synth.jsonl" "$work/rules.jsonl" operators/models/corpus/ko-handwritten-*.jsonl ${kor_rows:+"$kor_rows"} > "$work/train.jsonl"
+cat "$work/synth.jsonl" "$work/rules.jsonl" operators/models/corpus/ko-handwritten-*.jsonl ${kor_rows:+"$kor_rows"} ${kospam_rows:+"$kospam_rows"} > "$work/train.jsonl"
 python3 - "$work" operators/models/corpus/ko-test*.jsonl <<'EOF'
 import json, re, sys
 work, sets = sys.argv[1], sys.argv[2:]
