@@ -20,8 +20,9 @@ case "$half" in train|eval) ;; *) echo "kor-corpus.sh: the half is train or eval
 want=8e69ef6ac02ab3c2ef48d76cae368ca6165e83e868ffa676509434356e3b9357
 got=$(sha256sum "$csv" | cut -d' ' -f1)
 [ "$got" = "$want" ] || { echo "kor-corpus.sh: $csv has SHA-256 $got, not that of the known copy ($want)" >&2; exit 1; }
-python3 - "$csv" "$half" <<'PY'
-import collections, csv, hashlib, json, re, sys
+PYTHONPATH="$(dirname "$0")" python3 - "$csv" "$half" <<'PY'
+import collections, csv, hashlib, json, sys
+import campaigns
 path, want = sys.argv[1:]
 rows, seen = [], set()
 with open(path, encoding="utf-8-sig", newline="") as f:
@@ -31,31 +32,8 @@ with open(path, encoding="utf-8-sig", newline="") as f:
             seen.add(text)
             rows.append((text, "spam" if row["class"] == "1" else "ham"))
 
-def runs(text):
-    k = re.sub(r"\s", "", text)
-    return {k[i:i + 10] for i in range(max(1, len(k) - 9))}
-
 spam = [t for t, label in rows if label == "spam"]
-spam_runs = [runs(t) for t in spam]
-parent = list(range(len(spam)))
-def root(i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-by_run = collections.defaultdict(list)
-for i, r in enumerate(spam_runs):
-    for x in r:
-        by_run[x].append(i)
-for i, r in enumerate(spam_runs):
-    shared = collections.Counter(j for x in r for j in by_run[x] if j != i)
-    for j, n in shared.items():
-        if 2 * n >= min(len(r), len(spam_runs[j])):
-            parent[root(i)] = root(j)
-campaign = collections.defaultdict(list)
-for i, t in enumerate(spam):
-    campaign[root(i)].append(t)
-key = {t: min(members) for members in campaign.values() for t in members}
+key = campaigns.campaign_keys(spam)
 
 def half(text):
     return "train" if hashlib.sha256(text.encode()).hexdigest()[0] in "01234567" else "eval"
@@ -73,6 +51,6 @@ for text, label in rows:
             continue
     counts[label] += 1
     print(json.dumps(row, ensure_ascii=False))
-print(f"kor-corpus.sh: {want} half: {counts['spam']} spam ({len(campaign)} campaigns in both halves), "
+print(f"kor-corpus.sh: {want} half: {counts['spam']} spam ({len(set(key.values()))} campaigns in both halves), "
       f"{counts['ham']} ham", file=sys.stderr)
 PY

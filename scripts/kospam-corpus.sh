@@ -32,30 +32,23 @@ got=$(sha256sum "$csv" | cut -d' ' -f1)
 want_kor=8e69ef6ac02ab3c2ef48d76cae368ca6165e83e868ffa676509434356e3b9357
 got=$(sha256sum "$kor" | cut -d' ' -f1)
 [ "$got" = "$want_kor" ] || { echo "kospam-corpus.sh: $kor has SHA-256 $got, not that of the Korean phishing dataset ($want_kor)" >&2; exit 1; }
-python3 - "$csv" "$kor" "$half" "$cleaned" <<'PY'
+PYTHONPATH="$(dirname "$0")" python3 - "$csv" "$kor" "$half" "$cleaned" <<'PY'
 import collections, csv, hashlib, json, re, sys
+import campaigns
 path, kor_path, want, cleaned = sys.argv[1:]
 
 def masked(text):
     return re.sub(r"[0-9*]", "*", re.sub(r"\s", "", text))
 
-def runs(text):
-    k = re.sub(r"\s", "", text)
-    return {k[i:i + 10] for i in range(max(1, len(k) - 9))}
-
 with open(kor_path, encoding="utf-8-sig", newline="") as f:
     kor_rows = list(csv.DictReader(f))
 kor = {masked(row["content"]) for row in kor_rows}
-kor_spam_runs = [runs(row["content"]) for row in kor_rows if row["class"] == "1"]
-kor_by_run = collections.defaultdict(list)
-for i, r in enumerate(kor_spam_runs):
-    for x in r:
-        kor_by_run[x].append(i)
+kor_spam_runs = [campaigns.runs(row["content"]) for row in kor_rows if row["class"] == "1"]
+kor_by_run = campaigns.index(kor_spam_runs)
 
 def near_kor_spam(text):
-    r = runs(text)
-    shared = collections.Counter(j for x in r for j in kor_by_run.get(x, ()))
-    return any(2 * n >= min(len(r), len(kor_spam_runs[j])) for j, n in shared.items())
+    return bool(campaigns.near_copies(campaigns.runs(text), kor_spam_runs, kor_by_run))
+
 hangul = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 rows, seen, left_out = [], set(), collections.Counter()
 with open(path, encoding="utf-8", errors="replace", newline="") as f:
@@ -76,41 +69,19 @@ with open(path, encoding="utf-8", errors="replace", newline="") as f:
 
 key = {}
 for label in ("spam", "ham"):
-    texts = [t for t, l in rows if l == label]
-    text_runs = [runs(t) for t in texts]
-    parent = list(range(len(texts)))
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-    by_run = collections.defaultdict(list)
-    for i, r in enumerate(text_runs):
-        for x in r:
-            by_run[x].append(i)
-    for i, r in enumerate(text_runs):
-        shared = collections.Counter(j for x in r for j in by_run[x] if j != i)
-        for j, n in shared.items():
-            if 2 * n >= min(len(r), len(text_runs[j])):
-                parent[root(i)] = root(j)
-    groups = collections.defaultdict(list)
-    for i, t in enumerate(texts):
-        groups[root(i)].append(t)
-    for members in groups.values():
-        for t in members:
-            key[t] = min(members)
+    key.update(campaigns.campaign_keys([t for t, l in rows if l == label]))
 
-counts, campaigns = collections.Counter(), collections.defaultdict(set)
+counts, named = collections.Counter(), collections.defaultdict(set)
 for text, label in rows:
     k = key[text]
     if ("train" if hashlib.sha256(k.encode()).hexdigest()[0] in "01234567" else "eval") != want:
         continue
     counts[label] += 1
-    campaigns[label].add(k)
+    named[label].add(k)
     out = re.sub(r" +", " ", text.replace("*", "0").replace("?", " ")).strip() if cleaned or want == "train" else text
     print(json.dumps({"text": out, "label": label, "language": "ko", "source": f"kospam-{want}",
                       "group": f"kospam:{k}"}, ensure_ascii=False))
-print(f"kospam-corpus.sh: {want} half: {counts['spam']} spam in {len(campaigns['spam'])} campaigns, "
-      f"{counts['ham']} ham in {len(campaigns['ham'])} templates; left out: "
+print(f"kospam-corpus.sh: {want} half: {counts['spam']} spam in {len(named['spam'])} campaigns, "
+      f"{counts['ham']} ham in {len(named['ham'])} templates; left out: "
       + ", ".join(f"{n} {why}" for why, n in sorted(left_out.items())), file=sys.stderr)
 PY
