@@ -3,8 +3,9 @@
 # a test line counts as one when it shares five or more runs of ten characters (spaces
 # removed) with the shipped model's Korean training lines (the synthesizer's corpus, the
 # rule pack's examples, the hand-written sets, the Korean phishing dataset's training half
-# and the Korean spam reports' when found: SPAMFLOW_KOR, SPAMFLOW_KOSPAM). Prints the count per set, then scores the test
-# lines that are not near copies with MODEL (default: the shipped model).
+# and the Korean spam reports' when found: SPAMFLOW_KOR, SPAMFLOW_KOSPAM). Prints the count
+# per set, then scores the test lines that are not near copies with MODEL (default: the
+# shipped model).
 #   scripts/test-overlap.sh [MODEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
