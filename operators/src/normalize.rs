@@ -37,6 +37,9 @@ pub struct Normalized {
     /// The input's characters, as decoded once here (the classifier counts obfuscation
     /// marks on them: [`count_evasions`]).
     input_chars: Vec<char>,
+    /// Byte offsets in `text` of the characters before which spaces were removed (between
+    /// two Hangul characters).
+    dropped_spaces: Vec<u32>,
     chars: Vec<(char, u32, u32)>,
     tmp: Vec<(char, u32, u32)>,
 }
@@ -61,6 +64,13 @@ impl Normalized {
     /// The characters of the text it was made from.
     pub fn input_chars(&self) -> &[char] {
         &self.input_chars
+    }
+
+    /// Byte offsets in the canonical text of the characters that had a space before them
+    /// in the original, removed between Hangul characters (step 5): where the original's
+    /// words begin inside the canonical text's runs of Hangul.
+    pub fn dropped_spaces(&self) -> &[u32] {
+        &self.dropped_spaces
     }
 
     /// Maps a byte range of the canonical text to the byte range of the original text it
@@ -93,6 +103,7 @@ impl Normalized {
         self.text.clear();
         self.map.clear();
         self.input_chars.clear();
+        self.dropped_spaces.clear();
         self.input_len = input.len();
         decompose(input, &mut self.input_chars, &mut self.tmp, keep_syllables);
         read_typed_finals(input, &mut self.tmp);
@@ -113,8 +124,15 @@ impl Normalized {
             }
             std::mem::swap(&mut self.tmp, &mut self.chars);
         }
+        let mut prev_end = None;
         for &(c, s, e) in &self.chars {
             let before = self.text.len();
+            if prev_end.is_some_and(|p: u32| {
+                p < s && input[p as usize..s as usize].contains(char::is_whitespace)
+            }) {
+                self.dropped_spaces.push(before as u32);
+            }
+            prev_end = Some(e);
             self.text.push(c);
             for _ in before..self.text.len() {
                 self.map.push((s, e));
@@ -642,6 +660,16 @@ mod tests {
     }
 
     #[test]
+    fn spaces_dropped_between_hangul_are_remembered() {
+        let n = normalize("오늘 카.지.노 OPEN 룰 렛");
+        assert_eq!(n.as_str(), "오늘카지노 open 룰렛");
+        let at = |s: &str| n.as_str().find(s).unwrap() as u32;
+        // Not the dots inside `카.지.노`, nor the spaces the form keeps.
+        assert_eq!(n.dropped_spaces(), [at("카"), at("렛")]);
+        assert!(normalize("오늘만특가").dropped_spaces().is_empty());
+    }
+
+    #[test]
     fn spans_map_back_to_the_original() {
         let text = "오늘 카.지.노 OPEN";
         let n = normalize(text);
@@ -670,6 +698,7 @@ mod tests {
                 split.normalize_with(text, false);
                 prop_assert_eq!(whole.as_str(), split.as_str());
                 prop_assert_eq!(&whole.map, &split.map);
+                prop_assert_eq!(whole.dropped_spaces(), split.dropped_spaces());
             }
         }
 
@@ -684,6 +713,9 @@ mod tests {
                     prop_assert!(x <= y && y <= text.len());
                     prop_assert!(text.is_char_boundary(x) && text.is_char_boundary(y));
                 }
+                let dropped = n.dropped_spaces();
+                prop_assert!(dropped.windows(2).all(|w| w[0] < w[1]));
+                prop_assert!(dropped.iter().all(|&d| once.is_char_boundary(d as usize) && (d as usize) < once.len()));
             }
         }
     }
