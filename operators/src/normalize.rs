@@ -37,9 +37,6 @@ pub struct Normalized {
     /// The input's characters, as decoded once here (the classifier counts obfuscation
     /// marks on them: [`count_evasions`]).
     input_chars: Vec<char>,
-    /// Byte offsets in `text` of the characters before which spaces were removed (between
-    /// two Hangul characters).
-    dropped_spaces: Vec<u32>,
     chars: Vec<(char, u32, u32)>,
     tmp: Vec<(char, u32, u32)>,
 }
@@ -66,11 +63,25 @@ impl Normalized {
         &self.input_chars
     }
 
-    /// Byte offsets in the canonical text of the characters that had a space before them
-    /// in the original, removed between Hangul characters (step 5): where the original's
-    /// words begin inside the canonical text's runs of Hangul.
-    pub fn dropped_spaces(&self) -> &[u32] {
-        &self.dropped_spaces
+    /// Writes to `out` the byte offsets in the canonical text of the characters that had a
+    /// space before them in `input` (the text this form was made from), removed between
+    /// Hangul characters (step 5): where the original's words begin inside the canonical
+    /// text's runs of Hangul. Worked out on request, from the offset map: only a model
+    /// that reads the original's words asks.
+    pub fn dropped_spaces(&self, input: &str, out: &mut Vec<u32>) {
+        out.clear();
+        let mut prev_end = None;
+        for (at, _) in self.text.char_indices() {
+            let (s, e) = self.map[at];
+            if prev_end.is_some_and(|p: u32| {
+                input
+                    .get(p as usize..s as usize)
+                    .is_some_and(|gap| gap.contains(char::is_whitespace))
+            }) {
+                out.push(at as u32);
+            }
+            prev_end = Some(e);
+        }
     }
 
     /// Maps a byte range of the canonical text to the byte range of the original text it
@@ -103,7 +114,6 @@ impl Normalized {
         self.text.clear();
         self.map.clear();
         self.input_chars.clear();
-        self.dropped_spaces.clear();
         self.input_len = input.len();
         decompose(input, &mut self.input_chars, &mut self.tmp, keep_syllables);
         read_typed_finals(input, &mut self.tmp);
@@ -124,15 +134,8 @@ impl Normalized {
             }
             std::mem::swap(&mut self.tmp, &mut self.chars);
         }
-        let mut prev_end = None;
         for &(c, s, e) in &self.chars {
             let before = self.text.len();
-            if prev_end.is_some_and(|p: u32| {
-                p < s && input[p as usize..s as usize].contains(char::is_whitespace)
-            }) {
-                self.dropped_spaces.push(before as u32);
-            }
-            prev_end = Some(e);
             self.text.push(c);
             for _ in before..self.text.len() {
                 self.map.push((s, e));
@@ -584,6 +587,12 @@ mod tests {
         normalize(s).as_str().to_owned()
     }
 
+    fn dropped_spaces(n: &Normalized, input: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        n.dropped_spaces(input, &mut out);
+        out
+    }
+
     #[test]
     fn nested_defanging_is_undone_whole() {
         // Found by the normalize fuzz target (fuzz/regressions/normalize).
@@ -665,8 +674,11 @@ mod tests {
         assert_eq!(n.as_str(), "오늘카지노 open 룰렛");
         let at = |s: &str| n.as_str().find(s).unwrap() as u32;
         // Not the dots inside `카.지.노`, nor the spaces the form keeps.
-        assert_eq!(n.dropped_spaces(), [at("카"), at("렛")]);
-        assert!(normalize("오늘만특가").dropped_spaces().is_empty());
+        assert_eq!(
+            dropped_spaces(&n, "오늘 카.지.노 OPEN 룰 렛"),
+            [at("카"), at("렛")]
+        );
+        assert!(dropped_spaces(&normalize("오늘만특가"), "오늘만특가").is_empty());
     }
 
     #[test]
@@ -698,7 +710,7 @@ mod tests {
                 split.normalize_with(text, false);
                 prop_assert_eq!(whole.as_str(), split.as_str());
                 prop_assert_eq!(&whole.map, &split.map);
-                prop_assert_eq!(whole.dropped_spaces(), split.dropped_spaces());
+                prop_assert_eq!(dropped_spaces(&whole, text), dropped_spaces(&split, text));
             }
         }
 
@@ -713,7 +725,7 @@ mod tests {
                     prop_assert!(x <= y && y <= text.len());
                     prop_assert!(text.is_char_boundary(x) && text.is_char_boundary(y));
                 }
-                let dropped = n.dropped_spaces();
+                let dropped = dropped_spaces(&n, text);
                 prop_assert!(dropped.windows(2).all(|w| w[0] < w[1]));
                 prop_assert!(dropped.iter().all(|&d| once.is_char_boundary(d as usize) && (d as usize) < once.len()));
             }

@@ -396,7 +396,9 @@ mod tests {
                     Links::HostWords,
                 )
             };
-            extract(&mut with, Some(n.dropped_spaces()));
+            let mut spaces = Vec::new();
+            n.dropped_spaces(text, &mut spaces);
+            extract(&mut with, Some(&spaces));
             extract(&mut without, None);
             let c = n.as_str();
             let extra = &with.features[without.features.len() - without.shape_features

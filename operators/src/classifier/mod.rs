@@ -143,6 +143,9 @@ pub struct ClassifierWorker {
     scores: Vec<f32>,
     contributions: Vec<f32>,
     candidates: Vec<usize>,
+    /// Where the original's spaces between Hangul were dropped (models that read the
+    /// original's words).
+    spaces: Vec<u32>,
     slots: Vec<u32>,
     spans: Vec<((usize, usize), f32)>,
     blocks: Vec<(f32, usize)>,
@@ -181,7 +184,10 @@ impl ClassifierWorker {
         self.x.extract(
             canonical.as_str(),
             h.evasion_feature.then(|| canonical.input_chars()),
-            h.hangul_spaced_words.then(|| canonical.dropped_spaces()),
+            h.hangul_spaced_words.then(|| {
+                canonical.dropped_spaces(text, &mut self.spaces);
+                self.spaces.as_slice()
+            }),
             h.buckets,
             h.max_chars,
             h.ngrams(),

@@ -346,6 +346,7 @@ fn encode(
 ) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
+    let mut spaces = Vec::new();
     let mut hangul = Vec::with_capacity(examples.len());
     let (slots, starts) = examples
         .iter()
@@ -354,7 +355,10 @@ fn encode(
             x.extract(
                 norm.as_str(),
                 Some(norm.input_chars()),
-                spaced_words.then(|| norm.dropped_spaces()),
+                spaced_words.then(|| {
+                    norm.dropped_spaces(&e.text, &mut spaces);
+                    spaces.as_slice()
+                }),
                 buckets,
                 max_chars,
                 ngrams,
