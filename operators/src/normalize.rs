@@ -63,27 +63,6 @@ impl Normalized {
         &self.input_chars
     }
 
-    /// Writes to `out` the byte offsets in the canonical text of the characters that had a
-    /// space before them in `input` (the text this form was made from), removed between
-    /// Hangul characters (step 5): where the original's words begin inside the canonical
-    /// text's runs of Hangul. Worked out on request, from the offset map: only a model
-    /// that reads the original's words asks.
-    pub fn dropped_spaces(&self, input: &str, out: &mut Vec<u32>) {
-        out.clear();
-        let mut prev_end = None;
-        for (at, _) in self.text.char_indices() {
-            let (s, e) = self.map[at];
-            if prev_end.is_some_and(|p: u32| {
-                input
-                    .get(p as usize..s as usize)
-                    .is_some_and(|gap| gap.contains(char::is_whitespace))
-            }) {
-                out.push(at as u32);
-            }
-            prev_end = Some(e);
-        }
-    }
-
     /// Maps a byte range of the canonical text to the byte range of the original text it
     /// came from. Out-of-range input is clamped; an empty range maps to an empty range.
     pub fn original_span(&self, start: usize, end: usize) -> (usize, usize) {
@@ -587,12 +566,6 @@ mod tests {
         normalize(s).as_str().to_owned()
     }
 
-    fn dropped_spaces(n: &Normalized, input: &str) -> Vec<u32> {
-        let mut out = Vec::new();
-        n.dropped_spaces(input, &mut out);
-        out
-    }
-
     #[test]
     fn nested_defanging_is_undone_whole() {
         // Found by the normalize fuzz target (fuzz/regressions/normalize).
@@ -669,19 +642,6 @@ mod tests {
     }
 
     #[test]
-    fn spaces_dropped_between_hangul_are_remembered() {
-        let n = normalize("오늘 카.지.노 OPEN 룰 렛");
-        assert_eq!(n.as_str(), "오늘카지노 open 룰렛");
-        let at = |s: &str| n.as_str().find(s).unwrap() as u32;
-        // Not the dots inside `카.지.노`, nor the spaces the form keeps.
-        assert_eq!(
-            dropped_spaces(&n, "오늘 카.지.노 OPEN 룰 렛"),
-            [at("카"), at("렛")]
-        );
-        assert!(dropped_spaces(&normalize("오늘만특가"), "오늘만특가").is_empty());
-    }
-
-    #[test]
     fn spans_map_back_to_the_original() {
         let text = "오늘 카.지.노 OPEN";
         let n = normalize(text);
@@ -710,7 +670,6 @@ mod tests {
                 split.normalize_with(text, false);
                 prop_assert_eq!(whole.as_str(), split.as_str());
                 prop_assert_eq!(&whole.map, &split.map);
-                prop_assert_eq!(dropped_spaces(&whole, text), dropped_spaces(&split, text));
             }
         }
 
@@ -725,9 +684,6 @@ mod tests {
                     prop_assert!(x <= y && y <= text.len());
                     prop_assert!(text.is_char_boundary(x) && text.is_char_boundary(y));
                 }
-                let dropped = dropped_spaces(&n, text);
-                prop_assert!(dropped.windows(2).all(|w| w[0] < w[1]));
-                prop_assert!(dropped.iter().all(|&d| once.is_char_boundary(d as usize) && (d as usize) < once.len()));
             }
         }
     }

@@ -700,7 +700,6 @@ mod tests {
             evasion_feature: false,
             link_hosts: false,
             link_host_words: false,
-            hangul_spaced_words: false,
             hangul_window_bytes: None,
             min_features: None,
         };

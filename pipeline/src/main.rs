@@ -96,10 +96,6 @@ enum Cmd {
         /// 0 scores the whole text only.
         #[arg(long, default_value_t = TrainConfig::default().hangul_window_bytes.unwrap_or(0))]
         hangul_window_bytes: usize,
-        /// Text with Hangul adds its words as the original spaced them (the canonical form
-        /// drops spaces between Hangul; docs/classifier.md).
-        #[arg(long)]
-        hangul_spaced_words: bool,
         /// Each of a text's n features weighs 1/sqrt(max(n, this)), so that short text
         /// counts for less (1..=1000; docs/classifier.md).
         #[arg(long, default_value_t = TrainConfig::default().min_features)]
@@ -571,7 +567,6 @@ fn main() -> ExitCode {
             max_ngram,
             hangul_max_ngram,
             hangul_window_bytes,
-            hangul_spaced_words,
             min_features,
             learning_rate,
             l2,
@@ -592,7 +587,6 @@ fn main() -> ExitCode {
                 l2,
                 policy_exclude_sources,
                 hangul_window_bytes: (hangul_window_bytes > 0).then_some(hangul_window_bytes),
-                hangul_spaced_words,
                 min_features,
                 ..TrainConfig::default()
             };

@@ -8,11 +8,6 @@
 //!   text with Hangul (Hangul syllables are one character each, so a Korean 2-gram is a
 //!   two-syllable word piece; spacing obfuscation cannot split them);
 //! - every word and word bigram, where a word is a run of letters or digits;
-//! - for text with Hangul (in models that read them), its words as the original spaced
-//!   them: the canonical form drops the spaces between Hangul, so its words there are
-//!   whole sentences, and these bring back `드려요`, `로봇` and `결정하세요` as words
-//!   (a spaced word keeps its letters and digits; what the normalizer undid inside it,
-//!   `카.지.노`, stays undone);
 //! - a few shape features: length bucket, whether there is a URL-like token, digit runs.
 //!
 //! Text with Hangul and other text hash into separate feature spaces (the script is mixed
@@ -36,7 +31,6 @@ const KIND_CHAR: u64 = 1;
 const KIND_WORD: u64 = 2;
 const KIND_BIGRAM: u64 = 3;
 const KIND_SHAPE: u64 = 4;
-const KIND_SPACED_WORD: u64 = 5;
 
 /// Shape features at the end of every text's features: length, word count, URL-like, and
 /// (for models that read it) the obfuscation marks.
@@ -178,16 +172,11 @@ impl Extractor {
     /// `canonical` was made from, [`crate::normalize::Normalized::input_chars`]) is given,
     /// the obfuscation marks in its first `max_chars` characters
     /// ([`crate::normalize::evasions`]) are a shape feature too: none, one, two or three,
-    /// four or more. `links` says how links are read ([`Links`]). When `dropped_spaces`
-    /// (the canonical text's offsets where spaces between Hangul were removed,
-    /// [`crate::normalize::Normalized::dropped_spaces`]) is given and the text has
-    /// Hangul, its words as the original spaced them are features too.
-    #[allow(clippy::too_many_arguments)]
+    /// four or more. `links` says how links are read ([`Links`]).
     pub fn extract(
         &mut self,
         canonical: &str,
         original: Option<&[char]>,
-        dropped_spaces: Option<&[u32]>,
         buckets: u32,
         max_chars: usize,
         (max_n, hangul_max_n): (usize, usize),
@@ -303,34 +292,6 @@ impl Extractor {
             prev = Some(h);
             words += 1;
         }
-        // Words as the original spaced them: split at spaces, kept or dropped; of a word,
-        // its letters and digits.
-        if let Some(dropped) = dropped_spaces.filter(|_| hangul) {
-            let mut dropped = dropped.iter().peekable();
-            // The first and last letter or digit of the word being read.
-            let mut word: Option<(usize, usize)> = None;
-            let mut h = mix(offset, KIND_SPACED_WORD);
-            for k in 0..=n {
-                let at = self.chars.get(k).map_or(u32::MAX, |&(_, at)| at);
-                let mut space = k == n || self.chars[k].0 == ' ';
-                while dropped.next_if(|&&d| d <= at).is_some() {
-                    space = true;
-                }
-                if space {
-                    if let Some((first, last)) = word.take() {
-                        self.features.push(Feature {
-                            slot: slot(h, mask),
-                            span: (self.chars[first].1, end_of(&self.chars, last)),
-                        });
-                    }
-                    h = mix(offset, KIND_SPACED_WORD);
-                }
-                if k < n && is_word_char(self.chars[k].0) {
-                    word = Some((word.map_or(k, |(first, _)| first), k));
-                    h = mix(h, u64::from(self.chars[k].0));
-                }
-            }
-        }
         // Shape: length bucket, word-count bucket, URL-like token.
         let len_bucket = match n {
             0..=10 => 0,
@@ -369,7 +330,7 @@ mod tests {
 
     fn slots(text: &str) -> Vec<u32> {
         let mut x = Extractor::new();
-        x.extract(text, None, None, 1 << 18, 2_000, (4, 4), Links::Whole);
+        x.extract(text, None, 1 << 18, 2_000, (4, 4), Links::Whole);
         x.features.iter().map(|f| f.slot).collect()
     }
 
@@ -380,53 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn text_with_hangul_adds_its_words_as_the_original_spaced_them() {
-        // The spaced words of `text`, as excerpts of its canonical form.
-        let words = |text: &str| -> Vec<String> {
-            let n = crate::normalize::normalize(text);
-            let (mut with, mut without) = (Extractor::new(), Extractor::new());
-            let extract = |x: &mut Extractor, spaces| {
-                x.extract(
-                    n.as_str(),
-                    None,
-                    spaces,
-                    1 << 18,
-                    600,
-                    (4, 3),
-                    Links::HostWords,
-                )
-            };
-            let mut spaces = Vec::new();
-            n.dropped_spaces(text, &mut spaces);
-            extract(&mut with, Some(&spaces));
-            extract(&mut without, None);
-            let c = n.as_str();
-            let extra = &with.features[without.features.len() - without.shape_features
-                ..with.features.len() - with.shape_features];
-            extra
-                .iter()
-                .map(|f| c[f.span.0 as usize..f.span.1 as usize].to_string())
-                .collect()
-        };
-        assert_eq!(
-            words("비트 단타 로봇 깔아 드려요!"),
-            ["비트", "단타", "로봇", "깔아", "드려요"]
-        );
-        // What the normalizer undid stays undone; a word keeps its letters and digits.
-        assert_eq!(
-            words("카.지.노 가입 [Web발신]"),
-            ["카지노", "가입", "web발신"]
-        );
-        assert_eq!(words("ㄷ ㅐ 박 이벤트"), ["대", "박", "이벤트"]);
-        // Text without Hangul adds none.
-        assert!(words("free entry now").is_empty());
-    }
-
-    #[test]
     fn spans_point_into_the_text() {
         let text = "카지노 bonus 가입";
         let mut x = Extractor::new();
-        x.extract(text, None, None, 1 << 16, 2_000, (4, 4), Links::Whole);
+        x.extract(text, None, 1 << 16, 2_000, (4, 4), Links::Whole);
         for f in &x.features {
             let (a, b) = (f.span.0 as usize, f.span.1 as usize);
             assert!(
@@ -451,7 +369,6 @@ mod tests {
             x.extract(
                 canonical.as_str(),
                 Some(canonical.input_chars()),
-                None,
                 1 << 18,
                 600,
                 (4, 3),
@@ -493,7 +410,7 @@ mod tests {
         // A long path adds no features: the same as the bare host.
         let mut x = Extractor::new();
         let mut slots = |text: &str| {
-            x.extract(text, None, None, 1 << 18, 600, (4, 3), Links::Host);
+            x.extract(text, None, 1 << 18, 600, (4, 3), Links::Host);
             x.features.iter().map(|f| f.slot).collect::<Vec<_>>()
         };
         assert_eq!(
@@ -508,7 +425,7 @@ mod tests {
         let host = text.find("www").unwrap()..text.find("/ko").unwrap();
         let mut x = Extractor::new();
         let mut inside = |links| {
-            x.extract(text, None, None, 1 << 18, 600, (4, 3), links);
+            x.extract(text, None, 1 << 18, 600, (4, 3), links);
             x.features
                 .iter()
                 .filter(|f| host.contains(&(f.span.0 as usize)))

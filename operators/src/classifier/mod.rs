@@ -143,9 +143,6 @@ pub struct ClassifierWorker {
     scores: Vec<f32>,
     contributions: Vec<f32>,
     candidates: Vec<usize>,
-    /// Where the original's spaces between Hangul were dropped (models that read the
-    /// original's words).
-    spaces: Vec<u32>,
     slots: Vec<u32>,
     spans: Vec<((usize, usize), f32)>,
     blocks: Vec<(f32, usize)>,
@@ -184,10 +181,6 @@ impl ClassifierWorker {
         self.x.extract(
             canonical.as_str(),
             h.evasion_feature.then(|| canonical.input_chars()),
-            h.hangul_spaced_words.then(|| {
-                canonical.dropped_spaces(text, &mut self.spaces);
-                self.spaces.as_slice()
-            }),
             h.buckets,
             h.max_chars,
             h.ngrams(),
@@ -508,7 +501,7 @@ mod tests {
         assert_eq!(model.header.ngrams(), (4, 3));
         let mut x = features::Extractor::new();
         let count = |x: &mut features::Extractor, text: &str, ngrams| {
-            x.extract(text, None, None, 1 << 18, 600, ngrams, Links::Whole);
+            x.extract(text, None, 1 << 18, 600, ngrams, Links::Whole);
             x.features.len()
         };
         // Five syllables: 4 bigrams and 3 trigrams, no 4-grams; one word; shape.
@@ -525,33 +518,6 @@ mod tests {
         bad.header.hangul_max_ngram = Some(9);
         let e = Model::from_bytes(&bad.to_bytes(), "bad").unwrap_err();
         assert!(e.to_string().contains("hangul_max_ngram 9"), "{e}");
-    }
-
-    #[test]
-    fn hangul_text_reads_its_spaced_words_in_models_that_say_so() {
-        // The shipped model does not read them (docs/classifier.md, "Tried and not kept").
-        let without = builtin().unwrap();
-        assert!(!without.header.hangul_spaced_words);
-        let mut model = without.clone();
-        model.header.hangul_spaced_words = true;
-        let mut w = ClassifierWorker::new();
-        let text = "비트 단타 로봇 깔아 드려요";
-        assert_ne!(
-            w.score(&without, text).log_odds,
-            w.score(&model, text).log_odds
-        );
-        // English text has no spaced words of its own.
-        assert_eq!(
-            w.score(&without, "free entry now").log_odds,
-            w.score(&model, "free entry now").log_odds
-        );
-        // Written only when set, so a header without it (and every file written before
-        // it was) reads none.
-        let json = |m: &Model| serde_json::to_value(&m.header).unwrap();
-        assert!(json(&without).get("hangul_spaced_words").is_none());
-        assert_eq!(json(&model)["hangul_spaced_words"], true);
-        let old: model::ModelHeader = serde_json::from_value(json(&without)).unwrap();
-        assert!(!old.hangul_spaced_words);
     }
 
     #[test]

@@ -95,11 +95,6 @@ pub struct ModelHeader {
     /// ([`Links::HostWords`]; `false` in files written before it was). Needs `link_hosts`.
     #[serde(default)]
     pub link_host_words: bool,
-    /// Whether text with Hangul adds its words as the original spaced them
-    /// ([`super::features`]; written only when set, so `false` in files written without
-    /// it or before it was).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub hangul_spaced_words: bool,
     /// For text with Hangul, the spam log-odds are the largest of the whole text's and
     /// those of its windows of this many bytes of the canonical text
     /// ([`window_max_logit`]). Absent (files written before it was, and models trained

@@ -199,9 +199,6 @@ pub struct TrainConfig {
     /// well as the whole text ([`ModelHeader::hangul_window_bytes`]); the policy is fitted
     /// on the same maximum.
     pub hangul_window_bytes: Option<usize>,
-    /// Text with Hangul adds its words as the original spaced them
-    /// ([`ModelHeader::hangul_spaced_words`]).
-    pub hangul_spaced_words: bool,
     /// Each of a text's `n` features weighs `1/sqrt(max(n, min_features))`
     /// ([`ModelHeader::min_features`]).
     pub min_features: usize,
@@ -289,7 +286,6 @@ impl Default for TrainConfig {
             ham_label_budget: 0.02,
             policy_exclude_sources: Vec::new(),
             hangul_window_bytes: None,
-            hangul_spaced_words: false,
             min_features: 40,
         }
     }
@@ -336,17 +332,10 @@ struct Encoded {
 }
 
 /// Encodes every example as a model with the obfuscation-marks feature and links read as
-/// their hosts' words reads it, with or without the spaced words of text with Hangul.
-fn encode(
-    examples: &[Example],
-    buckets: u32,
-    max_chars: usize,
-    ngrams: (usize, usize),
-    spaced_words: bool,
-) -> Encoded {
+/// their hosts' words reads it.
+fn encode(examples: &[Example], buckets: u32, max_chars: usize, ngrams: (usize, usize)) -> Encoded {
     let mut norm = Normalized::new();
     let mut x = Extractor::new();
-    let mut spaces = Vec::new();
     let mut hangul = Vec::with_capacity(examples.len());
     let (slots, starts) = examples
         .iter()
@@ -355,10 +344,6 @@ fn encode(
             x.extract(
                 norm.as_str(),
                 Some(norm.input_chars()),
-                spaced_words.then(|| {
-                    norm.dropped_spaces(&e.text, &mut spaces);
-                    spaces.as_slice()
-                }),
                 buckets,
                 max_chars,
                 ngrams,
@@ -764,7 +749,6 @@ pub fn train(
         buckets,
         cfg.max_chars,
         (cfg.max_ngram, cfg.hangul_max_ngram),
-        cfg.hangul_spaced_words,
     );
     progress("features extracted");
     let labels: Vec<bool> = examples.iter().map(Example::is_spam).collect();
@@ -870,7 +854,6 @@ pub fn train(
         evasion_feature: true,
         link_hosts: true,
         link_host_words: true,
-        hangul_spaced_words: cfg.hangul_spaced_words,
         hangul_window_bytes: cfg.hangul_window_bytes,
         min_features: Some(cfg.min_features),
     };
@@ -1153,7 +1136,7 @@ mod tests {
     #[test]
     fn a_bagged_head_is_the_average_of_its_members() {
         let data = corpus();
-        let enc = encode(&data, 1 << 12, 600, (4, 3), false);
+        let enc = encode(&data, 1 << 12, 600, (4, 3));
         let labels: Vec<bool> = data.iter().map(Example::is_spam).collect();
         let weights = vec![1.0; data.len()];
         let rows: Vec<usize> = (0..data.len()).collect();
