@@ -9,6 +9,9 @@ use rdkafka::message::{Message, ToBytes};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 
+/// How long [`send`] and [`flush`] sleep between two looks at the producer's queue.
+const CHECK: Duration = Duration::from_micros(250);
+
 /// Queues `rec` on `p`, waiting while the producer's queue is full.
 pub fn send<K, P, C>(p: &ThreadedProducer<C>, mut rec: BaseRecord<'_, K, P, C::DeliveryOpaque>)
 where
@@ -18,23 +21,27 @@ where
 {
     while let Err((_, back)) = p.send(rec) {
         rec = back;
-        p.poll(Duration::from_millis(1));
+        std::thread::sleep(CHECK);
     }
 }
 
-/// Waits until every record queued on `p` is delivered, at most `timeout`. rdkafka's own
-/// `flush` waits on the event queue in steps of up to 100 ms, and a threaded producer's
-/// events go to its polling thread, so it takes about 100 ms whenever anything is in
-/// flight; asked for 1 ms at a time, it sends at once and checks every millisecond.
+/// Waits until every record queued on `p` is delivered, at most `timeout`, as the
+/// pipeline's `kafka::flush` does: rdkafka's own `flush` polls the event queue that a
+/// threaded producer's thread serves, so it waits about 100 ms whenever anything is in
+/// flight, or spins when asked for under 2 ms. Each look here asks librdkafka to send at
+/// once without waiting, and the thread sleeps between looks.
 pub fn flush<C>(p: &ThreadedProducer<C>, timeout: Duration) -> KafkaResult<()>
 where
     C: rdkafka::producer::ProducerContext + 'static,
 {
     let deadline = Instant::now() + timeout;
     loop {
-        match p.flush(Duration::from_millis(1)) {
+        match p.flush(Duration::ZERO) {
             Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
-                if Instant::now() < deadline => {}
+                if Instant::now() < deadline =>
+            {
+                std::thread::sleep(CHECK)
+            }
             other => return other,
         }
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -287,31 +287,44 @@ pub type Reader = rdkafka::consumer::BaseConsumer<ReaderContext>;
 pub type OutProducer = ThreadedProducer<SinkContext>;
 
 /// Waits until every queued output is delivered (or failed), at most `timeout`.
-///
-/// rdkafka's own `flush` waits on the producer's event queue in steps of up to 100 ms,
-/// and a threaded producer's events go to its polling thread, so it takes about 100 ms
-/// whenever anything is in flight. Here it is called with 1 ms at a time, so that
-/// librdkafka sends at once and the queue is checked every millisecond.
-pub fn flush(producer: &OutProducer, timeout: Duration) -> Result<(), KafkaError> {
+pub fn flush<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
     flush_unless(producer, timeout, || false)
 }
 
+/// How long [`flush_unless`] sleeps between two looks at the producer's queue.
+pub const FLUSH_CHECK: Duration = Duration::from_micros(250);
+
 /// [`flush`], which stops waiting (and returns `Ok`) as soon as `give_up()` holds.
-pub fn flush_unless(
-    producer: &OutProducer,
+///
+/// rdkafka's own `flush` cannot wait well for a threaded producer: it polls the event
+/// queue that the producer's own thread serves, in steps of up to 100 ms, so it waits
+/// about 100 ms whenever anything is in flight; and it rounds a wait under a millisecond
+/// down to none, so asked for a millisecond at a time it spins on the queue, a core's
+/// worth of CPU for as long as the flush lasts. Here each look asks librdkafka to send
+/// what it holds at once and does not wait (`flush` of zero), and the thread sleeps
+/// [`FLUSH_CHECK`] between looks.
+pub fn flush_unless<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
     timeout: Duration,
     give_up: impl Fn() -> bool,
 ) -> Result<(), KafkaError> {
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     loop {
-        match producer.flush(Duration::from_millis(1)) {
-            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
-                if std::time::Instant::now() < deadline && !give_up() => {}
-            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) if give_up() => {
-                return Ok(())
-            }
+        match producer.flush(Duration::ZERO) {
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
             other => return other,
         }
+        if give_up() {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        std::thread::sleep(left.min(FLUSH_CHECK));
     }
 }
 
@@ -348,8 +361,7 @@ pub fn publish(
         }
         send_with_backpressure(&producer, r).with_context(|| format!("publishing to {topic}"))?;
     }
-    producer
-        .flush(Duration::from_secs(30))
+    flush(&producer, Duration::from_secs(30))
         .with_context(|| format!("flushing records to {topic}"))?;
     Ok(())
 }
@@ -420,10 +432,10 @@ pub fn read_to_end(
     };
     consumer.assign(&tpl)?;
     let mut at_end = std::collections::BTreeSet::new();
-    let mut deadline = std::time::Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     while at_end.len() < parts.len() {
         anyhow::ensure!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "{topic}: the end of {} partition(s) was not reached within {timeout:?}",
             parts.len() - at_end.len()
         );
@@ -435,7 +447,7 @@ pub fn read_to_end(
             Some(Err(e)) => tracing::warn!(error = %e, "{tool} reader error"),
             Some(Ok(m)) => {
                 at_end.remove(&m.partition());
-                deadline = std::time::Instant::now() + timeout;
+                deadline = Instant::now() + timeout;
                 each(&m);
             }
         }
@@ -579,8 +591,8 @@ pub async fn create_topics(brokers: &str, cfg: &Config, specs: &[TopicSpec]) -> 
     Ok(())
 }
 
-/// Queues one record, waiting (serving delivery reports) while the producer's queue is
-/// full. Any other error is returned with nothing queued.
+/// Queues one record, waiting while the producer's queue is full (its own thread serves
+/// the delivery reports that make room). Any other error is returned with nothing queued.
 pub fn send_with_backpressure<C, K, P>(
     producer: &ThreadedProducer<C>,
     mut rec: BaseRecord<'_, K, P, C::DeliveryOpaque>,
@@ -596,7 +608,7 @@ where
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                 rec = back;
-                producer.poll(Duration::from_millis(5));
+                std::thread::sleep(FLUSH_CHECK);
             }
             Err((e, _)) => return Err(e),
         }
@@ -606,6 +618,44 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::DefaultProducerContext;
+
+    #[test]
+    fn a_flush_waits_for_every_delivery_and_gives_up_or_times_out_without_one() {
+        let cfg = Config::default();
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("out", 2, 1).unwrap();
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            base_config(&cfg, &mock.bootstrap_servers())
+                .create()
+                .unwrap();
+        let send = |n: usize| {
+            for i in 0..n {
+                let body = format!("record {i}");
+                send_with_backpressure(&producer, BaseRecord::<(), _>::to("out").payload(&body))
+                    .unwrap();
+            }
+        };
+        send(500);
+        flush(&producer, Duration::from_secs(30)).unwrap();
+        assert_eq!(producer.in_flight_count(), 0);
+
+        // With the broker down nothing is delivered: the flush waits its whole timeout,
+        // or stops as soon as it is told to give up, the record still in flight.
+        mock.broker_down(1).unwrap();
+        send(1);
+        assert!(matches!(
+            flush(&producer, Duration::from_millis(20)),
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut))
+        ));
+        assert!(flush_unless(&producer, Duration::from_secs(30), || true).is_ok());
+        assert_eq!(producer.in_flight_count(), 1);
+
+        mock.broker_up(1).unwrap();
+        flush(&producer, Duration::from_secs(30)).unwrap();
+        assert_eq!(producer.in_flight_count(), 0);
+    }
 
     #[test]
     fn failures_are_charged_to_their_input_record_only_when_they_are_its_own() {

@@ -209,7 +209,7 @@ pub fn check(
     stop: Stop,
 ) -> anyhow::Result<Option<JoinHandle<()>>> {
     use rdkafka::consumer::CommitMode;
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
     if !cfg.reports.enabled {
         return Ok(None);
     }
@@ -294,7 +294,7 @@ pub fn check(
                 }
             }
             if dead_lettered || (uncommitted && last_commit.elapsed() >= Duration::from_secs(10)) {
-                match producer.flush(timeout) {
+                match crate::kafka::flush(&producer, timeout) {
                     Ok(()) => {
                         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                             tracing::warn!(error = %e, "report checker: offset commit failed; its records may be checked again");
@@ -306,7 +306,7 @@ pub fn check(
                 }
             }
         }
-        if uncommitted && producer.flush(timeout).is_ok() {
+        if uncommitted && crate::kafka::flush(&producer, timeout).is_ok() {
             let _ = consumer.commit_consumer_state(CommitMode::Sync);
         }
     })?;

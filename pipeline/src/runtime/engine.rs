@@ -142,8 +142,10 @@ pub fn run(
             let wait = if undispatched {
                 Duration::ZERO
             } else {
-                due.saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(10))
+                // librdkafka waits in whole milliseconds and rdkafka rounds down, so a
+                // wait under one would not wait at all: round up.
+                let left = due.saturating_duration_since(Instant::now());
+                Duration::from_millis(left.as_micros().div_ceil(1000).min(10) as u64)
             };
             let polled = consumer.poll(wait);
             metrics
