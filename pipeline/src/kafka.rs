@@ -294,8 +294,9 @@ pub fn flush<C: ProducerContext + 'static>(
     flush_unless(producer, timeout, || false)
 }
 
-/// How long [`flush_unless`] sleeps between two looks at the producer's queue.
-pub const FLUSH_CHECK: Duration = Duration::from_micros(250);
+/// How long [`flush_unless`] and [`send_with_backpressure`] sleep between two looks at
+/// the producer's queue.
+const FLUSH_CHECK: Duration = Duration::from_micros(250);
 
 /// [`flush`], which stops waiting (and returns `Ok`) as soon as `give_up()` holds.
 ///
